@@ -1,0 +1,142 @@
+"""Personal access tokens: opaque, shown once, stored as SHA-256 only."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from jupyter_agnes.store.models import PersonalAccessToken, utcnow
+
+PAT_PREFIX = "agnes_pat_"
+_PAT_BODY = re.compile(r"^[A-Za-z0-9_-]{43,128}$")
+MAX_NAME_LEN = 100
+LAST_USED_WRITE_INTERVAL_S = 60.0
+
+
+def generate_pat() -> str:
+    body = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    return PAT_PREFIX + body
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def looks_like_pat(raw: str) -> bool:
+    return raw.startswith(PAT_PREFIX) and bool(_PAT_BODY.match(raw[len(PAT_PREFIX) :]))
+
+
+def validate_token_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("Token name is required")
+    name = name.strip()
+    if len(name) > MAX_NAME_LEN:
+        raise ValueError(f"Token name must be at most {MAX_NAME_LEN} characters")
+    if any(ord(c) < 32 for c in name):
+        raise ValueError("Token name must not contain control characters")
+    return name
+
+
+def validate_lifetime(days: object, default_days: int, max_days: int) -> int:
+    if days is None:
+        return min(default_days, max_days)
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise ValueError("expires_in_days must be an integer")
+    if days <= 0:
+        raise ValueError("expires_in_days must be positive")
+    if days > max_days:
+        raise ValueError(f"expires_in_days must be at most {max_days}")
+    return days
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    id: str
+    token: str  # the raw secret; shown once, never stored
+    name: str
+    expires_at: datetime
+
+
+def create_pat(s: Session, user_id: int, name: str, lifetime_days: int) -> CreatedToken:
+    raw = generate_pat()
+    row = PersonalAccessToken(
+        id=secrets.token_hex(8),
+        user_id=user_id,
+        name=name,
+        token_hash=hash_token(raw),
+        prefix=raw[: len(PAT_PREFIX) + 4],
+        expires_at=utcnow() + timedelta(days=lifetime_days),
+    )
+    s.add(row)
+    s.flush()
+    return CreatedToken(row.id, raw, name, row.expires_at)
+
+
+def find_by_raw(s: Session, raw: str) -> PersonalAccessToken | None:
+    # Lookup by hash of the presented value: the DB index does the equality, and
+    # an attacker learns nothing from timing about other tokens' hashes.
+    return s.scalar(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == hash_token(raw)))
+
+
+def revoke_pat(s: Session, token_id: str, user_id: int | None = None) -> bool:
+    """Revoke one token; with `user_id`, only if that user owns it."""
+    query = update(PersonalAccessToken).where(
+        PersonalAccessToken.id == token_id, PersonalAccessToken.revoked_at.is_(None)
+    )
+    if user_id is not None:
+        query = query.where(PersonalAccessToken.user_id == user_id)
+    return bool(s.execute(query.values(revoked_at=utcnow())).rowcount)  # type: ignore[attr-defined]
+
+
+def token_model(row: PersonalAccessToken, last_use: tuple[datetime, str] | None = None) -> dict:
+    last_used_at, last_used_ip = row.last_used_at, row.last_used_ip
+    if last_use and (last_used_at is None or last_use[0] > last_used_at):
+        last_used_at, last_used_ip = last_use
+    return {
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.prefix,
+        "user_id": row.user_id,
+        "created_at": row.created_at.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+        "last_used_at": last_used_at.isoformat() if last_used_at else None,
+        "last_used_ip": last_used_ip,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
+class LastUseRecorder:
+    """Keeps the true last use in memory; writes it at most once a minute per token.
+
+    Listings in this process overlay `pending()` so they stay exact between writes.
+    """
+
+    def __init__(self, interval_s: float = LAST_USED_WRITE_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._latest: dict[str, tuple[datetime, str]] = {}
+        self._written_at: dict[str, float] = {}
+
+    def note(self, token_id: str, ip: str) -> bool:
+        """Record a use; True when the caller should persist it now."""
+        now = time.monotonic()
+        with self._lock:
+            self._latest[token_id] = (utcnow(), ip)
+            last = self._written_at.get(token_id)
+            if last is not None and now - last < self.interval_s:
+                return False
+            self._written_at[token_id] = now
+            return True
+
+    def latest(self, token_id: str) -> tuple[datetime, str] | None:
+        with self._lock:
+            return self._latest.get(token_id)

@@ -1,0 +1,36 @@
+"""Who is making a request, as every adapter sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+AUTH_METHODS = ("pat", "session", "scheduler", "dev")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    email: str
+    name: str
+    groups: tuple[str, ...]
+    is_admin: bool
+    auth: str  # one of AUTH_METHODS
+    is_service: bool = False
+    # (resource_type, resource_id) pairs granted through any of the user's groups
+    grants: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    credential_id: str = ""  # PAT id or session id
+
+    def has_grant(self, resource_type: str, resource_id: str) -> bool:
+        if self.is_admin:
+            return True
+        return (resource_type, resource_id) in self.grants or (resource_type, "*") in self.grants
+
+    def as_me(self) -> dict[str, object]:
+        return {
+            "id": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "groups": list(self.groups),
+            "is_admin": self.is_admin,
+            "auth": self.auth,
+        }

@@ -1,0 +1,64 @@
+"""Typed readers for documented environment variables.
+
+Every knob is a traitlet on the class that uses it; these helpers only supply
+the traitlet's *default*, so each variable is read in exactly one place (see
+ARCHITECTURE.md for the table of knobs and their readers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger("jupyter_agnes")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    log.warning("%s=%r is not a boolean; using %s", name, raw, default)
+    return default
+
+
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        log.warning("%s=%r is not an integer; using %s", name, raw, default)
+        return default
+    if minimum is not None and value < minimum:
+        log.warning("%s=%r is below %s; using %s", name, raw, minimum, default)
+        return default
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return float(raw.strip())
+    except ValueError:
+        log.warning("%s=%r is not a number; using %s", name, raw, default)
+        return default
+
+
+def env_list(name: str) -> list[str]:
+    """A comma-separated list, lower-cased, blanks dropped."""
+    return [p.strip().lower() for p in os.environ.get(name, "").split(",") if p.strip()]

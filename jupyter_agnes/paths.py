@@ -1,0 +1,39 @@
+"""Where Agnes keeps its state: the data dir and the files inside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jupyter_agnes.envknobs import env_str
+
+
+def default_data_dir() -> Path:
+    """`$AGNES_DATA_DIR`, else `<jupyter data dir>/agnes` (e.g. ~/.local/share/jupyter/agnes)."""
+    configured = env_str("AGNES_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(jupyter_data_dir()) / "agnes"
+
+
+def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`--data-dir`, else `AGNES_DATA_DIR`, else the default; created with mode 0700."""
+    path = Path(explicit).expanduser() if explicit else default_data_dir()
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_secret_file(path: Path, content: str) -> None:
+    """Create `path` with mode 0600 atomically; never readable by others, even briefly."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, content.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

@@ -1,0 +1,137 @@
+"""Opening the system store: engine settings, first-use migration, version guard."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from jupyter_agnes.envknobs import env_str
+
+log = logging.getLogger("jupyter_agnes.store")
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened safely (for example, its schema is newer than this code)."""
+
+
+def store_url(data_dir: Path) -> str:
+    """`AGNES_DB_URL`, else SQLite at `<data-dir>/agnes.sqlite`."""
+    return env_str("AGNES_DB_URL") or f"sqlite:///{data_dir / 'agnes.sqlite'}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # SQLAlchemy's begin event issues BEGIN itself
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=15000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the lock up front: a deferred read-then-write transaction in WAL
+    # fails at once with SQLITE_BUSY_SNAPSHOT instead of waiting for busy_timeout.
+    immediate = conn.get_execution_options().get("agnes_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+class Store:
+    """An open system store: an engine plus read and write session factories."""
+
+    def __init__(self, engine: Engine, data_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.data_dir = data_dir
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            engine.execution_options(agnes_write=True), expire_on_commit=False
+        )
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction; committed on success, rolled back on any exception."""
+        with self._write() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine, url: str) -> None:
+    """Upgrade to head; refuse a schema newer than this code without touching it."""
+    cfg = _alembic_config(url)
+    script = ScriptDirectory.from_config(cfg)
+    current = _current_revision(engine)
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current is not None and current not in known:
+        raise StoreError(
+            f"The system store's schema (revision {current}) is newer than this version of "
+            f"jupyter_agnes understands (head {script.get_current_head()}). "
+            "Upgrade jupyter_agnes; the data was not modified."
+        )
+    if current != script.get_current_head():
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(data_dir: Path | None) -> Iterator[None]:
+    if data_dir is None:
+        yield
+        return
+    with open(data_dir / ".migrate.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def open_store(data_dir: Path, url: str | None = None) -> Store:
+    """Open (and on first use create and migrate) the store for `data_dir`."""
+    url = url or store_url(data_dir)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    with _migration_lock(data_dir):
+        migrate(engine, url)
+    store = Store(engine, data_dir)
+    from jupyter_agnes.store.directory import seed_system_groups
+
+    seed_system_groups(store)
+    return store
