@@ -84,7 +84,9 @@ def create_pat(s: Session, user_id: int, name: str, lifetime_days: int) -> Creat
 def find_by_raw(s: Session, raw: str) -> PersonalAccessToken | None:
     # Lookup by hash of the presented value: the DB index does the equality, and
     # an attacker learns nothing from timing about other tokens' hashes.
-    return s.scalar(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == hash_token(raw)))
+    return s.scalar(
+        select(PersonalAccessToken).where(PersonalAccessToken.token_hash == hash_token(raw))
+    )
 
 
 def revoke_pat(s: Session, token_id: str, user_id: int | None = None) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AUTH_METHODS = ("pat", "session", "scheduler", "dev")
+AUTH_METHODS = ("pat", "session", "scheduler", "dev", "hub")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,9 @@ def seed_system_groups(store: Any) -> None:
         existing = set(s.scalars(select(Group.name).where(Group.name.in_(SYSTEM_GROUPS))))
         for name, description in SYSTEM_GROUPS.items():
             if name not in existing:
-                s.add(Group(name=name, description=description, is_system=True, created_by="system"))
+                s.add(
+                    Group(name=name, description=description, is_system=True, created_by="system")
+                )
 
 
 # --- users -------------------------------------------------------------------
@@ -130,13 +132,16 @@ def user_group_names(s: Session, user_id: int) -> list[str]:
 
 
 def human_admin_count(s: Session) -> int:
-    return s.scalar(
-        select(func.count())
-        .select_from(Membership)
-        .join(User, User.id == Membership.user_id)
-        .join(Group, Group.id == Membership.group_id)
-        .where(Group.name == ADMIN_GROUP, User.active.is_(True), User.is_service.is_(False))
-    ) or 0
+    return (
+        s.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .join(User, User.id == Membership.user_id)
+            .join(Group, Group.id == Membership.group_id)
+            .where(Group.name == ADMIN_GROUP, User.active.is_(True), User.is_service.is_(False))
+        )
+        or 0
+    )
 
 
 # --- grants --------------------------------------------------------------------

@@ -121,6 +121,10 @@ def _migration_lock(data_dir: Path | None) -> Iterator[None]:
 def open_store(data_dir: Path, url: str | None = None) -> Store:
     """Open (and on first use create and migrate) the store for `data_dir`."""
     url = url or store_url(data_dir)
+    default_file = data_dir / "agnes.sqlite"
+    if url == f"sqlite:///{default_file}" and not default_file.exists():
+        # SQLite gives -wal/-shm the main file's mode, so this keeps all three 0600.
+        default_file.touch(mode=0o600, exist_ok=True)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}

@@ -15,7 +15,5 @@ if connection is None:  # `alembic` CLI use: build our own engine
         context.configure(connection=connection, target_metadata=Base.metadata)
         context.run_migrations()
 else:
-    context.configure(
-        connection=connection, target_metadata=Base.metadata, render_as_batch=True
-    )
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
     context.run_migrations()

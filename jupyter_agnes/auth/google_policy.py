@@ -1,0 +1,151 @@
+"""Who may sign in with Google, and which Agnes groups they get. Pure: no I/O.
+
+Every door (the server's OAuth callback, the JupyterHub authenticator) calls
+`decide`; no adapter makes this decision itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from traitlets import List, Unicode, default, validate
+from traitlets.config import Configurable
+
+from jupyter_agnes.envknobs import env_list, env_str
+from jupyter_agnes.store.directory import ADMIN_GROUP, EVERYONE_GROUP
+
+GOOGLE_SYNC_ACTOR = "system:google-sync"
+
+# Refusal codes; the login page has a sentence for each.
+NO_EMAIL = "no_email"
+EMAIL_UNVERIFIED = "email_unverified"
+DOMAIN_NOT_ALLOWED = "domain_not_allowed"
+NOT_IN_ALLOWED_GROUP = "not_in_allowed_group"
+POLICY_CODES = (NO_EMAIL, EMAIL_UNVERIFIED, DOMAIN_NOT_ALLOWED, NOT_IN_ALLOWED_GROUP)
+
+
+class GooglePolicyConfig(Configurable):
+    allowed_domains = List(
+        Unicode(),
+        config=True,
+        help="Email/hosted domains allowed to sign in; empty allows any (AGNES_ALLOWED_DOMAINS).",
+    )
+    group_prefix = Unicode(
+        config=True,
+        help="Keep only Google groups whose email starts with this (AGNES_GOOGLE_GROUP_PREFIX).",
+    )
+    admin_group_email = Unicode(
+        config=True,
+        help="Google group mapped to the Agnes Admin group (AGNES_GROUP_ADMIN_EMAIL).",
+    )
+    everyone_group_email = Unicode(
+        config=True,
+        help="Google group mapped to the Agnes Everyone group (AGNES_GROUP_EVERYONE_EMAIL).",
+    )
+
+    @default("allowed_domains")
+    def _allowed_domains_default(self) -> list[str]:
+        return env_list("AGNES_ALLOWED_DOMAINS")
+
+    @default("group_prefix")
+    def _group_prefix_default(self) -> str:
+        return env_str("AGNES_GOOGLE_GROUP_PREFIX").lower()
+
+    @default("admin_group_email")
+    def _admin_default(self) -> str:
+        return env_str("AGNES_GROUP_ADMIN_EMAIL").lower()
+
+    @default("everyone_group_email")
+    def _everyone_default(self) -> str:
+        return env_str("AGNES_GROUP_EVERYONE_EMAIL").lower()
+
+    @validate("allowed_domains")
+    def _lower_domains(self, proposal: dict) -> list[str]:
+        return [d.strip().lower().lstrip("@") for d in proposal["value"] if d.strip()]
+
+    @validate("group_prefix", "admin_group_email", "everyone_group_email")
+    def _lower(self, proposal: dict) -> str:
+        return str(proposal["value"]).strip().lower()
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """Let in. `groups` are Agnes group names; `authoritative` is False when the
+    group fetch gave no data, so the caller keeps the previous synced memberships."""
+
+    groups: tuple[str, ...]
+    is_admin: bool
+    authoritative: bool = True
+
+
+@dataclass(frozen=True)
+class Denied:
+    code: str
+
+    @property
+    def revokes_synced(self) -> bool:
+        # Only a successful fetch that turned the user away speaks for Google about
+        # this person; identity failures (unverified, foreign domain) may not be them.
+        return self.code == NOT_IN_ALLOWED_GROUP
+
+
+Decision = Allowed | Denied
+
+
+def _domain_of(email: str) -> str:
+    return email.rsplit("@", 1)[-1]
+
+
+def map_group(group_email: str, config: GooglePolicyConfig) -> str | None:
+    """The Agnes group for one Google group email, or None when it is not kept."""
+    g = group_email.strip().lower()
+    if not g:
+        return None
+    admin, everyone = config.admin_group_email, config.everyone_group_email
+    if admin and g == admin.lower():
+        return ADMIN_GROUP
+    if everyone and g == everyone.lower():
+        return EVERYONE_GROUP
+    if config.group_prefix and not g.startswith(config.group_prefix.lower()):
+        return None
+    return g
+
+
+def decide(
+    email: str | None,
+    email_verified: bool | None,
+    hosted_domain: str | None,
+    fetched_groups: Iterable[str] | None,
+    config: GooglePolicyConfig,
+) -> Decision:
+    """Apply the sign-in policy.
+
+    `fetched_groups` is None when the Directory fetch failed; an empty result is
+    treated the same way ("no data": keep what the user had, fail-soft).
+    """
+    address = (email or "").strip().lower()
+    if not address or "@" not in address or address.startswith("@"):
+        return Denied(NO_EMAIL)
+    if email_verified is not True:
+        return Denied(EMAIL_UNVERIFIED)
+    if config.allowed_domains:
+        allowed = {d.lower() for d in config.allowed_domains}
+        hd = (hosted_domain or "").strip().lower()
+        # Both must match: a consumer Google account can carry a verified
+        # company-domain address, but only a Workspace account has a company `hd`.
+        if _domain_of(address) not in allowed or hd not in allowed:
+            return Denied(DOMAIN_NOT_ALLOWED)
+
+    fetched = sorted({g.strip().lower() for g in (fetched_groups or ()) if g and g.strip()})
+    if not fetched:
+        return Allowed(groups=(), is_admin=False, authoritative=False)
+
+    kept: list[str] = []
+    for g in fetched:
+        name = map_group(g, config)
+        if name is not None and name not in kept:
+            kept.append(name)
+    if config.group_prefix and not kept:
+        return Denied(NOT_IN_ALLOWED_GROUP)
+    return Allowed(groups=tuple(sorted(kept)), is_admin=ADMIN_GROUP in kept)

@@ -1,0 +1,148 @@
+"""Applying a Google sign-in decision to the system store, in one transaction.
+
+Only `google_sync` memberships are ever touched here: admin-added and seeded
+memberships always survive a sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR, Allowed, Decision, Denied
+from jupyter_agnes.store.directory import (
+    add_member,
+    audit,
+    create_user,
+    get_or_create_group,
+    get_user_by_email,
+    normalize_email,
+)
+from jupyter_agnes.store.models import Group, Membership, User
+
+log = logging.getLogger("jupyter_agnes.auth.google")
+
+LOGIN_ACTION = "auth.google.login"
+DEACTIVATED = "deactivated"
+GOOGLE_SYNC = "google_sync"
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """`user_id` is set only when the user may start a session; else `code` says why not."""
+
+    user_id: int | None
+    code: str = "ok"
+    created: bool = False
+    groups: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.user_id is not None
+
+
+def synced_group_names(s: Session, user_id: int) -> set[str]:
+    rows = s.scalars(
+        select(Group.name)
+        .join(Membership, Membership.group_id == Group.id)
+        .where(Membership.user_id == user_id, Membership.source == GOOGLE_SYNC)
+    )
+    return set(rows)
+
+
+def remove_synced_memberships(s: Session, user_id: int, keep_group_ids: set[int]) -> int:
+    query = delete(Membership).where(
+        Membership.user_id == user_id, Membership.source == GOOGLE_SYNC
+    )
+    if keep_group_ids:
+        query = query.where(Membership.group_id.not_in(keep_group_ids))
+    return int(s.execute(query).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def replace_synced_memberships(s: Session, user: User, group_names: tuple[str, ...]) -> None:
+    """Make the user's google_sync memberships exactly `group_names` (others untouched)."""
+    wanted: dict[int, Group] = {}
+    for name in group_names:
+        group = get_or_create_group(s, name, created_by=GOOGLE_SYNC_ACTOR)
+        wanted[group.id] = group
+    remove_synced_memberships(s, user.id, set(wanted))
+    for group in wanted.values():
+        # add_member leaves an existing admin/system_seed membership as it is.
+        add_member(s, user, group, GOOGLE_SYNC, GOOGLE_SYNC_ACTOR)
+
+
+def _refuse(
+    s: Session, email: str, code: str, user: User | None, params: dict[str, Any]
+) -> LoginOutcome:
+    audit(
+        s,
+        LOGIN_ACTION,
+        user_id=user.id if user else None,
+        actor=email,
+        resource=f"user:{email}",
+        params={**params, "email": email, "code": code},
+        result=code,
+    )
+    return LoginOutcome(user_id=None, code=code)
+
+
+def apply_google_login(
+    store: Any,
+    email: str | None,
+    name: str,
+    decision: Decision,
+    *,
+    ip: str = "",
+    groups_source: str = "directory",
+) -> LoginOutcome:
+    """Create/refresh the user and their synced groups per `decision`; audit either way."""
+    raw_email = (email or "").strip().lower()[:320]
+    params: dict[str, Any] = {"ip": ip[:64]} if ip else {}
+    with store.write() as s:
+        if isinstance(decision, Denied):
+            user = None
+            if decision.revokes_synced and raw_email:
+                user = get_user_by_email(s, raw_email)
+                if user is not None:
+                    removed = remove_synced_memberships(s, user.id, set())
+                    params["removed_memberships"] = removed
+            return _refuse(s, raw_email, decision.code, user, params)
+
+        assert isinstance(decision, Allowed)
+        email_n = normalize_email(raw_email)
+        user = get_user_by_email(s, email_n)
+        created = False
+        if user is None:
+            user = create_user(s, email_n, name)
+            created = True
+        elif not user.active or user.is_service:
+            return _refuse(s, email_n, DEACTIVATED, user, params)
+        elif name and user.name != name[:200]:
+            user.name = name[:200]
+
+        if decision.authoritative:
+            replace_synced_memberships(s, user, decision.groups)
+            params["groups"] = list(decision.groups)
+        else:
+            log.warning(
+                "Google group data unavailable for %s; keeping previous synced memberships",
+                email_n,
+            )
+            params["groups"] = sorted(synced_group_names(s, user.id))
+            params["groups_kept"] = True
+        params["groups_source"] = groups_source if decision.authoritative else "none"
+        if created:
+            params["created"] = True
+        audit(
+            s,
+            LOGIN_ACTION,
+            user_id=user.id,
+            actor=email_n,
+            resource=f"user:{email_n}",
+            params={**params, "email": email_n, "code": "ok"},
+        )
+        return LoginOutcome(user_id=user.id, created=created, groups=tuple(params["groups"]))

@@ -1,0 +1,69 @@
+"""A per-process cache of resolved principals that can never serve stale rights.
+
+On SQLite, `PRAGMA data_version` changes whenever *any other connection* (in this
+process or another: the CLI, a kernel) commits. Every lookup checks it first, so
+a revocation, deactivation or membership change made anywhere empties the cache
+before the next request is answered. Other databases get no cache.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+MAX_ENTRIES = 10_000
+
+
+class PrincipalCache:
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, Any] = {}
+        self._version: int | None = None
+        self._conn: sqlite3.Connection | None = None
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            self._conn = sqlite3.connect(
+                f"file:{engine.url.database}?mode=ro", uri=True, check_same_thread=False
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self._conn is not None
+
+    def _fresh(self) -> None:
+        assert self._conn is not None
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._entries.clear()
+            self._version = version
+
+    def get(self, key: str) -> tuple[Any, int | None]:
+        """The cached value (or None) and the version to hand back to `put`."""
+        if self._conn is None:
+            return None, None
+        with self._lock:
+            self._fresh()
+            return self._entries.get(key), self._version
+
+    def put(self, key: str, value: Any, version: int | None) -> None:
+        """Store a value loaded after `get` returned `version`, unless a commit came since."""
+        if self._conn is None or version is None:
+            return
+        with self._lock:
+            self._fresh()
+            if self._version != version:
+                return
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,364 @@
+"""Resolving credentials to principals: the one place that decides what a credential means.
+
+Adapters (the jupyter-server identity provider, the hub, the CLI) call this; none
+of them re-implements a rule.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from traitlets import Bool, Int, Unicode, default
+from traitlets.config import Configurable
+
+from jupyter_agnes.auth import pat as pats
+from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.principal_cache import PrincipalCache
+from jupyter_agnes.auth.sessions import (
+    MIN_SECRET_LEN,
+    create_session,
+    decode_session_jwt,
+    encode_session_jwt,
+    load_jwt_secret,
+    revoke_session,
+)
+from jupyter_agnes.envknobs import env_bool, env_int, env_str
+from jupyter_agnes.store import directory
+from jupyter_agnes.store.engine import Store
+from jupyter_agnes.store.models import Grant, Membership, PersonalAccessToken, User, utcnow
+from jupyter_agnes.store.models import Session as SessionRow
+
+log = logging.getLogger("jupyter_agnes.auth")
+
+MAX_CREDENTIAL_LEN = 512
+
+
+class AuthFailure(Exception):
+    """A credential was presented and is bad; `reason` is safe to show the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+TOKEN_UNKNOWN = "Token unknown"
+TOKEN_REVOKED = "Token revoked"
+TOKEN_EXPIRED = "Token expired"
+ACCOUNT_DEACTIVATED = "Account deactivated"
+TOKEN_MALFORMED = "Invalid or expired token"
+UNSUPPORTED_SCHEME = "Unsupported authorization scheme; use 'Authorization: Bearer <token>'"
+
+
+@dataclass(frozen=True)
+class _CachedPat:
+    principal: Principal
+    token_id: str
+    expires_at: datetime
+
+
+class AuthService(Configurable):
+    """Credentials: PATs, sessions, the scheduler token and local dev mode."""
+
+    pat_default_days = Int(90, config=True, help="Default PAT lifetime in days.")
+    pat_max_days = Int(config=True, help="Longest PAT lifetime allowed (AGNES_PAT_MAX_DAYS).")
+    session_hours = Int(config=True, help="Browser session lifetime (AGNES_SESSION_HOURS).")
+    jwt_secret = Unicode(
+        config=True, help="Session signing secret, >= 32 chars (AGNES_JWT_SECRET)."
+    )
+    scheduler_token = Unicode(
+        config=True, help="Bearer secret for the scheduler service user (SCHEDULER_API_TOKEN)."
+    )
+    local_dev_mode = Bool(
+        config=True, help="Sign every request in as the dev user (LOCAL_DEV_MODE)."
+    )
+    local_dev_user_email = Unicode(config=True, help="Dev user email (LOCAL_DEV_USER_EMAIL).")
+    local_dev_groups = Unicode(
+        config=True, help='Dev user groups, JSON [{"id","name"}] (LOCAL_DEV_GROUPS).'
+    )
+    secure_cookies = Bool(config=True, help="Force Secure cookies (AGNES_SECURE_COOKIES).")
+
+    @default("pat_max_days")
+    def _pat_max_days(self) -> int:
+        return env_int("AGNES_PAT_MAX_DAYS", 365, minimum=1)
+
+    @default("session_hours")
+    def _session_hours(self) -> int:
+        return env_int("AGNES_SESSION_HOURS", 24, minimum=1)
+
+    @default("jwt_secret")
+    def _jwt_secret(self) -> str:
+        return env_str("AGNES_JWT_SECRET")
+
+    @default("scheduler_token")
+    def _scheduler_token(self) -> str:
+        return env_str("SCHEDULER_API_TOKEN")
+
+    @default("local_dev_mode")
+    def _local_dev_mode(self) -> bool:
+        return env_bool("LOCAL_DEV_MODE")
+
+    @default("local_dev_user_email")
+    def _local_dev_user_email(self) -> str:
+        return env_str("LOCAL_DEV_USER_EMAIL", "dev@localhost")
+
+    @default("local_dev_groups")
+    def _local_dev_groups(self) -> str:
+        return env_str("LOCAL_DEV_GROUPS")
+
+    @default("secure_cookies")
+    def _secure_cookies(self) -> bool:
+        return env_bool("AGNES_SECURE_COOKIES")
+
+    def __init__(self, store: Store, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+        self.signing_secret = load_jwt_secret(self.jwt_secret, store.data_dir)
+        self.last_use = pats.LastUseRecorder()
+        self._cache = PrincipalCache(store.engine)
+        self._seen_ips: dict[str, set[str]] = {}
+        self._scheduler_secret = self._checked_scheduler_token()
+        self._scheduler_user_id = self._seed_scheduler() if self._scheduler_secret else None
+        self._dev_user_id = self._seed_dev_user() if self.local_dev_mode else None
+
+    # --- seeding ---------------------------------------------------------------
+
+    def _checked_scheduler_token(self) -> str:
+        token = self.scheduler_token
+        if token and len(token) < MIN_SECRET_LEN:
+            log.warning(
+                "SCHEDULER_API_TOKEN is shorter than %d characters; ignoring it", MIN_SECRET_LEN
+            )
+            return ""
+        return token
+
+    def _seed_scheduler(self) -> int:
+        with self.store.write() as s:
+            user = directory.get_user_by_email(s, directory.SCHEDULER_EMAIL)
+            if user is None:
+                user = directory.create_user(s, directory.SCHEDULER_EMAIL, "Scheduler", True)
+            directory.add_member(
+                s, user, directory.get_group(s, directory.ADMIN_GROUP), "system_seed", "system"
+            )
+            return user.id
+
+    def _dev_groups(self) -> list[str]:
+        raw = self.local_dev_groups
+        if not raw:
+            return []
+        try:
+            items = json.loads(raw)
+            names = [str(item["name"]) for item in items if isinstance(item, dict)]
+            if not isinstance(items, list) or not all(names):
+                raise ValueError("expected a list of objects with a name")
+            return names
+        except (ValueError, KeyError, TypeError):
+            log.warning('LOCAL_DEV_GROUPS is not a JSON array of {"id","name"}; ignoring it')
+            return []
+
+    def _seed_dev_user(self) -> int:
+        with self.store.write() as s:
+            user = directory.get_or_create_user(s, self.local_dev_user_email, "Local developer")
+            admin = directory.get_group(s, directory.ADMIN_GROUP)
+            directory.add_member(s, user, admin, "system_seed", "system:local-dev")
+            for name in self._dev_groups():
+                group = directory.get_or_create_group(s, name, "system:local-dev")
+                directory.add_member(s, user, group, "system_seed", "system:local-dev")
+            return user.id
+
+    # --- principals --------------------------------------------------------------
+
+    def load_principal(self, user_id: int, auth: str, credential_id: str = "") -> Principal | None:
+        with self.store.read() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                return None
+            groups = directory.user_group_names(s, user_id)
+            grants = s.execute(
+                select(Grant.resource_type, Grant.resource_id)
+                .join(Membership, Membership.group_id == Grant.group_id)
+                .where(Membership.user_id == user_id)
+            ).all()
+            return (
+                Principal(
+                    user_id=user.id,
+                    email=user.email,
+                    name=user.name,
+                    groups=tuple(groups),
+                    is_admin=directory.ADMIN_GROUP in groups,
+                    auth=auth,
+                    is_service=user.is_service,
+                    grants=frozenset((t, r) for t, r in grants),
+                    credential_id=credential_id,
+                )
+                if user.active
+                else None
+            )
+
+    def dev_principal(self) -> Principal | None:
+        if self._dev_user_id is None:
+            return None
+        return self.load_principal(self._dev_user_id, "dev")
+
+    # --- bearer credentials --------------------------------------------------------
+
+    def authenticate_header(self, header: str, ip: str) -> Principal:
+        """Resolve an `Authorization` header value; raise AuthFailure with the reason."""
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() not in ("bearer", "token"):
+            raise AuthFailure(UNSUPPORTED_SCHEME)
+        return self.authenticate_bearer(value.strip(), ip)
+
+    def authenticate_bearer(self, raw: str, ip: str) -> Principal:
+        if not raw or len(raw) > MAX_CREDENTIAL_LEN or not raw.isascii():
+            raise AuthFailure(TOKEN_MALFORMED)
+        if self._scheduler_secret and hmac.compare_digest(
+            raw.encode(), self._scheduler_secret.encode()
+        ):
+            assert self._scheduler_user_id is not None
+            principal = self.load_principal(self._scheduler_user_id, "scheduler")
+            if principal is None:
+                raise AuthFailure(ACCOUNT_DEACTIVATED)
+            return principal
+        if not pats.looks_like_pat(raw):
+            raise AuthFailure(TOKEN_MALFORMED)
+        key = pats.hash_token(raw)
+        cached, version = self._cache.get(key)
+        if cached is None:
+            cached = self._load_pat(raw)
+            self._cache.put(key, cached, version)
+        if cached.expires_at <= utcnow():
+            raise AuthFailure(TOKEN_EXPIRED)
+        self._note_use(cached.token_id, cached.principal, ip)
+        return cached.principal
+
+    def _load_pat(self, raw: str) -> _CachedPat:
+        with self.store.read() as s:
+            row = pats.find_by_raw(s, raw)
+            if row is None:
+                raise AuthFailure(TOKEN_UNKNOWN)
+            if row.revoked_at is not None:
+                raise AuthFailure(TOKEN_REVOKED)
+            token_id, user_id, expires_at = row.id, row.user_id, row.expires_at
+            if row.last_used_ip:
+                self._seen_ips.setdefault(token_id, set()).add(row.last_used_ip)
+        if expires_at <= utcnow():
+            raise AuthFailure(TOKEN_EXPIRED)
+        principal = self.load_principal(user_id, "pat", token_id)
+        if principal is None:
+            raise AuthFailure(ACCOUNT_DEACTIVATED)
+        return _CachedPat(principal, token_id, expires_at)
+
+    def _note_use(self, token_id: str, principal: Principal, ip: str) -> None:
+        seen = self._seen_ips.setdefault(token_id, set())
+        new_ip = bool(seen) and ip not in seen and len(seen) < 1000
+        seen.add(ip)
+        if not self.last_use.note(token_id, ip) and not new_ip:
+            return
+        when, _ = self.last_use.latest(token_id) or (utcnow(), ip)
+        with self.store.write() as s:
+            row = s.get(PersonalAccessToken, token_id)
+            if row is not None:
+                row.last_used_at, row.last_used_ip = when, ip[:64]
+            if new_ip:
+                directory.audit(
+                    s,
+                    "token.first_use_new_ip",
+                    user_id=principal.user_id,
+                    actor=principal.email,
+                    resource=f"token:{token_id}",
+                    params={"ip": ip},
+                )
+
+    # --- sessions ------------------------------------------------------------------
+
+    def start_session(self, user_id: int, method: str, ip: str = "") -> tuple[str, datetime]:
+        """Create a session row; return the cookie value and its expiry."""
+        with self.store.write() as s:
+            user = s.get(User, user_id)
+            if user is None or not user.active:
+                raise AuthFailure(ACCOUNT_DEACTIVATED)
+            row = create_session(s, user_id, self.session_hours, method, ip)
+            directory.audit(
+                s,
+                "session.start",
+                user_id=user_id,
+                actor=user.email,
+                params={"method": method, "ip": ip},
+            )
+            return encode_session_jwt(
+                self.signing_secret, row.id, user_id, row.expires_at
+            ), row.expires_at
+
+    def authenticate_session(self, cookie_value: str) -> Principal | None:
+        sid = decode_session_jwt(self.signing_secret, cookie_value)
+        if sid is None:
+            return None
+        key = "session:" + sid
+        cached, version = self._cache.get(key)
+        if cached is None:
+            cached = self._load_session(sid)
+            self._cache.put(key, cached, version)
+        principal, expires_at = cached
+        if principal is None or expires_at <= utcnow():
+            return None
+        return principal
+
+    def _load_session(self, sid: str) -> tuple[Principal | None, datetime]:
+        with self.store.read() as s:
+            row = s.get(SessionRow, sid)
+            if row is None or row.revoked_at is not None:
+                return None, utcnow()
+            user_id, expires_at = row.user_id, row.expires_at
+        return self.load_principal(user_id, "session", sid), expires_at
+
+    def end_session(self, session_id: str) -> None:
+        with self.store.write() as s:
+            revoke_session(s, session_id)
+
+    # --- tokens --------------------------------------------------------------------
+
+    def create_token(self, user_id: int, name: object, days: object) -> pats.CreatedToken:
+        """Validate and create; ValueError carries the 400 message."""
+        clean_name = pats.validate_token_name(name)
+        lifetime = pats.validate_lifetime(days, self.pat_default_days, self.pat_max_days)
+        with self.store.write() as s:
+            created = pats.create_pat(s, user_id, clean_name, lifetime)
+            directory.audit(
+                s,
+                "token.create",
+                user_id=user_id,
+                resource=f"token:{created.id}",
+                params={"name": clean_name},
+            )
+            return created
+
+    def list_tokens(self, user_id: int | None = None) -> list[dict[str, Any]]:
+        query = select(PersonalAccessToken).order_by(
+            PersonalAccessToken.created_at.desc(), PersonalAccessToken.id
+        )
+        if user_id is not None:
+            query = query.where(PersonalAccessToken.user_id == user_id)
+        with self.store.read() as s:
+            return [pats.token_model(r, self.last_use.latest(r.id)) for r in s.scalars(query)]
+
+    def revoke_token(self, token_id: str, user_id: int | None, actor: Principal) -> bool:
+        with self.store.write() as s:
+            done = pats.revoke_pat(s, token_id, user_id)
+            if done:
+                directory.audit(
+                    s,
+                    "token.revoke",
+                    user_id=actor.user_id,
+                    actor=actor.email,
+                    resource=f"token:{token_id}",
+                )
+            return done
+
+    def close(self) -> None:
+        self._cache.close()

@@ -1,0 +1,84 @@
+"""`jupyter agnes …`: the command line. Errors print one line to stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from jupyter_agnes import __version__
+
+
+class CLIError(Exception):
+    """A failure to report as one line; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from jupyter_agnes.cli import admin, serve
+
+    parser = argparse.ArgumentParser(
+        prog="jupyter agnes", description="Agnes: data, identity and dashboards for Jupyter."
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    serve.add_commands(sub)
+    admin.add_commands(sub)
+    try:
+        from jupyter_agnes.cli.data import add_data_commands
+    except ImportError:  # data layer not installed in this build
+        pass
+    else:
+        add_data_commands(sub)
+    return parser
+
+
+def _report_to_posthog(exc: BaseException) -> None:
+    try:
+        from jupyter_agnes import observability
+    except ImportError:
+        return
+    observability.capture_exception(exc, component="cli")
+    observability.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        code = int(
+            (
+                args.func(args, extra)
+                if extra or getattr(args, "takes_extra", False)
+                else args.func(args)
+            )
+            or 0
+        )
+    except CLIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from jupyter_agnes.store.engine import StoreError
+
+        _report_to_posthog(exc)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not isinstance(exc, StoreError | ValueError | OSError):
+            message = f"{type(exc).__name__}: {message}"
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    return code
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Observability: PostHog events, exceptions, feature flags and LLM traces.
+
+Every function here is safe to call anywhere: it never raises, and it is a no-op
+(no client, no thread, no socket) while `POSTHOG_API_KEY` is unset.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.observability import people
+from jupyter_agnes.observability.posthog_client import (
+    ObservabilitySettings,
+    configure,
+    get_client,
+    get_settings,
+)
+from jupyter_agnes.observability.posthog_client import flush as _flush
+from jupyter_agnes.observability.posthog_client import shutdown as _shutdown
+
+__all__ = [
+    "ObservabilitySettings",
+    "capture",
+    "capture_exception",
+    "configure",
+    "event_properties",
+    "feature_enabled",
+    "flush",
+    "get_settings",
+    "shutdown",
+]
+
+log = logging.getLogger("jupyter_agnes.observability")
+
+_flag_pool: ThreadPoolExecutor | None = None
+_flag_pool_lock = threading.Lock()
+
+
+def event_properties(
+    properties: dict[str, Any] | None, user: Principal | None, settings: ObservabilitySettings
+) -> dict[str, Any]:
+    """Super-properties, then the user facts the identify mode allows, then the caller's."""
+    mode = settings.identify_pii
+    props: dict[str, Any] = dict(settings.super_properties())
+    props.update(people.user_properties(user, mode))
+    extra = dict(properties or {})
+    if not people.is_identified(user, mode):
+        for key in people.USER_KEYS:
+            extra.pop(key, None)
+        # Anonymous events must not create person profiles.
+        props["$process_person_profile"] = False
+    else:
+        person = people.person_set(user, mode)
+        if person:
+            props["$set"] = person
+    props.update(extra)
+    return props
+
+
+def _resolve_distinct_id(user: Principal | None, distinct_id: str | None, mode: str) -> str:
+    # In `none` mode no caller-chosen id (it may be a user id) leaves the process.
+    if distinct_id and mode != "none":
+        return distinct_id
+    return people.distinct_id_for(user, mode)
+
+
+def capture(
+    event: str,
+    properties: dict[str, Any] | None = None,
+    *,
+    user: Principal | None = None,
+    distinct_id: str | None = None,
+) -> None:
+    """Queue one event. Never blocks on the network, never raises."""
+    try:
+        client = get_client()
+        if client is None:
+            return
+        settings = get_settings()
+        client.capture(
+            event,
+            distinct_id=_resolve_distinct_id(user, distinct_id, settings.identify_pii),
+            properties=event_properties(properties, user, settings),
+        )
+    except Exception:
+        log.debug("capture(%s) failed", event, exc_info=True)
+
+
+def capture_exception(
+    exc: BaseException,
+    *,
+    component: str,
+    properties: dict[str, Any] | None = None,
+    user: Principal | None = None,
+) -> None:
+    """Queue one `$exception` event tagged with `component`. Never raises."""
+    try:
+        client = get_client()
+        if client is None:
+            return
+        settings = get_settings()
+        props = dict(properties or {})
+        props["component"] = component
+        client.capture_exception(
+            exc,
+            distinct_id=people.distinct_id_for(user, settings.identify_pii),
+            properties=event_properties(props, user, settings),
+        )
+    except Exception:
+        log.debug("capture_exception failed", exc_info=True)
+
+
+def flush(timeout: float = 2.0) -> None:
+    """Deliver queued events, waiting at most `timeout` seconds. Never raises."""
+    try:
+        _flush(timeout)
+    except Exception:
+        log.debug("flush failed", exc_info=True)
+
+
+def shutdown() -> None:
+    """Flush (bounded) and stop the client; call on server shutdown. Never raises."""
+    global _flag_pool
+    try:
+        _shutdown()
+        with _flag_pool_lock:
+            pool, _flag_pool = _flag_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    except Exception:
+        log.debug("shutdown failed", exc_info=True)
+
+
+def _flags_executor() -> ThreadPoolExecutor:
+    global _flag_pool
+    with _flag_pool_lock:
+        if _flag_pool is None:
+            _flag_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="agnes-flags")
+        return _flag_pool
+
+
+def feature_enabled(key: str, user: Principal | None, default: bool) -> bool:
+    """The flag's value for `user`; `default` on any error, or after `flags_timeout` (2 s)."""
+    try:
+        client = get_client()
+        if client is None:
+            return default
+        settings = get_settings()
+        mode = settings.identify_pii
+        distinct = people.distinct_id_for(user, mode)
+        person = people.user_properties(user, mode)
+
+        def evaluate() -> bool:
+            flags = client.evaluate_flags(distinct, flag_keys=[key], person_properties=person)
+            return bool(flags.is_enabled(key, default))
+
+        # The SDK's own timeout covers each socket read; this bounds the whole call.
+        future = _flags_executor().submit(evaluate)
+        try:
+            return future.result(timeout=settings.flags_timeout)
+        except FutureTimeout:
+            future.cancel()
+            log.info("feature flag %r timed out; using default %s", key, default)
+            return default
+    except Exception as exc:
+        log.info("feature flag %r failed (%s); using default %s", key, type(exc).__name__, default)
+        return default

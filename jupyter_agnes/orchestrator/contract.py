@@ -1,0 +1,216 @@
+"""The extract contract: what `<data-dir>/extracts/<source>/` must hold.
+
+A source writes `extract.duckdb` with a `_meta` table (one row per table) and, for
+`query_mode='local'`, the data as `data/<table>.parquet` or `data/<table>/*.parquet`.
+`query_mode='materialized'` tables live as a table of that name inside extract.duckdb
+and are copied into analytics.duckdb by the orchestrator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from jupyter_agnes.orchestrator.identifiers import (
+    InvalidIdentifier,
+    check_identifier,
+    quote_literal,
+)
+
+META_TABLE = "_meta"
+META_COLUMNS = ("table_name", "description", "rows", "size_bytes", "extracted_at", "query_mode")
+QUERY_MODES = ("local", "materialized")
+EXTRACT_FILE = "extract.duckdb"
+DATA_DIR = "data"
+
+
+class ExtractError(Exception):
+    """A source's extract breaks the contract; the whole source is skipped."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"source {source}: {message}")
+        self.source = source
+
+
+@dataclass(frozen=True)
+class TableMeta:
+    name: str  # canonical (lower-case): DuckDB identifiers are case-insensitive
+    source: str
+    description: str
+    rows: int
+    size_bytes: int
+    extracted_at: str
+    query_mode: str
+    paths: tuple[str, ...] = ()  # absolute parquet paths when query_mode == 'local'
+
+
+@dataclass
+class ExtractInfo:
+    source: str
+    path: Path
+    tables: list[TableMeta] = field(default_factory=list)
+
+
+def extracts_root(data_dir: Path) -> Path:
+    return Path(data_dir) / "extracts"
+
+
+def extract_dir(data_dir: Path, source: str) -> Path:
+    return extracts_root(data_dir) / check_identifier(source, "source")
+
+
+def list_sources(data_dir: Path) -> tuple[list[str], list[str]]:
+    """Valid source directory names (sorted) and problems for invalid ones."""
+    root = extracts_root(data_dir)
+    if not root.is_dir():
+        return [], []
+    sources, problems = [], []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue  # temp and trash dirs of connectors in flight
+        try:
+            sources.append(check_identifier(entry.name, "source"))
+        except InvalidIdentifier as exc:
+            problems.append(str(exc))
+    return sources, problems
+
+
+def _parquet_paths(data: Path, table: str) -> tuple[str, ...]:
+    single = data / f"{table}.parquet"
+    if single.is_file():
+        return (str(single.resolve()),)
+    folder = data / table
+    if folder.is_dir():
+        return tuple(str(p.resolve()) for p in sorted(folder.glob("*.parquet")) if p.is_file())
+    return ()
+
+
+def _as_int(source: str, table: str, column: str, value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ExtractError(source, f"_meta.{column} of {table} must be a non-negative integer")
+    return value
+
+
+def _as_timestamp(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else str(value)[:64]
+
+
+@contextlib.contextmanager
+def attached(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> Iterator[None]:
+    """ATTACH `path` read-only for the duration of the block (alias is trusted)."""
+    con.execute(f"ATTACH {quote_literal(str(path))} AS {alias} (READ_ONLY)")
+    try:
+        yield
+    finally:
+        con.execute(f"DETACH {alias}")
+
+
+def read_extract(
+    data_dir: Path, source: str, con: duckdb.DuckDBPyConnection | None = None
+) -> ExtractInfo:
+    """Validate one source's extract; raise ExtractError on any contract violation.
+
+    `con` (any DuckDB connection) is reused for the ATTACH, because opening a fresh
+    in-memory database costs milliseconds and a rebuild may read hundreds of extracts.
+    """
+    try:
+        folder = extract_dir(data_dir, source)
+    except InvalidIdentifier as exc:
+        raise ExtractError(str(source)[:80], str(exc)) from exc
+    db_file = folder / EXTRACT_FILE
+    if not db_file.is_file():
+        raise ExtractError(source, f"{EXTRACT_FILE} is missing")
+    own = con is None
+    con = duckdb.connect(":memory:") if con is None else con
+    try:
+        rows, materialized = _read_meta(con, source, db_file)
+    finally:
+        if own:
+            con.close()
+    return ExtractInfo(source, folder, _validate_rows(source, folder, rows, materialized))
+
+
+def _read_meta(
+    con: duckdb.DuckDBPyConnection, source: str, db_file: Path
+) -> tuple[list[dict[str, object]], set[str]]:
+    alias = "agnes_extract"
+    try:
+        ctx = attached(con, db_file, alias)
+        ctx.__enter__()
+    except Exception as exc:
+        raise ExtractError(source, f"{EXTRACT_FILE} cannot be opened: {_first_line(exc)}") from exc
+    try:
+        try:
+            cur = con.execute(f"SELECT * FROM {alias}.main.{META_TABLE}")
+        except Exception as exc:
+            raise ExtractError(
+                source, f"the {META_TABLE} table is unreadable: {_first_line(exc)}"
+            ) from exc
+        columns = [d[0].lower() for d in cur.description]
+        missing = [c for c in META_COLUMNS if c not in columns]
+        if missing:
+            raise ExtractError(source, f"{META_TABLE} lacks column(s) {', '.join(missing)}")
+        rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+        materialized = {
+            r[0].lower()
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias]
+            ).fetchall()
+        }
+    finally:
+        ctx.__exit__(None, None, None)
+    return rows, materialized
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _validate_rows(
+    source: str, folder: Path, rows: list[dict[str, object]], materialized: set[str]
+) -> list[TableMeta]:
+    tables: list[TableMeta] = []
+    seen: set[str] = set()
+    for row in rows:
+        raw_name = row["table_name"]
+        try:
+            check_identifier(raw_name, "table")
+        except InvalidIdentifier as exc:
+            raise ExtractError(source, str(exc)) from exc
+        name = str(raw_name).lower()
+        if name in seen:
+            raise ExtractError(source, f"table {name} is listed twice in {META_TABLE}")
+        seen.add(name)
+        mode = row["query_mode"]
+        if mode not in QUERY_MODES:
+            allowed = ", ".join(QUERY_MODES)
+            raise ExtractError(source, f"query_mode of {name} must be {allowed}, not {mode!r}")
+        paths: tuple[str, ...] = ()
+        if mode == "local":
+            paths = _parquet_paths(folder / DATA_DIR, str(raw_name))
+            if not paths:
+                raise ExtractError(source, f"parquet data for {name} is missing in {DATA_DIR}/")
+        elif name not in materialized:
+            raise ExtractError(source, f"materialized table {name} is missing in {EXTRACT_FILE}")
+        tables.append(
+            TableMeta(
+                name=name,
+                source=source,
+                description=str(row["description"] or "")[:2000],
+                rows=_as_int(source, name, "rows", row["rows"]),
+                size_bytes=_as_int(source, name, "size_bytes", row["size_bytes"]),
+                extracted_at=_as_timestamp(row["extracted_at"]),
+                query_mode=str(mode),
+                paths=paths,
+            )
+        )
+    return tables

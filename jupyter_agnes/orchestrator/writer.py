@@ -1,0 +1,103 @@
+"""Writing an extract: build everything in a temp dir, then swap it in with renames.
+
+A connector that fails half-way leaves nothing behind, and readers never see a
+half-written extract.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+
+from jupyter_agnes.orchestrator.contract import (
+    DATA_DIR,
+    EXTRACT_FILE,
+    META_TABLE,
+    QUERY_MODES,
+    extract_dir,
+    extracts_root,
+)
+from jupyter_agnes.orchestrator.identifiers import check_identifier
+from jupyter_agnes.orchestrator.lock import rebuild_lock
+
+
+class ExtractWriter:
+    """`with ExtractWriter(data_dir, "src") as w: ...; w.commit()`."""
+
+    def __init__(self, data_dir: Path, source: str) -> None:
+        self.data_dir = Path(data_dir)
+        self.source = check_identifier(source, "source")
+        self.final_dir = extract_dir(self.data_dir, source)
+        root = extracts_root(self.data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir = root / f".tmp-{source}-{uuid.uuid4().hex[:12]}"
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.meta: list[tuple[str, str, int, int, datetime, str]] = []
+        self.committed = False
+
+    def __enter__(self) -> ExtractWriter:
+        (self.tmp_dir / DATA_DIR).mkdir(parents=True)
+        self.con = duckdb.connect(str(self.tmp_dir / EXTRACT_FILE))
+        return self
+
+    def parquet_path(self, table: str) -> Path:
+        return self.tmp_dir / DATA_DIR / f"{check_identifier(table)}.parquet"
+
+    def has_table(self, table: str) -> bool:
+        return any(m[0].lower() == table.lower() for m in self.meta)
+
+    def add_table(
+        self,
+        table: str,
+        description: str = "",
+        rows: int = 0,
+        size_bytes: int | None = None,
+        query_mode: str = "local",
+        extracted_at: datetime | None = None,
+    ) -> None:
+        check_identifier(table)
+        if query_mode not in QUERY_MODES:
+            raise ValueError(f"query_mode must be one of {QUERY_MODES}")
+        if size_bytes is None:
+            path = self.parquet_path(table)
+            size_bytes = path.stat().st_size if path.exists() else 0
+        when = extracted_at or datetime.now(timezone.utc)
+        self.meta.append((table, description, int(rows), int(size_bytes), when, query_mode))
+
+    def commit(self) -> Path:
+        assert self.con is not None, "use ExtractWriter as a context manager"
+        self.con.execute(
+            f"CREATE OR REPLACE TABLE {META_TABLE} (table_name VARCHAR, description VARCHAR, "
+            "rows BIGINT, size_bytes BIGINT, extracted_at TIMESTAMPTZ, query_mode VARCHAR)"
+        )
+        if self.meta:
+            self.con.executemany(f"INSERT INTO {META_TABLE} VALUES (?, ?, ?, ?, ?, ?)", self.meta)
+        self.con.execute("CHECKPOINT")
+        self.con.close()
+        self.con = None
+        trash = self.tmp_dir.with_name(f".trash-{self.source}-{uuid.uuid4().hex[:12]}")
+        # Under the rebuild lock so a rebuild never sees the gap between the renames.
+        with rebuild_lock(self.data_dir):
+            if self.final_dir.exists():
+                self.final_dir.rename(trash)
+            self.tmp_dir.rename(self.final_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+        self.committed = True
+        return self.final_dir
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+        if not self.committed:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)

@@ -1,0 +1,111 @@
+"""The `agnes` ExtensionApp: opens the store, installs the identity provider, adds routes."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode, default
+
+from jupyter_agnes import __version__
+from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.service import AuthService
+from jupyter_agnes.paths import default_data_dir, resolve_data_dir
+from jupyter_agnes.store import directory
+from jupyter_agnes.store.engine import Store, open_store
+from server_extension.authorizer import AgnesAuthorizer
+from server_extension.identity import AgnesIdentityProvider
+
+RUNTIME_FILE = "server.json"
+
+
+def _is_loopback(ip: str) -> bool:
+    if ip in ("localhost", ""):
+        return ip == "localhost"
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+class AgnesExtensionApp(ExtensionApp):
+    name = "agnes"
+    description = "Agnes: Google sign-in, PATs, RBAC and data for Jupyter."
+    load_other_extensions = True
+
+    data_dir = Unicode(config=True, help="Agnes data dir (AGNES_DATA_DIR).")
+
+    @default("data_dir")
+    def _data_dir_default(self) -> str:
+        return str(default_data_dir())
+
+    store: Store
+    auth: AuthService
+
+    # --- link time: before the server builds its identity provider ---------------
+
+    def _link_jupyter_server_extension(self, serverapp: Any) -> None:
+        super()._link_jupyter_server_extension(serverapp)
+        # Respect an operator's (or JupyterHub's) choice; only replace the defaults.
+        if serverapp.identity_provider_class in (IdentityProvider, PasswordIdentityProvider):
+            serverapp.identity_provider_class = AgnesIdentityProvider
+            if serverapp.authorizer_class.__name__ == "AllowAllAuthorizer":
+                serverapp.authorizer_class = AgnesAuthorizer
+
+    @property
+    def uses_agnes_identity(self) -> bool:
+        return isinstance(self.serverapp.identity_provider, AgnesIdentityProvider)
+
+    # --- initialize -----------------------------------------------------------------
+
+    def initialize_settings(self) -> None:
+        data_dir = resolve_data_dir(self.data_dir)
+        os.environ["AGNES_DATA_DIR"] = str(data_dir)  # kernels started by this server inherit it
+        self.store = open_store(data_dir)
+        self.auth = AuthService(self.store, parent=self)
+        if self.auth.local_dev_mode:
+            ip = self.serverapp.ip
+            if not _is_loopback(ip):
+                raise SystemExit(
+                    f"LOCAL_DEV_MODE=1 signs everyone in as an admin; refusing to bind to {ip!r}. "
+                    "Use --ip=127.0.0.1."
+                )
+            self.log.warning(
+                "LOCAL_DEV_MODE=1: every request is signed in as %s (an admin). "
+                "Never use this on a shared machine.",
+                self.auth.local_dev_user_email,
+            )
+        self.settings["agnes_version"] = __version__
+        self._write_runtime_file(data_dir)
+
+    def _write_runtime_file(self, data_dir: Path) -> None:
+        # Lets `jupyter agnes login-link` print a URL for the running server.
+        info = {"url": self.serverapp.connection_url, "pid": os.getpid()}
+        (data_dir / RUNTIME_FILE).write_text(json.dumps(info))
+
+    def initialize_handlers(self) -> None:
+        from server_extension.handlers import agnes_handlers
+
+        self.handlers.extend(agnes_handlers())
+
+    def principal_for_foreign_user(self, user: Any) -> Principal | None:
+        """A user signed in by another identity provider (JupyterHub): match by email."""
+        username = getattr(user, "username", "") or ""
+        try:
+            with self.store.read() as s:
+                row = directory.get_user_by_email(s, username)
+                user_id = row.id if row is not None else None
+        except directory.DirectoryError:
+            return None
+        return self.auth.load_principal(user_id, "hub") if user_id is not None else None
+
+    async def stop_extension(self) -> None:
+        if getattr(self, "auth", None) is not None:
+            self.auth.close()
+        if getattr(self, "store", None) is not None:
+            self.store.close()

@@ -1,0 +1,20 @@
+"""`AgnesAuthorizer`: maps jupyter-server resources onto Agnes grants (rules in core rbac)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.auth.authorizer import Authorizer
+
+from jupyter_agnes.auth import rbac
+
+
+class AgnesAuthorizer(Authorizer):
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        principal = getattr(user, "principal", None)
+        if principal is None:
+            app = handler.settings.get("agnes")
+            principal = app.principal_for_foreign_user(user) if app else None
+        if principal is None:
+            return False
+        return rbac.may_use_server_resource(principal, action, resource)

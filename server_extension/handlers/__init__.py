@@ -1,0 +1,29 @@
+"""The Agnes routes, relative to the server's base_url."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def agnes_handlers() -> list[tuple[Any, ...]]:
+    from server_extension.handlers.account import (
+        HealthHandler,
+        MeHandler,
+        TokenHandler,
+        TokensHandler,
+    )
+    from server_extension.handlers.login import (
+        LoginLinkHandler,
+        LoginPageHandler,
+        LogoutHandler,
+    )
+
+    return [
+        (r"/agnes/api/health", HealthHandler),
+        (r"/agnes/api/me", MeHandler),
+        (r"/agnes/api/tokens", TokensHandler),
+        (r"/agnes/api/tokens/([A-Za-z0-9_-]{1,64})", TokenHandler),
+        (r"/agnes/login", LoginPageHandler),
+        (r"/agnes/logout", LogoutHandler),
+        (r"/agnes/auth/link", LoginLinkHandler),
+    ]

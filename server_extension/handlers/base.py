@@ -1,0 +1,100 @@
+"""Shared plumbing for Agnes REST handlers: the principal, JSON bodies, errors."""
+
+from __future__ import annotations
+
+import json
+from http.client import responses
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from jupyter_agnes.auth.principal import Principal
+
+MAX_JSON_BODY = 1024 * 1024
+MISSING_CREDENTIALS = "Missing or invalid Authorization header"
+
+
+class AgnesHTTPError(web.HTTPError):
+    """An HTTPError whose message reaches the client verbatim (no %-formatting)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        reason: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, reason=reason or responses.get(status, "Error"))
+        self.message = message
+        self.headers = headers or {}
+
+
+def api_error(status: int, message: str, reason: str | None = None) -> AgnesHTTPError:
+    return AgnesHTTPError(status, message, reason)
+
+
+class AgnesAPIHandler(APIHandler):
+    """JSON in and out; 401 (not 403 or a redirect) when nobody is signed in."""
+
+    @property
+    def agnes(self) -> Any:
+        return self.settings["agnes"]
+
+    @property
+    def principal(self) -> Principal:
+        user = self.current_user
+        principal = getattr(user, "principal", None)
+        if principal is None:
+            principal = self.agnes.principal_for_foreign_user(user) if user else None
+        if principal is None:
+            raise self._unauthenticated()
+        return principal
+
+    def _unauthenticated(self) -> web.HTTPError:
+        return AgnesHTTPError(
+            401, MISSING_CREDENTIALS, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="agnes"'}
+        )
+
+    def get_login_url(self) -> str:
+        raise self._unauthenticated()
+
+    def check_xsrf_cookie(self) -> None:
+        # tornado calls this once before prepare() (no user resolved yet); jupyter defers it.
+        if hasattr(self, "_jupyter_current_user") and self._jupyter_current_user is None:
+            raise self._unauthenticated()
+        super().check_xsrf_cookie()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(exc, AgnesHTTPError):
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": exc.message, "reason": exc.reason}))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def json_body(self) -> dict[str, Any]:
+        body = self.request.body
+        if len(body) > MAX_JSON_BODY:
+            raise api_error(413, f"Request body exceeds {MAX_JSON_BODY} bytes", "Payload Too Large")
+        try:
+            data = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise api_error(400, "Request body must be valid JSON", "Bad Request") from exc
+        if not isinstance(data, dict):
+            raise api_error(400, "Request body must be a JSON object", "Bad Request")
+        return data
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(data, default=str))
+
+    def require_admin(self) -> Principal:
+        principal = self.principal
+        if not principal.is_admin:
+            raise api_error(403, "Admin access required", "Forbidden")
+        return principal

@@ -1,0 +1,101 @@
+"""The login page, login links, logout, and jupyter-server's own /login and /logout."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import JupyterHandler
+
+from jupyter_agnes.auth.credentials import redeem_login_code
+from jupyter_agnes.auth.redirects import safe_next
+from jupyter_agnes.store import directory
+from server_extension.identity import (
+    agnes_app,
+    clear_session_cookie,
+    client_ip,
+    set_session_cookie,
+)
+from server_extension.pages import LOGIN_ERRORS, login_page
+
+
+def login_url(handler: JupyterHandler, next_url: str | None = None) -> str:
+    url = handler.base_url + "agnes/login"
+    return url + "?" + urlencode({"next": next_url}) if next_url else url
+
+
+class LoginPageHandler(JupyterHandler):
+    @allow_unauthenticated
+    def get(self) -> None:
+        default = self.base_url + "lab"
+        next_url = safe_next(self.get_argument("next", None), default)
+        error = self.get_argument("error", None)
+        app = agnes_app(self)
+        google = None
+        if getattr(app, "google_configured", False):
+            google = self.base_url + "agnes/auth/google/login?" + urlencode({"next": next_url})
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(
+            login_page(
+                error_code=error if error in LOGIN_ERRORS else None,
+                google_login_url=google,
+                next_url=next_url,
+            )
+        )
+
+
+class LoginRedirectHandler(JupyterHandler):
+    """jupyter-server sends anonymous page views to `/login?next=…`; ours lives elsewhere."""
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        self.redirect(login_url(self, safe_next(self.get_argument("next", None), "")))
+
+
+class LoginLinkHandler(JupyterHandler):
+    """`/agnes/auth/link?code=…` from `jupyter agnes login-link`: one use, then a session."""
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        code = self.get_argument("code", "")
+        app = agnes_app(self)
+        with app.store.write() as s:
+            user_id = redeem_login_code(s, code)
+            directory.audit(
+                s,
+                "login.link",
+                user_id=user_id,
+                params={"ip": client_ip(self)},
+                result="ok" if user_id else "link_invalid",
+            )
+        if user_id is None:
+            self.redirect(login_url(self) + "?error=link_invalid")
+            return
+        try:
+            cookie, expires = app.auth.start_session(user_id, "login_link", client_ip(self))
+        except Exception:  # deactivated between link creation and use
+            self.redirect(login_url(self) + "?error=deactivated")
+            return
+        set_session_cookie(self, cookie, expires)
+        # Redirect so the code leaves the address bar and browser history.
+        self.redirect(self.base_url + "lab")
+
+
+class LogoutHandler(JupyterHandler):
+    """GET (JupyterLab's menu) and POST both end the server-side session."""
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        self._logout()
+
+    @allow_unauthenticated
+    def post(self) -> None:
+        self._logout()
+
+    def _logout(self) -> None:
+        principal = getattr(self.current_user, "principal", None)
+        if principal is not None and principal.auth == "session":
+            agnes_app(self).auth.end_session(principal.credential_id)
+        clear_session_cookie(self)
+        self.redirect(login_url(self))

@@ -1,0 +1,132 @@
+"""`AgnesIdentityProvider`: resolves every request in the order DESIGN.md §3 gives."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_server.auth.identity import IdentityProvider, User
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web
+from traitlets import default
+
+from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.service import AuthFailure
+from jupyter_agnes.auth.sessions import SESSION_COOKIE
+
+
+@dataclass
+class AgnesUser(User):
+    principal: Principal | None = None
+
+
+def user_for(principal: Principal) -> AgnesUser:
+    return AgnesUser(
+        username=principal.email,
+        name=principal.name or principal.email,
+        display_name=principal.name or principal.email,
+        principal=principal,
+    )
+
+
+def agnes_app(handler: web.RequestHandler) -> Any:
+    return handler.settings["agnes"]
+
+
+def client_ip(handler: web.RequestHandler) -> str:
+    from server_extension.client_ip import request_client_ip
+
+    return request_client_ip(handler)
+
+
+def reject_credential(handler: web.RequestHandler, reason: str) -> None:
+    """Answer 401 JSON on any path (API or HTML) and stop the request."""
+    handler.clear()
+    handler.set_status(401)
+    handler.set_header("WWW-Authenticate", 'Bearer realm="agnes"')
+    handler.set_header("Content-Type", "application/json")
+    handler.set_header("Cache-Control", "no-store")
+    raise web.Finish(json.dumps({"message": reason, "reason": "Unauthorized"}))
+
+
+class AgnesIdentityProvider(IdentityProvider):
+    """PATs, the scheduler token, `agnes_session` cookies and local dev mode."""
+
+    @default("token")
+    def _token_default(self) -> str:
+        return ""  # no shared server token: every door goes through Agnes credentials
+
+    @default("need_token")
+    def _need_token_default(self) -> bool:
+        return False
+
+    @property
+    def auth_enabled(self) -> bool:
+        return True
+
+    @property
+    def login_available(self) -> bool:
+        return True
+
+    def validate_security(self, app: Any, ssl_options: dict | None = None) -> None:
+        # The server token is not used; the base class would warn about its absence.
+        return
+
+    def get_handlers(self) -> list[tuple[str, object]]:
+        from server_extension.handlers.login import LoginRedirectHandler, LogoutHandler
+
+        return [(r"/login", LoginRedirectHandler), (r"/logout", LogoutHandler)]
+
+    async def get_user(self, handler: web.RequestHandler) -> User | None:
+        existing = getattr(handler, "_jupyter_current_user", None)
+        if existing:
+            return existing
+        principal = self._resolve(handler)
+        handler.request.agnes_principal = principal  # type: ignore[attr-defined]
+        return user_for(principal) if principal is not None else None
+
+    def _resolve(self, handler: web.RequestHandler) -> Principal | None:
+        auth = agnes_app(handler).auth
+        if auth.local_dev_mode:
+            return auth.dev_principal()
+        header = handler.request.headers.get("Authorization")
+        if header is not None:
+            ip = client_ip(handler)
+            try:
+                principal = auth.authenticate_header(header, ip)
+            except AuthFailure as failure:
+                limiter = getattr(agnes_app(handler), "failed_auth_limiter", None)
+                if limiter is not None:
+                    limiter(handler, ip)
+                reject_credential(handler, failure.reason)
+                raise AssertionError("unreachable") from failure
+            handler._token_authenticated = True  # type: ignore[attr-defined]
+            return principal
+        cookie = handler.get_cookie(SESSION_COOKIE)
+        if cookie:
+            principal = auth.authenticate_session(cookie)
+            if principal is None:
+                clear_session_cookie(handler)
+            return principal
+        return None
+
+    def is_token_authenticated(self, handler: web.RequestHandler) -> bool:
+        return getattr(handler, "_token_authenticated", False)
+
+
+def set_session_cookie(handler: JupyterHandler, value: str, expires: Any) -> None:
+    auth = agnes_app(handler).auth
+    handler.set_cookie(
+        SESSION_COOKIE,
+        value,
+        path=handler.base_url,
+        expires=expires,
+        httponly=True,
+        samesite="Lax",
+        secure=handler.request.protocol == "https" or auth.secure_cookies,
+    )
+
+
+def clear_session_cookie(handler: web.RequestHandler) -> None:
+    handler.clear_cookie(SESSION_COOKIE, path=handler.settings.get("base_url", "/"))

@@ -1,0 +1,60 @@
+"""Minimal server-rendered pages (the login page); every value is HTML-escaped."""
+
+from __future__ import annotations
+
+from html import escape
+
+LOGIN_ERRORS = {
+    "no_email": "Your Google account did not share an email address.",
+    "email_unverified": "Your Google email address is not verified.",
+    "domain_not_allowed": "Your email domain is not allowed to sign in here.",
+    "not_in_allowed_group": "You are not a member of a Google group that may use Agnes.",
+    "state_mismatch": "The sign-in attempt expired or was tampered with. Please try again.",
+    "oauth_failed": "Google sign-in failed. Please try again.",
+    "deactivated": "Your Agnes account has been deactivated. Ask an admin.",
+    "google_not_configured": "Google sign-in is not configured on this server.",
+    "link_invalid": "That login link is invalid, expired or already used.",
+    "rate_limited": "Too many sign-in attempts. Wait a minute and try again.",
+}
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · Agnes</title>
+<style>
+body{{font-family:system-ui,sans-serif;background:#f5f6f8;margin:0;display:flex;
+min-height:100vh;align-items:center;justify-content:center;color:#1d2330}}
+main{{background:#fff;padding:2.5rem;border-radius:12px;box-shadow:0 2px 12px #0002;
+max-width:26rem}}
+h1{{margin-top:0;font-size:1.5rem}} .error{{background:#fdecea;color:#8a1c12;padding:.75rem;
+border-radius:6px}} .btn{{display:inline-block;background:#1a73e8;color:#fff;padding:.7rem 1.2rem;
+border-radius:6px;text-decoration:none;font-weight:600}} code{{background:#eef;padding:0 .25rem}}
+.muted{{color:#5b6475;font-size:.9rem}}
+</style></head><body><main>
+<h1>Sign in to Agnes</h1>
+{error}
+{google}
+<p class="muted">Scripts and the REST API use personal access tokens
+(<code>Authorization: Bearer agnes_pat_…</code>), not this page.</p>
+</main></body></html>
+"""
+
+
+def login_page(*, error_code: str | None, google_login_url: str | None, next_url: str) -> str:
+    error = ""
+    if error_code:
+        message = LOGIN_ERRORS.get(error_code, "Sign-in failed. Please try again.")
+        error = f'<p class="error" role="alert">{escape(message)}</p>'
+    if google_login_url:
+        google = (
+            f'<p><a class="btn" id="google-login" href="{escape(google_login_url)}">'
+            "Sign in with Google</a></p>"
+        )
+    else:
+        google = (
+            "<p>Google sign-in is not configured on this server.</p>"
+            "<p>An admin can print a one-time login link with "
+            "<code>jupyter agnes login-link --email you@example.com</code>.</p>"
+        )
+    del next_url  # carried inside google_login_url
+    return _PAGE.format(error=error, google=google)
