@@ -34,7 +34,7 @@ def agnes_extra_config() -> dict[str, Any]:
 @pytest.fixture
 def jp_server_config(agnes_data_dir: Path, agnes_extra_config: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "ServerApp": {"jpserver_extensions": {"jupyter_agnes": True}},
+        "ServerApp": {"jpserver_extensions": {"jupyter_agnes": True, "jupyterlab": True}},
         "AgnesExtensionApp": {"data_dir": str(agnes_data_dir)},
     }
     for section, values in agnes_extra_config.items():

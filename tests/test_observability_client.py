@@ -47,6 +47,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def ph() -> Iterator[FakePostHog]:
     with FakePostHog() as fake:
         yield fake
+        observability.shutdown()  # deliver before the fake goes away
 
 
 def enable(ph: FakePostHog, **kw: object) -> ObservabilitySettings:

@@ -92,13 +92,13 @@ class GoogleOAuthSettings(Configurable):
         return env_str(
             "AGNES_GOOGLE_DISCOVERY_URL",
             "https://accounts.google.com/.well-known/openid-configuration",
-        )
+        ).rstrip("/")
 
     @default("directory_url")
     def _directory(self) -> str:
         return env_str(
             "AGNES_GOOGLE_DIRECTORY_URL", "https://admin.googleapis.com/admin/directory/v1"
-        )
+        ).rstrip("/")
 
     @default("admin_sdk_key_file")
     def _key_file(self) -> str:
@@ -112,7 +112,7 @@ class GoogleOAuthSettings(Configurable):
     def _metadata(self) -> str:
         return env_str(
             "AGNES_GCE_METADATA_URL", "http://metadata.google.internal/computeMetadata/v1"
-        )
+        ).rstrip("/")
 
     @default("mock_groups")
     def _mock_groups(self) -> list[str]:

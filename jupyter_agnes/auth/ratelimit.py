@@ -72,7 +72,11 @@ def client_ip(
         return (peer or "")[:64]
     if not nets or not x_forwarded_for or not _trusted(peer_addr, nets):
         return str(peer_addr)
-    hops = [h for h in x_forwarded_for[:4096].split(",") if h.strip()]
+    # Proxies append on the right, so keep the right end of an oversized header;
+    # the cut-off first hop may be partial and is dropped.
+    tail = x_forwarded_for[-4096:]
+    hops = tail.split(",")[1:] if len(x_forwarded_for) > 4096 else tail.split(",")
+    hops = [h for h in hops if h.strip()]
     result = peer_addr
     for hop in reversed(hops):
         addr = _parse_ip(hop)

@@ -93,10 +93,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     store = store_for(args)
     with store.write() as s:
-        if (
-            s.scalar(select(PersonalAccessToken.id).where(PersonalAccessToken.id == args.id))
-            is None
-        ):
+        if s.get(PersonalAccessToken, args.id) is None:
             raise CLIError(f"Token {args.id} not found")
         if not pats.revoke_pat(s, args.id):
             raise CLIError(f"Token {args.id} is already revoked")

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import duckdb
 
-from jupyter_agnes.orchestrator.identifiers import InvalidIdentifier, check_identifier, quote_literal
+from jupyter_agnes.orchestrator.identifiers import (
+    InvalidIdentifier,
+    check_identifier,
+    quote_literal,
+)
 from jupyter_agnes.orchestrator.writer import ExtractWriter
 
 READERS = {
@@ -61,7 +65,7 @@ def extract_local(data_dir: Path, source: str, folder: str | Path) -> LocalExtra
                 report.problems.append(f"{path.name}: {exc}")
                 continue
             if writer.has_table(table):
-                report.problems.append(f"{path.name}: table {table} already comes from another file")
+                report.problems.append(f"{path.name}: table {table} already comes from a file")
                 continue
             try:
                 rows = _copy_file(writer, path, reader, table)

@@ -50,8 +50,8 @@ _SQL = {
                p.product_id, q.quantity, p.unit_price, q.discount,
                round(q.quantity * p.unit_price * (1 - q.discount), 2) AS amount
         FROM _orders o, LATERAL (SELECT unnest(range(o.n_items)) AS k) k,
-             LATERAL (SELECT 1 + floor($n_products * pow(rnd('prod', o.order_id * 8 + k.k), 3))::BIGINT
-                             AS product_id,
+             LATERAL (SELECT 1 + floor($n_products * pow(rnd('prod', o.order_id * 8 + k.k), 3))
+                                 ::BIGINT AS product_id,
                              least(20, 1 + floor(-ln(rnd('qty', o.order_id * 8 + k.k)) * 1.2))::INT
                              AS quantity,
                              [0.0, 0.0, 0.0, 0.1, 0.2][1 + floor(rnd('disc', o.order_id * 8 + k.k)
@@ -100,9 +100,8 @@ def generate_sample_data(
             f"((hash({int(seed)}, stream, i) % 1000003) + 1) / 1000004.0"
         )
         con.execute(_ORDERS, {k: v for k, v in sizes.items() if k in _ORDERS})
-        con.execute(
-            "CREATE TEMP TABLE _products AS " + _SQL["products"], {"n_products": sizes["n_products"]}
-        )
+        n_products = {"n_products": sizes["n_products"]}
+        con.execute("CREATE TEMP TABLE _products AS " + _SQL["products"], n_products)
         for table in TABLES:
             sql = _SQL[table]
             params = {k: v for k, v in sizes.items() if f"${k}" in sql}

@@ -44,21 +44,25 @@ _flag_pool_lock = threading.Lock()
 def event_properties(
     properties: dict[str, Any] | None, user: Principal | None, settings: ObservabilitySettings
 ) -> dict[str, Any]:
-    """Super-properties, then the user facts the identify mode allows, then the caller's."""
+    """Super-properties, the caller's, then the user facts the identify mode allows.
+
+    User facts come only from the identify mode: the caller's `email`, `user_id`, … are
+    dropped, so no call site can leak more than the operator allowed.
+    """
     mode = settings.identify_pii
     props: dict[str, Any] = dict(settings.super_properties())
-    props.update(people.user_properties(user, mode))
     extra = dict(properties or {})
+    for key in people.USER_KEYS:
+        extra.pop(key, None)
+    props.update(extra)
+    props.update(people.user_properties(user, mode))
     if not people.is_identified(user, mode):
-        for key in people.USER_KEYS:
-            extra.pop(key, None)
         # Anonymous events must not create person profiles.
         props["$process_person_profile"] = False
     else:
         person = people.person_set(user, mode)
         if person:
             props["$set"] = person
-    props.update(extra)
     return props
 
 

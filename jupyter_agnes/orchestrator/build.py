@@ -109,16 +109,21 @@ def _write_catalog(
         f"INSERT INTO {CATALOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
-                t.name, t.source, t.description, t.rows, t.size_bytes, t.extracted_at,
-                t.query_mode, list(t.paths), json.dumps(columns.get(t.name, [])),
+                t.name,
+                t.source,
+                t.description,
+                t.rows,
+                t.size_bytes,
+                t.extracted_at,
+                t.query_mode,
+                list(t.paths),
+                json.dumps(columns.get(t.name, [])),
             )
             for t in built
         ],
     )
     con.execute(f"CREATE TABLE {BUILD_TABLE} (build_id VARCHAR, built_at TIMESTAMPTZ)")
-    con.execute(
-        f"INSERT INTO {BUILD_TABLE} VALUES (?, ?)", [build_id, datetime.now(timezone.utc)]
-    )
+    con.execute(f"INSERT INTO {BUILD_TABLE} VALUES (?, ?)", [build_id, datetime.now(timezone.utc)])
 
 
 def read_catalog_rows(con: duckdb.DuckDBPyConnection) -> tuple[str, list[dict[str, object]]]:

@@ -76,7 +76,7 @@ class SyncOrchestrator(Configurable):
 
     def _store(self) -> Any:
         if self.store is None:
-            from jupyter_agnes.store import open_store
+            from jupyter_agnes.store.engine import open_store
 
             self.store = open_store(self.data_dir)
         return self.store
@@ -169,9 +169,13 @@ class SyncOrchestrator(Configurable):
             info = infos.setdefault(src, ExtractInfo(src, extract_dir(self.data_dir, src)))
             info.tables.append(
                 TableMeta(
-                    name=str(r["table_name"]), source=src, description=str(r["description"]),
-                    rows=int(r["rows"] or 0), size_bytes=int(r["size_bytes"] or 0),
-                    extracted_at=str(r["extracted_at"] or ""), query_mode=str(r["query_mode"]),
+                    name=str(r["table_name"]),
+                    source=src,
+                    description=str(r["description"]),
+                    rows=int(r["rows"] or 0),
+                    size_bytes=int(r["size_bytes"] or 0),
+                    extracted_at=str(r["extracted_at"] or ""),
+                    query_mode=str(r["query_mode"]),
                     paths=tuple(r["paths"]),  # type: ignore[arg-type]
                 )
             )
@@ -212,4 +216,3 @@ class SyncOrchestrator(Configurable):
                 if rebuilt or vanished:
                     s.delete(owner)  # the owner dropped the table: the name is free again
         return accepted
-

@@ -299,7 +299,7 @@ class FakeGoogle:
 
     # -- lifecycle
     def start(self) -> FakeGoogle:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 

@@ -241,7 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.fake._lock:
             self.fake.requests.append(
-                {"path": self.path, "body": body, "headers": dict(self.headers.items())}
+                {"path": self.path, "body": body,
+                 "headers": {k.lower(): v for k, v in self.headers.items()}}
             )
         fault = self.fake._next_fault()
         kind = (fault or {}).get("kind", "")

@@ -94,6 +94,7 @@ class FakePostHog:
         self._dist = ensure_posthog_js() if serve_js else POSTHOG_JS_DIST
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
+        self._server.block_on_close = False  # keep-alive clients must not stall close()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -1,0 +1,3 @@
+from jupyter_agnes.cli import run
+
+run()

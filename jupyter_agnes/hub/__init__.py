@@ -1,0 +1,168 @@
+"""JupyterHub adapter: `AgnesGoogleOAuthenticator` applies the same `decide` policy
+as the server's own Google sign-in, and feeds the kept groups to the hub.
+
+Registered as the `agnes-google` entry point of `jupyterhub.authenticators`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from oauthenticator.google import GoogleOAuthenticator
+from traitlets import Bool, Unicode, default
+
+from jupyter_agnes.auth.google_oauth import GoogleOAuthSettings, GoogleOIDCClient
+from jupyter_agnes.auth.google_policy import (
+    Allowed,
+    Decision,
+    Denied,
+    GooglePolicyConfig,
+    decide,
+)
+
+AUTH_STATE_KEY = "agnes"
+
+__all__ = ["AgnesGoogleOAuthenticator"]
+
+
+class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
+    """Google sign-in for the hub, decided by `jupyter_agnes.auth.google_policy.decide`.
+
+    - Users the policy turns away are not allowed (a fresh login, or `refresh_user`).
+    - Kept groups become hub groups (`manage_groups`); `Admin` makes a hub admin.
+    - When the Directory gives no data, hub groups and admin status stay as they were.
+    - With `sync_store`, the login is also applied to the Agnes store, so single-user
+      servers (sharing it via AGNES_DB_URL) see the same memberships.
+    """
+
+    sync_store = Bool(
+        False, config=True, help="Also apply logins to the Agnes system store (data dir/DB URL)."
+    )
+    agnes_data_dir = Unicode(
+        "", config=True, help="Agnes data dir for `sync_store`; default as the server's."
+    )
+
+    @default("manage_groups")
+    def _manage_groups_default(self) -> bool:
+        return True
+
+    @default("any_allow_config")
+    def _any_allow_config_default(self) -> bool:
+        return True  # the Agnes policy is the allow config
+
+    @default("strip_domain")
+    def _strip_domain_default(self) -> bool:
+        # Usernames stay full emails: single-user servers match hub users to Agnes users by email.
+        return False
+
+    @default("scope")
+    def _scope_default(self) -> list[str]:
+        return ["openid", "email", "profile"]
+
+    @default("client_id")
+    def _client_id_default(self) -> str:
+        return self._settings.client_id or super()._client_id_default()
+
+    @default("client_secret")
+    def _client_secret_default(self) -> str:
+        return self._settings.client_secret or super()._client_secret_default()
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._settings_obj: GoogleOAuthSettings | None = None
+        super().__init__(**kwargs)
+        self.policy = GooglePolicyConfig(parent=self)
+        self.google = GoogleOIDCClient(self._settings)
+        self._store: Any = None
+
+    @property
+    def _settings(self) -> GoogleOAuthSettings:
+        if getattr(self, "_settings_obj", None) is None:
+            self._settings_obj = GoogleOAuthSettings(parent=self)
+        assert self._settings_obj is not None
+        return self._settings_obj
+
+    # --- the decision -------------------------------------------------------------
+
+    async def _decide(self, user_info: dict[str, Any]) -> Decision:
+        email = user_info.get("email")
+        verified = user_info.get("verified_email", user_info.get("email_verified"))
+        hd = user_info.get("hd")
+        # Identity checks first, so a refused user costs no Directory call.
+        first = decide(email, verified, hd, None, self.policy)
+        if isinstance(first, Denied):
+            return first
+        groups = await asyncio.to_thread(self.google.fetch_groups, str(email))
+        return decide(email, verified, hd, groups, self.policy)
+
+    async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
+        auth_state = auth_model["auth_state"]
+        user_info = auth_state[self.user_auth_state_key]
+        decision = await self._decide(user_info)
+        if self.sync_store:
+            decision = await asyncio.to_thread(self._apply_to_store, user_info, decision)
+        record: dict[str, Any] = {"allowed": isinstance(decision, Allowed)}
+        if isinstance(decision, Denied):
+            record["code"] = decision.code
+        else:
+            record.update(
+                groups=list(decision.groups),
+                is_admin=decision.is_admin,
+                authoritative=decision.authoritative,
+            )
+            if decision.authoritative and not auth_model.get("admin"):
+                auth_model["admin"] = decision.is_admin  # admin_users still wins
+        auth_state[AUTH_STATE_KEY] = record
+        return auth_model
+
+    def _apply_to_store(self, user_info: dict[str, Any], decision: Decision) -> Decision:
+        from jupyter_agnes.auth.google_sync import apply_google_login
+
+        if self._store is None:
+            from jupyter_agnes.paths import resolve_data_dir
+            from jupyter_agnes.store.engine import open_store
+
+            self._store = open_store(resolve_data_dir(self.agnes_data_dir or None))
+        outcome = apply_google_login(
+            self._store, user_info.get("email"), str(user_info.get("name") or ""), decision
+        )
+        return decision if outcome.ok else Denied(outcome.code)
+
+    async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
+        return set((auth_state.get(AUTH_STATE_KEY) or {}).get("groups") or [])
+
+    @staticmethod
+    def _keep_groups_when_no_data(auth_model: Any) -> Any:
+        if isinstance(auth_model, dict):
+            record = (auth_model.get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
+            if record.get("allowed") and not record.get("authoritative"):
+                auth_model["groups"] = None  # the hub leaves groups unchanged on None
+        return auth_model
+
+    async def authenticate(self, handler: Any, data: Any = None, **kwargs: Any) -> Any:
+        model = await super().authenticate(handler, data, **kwargs)
+        return self._keep_groups_when_no_data(model)
+
+    async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:
+        if auth_model is None:  # JupyterHub < 5 startup check of existing users
+            return True
+        record = (auth_model.get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
+        if not record.get("allowed"):
+            self.log.warning(
+                "Google sign-in refused for %s: %s", username, record.get("code", "unknown")
+            )
+            return False
+        return True
+
+    async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
+        """False once the policy no longer allows the user; they must sign in again."""
+        refreshed = await super().refresh_user(user, handler, **kwargs)
+        if isinstance(refreshed, dict):
+            record = (refreshed.get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
+            if not record.get("allowed"):
+                self.log.warning(
+                    "Google access for %s ended: %s", user.name, record.get("code", "unknown")
+                )
+                return False
+            return self._keep_groups_when_no_data(refreshed)
+        return refreshed

@@ -1,0 +1,20 @@
+"""The sandboxed, RBAC-checked query runner."""
+
+from jupyter_agnes.query.classify import check_query
+from jupyter_agnes.query.errors import QueryError, QueryRefused, QueryTimeout, TableNotGranted
+from jupyter_agnes.query.results import ARROW_STREAM_TYPE, CSV_TYPE, JSON_TYPE, QueryResult
+from jupyter_agnes.query.sandbox import QueryRunner, sql_sha256
+
+__all__ = [
+    "ARROW_STREAM_TYPE",
+    "CSV_TYPE",
+    "JSON_TYPE",
+    "QueryError",
+    "QueryRefused",
+    "QueryResult",
+    "QueryRunner",
+    "QueryTimeout",
+    "TableNotGranted",
+    "check_query",
+    "sql_sha256",
+]

@@ -1,0 +1,155 @@
+"""Statement classification and reference checks on DuckDB's own parse tree.
+
+Only one SELECT / WITH / VALUES / DESCRIBE / SUMMARIZE is allowed. Every table it
+names must be granted (or a CTE of the query); table functions come from a short
+allow-list, and functions that reveal settings, paths or other databases are refused.
+The sandbox enforces the same limits again at run time; this check gives clear errors.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from jupyter_agnes.query.errors import QueryRefused, TableNotGranted
+
+MAX_SQL_CHARS = 100_000
+ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+# Scalar functions that read settings, variables, the environment or the catalog.
+DENIED_FUNCTIONS = frozenset(
+    {
+        "current_setting",
+        "getenv",
+        "getvariable",
+        "current_database",
+        "current_catalog",
+        "current_schema",
+        "current_schemas",
+        "current_query",
+        "pg_get_viewdef",
+        "pg_get_constraintdef",
+        "has_table_privilege",
+        "has_schema_privilege",
+        "pg_table_is_visible",
+        "query",
+        "query_table",
+        "glob",
+        "read_text",
+        "read_blob",
+    }
+)
+DENIED_PREFIXES = ("duckdb_", "pragma_", "pg_", "sqlite_", "icu_", "read_", "parquet_", "glob")
+READ_HINT = "Only a single read statement (SELECT, WITH, VALUES, DESCRIBE, SUMMARIZE) is allowed"
+
+_parser_local = threading.local()
+
+
+def _parser() -> duckdb.DuckDBPyConnection:
+    """One parse-only in-memory database per thread, locked down; it holds no data."""
+    con = getattr(_parser_local, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:")
+        con.execute("SET enable_external_access=false")
+        con.execute("SET lock_configuration=true")
+        _parser_local.con = con
+    return con
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    sql: str
+    tables: frozenset[str]  # granted tables the query names
+    params: frozenset[str]  # named $parameters
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+
+
+def check_query(sql: str, granted: set[str] | frozenset[str]) -> CheckedQuery:
+    if not isinstance(sql, str) or not sql.strip():
+        raise QueryRefused("sql must be a non-empty string")
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryRefused(f"sql is longer than {MAX_SQL_CHARS} characters")
+    if "\x00" in sql:
+        raise QueryRefused("sql contains a NUL byte")
+    con = _parser()
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryRefused(_first_line(exc)) from exc
+    if len(statements) != 1:
+        raise QueryRefused(f"{READ_HINT}; got {len(statements)} statements")
+    statement = statements[0]
+    if statement.type != duckdb.StatementType.SELECT:
+        raise QueryRefused(f"{READ_HINT}; got {statement.type.name}")
+    (tree_json,) = con.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()  # type: ignore[misc]
+    tree = json.loads(tree_json)
+    if tree.get("error"):
+        raise QueryRefused(str(tree.get("error_message", "unsupported statement"))[:500])
+    ctes: set[str] = set()
+    _collect_ctes(tree, ctes)
+    used: set[str] = set()
+    _walk(tree, {g.lower() for g in granted}, ctes, used)
+    return CheckedQuery(sql, frozenset(used), frozenset(statement.named_parameters))
+
+
+def _collect_ctes(node: Any, out: set[str]) -> None:
+    if isinstance(node, dict):
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            for item in cte_map.get("map") or []:
+                out.add(str(item.get("key", "")).lower())
+        for value in node.values():
+            _collect_ctes(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _collect_ctes(value, out)
+
+
+def _walk(node: Any, granted: set[str], ctes: set[str], used: set[str]) -> None:
+    if isinstance(node, list):
+        for value in node:
+            _walk(value, granted, ctes, used)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    if kind == "BASE_TABLE":
+        _check_table(node, granted, ctes, used)
+    elif kind == "TABLE_FUNCTION":
+        fn = node.get("function") or {}
+        name = str(fn.get("function_name", "")).lower()
+        if name not in ALLOWED_TABLE_FUNCTIONS or fn.get("catalog") or fn.get("schema"):
+            raise QueryRefused(f"Table function {name[:64]}() is not allowed")
+    elif kind == "SHOW_REF" and node.get("query") is None:
+        raise QueryRefused("SHOW is not supported; use the catalog or DESCRIBE <table>")
+    if node.get("class") == "FUNCTION":
+        name = str(node.get("function_name", "")).lower()
+        if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
+            raise QueryRefused(f"Function {name[:64]}() is not allowed")
+        if node.get("catalog") or node.get("schema") not in ("", None, "main"):
+            raise QueryRefused(f"Qualified function {name[:64]}() is not allowed")
+    for value in node.values():
+        if isinstance(value, (dict, list)):
+            _walk(value, granted, ctes, used)
+
+
+def _check_table(node: dict[str, Any], granted: set[str], ctes: set[str], used: set[str]) -> None:
+    name = str(node.get("table_name", ""))
+    catalog = str(node.get("catalog_name") or "")
+    schema = str(node.get("schema_name") or "")
+    shown = ".".join(p for p in (catalog, schema, name) if p)
+    # Only unqualified or main.<name>: no other catalog, schema or system view.
+    if catalog or schema.lower() not in ("", "main"):
+        raise TableNotGranted(shown)
+    key = name.lower()
+    if not schema and key in ctes:
+        return
+    if key not in granted:
+        raise TableNotGranted(shown)
+    used.add(key)

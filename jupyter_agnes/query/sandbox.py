@@ -1,0 +1,260 @@
+"""The sandboxed query runner.
+
+Each query runs on a fresh connection to an in-memory DuckDB database that exposes,
+as views, only the granted tables the query names. After that setup the database is
+locked down: `enable_external_access=false` (only the views' own parquet files stay
+readable, through `allowed_paths`), then `lock_configuration=true`. Databases are
+cached per (analytics build, table set): a cursor is a new connection, the only state
+is the views, and only single reads ever run, so sharing one between queries is safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from traitlets import Any as AnyTrait
+from traitlets import Float, Int, default
+from traitlets.config import Configurable
+
+from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.catalog.catalog import Catalog, CatalogEntry, CatalogSnapshot
+from jupyter_agnes.envknobs import env_float, env_int
+from jupyter_agnes.orchestrator.identifiers import IDENTIFIER_RE, quote_ident, quote_literal
+from jupyter_agnes.query.classify import check_query
+from jupyter_agnes.query.errors import QueryError, QueryRefused, QueryTimeout
+from jupyter_agnes.query.results import QueryResult
+
+log = logging.getLogger("jupyter_agnes.query")
+BATCH_ROWS = 65_536
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def sql_sha256(sql: str) -> str:
+    return hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _build_sandbox(
+    snapshot: CatalogSnapshot, entries: list[CatalogEntry]
+) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    try:
+        paths: list[str] = []
+        if any(e.query_mode == "materialized" for e in entries):
+            con.execute(f"ATTACH {quote_literal(str(snapshot.path))} AS agnes_snapshot (READ_ONLY)")
+        for e in entries:
+            name = quote_ident(e.name)
+            if e.query_mode == "materialized":
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM agnes_snapshot.main.{name}")
+            else:
+                files = ", ".join(quote_literal(p) for p in e.paths)
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+                paths.extend(e.paths)
+        if paths:
+            con.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+class _SandboxPool:
+    """LRU of locked-down databases keyed by (build id, sorted table names)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._dbs: OrderedDict[tuple[Any, ...], duckdb.DuckDBPyConnection] = OrderedDict()
+
+    def cursor(self, snapshot: CatalogSnapshot, tables: list[str]) -> duckdb.DuckDBPyConnection:
+        key = (snapshot.build_id, snapshot.identity, tuple(tables))
+        with self._lock:
+            db = self._dbs.get(key)
+            if db is not None:
+                self._dbs.move_to_end(key)
+                return db.cursor()
+        db = _build_sandbox(snapshot, [snapshot.entries[t] for t in tables])
+        with self._lock:
+            # Older builds are dropped, not closed: a query may still be reading one.
+            for stale in [k for k in self._dbs if k[:2] != key[:2]]:
+                del self._dbs[stale]
+            self._dbs[key] = db
+            while len(self._dbs) > self.size:
+                self._dbs.popitem(last=False)
+            return db.cursor()
+
+
+def _bind(params: Any, names: frozenset[str]) -> dict[str, Any]:
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise QueryRefused("params must be an object of $name -> value")
+    if any(n.isdigit() for n in names):
+        raise QueryRefused("Use named parameters ($name), not positional ones")
+    bound: dict[str, Any] = {}
+    for key, value in params.items():
+        if not isinstance(key, str) or not IDENTIFIER_RE.fullmatch(key):
+            raise QueryRefused(f"Invalid parameter name {str(key)[:64]!r}")
+        ok = isinstance(value, _SCALARS) or (
+            isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value)
+        )
+        if not ok:
+            raise QueryRefused(f"Parameter {key} must be a scalar or a list of scalars")
+        bound[key] = value
+    lowered = {n.lower() for n in names}
+    missing = sorted(lowered - {k.lower() for k in bound})
+    extra = sorted(k for k in bound if k.lower() not in lowered)
+    if missing:
+        raise QueryRefused(f"Missing value for parameter ${missing[0]}")
+    if extra:
+        raise QueryRefused(f"Parameter {extra[0]} is not used by the query")
+    return bound
+
+
+class QueryRunner(Configurable):
+    """Runs one user query under the caller's grants; see the module docstring."""
+
+    timeout_s = Float(help="Seconds before a query is interrupted (AGNES_QUERY_TIMEOUT_S).").tag(
+        config=True
+    )
+    max_rows = Int(
+        help="Most rows a query returns; more are cut and flagged truncated (AGNES_QUERY_MAX_ROWS)."
+    ).tag(config=True)
+    sandbox_cache_size = Int(32, help="Locked-down databases kept per process.").tag(config=True)
+    store = AnyTrait(None, allow_none=True, help="The system store, for the audit log.")
+
+    @default("timeout_s")
+    def _default_timeout(self) -> float:
+        return env_float("AGNES_QUERY_TIMEOUT_S", 30.0)
+
+    @default("max_rows")
+    def _default_max_rows(self) -> int:
+        return env_int("AGNES_QUERY_MAX_ROWS", 1_000_000, minimum=1)
+
+    def __init__(self, data_dir: str | Path, catalog: Catalog | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_dir = Path(data_dir)
+        self.catalog = catalog or Catalog(self.data_dir)
+        self._pool = _SandboxPool(self.sandbox_cache_size)
+        self._hide = [str(self.data_dir.resolve()), str(self.data_dir)]
+
+    def _store(self) -> Any:
+        if self.store is None:
+            from jupyter_agnes.store.engine import open_store
+
+            self.store = open_store(self.data_dir)
+        return self.store
+
+    def run(
+        self,
+        principal: Principal,
+        sql: str,
+        params: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """Check, bind and start the query; iterate the result to stream its rows.
+
+        Raises QueryError (with .status) for anything refused or failed before rows flow.
+        """
+        started = time.perf_counter()
+        digest = sql_sha256(sql) if isinstance(sql, str) else ""
+        tables: list[str] = []
+        try:
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+            ):
+                raise QueryRefused("limit must be a non-negative integer")
+            cap = self.max_rows if limit is None else min(limit, self.max_rows)
+            snapshot = self.catalog.snapshot()
+            granted = {n for n in snapshot.entries if principal.has_grant("table", n)}
+            checked = check_query(sql, granted)
+            bound = _bind(params, checked.params)
+            tables = sorted(checked.tables)
+            cursor = self._pool.cursor(snapshot, tables)
+            return self._start(principal, cursor, sql, bound, cap, started, digest, tables)
+        except QueryError as exc:
+            self._audit(principal, digest, tables, 0, started, exc.reason)
+            raise
+
+    def _start(
+        self,
+        principal: Principal,
+        cursor: duckdb.DuckDBPyConnection,
+        sql: str,
+        bound: dict[str, Any],
+        cap: int,
+        started: float,
+        digest: str,
+        tables: list[str],
+    ) -> QueryResult:
+        timer = threading.Timer(self.timeout_s, cursor.interrupt)
+        timer.daemon = True
+        timer.start()
+
+        def finish(result: QueryResult, status: str) -> None:
+            timer.cancel()
+            cursor.close()
+            self._audit(principal, digest, tables, result.rows, started, status, result.truncated)
+
+        try:
+            relation = cursor.sql(sql, params=bound or None)
+            reader = relation.to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            timer.cancel()
+            cursor.close()
+            raise self._translate(exc) from exc
+        return QueryResult(reader, cap, started, finish, self._translate)
+
+    def _translate(self, exc: BaseException) -> QueryError:
+        if isinstance(exc, duckdb.InterruptException):
+            return QueryTimeout(
+                f"Query exceeded the {self.timeout_s:g} s time limit (AGNES_QUERY_TIMEOUT_S) "
+                "and was cancelled"
+            )
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
+        for path in self._hide:  # never reveal where the data lives
+            message = message.replace(path, "<data-dir>")
+        return QueryError(message)
+
+    def _audit(
+        self,
+        principal: Principal,
+        digest: str,
+        tables: list[str],
+        rows: int,
+        started: float,
+        result: str,
+        truncated: bool = False,
+    ) -> None:
+        from jupyter_agnes.store.directory import audit
+
+        params = {
+            "sql_sha256": digest,
+            "rows": rows,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "truncated": truncated,
+        }
+        try:
+            with self._store().write() as s:
+                audit(
+                    s,
+                    "query",
+                    user_id=principal.user_id,
+                    actor=principal.email,
+                    resource=",".join(tables),
+                    params=params,
+                    result=result,
+                )
+        except Exception:  # an audit failure is logged, never shown to the caller
+            log.exception("could not write the query audit entry")

@@ -1,0 +1,82 @@
+"""Run a real `jupyter agnes serve` process on loopback for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+JUPYTER_AGNES = [sys.executable, "-m", "jupyter_agnes.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def agnes_cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*JUPYTER_AGNES, *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"jupyter agnes {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def agnes_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
+                 root_dir: Path | None = None, timeout: float = 60) -> Iterator[ServerProcess]:
+    port = free_port()
+    log_path = data_dir.parent / f"server-{port}.log"
+    args = [*JUPYTER_AGNES, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra]
+    if root_dir is not None:
+        args.append(f"--ServerApp.root_dir={root_dir}")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+    server = ServerProcess(f"http://127.0.0.1:{port}/", data_dir, proc, log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
+            try:
+                if requests.get(server.url + "agnes/api/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{server.log()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)

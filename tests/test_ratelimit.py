@@ -1,0 +1,174 @@
+"""Token buckets per (IP, route) and the trusted-proxy client IP rule."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from jupyter_agnes.auth.ratelimit import RateLimiter, client_ip, parse_networks
+
+
+def limiter(**kw: object) -> RateLimiter:
+    base = dict(enabled=True, per_minute=10, max_keys=1000, trusted_proxies=[])
+    base.update(kw)
+    return RateLimiter(**base)
+
+
+def test_bucket_allows_burst_then_limits_with_retry_after() -> None:
+    rl = limiter(per_minute=10)
+    key = ("203.0.113.9", "login")
+    results = [rl.check(key, now=100.0) for _ in range(10)]
+    assert results == [(True, 0)] * 10
+    allowed, retry = rl.check(key, now=100.0)
+    assert not allowed and retry == 6  # one token per 6 s at 10/min
+    assert rl.blocked(key, now=100.0) == 6
+
+
+def test_bucket_refills_over_time() -> None:
+    rl = limiter(per_minute=60)
+    key = ("203.0.113.9", "login")
+    for _ in range(60):
+        rl.check(key, now=0.0)
+    assert rl.check(key, now=0.5)[0] is False
+    assert rl.check(key, now=1.0) == (True, 0)
+    assert rl.check(key, now=1.0)[0] is False
+    assert rl.check(key, now=1000.0) == (True, 0)  # capped at capacity, not 1000 tokens
+    for _ in range(59):
+        assert rl.check(key, now=1000.0)[0]
+    assert rl.check(key, now=1000.0)[0] is False
+
+
+def test_routes_and_ips_have_separate_buckets() -> None:
+    rl = limiter(per_minute=1)
+    assert rl.check(("1.1.1.1", "login"), now=0)[0]
+    assert not rl.check(("1.1.1.1", "login"), now=0)[0]
+    assert rl.check(("1.1.1.1", "callback"), now=0)[0]
+    assert rl.check(("2.2.2.2", "login"), now=0)[0]
+
+
+def test_blocked_does_not_spend() -> None:
+    rl = limiter(per_minute=2)
+    key = ("1.1.1.1", "bearer")
+    for _ in range(10):
+        assert rl.blocked(key, now=0) == 0
+    assert len(rl) == 0  # peeking at an unknown key does not allocate
+    rl.check(key, now=0)
+    rl.check(key, now=0)
+    assert rl.blocked(key, now=0) == 30
+
+
+def test_disabled_never_limits() -> None:
+    rl = limiter(enabled=False, per_minute=1)
+    assert all(rl.check(("1.1.1.1", "login"), now=0) == (True, 0) for _ in range(100))
+    assert rl.blocked(("1.1.1.1", "login"), now=0) == 0
+
+
+def test_memory_is_bounded_and_oldest_evicted() -> None:
+    rl = limiter(per_minute=1, max_keys=100)
+    rl.check(("victim", "login"), now=0)
+    assert not rl.check(("victim", "login"), now=0)[0]
+    for i in range(10_000):  # an attacker rotating through addresses
+        rl.check((f"10.0.{i // 256}.{i % 256}", "login"), now=0)
+    assert len(rl) == 100
+    # the oldest key was evicted, so it starts over with a full bucket
+    assert rl.check(("victim", "login"), now=0)[0]
+
+
+def test_recently_used_key_survives_eviction() -> None:
+    rl = limiter(per_minute=1, max_keys=3)
+    rl.check("a", now=0)
+    rl.check("b", now=0)
+    rl.check("c", now=0)
+    rl.check("a", now=0)  # touch a: now b is the oldest
+    rl.check("d", now=0)
+    assert not rl.check("a", now=0)[0]  # still limited: it was kept
+    assert rl.check("b", now=0)[0]  # evicted, fresh bucket
+
+
+def test_threads_never_exceed_the_budget() -> None:
+    rl = limiter(per_minute=50)
+    allowed: list[bool] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        for _ in range(100):
+            ok, _ = rl.check(("1.1.1.1", "login"), now=0)
+            with lock:
+                allowed.append(ok)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert allowed.count(True) == 50
+
+
+def test_settings_from_env(monkeypatch) -> None:
+    monkeypatch.setenv("AGNES_AUTH_RATELIMIT_PER_MINUTE", "3")
+    monkeypatch.setenv("AGNES_AUTH_RATELIMIT_ENABLED", "0")
+    monkeypatch.setenv("AGNES_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")
+    rl = RateLimiter()
+    assert (rl.per_minute, rl.enabled, rl.trusted_proxies) == (
+        3,
+        False,
+        ["10.0.0.0/8", "127.0.0.1"],
+    )
+    assert rl.client_ip("10.1.2.3", "198.51.100.7") == "198.51.100.7"
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "lots"])
+def test_bad_per_minute_falls_back_to_default(monkeypatch, bad: str) -> None:
+    monkeypatch.setenv("AGNES_AUTH_RATELIMIT_PER_MINUTE", bad)
+    assert RateLimiter().per_minute == 10
+
+
+def test_bad_trusted_proxy_fails_loudly() -> None:
+    with pytest.raises(Exception, match="not-an-ip"):
+        RateLimiter(trusted_proxies=["10.0.0.1", "not-an-ip"])
+
+
+# --- client IP ------------------------------------------------------------------------
+
+PROXIES = parse_networks(["10.0.0.0/8", "::1", "192.168.1.5"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "expected"),
+    [
+        # an untrusted peer cannot choose its bucket by spoofing X-Forwarded-For
+        ("203.0.113.9", "1.2.3.4", "203.0.113.9"),
+        ("203.0.113.9", None, "203.0.113.9"),
+        # a trusted proxy: the first untrusted hop from the right is the client
+        ("10.0.0.2", "198.51.100.7", "198.51.100.7"),
+        ("10.0.0.2", "6.6.6.6, 198.51.100.7", "198.51.100.7"),  # leftmost is client-supplied
+        ("10.0.0.2", "198.51.100.7, 10.9.9.9", "198.51.100.7"),  # chain of trusted proxies
+        ("10.0.0.2", "10.1.1.1, 10.2.2.2", "10.1.1.1"),  # all trusted: leftmost
+        ("10.0.0.2", "", "10.0.0.2"),
+        ("10.0.0.2", " , ,", "10.0.0.2"),
+        ("10.0.0.2", "garbage", "10.0.0.2"),
+        ("10.0.0.2", "6.6.6.6, garbage", "10.0.0.2"),
+        ("10.0.0.2", "198.51.100.7:4711", "198.51.100.7"),
+        ("10.0.0.2", "[2001:db8::1]:443", "2001:db8::1"),
+        ("::1", "2001:db8::2", "2001:db8::2"),
+        ("::ffff:10.0.0.2", "198.51.100.7", "198.51.100.7"),  # v4-mapped peer
+        ("192.168.1.6", "198.51.100.7", "192.168.1.6"),  # neighbour of a trusted proxy
+    ],
+)
+def test_client_ip(peer: str, xff: str | None, expected: str) -> None:
+    assert client_ip(peer, xff, PROXIES) == expected
+
+
+def test_client_ip_without_trusted_proxies_ignores_xff() -> None:
+    assert client_ip("127.0.0.1", "1.2.3.4", []) == "127.0.0.1"
+
+
+def test_client_ip_oversized_header() -> None:
+    huge = ", ".join(["6.6.6.6"] * 100_000) + ", 198.51.100.7"
+    # only the right end is read: padding cannot push the proxy-appended hop out
+    assert client_ip("10.0.0.2", huge, PROXIES) == "198.51.100.7"
+
+
+def test_client_ip_accepts_strings() -> None:
+    assert client_ip("10.0.0.2", "198.51.100.7", ["10.0.0.0/8"]) == "198.51.100.7"
