@@ -68,6 +68,11 @@ class GoogleOAuthSettings(Configurable):
         config=True,
         help="GCE metadata server base, used without a key file (AGNES_GCE_METADATA_URL).",
     )
+    callback_url = Unicode(
+        config=True,
+        help="Absolute OAuth redirect URI; empty derives it from the request "
+        "(AGNES_GOOGLE_CALLBACK_URL).",
+    )
     mock_groups = List(
         Unicode(),
         config=True,
@@ -113,6 +118,10 @@ class GoogleOAuthSettings(Configurable):
         return env_str(
             "AGNES_GCE_METADATA_URL", "http://metadata.google.internal/computeMetadata/v1"
         ).rstrip("/")
+
+    @default("callback_url")
+    def _callback_url(self) -> str:
+        return env_str("AGNES_GOOGLE_CALLBACK_URL")
 
     @default("mock_groups")
     def _mock_groups(self) -> list[str]:

@@ -146,3 +146,20 @@ def apply_google_login(
             params={**params, "email": email_n, "code": "ok"},
         )
         return LoginOutcome(user_id=user.id, created=created, groups=tuple(params["groups"]))
+
+
+def audit_login_failure(store: Any, code: str, email: str = "", ip: str = "") -> None:
+    """A refusal before any policy decision (bad state, OAuth error): still audited."""
+    email = (email or "").strip().lower()[:320]
+    params: dict[str, Any] = {"email": email, "code": code}
+    if ip:
+        params["ip"] = ip[:64]
+    with store.write() as s:
+        audit(
+            s,
+            LOGIN_ACTION,
+            actor=email,
+            resource=f"user:{email}" if email else "",
+            params=params,
+            result=code,
+        )

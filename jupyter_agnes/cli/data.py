@@ -1,0 +1,134 @@
+"""Data commands: `extract local`, `sample-data` and `rebuild`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from jupyter_agnes.cli.common import add_data_dir
+from jupyter_agnes.paths import resolve_data_dir
+
+
+class ProgressBar:
+    """A one-line bar on stderr, drawn only on a terminal (logs stay clean)."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.width = width
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return  # redraw at most ten times a second
+        self._last = now
+        filled = int(self.width * done / total) if total else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{total} {label[:40]:<40}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _orchestrator(data_dir: Path) -> Any:
+    from jupyter_agnes.orchestrator import SyncOrchestrator
+
+    return SyncOrchestrator(data_dir)
+
+
+def print_report(report: Any, out: TextIO | None = None) -> int:
+    """One line per source, the problems, a summary; exit code 1 if anything went wrong."""
+    out = out or sys.stdout
+    for source, tables in sorted(report.sources.items()):
+        listed = ", ".join(tables) if tables else "-"
+        print(f"{source}: {len(tables)} table(s): {listed}", file=out)
+    for problem in report.problems:
+        print(f"problem: {problem}", file=out)
+    n_tables = sum(len(t) for t in report.sources.values())
+    print(
+        f"Rebuilt analytics.duckdb: {n_tables} table(s) from {len(report.sources)} source(s), "
+        f"{len(report.problems)} problem(s) in {report.duration_s:.2f} s",
+        file=out,
+    )
+    return 1 if report.problems else 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    data_dir = resolve_data_dir(args.data_dir)
+    orch = _orchestrator(data_dir)
+    bar = ProgressBar()
+    report = orch.rebuild_source(args.source, bar) if args.source else orch.rebuild(bar)
+    return print_report(report)
+
+
+def cmd_extract_local(args: argparse.Namespace) -> int:
+    from jupyter_agnes.connectors.local_files import extract_local
+
+    data_dir = resolve_data_dir(args.data_dir)
+    report = extract_local(data_dir, args.source, args.path)
+    for table, rows in report.tables.items():
+        print(f"{args.source}.{table}: {rows} row(s)")
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    print(f"Extracted {len(report.tables)} table(s) into {report.path}")
+    code = 1 if report.problems else 0
+    if not args.no_rebuild:
+        code = max(code, print_report(_orchestrator(data_dir).rebuild_source(args.source)))
+    return code
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from jupyter_agnes.connectors.sample_data import SAMPLE_SOURCE, generate_sample_data
+
+    data_dir = resolve_data_dir(args.data_dir)
+    started = time.perf_counter()
+    counts = generate_sample_data(data_dir, rows=args.rows, seed=args.seed)
+    for table, rows in counts.items():
+        print(f"{SAMPLE_SOURCE}.{table}: {rows} row(s)")
+    print(f"Generated the sample extract in {time.perf_counter() - started:.2f} s")
+    if args.no_rebuild:
+        return 0
+    return print_report(_orchestrator(data_dir).rebuild_source(SAMPLE_SOURCE, ProgressBar()))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_data_commands(subparsers: Any) -> None:
+    """Register the data commands on the `jupyter agnes` sub-parser collection."""
+    from jupyter_agnes.connectors.sample_data import DEFAULT_ROWS, DEFAULT_SEED
+
+    extract = subparsers.add_parser("extract", help="Turn data into an extract")
+    kinds = extract.add_subparsers(dest="extract_kind", metavar="KIND")
+    kinds.required = True
+    local = kinds.add_parser("local", help="A folder of CSV, Parquet and JSON files")
+    local.add_argument("--source", required=True, help="Source name (letters, digits, _)")
+    local.add_argument("--path", required=True, help="Folder holding the files")
+    local.add_argument("--no-rebuild", action="store_true", help="Do not rebuild analytics")
+    add_data_dir(local)
+    local.set_defaults(func=cmd_extract_local)
+
+    sample = subparsers.add_parser("sample-data", help="Generate the synthetic sales extract")
+    sample.add_argument("--rows", type=_positive, default=DEFAULT_ROWS, help="About N order items")
+    sample.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Random seed")
+    sample.add_argument("--no-rebuild", action="store_true", help="Do not rebuild analytics")
+    add_data_dir(sample)
+    sample.set_defaults(func=cmd_sample_data)
+
+    rebuild = subparsers.add_parser("rebuild", help="Rebuild analytics.duckdb from the extracts")
+    rebuild.add_argument("--source", default=None, help="Rebuild only this source")
+    add_data_dir(rebuild)
+    rebuild.set_defaults(func=cmd_rebuild)

@@ -1,0 +1,74 @@
+"""Unhandled handler exceptions become `$exception` events (component=server).
+
+Tornado routes every uncaught handler exception through
+`RequestHandler._handle_request_exception` -> `log_exception`, before it sends the
+500. jupyter-server's handlers (core, Voila, other extensions) do not override
+`log_exception`, so wrapping it on `tornado.web.RequestHandler` covers them all,
+not only Agnes handlers. `HTTPError`s are deliberate answers, not crashes, and are
+not captured. The wrapper only queues an event: a dead PostHog can't slow the
+response. It never changes the 500 body (jupyter-server sends no traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from jupyter_agnes import observability
+
+log = logging.getLogger("jupyter_agnes.observability")
+
+_ORIGINAL_ATTR = "_agnes_original_log_exception"
+
+
+def _capture(handler: RequestHandler, value: BaseException | None) -> None:
+    if value is None or isinstance(value, HTTPError):
+        return
+    request = handler.request
+    observability.capture_exception(
+        value,
+        component="server",
+        properties={
+            # The path only: a query string can carry tokens.
+            "path": request.path,
+            "method": request.method,
+            "status": 500,
+            "handler": type(handler).__name__,
+        },
+        user=getattr(request, "agnes_principal", None),
+    )
+
+
+def install_error_capture() -> bool:
+    """Wrap `RequestHandler.log_exception` once per process; True if newly installed."""
+    if getattr(RequestHandler, _ORIGINAL_ATTR, None) is not None:
+        return False
+    original = RequestHandler.log_exception
+
+    def log_exception(
+        self: RequestHandler,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            original(self, typ, value, tb)
+        finally:
+            try:
+                _capture(self, value)
+            except Exception:  # telemetry must never turn a 500 into something worse
+                log.debug("exception capture failed", exc_info=True)
+
+    setattr(RequestHandler, _ORIGINAL_ATTR, original)
+    RequestHandler.log_exception = log_exception  # type: ignore[method-assign]
+    return True
+
+
+def uninstall_error_capture() -> None:
+    original: Any = getattr(RequestHandler, _ORIGINAL_ATTR, None)
+    if original is not None:
+        RequestHandler.log_exception = original  # type: ignore[method-assign]
+        setattr(RequestHandler, _ORIGINAL_ATTR, None)

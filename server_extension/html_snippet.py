@@ -1,0 +1,171 @@
+"""Inject the PostHog browser snippet into every HTML page, as it streams.
+
+`PostHogSnippetTransform` is a tornado `OutputTransform`. The extension inserts it at
+the *front* of `web_app.transforms` so it sees plain bytes before gzip:
+
+    PostHogSnippetTransform.configure(settings, base_url=serverapp.base_url)
+    if snippet_enabled(settings):
+        web_app.transforms.insert(0, PostHogSnippetTransform)
+
+It puts the snippet before the first `</head>` while holding back at most
+`HOLD_BACK` bytes between chunks (Voila streams many small chunks, and `</head>`
+may be split across them); it never buffers a page. Headers are edited in place,
+so every header, including several Set-Cookie, survives; Content-Length is fixed
+or dropped. It leaves alone non-HTML, encoded and attachment responses, user-file
+routes, and pages that already hold `posthog.init`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, ClassVar
+from urllib.parse import unquote
+
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.web import OutputTransform
+
+from jupyter_agnes.observability.posthog_client import ObservabilitySettings
+from jupyter_agnes.observability.snippet import CONFIG_ELEMENT_ID, render_snippet
+
+log = logging.getLogger("jupyter_agnes.observability")
+
+HEAD_CLOSE = re.compile(rb"</head>", re.IGNORECASE)
+# Signs the page already loads PostHog (another snippet, or ours from an upstream).
+ALREADY = re.compile(rb"posthog\.init|" + re.escape(CONFIG_ELEMENT_ID.encode()))
+# Enough to find any marker split across a chunk boundary.
+HOLD_BACK = max(len(b"</head>"), len(b"posthog.init"), len(CONFIG_ELEMENT_ID)) - 1
+
+# User files and machine endpoints never get analytics (paths relative to base_url).
+EXCLUDED_PREFIXES = (
+    "/files/",
+    "/api/",
+    "/static/",
+    "/nbconvert/",
+    "/voila/files/",
+    "/voila/static/",
+    "/lab/api/",
+    "/lab/extensions/",
+    "/kernelspecs/",
+)
+NO_BODY_STATUSES = (204, 304)
+
+
+def snippet_enabled(settings: ObservabilitySettings | None) -> bool:
+    """Install the transform only when PostHog is configured."""
+    return settings is not None and settings.enabled
+
+
+def _relative_path(path: str, base_url: str) -> str | None:
+    for candidate in (path, unquote(path)):
+        for base in (base_url, unquote(base_url)):
+            if candidate.startswith(base):
+                return "/" + candidate[len(base):].lstrip("/")
+    return None
+
+
+def path_excluded(path: str, base_url: str = "/") -> bool:
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    rel = _relative_path(path, base)
+    if rel is None:  # not under our server: don't guess, don't inject
+        return True
+    rel = re.sub(r"/{2,}", "/", rel)
+    return any(rel.startswith(p) or rel + "/" == p for p in EXCLUDED_PREFIXES)
+
+
+def should_inject(method: str, path: str, base_url: str, status: int, headers: HTTPHeaders) -> bool:
+    if method not in ("GET", "POST") or status < 200 or status in NO_BODY_STATUSES:
+        return False
+    ctype = headers.get("Content-Type", "").lower()
+    if ctype.split(";")[0].strip() != "text/html":
+        return False
+    if "utf-16" in ctype or "utf-32" in ctype:  # our ASCII snippet would corrupt them
+        return False
+    if "Content-Encoding" in headers:
+        return False
+    if "attachment" in headers.get("Content-Disposition", "").lower():
+        return False
+    return not path_excluded(path, base_url)
+
+
+class HeadInjector:
+    """Streaming 'insert before the first </head>' with a bounded hold-back."""
+
+    def __init__(self, snippet: bytes) -> None:
+        self.snippet = snippet
+        self.done = False
+        self.injected = False
+        self._held = b""
+
+    def feed(self, chunk: bytes, finishing: bool) -> bytes:
+        if self.done:
+            return chunk
+        data = self._held + chunk if self._held else chunk
+        self._held = b""
+        match = HEAD_CLOSE.search(data)
+        end = match.start() if match else len(data)
+        if ALREADY.search(data, 0, end):
+            self.done = True
+            return data
+        if match:
+            self.done = self.injected = True
+            return data[:end] + self.snippet + data[end:]
+        if finishing:
+            self.done = True
+            return data
+        if len(data) <= HOLD_BACK:
+            self._held = data
+            return b""
+        self._held = data[-HOLD_BACK:]
+        return data[:-HOLD_BACK]
+
+
+class PostHogSnippetTransform(OutputTransform):
+    """Tornado builds this per request from the request alone; settings are class-wide."""
+
+    settings: ClassVar[ObservabilitySettings | None] = None
+    base_url: ClassVar[str] = "/"
+
+    @classmethod
+    def configure(cls, settings: ObservabilitySettings | None, base_url: str = "/") -> None:
+        cls.settings = settings
+        cls.base_url = base_url or "/"
+
+    def __init__(self, request: HTTPServerRequest) -> None:
+        self.request = request
+        self.injector: HeadInjector | None = None
+
+    def transform_first_chunk(
+        self, status_code: int, headers: HTTPHeaders, chunk: bytes, finishing: bool
+    ) -> tuple[int, HTTPHeaders, bytes]:
+        settings = type(self).settings
+        if not snippet_enabled(settings):
+            return status_code, headers, chunk
+        req = self.request
+        if not should_inject(req.method or "", req.path, type(self).base_url, status_code, headers):
+            return status_code, headers, chunk
+        try:
+            # The identity provider leaves the user on the request during prepare().
+            principal: Any = getattr(req, "agnes_principal", None)
+            snippet = render_snippet(settings, principal).encode()  # type: ignore[arg-type]
+        except Exception:
+            log.warning("PostHog snippet not rendered", exc_info=True)
+            return status_code, headers, chunk
+        self.injector = HeadInjector(snippet)
+        out = self.injector.feed(chunk, finishing)
+        if finishing:
+            if self.injector.injected:
+                if "Content-Length" in headers:
+                    headers["Content-Length"] = str(len(out))
+                headers.pop("Etag", None)  # the body now differs per user
+        else:
+            # We can't know the final length yet: fall back to chunked encoding.
+            if "Content-Length" in headers:
+                del headers["Content-Length"]
+            headers.pop("Etag", None)
+        return status_code, headers, out
+
+    def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
+        if self.injector is None:
+            return chunk
+        return self.injector.feed(chunk, finishing)

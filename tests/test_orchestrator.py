@@ -1,0 +1,289 @@
+"""The extract contract and SyncOrchestrator.rebuild(), against real DuckDB files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+from datahelpers import make_extract, make_raw_extract, meta_row
+from sqlalchemy import select
+
+from jupyter_agnes.orchestrator import (
+    ExtractError,
+    InvalidIdentifier,
+    SyncOrchestrator,
+    check_identifier,
+    read_extract,
+    rebuild_lock,
+)
+from jupyter_agnes.store.models import TableOwner
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def orch(data_dir: Path) -> SyncOrchestrator:
+    o = SyncOrchestrator(data_dir)
+    yield o
+    if o.store is not None:
+        o.store.close()
+
+
+def views_in_fresh_process(data_dir: Path) -> dict[str, int]:
+    """Open analytics.duckdb read-only in another interpreter: no ATTACH, no setup."""
+    code = textwrap.dedent(
+        f"""
+        import duckdb, json
+        con = duckdb.connect({str(data_dir / 'analytics.duckdb')!r}, read_only=True)
+        names = [r[0] for r in con.execute(
+            "select view_name from duckdb_views() where not internal").fetchall()]
+        print(json.dumps({{n: con.execute(f'select count(*) from "{{n}}"').fetchone()[0]
+                          for n in names}}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import json
+
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "1abc", "a-b", "a b", 'a"b', "a;drop", "x" * 65, "ä", None, 3, "_agnes_x"]
+)
+def test_bad_identifiers_are_refused(name):
+    with pytest.raises(InvalidIdentifier):
+        check_identifier(name)
+
+
+def test_good_identifiers():
+    for name in ["a", "_x", "Orders_2024", "x" * 64]:
+        assert check_identifier(name) == name
+
+
+def test_valid_extract_rebuilds_into_views_a_fresh_process_sees(data_dir, orch):
+    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(7)",
+                                    "Customers": "SELECT 1 AS id"})
+    report = orch.rebuild()
+    assert report.problems == []
+    assert report.sources == {"shop": ["orders", "customers"]}  # in _meta order
+    tables, problems = report  # unpacks as ({source: [tables]}, problems)
+    assert tables == report.sources
+    assert views_in_fresh_process(data_dir) == {"customers": 1, "orders": 7}
+
+
+def test_rebuild_is_idempotent(data_dir, orch):
+    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(3)"})
+    first = orch.rebuild()
+    second = orch.rebuild()
+    assert first.sources == second.sources == {"shop": ["orders"]}
+    assert second.problems == []
+    assert first.build_id != second.build_id
+    assert views_in_fresh_process(data_dir) == {"orders": 3}
+    leftovers = [p.name for p in data_dir.iterdir() if p.name.endswith((".tmp", ".wal"))]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"meta_ddl": ""}, "_meta table is unreadable"),
+        ({"meta_ddl": "CREATE TABLE _meta (table_name VARCHAR, rows BIGINT)"},
+         "lacks column(s) description, size_bytes, extracted_at, query_mode"),
+        ({"meta_rows": [meta_row("orders")]}, "parquet data for orders is missing"),
+        ({"meta_rows": [meta_row("bad-name")], "parquet": {"x": "SELECT 1"}},
+         "Invalid table name 'bad-name'"),
+        ({"meta_rows": [meta_row("t", "remote")], "parquet": {"t": "SELECT 1"}},
+         "query_mode of t must be"),
+        ({"meta_rows": [meta_row("t", "materialized")]}, "materialized table t is missing"),
+        ({"meta_rows": [meta_row("t"), meta_row("T")], "parquet": {"t": "SELECT 1"}},
+         "listed twice"),
+    ],
+)
+def test_invalid_extracts_are_reported_and_skipped(data_dir, orch, kwargs, message):
+    make_raw_extract(data_dir, "broken", **kwargs)
+    make_extract(data_dir, "good", {"g": "SELECT 1 AS x"})
+    with pytest.raises(ExtractError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_extract(data_dir, "broken")
+    report = orch.rebuild()
+    assert report.sources == {"good": ["g"]}
+    assert len(report.problems) == 1 and message in report.problems[0]
+    assert views_in_fresh_process(data_dir) == {"g": 1}
+
+
+def test_unreadable_extract_file_and_bad_source_dir(data_dir, orch):
+    folder = data_dir / "extracts" / "garbage"
+    folder.mkdir(parents=True)
+    (folder / "extract.duckdb").write_bytes(b"not a database at all" * 100)
+    (data_dir / "extracts" / "bad-dir").mkdir()
+    make_extract(data_dir, "good", {"g": "SELECT 1 AS x"})
+    report = orch.rebuild()
+    assert report.sources == {"good": ["g"]}
+    text = "\n".join(report.problems)
+    assert "source garbage: extract.duckdb cannot be opened" in text
+    assert "Invalid source name 'bad-dir'" in text
+
+
+def test_materialized_tables_are_copied_in(data_dir, orch):
+    make_raw_extract(data_dir, "mat", meta_rows=[meta_row("m", "materialized")])
+    con = duckdb.connect(str(data_dir / "extracts" / "mat" / "extract.duckdb"))
+    con.execute("CREATE TABLE m AS SELECT range AS v FROM range(4)")
+    con.close()
+    assert orch.rebuild().sources == {"mat": ["m"]}
+    assert views_in_fresh_process(data_dir) == {}  # a table, not a view
+    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+    assert con.execute("select sum(v) from m").fetchone() == (6,)
+    con.close()
+
+
+def test_collision_first_owner_keeps_the_table(data_dir, orch):
+    make_extract(data_dir, "zeta", {"orders": "SELECT 'zeta' AS who"})
+    assert orch.rebuild().sources == {"zeta": ["orders"]}
+    # a newer source claims the same name (and sorts first): it must not win
+    make_extract(data_dir, "alpha", {"orders": "SELECT 'alpha' AS who", "extra": "SELECT 1"})
+    report = orch.rebuild()
+    assert report.sources == {"alpha": ["extra"], "zeta": ["orders"]}
+    assert report.problems == [
+        "source alpha: table orders is already owned by source zeta; skipped"
+    ]
+    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+    assert con.execute("select who from orders").fetchall() == [("zeta",)]
+    con.close()
+    with orch.store.read() as s:
+        owners = {o.table_name: o.source for o in s.scalars(select(TableOwner))}
+    assert owners == {"orders": "zeta", "extra": "alpha"}
+    # when the owner drops the table, the name is released and the next claim wins
+    make_extract(data_dir, "zeta", {"other": "SELECT 1"})
+    report = orch.rebuild()
+    assert report.problems == []
+    assert report.sources == {"alpha": ["extra", "orders"], "zeta": ["other"]}
+
+
+def test_broken_owner_keeps_its_claim(data_dir, orch):
+    make_extract(data_dir, "zeta", {"orders": "SELECT 1 AS x"})
+    orch.rebuild()
+    (data_dir / "extracts" / "zeta" / "data" / "orders.parquet").unlink()
+    make_extract(data_dir, "alpha", {"orders": "SELECT 2 AS x"})
+    report = orch.rebuild()
+    assert "alpha" in report.sources and report.sources["alpha"] == []
+    assert any("already owned by source zeta" in p for p in report.problems)
+    assert any("parquet data for orders is missing" in p for p in report.problems)
+
+
+def test_rebuild_source_touches_one_source(data_dir, orch):
+    make_extract(data_dir, "a", {"ta": "SELECT 1 AS x"})
+    make_extract(data_dir, "b", {"tb": "SELECT 1 AS x"})
+    orch.rebuild()
+    make_extract(data_dir, "a", {"ta": "SELECT 1 AS x UNION ALL SELECT 2", "ta2": "SELECT 3"})
+    make_raw_extract(data_dir, "c", meta_ddl="")  # broken, but not rebuilt now
+    report = orch.rebuild_source("a")
+    assert report.sources == {"a": ["ta", "ta2"]}
+    assert report.problems == []
+    assert views_in_fresh_process(data_dir) == {"ta": 2, "ta2": 1, "tb": 1}
+    # a source whose folder is gone loses its views and its names
+    import shutil
+
+    shutil.rmtree(data_dir / "extracts" / "b")
+    assert orch.rebuild_source("b").sources == {"b": []}
+    assert views_in_fresh_process(data_dir) == {"ta": 2, "ta2": 1}
+    with pytest.raises(InvalidIdentifier):
+        orch.rebuild_source("../etc")
+
+
+def test_progress_callback(data_dir, orch):
+    for i in range(3):
+        make_extract(data_dir, f"s{i}", {f"t{i}": "SELECT 1"})
+    calls = []
+    orch.rebuild(lambda done, total, label: calls.append((done, total, label)))
+    assert calls[-1] == (6, 6, "done")
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+    assert {"read s0", "build s2"} <= {c[2] for c in calls}
+
+
+def test_failure_is_reported_to_observability(data_dir, orch, monkeypatch):
+    """A rebuild that blows up raises, and capture_exception sees component=orchestrator."""
+    pytest.importorskip("jupyter_agnes.observability")
+    import jupyter_agnes.observability as obs
+
+    seen = []
+    monkeypatch.setattr(obs, "capture_exception", lambda exc, **kw: seen.append((exc, kw)))
+    make_extract(data_dir, "a", {"ta": "SELECT 1"})
+    (data_dir / "analytics.duckdb").mkdir()  # os.replace onto a directory fails
+    with pytest.raises(OSError):
+        orch.rebuild()
+    assert seen and seen[-1][1] == {"component": "orchestrator"}
+    assert not [p for p in data_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def _hold_reader(path: str, ready, release, result) -> None:
+    con = duckdb.connect(path, read_only=True)
+    before = con.execute("select count(*) from t").fetchone()[0]
+    ready.set()
+    release.wait(60)
+    # the old snapshot is still consistent after the file was replaced under us
+    result.put((before, con.execute("select count(*) from t").fetchone()[0]))
+    con.close()
+
+
+def test_reader_in_another_process_never_blocks_a_rebuild(data_dir, orch):
+    make_extract(data_dir, "s", {"t": "SELECT range FROM range(5)"})
+    orch.rebuild()
+    ctx = multiprocessing.get_context("spawn")
+    ready, release, result = ctx.Event(), ctx.Event(), ctx.Queue()
+    proc = ctx.Process(
+        target=_hold_reader, args=(str(data_dir / "analytics.duckdb"), ready, release, result)
+    )
+    proc.start()
+    try:
+        assert ready.wait(60)
+        make_extract(data_dir, "s", {"t": "SELECT range FROM range(9)"})
+        report = orch.rebuild()  # would raise "Could not set lock" if we wrote in place
+        assert report.problems == []
+        assert views_in_fresh_process(data_dir) == {"t": 9}
+        release.set()
+        before, after = result.get(timeout=60)
+        assert before == 5
+        assert after in (5, 9)  # old view over a path whose file was swapped: either is sane
+    finally:
+        release.set()
+        proc.join(60)
+    assert proc.exitcode == 0
+
+
+def test_two_processes_rebuild_one_after_the_other(data_dir, orch):
+    make_extract(data_dir, "s", {"t": "SELECT 1"})
+    code = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from jupyter_agnes.orchestrator import SyncOrchestrator
+        t0 = time.monotonic()
+        SyncOrchestrator(Path({str(data_dir)!r})).rebuild()
+        print(time.monotonic() - t0)
+        """
+    )
+    with rebuild_lock(data_dir):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.5)  # blocked on our lock, not failing
+        assert not (data_dir / "analytics.duckdb").exists()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert float(out) >= 1.0
+    assert views_in_fresh_process(data_dir) == {"t": 1}
+
+
+def test_extract_swap_leaves_no_temp_dirs(data_dir):
+    make_extract(data_dir, "s", {"t": "SELECT 1"})
+    make_extract(data_dir, "s", {"t": "SELECT 2"})
+    assert sorted(os.listdir(data_dir / "extracts")) == ["s"]
