@@ -18,15 +18,19 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from server_process import free_port  # noqa: E402
-
 
 @contextlib.contextmanager
-def process(args: list[str], health_url: str, env: dict[str, str] | None = None,
-            log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+def process(
+    args: list[str], health_url: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        args,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -51,8 +55,9 @@ def load_tool() -> str:
     return "wrk" if shutil.which("wrk") else "python"
 
 
-def requests_per_second(url: str, headers: dict[str, str], seconds: float = 5.0,
-                        connections: int = 8) -> float:
+def requests_per_second(
+    url: str, headers: dict[str, str], seconds: float = 5.0, connections: int = 8
+) -> float:
     """Drive `url` for `seconds`; return successful requests per second (non-2xx raise)."""
     if load_tool() == "wrk":
         cmd = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency"]

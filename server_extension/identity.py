@@ -11,9 +11,12 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 from traitlets import default
 
+from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.service import AuthFailure
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
+
+LAB_PAGE_PREFIXES = ("lab", "tree", "notebooks", "edit", "doc", "consoles", "terminals")
 
 
 @dataclass
@@ -84,7 +87,20 @@ class AgnesIdentityProvider(IdentityProvider):
             return existing
         principal = self._resolve(handler)
         handler.request.agnes_principal = principal  # type: ignore[attr-defined]
+        if principal is not None and self._is_lab_page(handler):
+            if not rbac.may_use_server_resource(principal, "read", "lab"):
+                raise web.HTTPError(403, "Lab access requires a lab grant")
         return user_for(principal) if principal is not None else None
+
+    @staticmethod
+    def _is_lab_page(handler: web.RequestHandler) -> bool:
+        # JupyterLab's page handlers carry no @authorized check of their own.
+        base = handler.settings.get("base_url", "/")
+        path = handler.request.path
+        return any(
+            path == base + prefix or path.startswith(base + prefix + "/")
+            for prefix in LAB_PAGE_PREFIXES
+        )
 
     def _resolve(self, handler: web.RequestHandler) -> Principal | None:
         auth = agnes_app(handler).auth

@@ -13,8 +13,15 @@ import pytest
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 # Keep every test hermetic: no telemetry, no dev shortcuts leaking in from the shell.
-for _var in ("POSTHOG_API_KEY", "LOCAL_DEV_MODE", "SCHEDULER_API_TOKEN", "AGNES_JWT_SECRET",
-             "AGNES_DB_URL", "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"):
+for _var in (
+    "POSTHOG_API_KEY",
+    "LOCAL_DEV_MODE",
+    "SCHEDULER_API_TOKEN",
+    "AGNES_JWT_SECRET",
+    "AGNES_DB_URL",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_SECRET",
+):
     os.environ.pop(_var, None)
 
 

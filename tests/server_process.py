@@ -24,10 +24,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def agnes_cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
-              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def agnes_cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [*JUPYTER_AGNES, *args], capture_output=True, text=True, timeout=timeout,
+        [*JUPYTER_AGNES, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:
@@ -47,16 +51,26 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def agnes_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
-                 root_dir: Path | None = None, timeout: float = 60) -> Iterator[ServerProcess]:
+def agnes_server(
+    data_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    root_dir: Path | None = None,
+    timeout: float = 60,
+) -> Iterator[ServerProcess]:
     port = free_port()
     log_path = data_dir.parent / f"server-{port}.log"
     args = [*JUPYTER_AGNES, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra]
     if root_dir is not None:
         args.append(f"--ServerApp.root_dir={root_dir}")
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
     server = ServerProcess(f"http://127.0.0.1:{port}/", data_dir, proc, log_path)
     try:
         deadline = time.monotonic() + timeout

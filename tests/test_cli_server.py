@@ -19,15 +19,26 @@ def test_cli_and_server_share_a_data_dir(tmp_path):
         me = requests.get(server.url + "agnes/api/me", headers=bearer(admin_pat), timeout=10)
         assert me.json()["email"] == "root@example.com" and me.json()["is_admin"]
 
-        again = agnes_cli("bootstrap", "--email", "x@example.com", "--data-dir", str(data_dir),
-                          check=False)
+        again = agnes_cli(
+            "bootstrap", "--email", "x@example.com", "--data-dir", str(data_dir), check=False
+        )
         assert again.returncode == 1
         assert again.stderr.startswith("error: An admin already exists")
         assert "Traceback" not in again.stderr and len(again.stderr.splitlines()) == 1
 
         agnes_cli("user", "add", "analyst@example.com", "--data-dir", str(data_dir))
-        created = agnes_cli("token", "create", "--email", "analyst@example.com", "--name", "ci",
-                            "--expires-in-days", "3", "--data-dir", str(data_dir))
+        created = agnes_cli(
+            "token",
+            "create",
+            "--email",
+            "analyst@example.com",
+            "--name",
+            "ci",
+            "--expires-in-days",
+            "3",
+            "--data-dir",
+            str(data_dir),
+        )
         pat = created.stdout.strip()
         assert created.stdout.count("\n") == 1 and pat.startswith("agnes_pat_")
         resp = requests.get(server.url + "agnes/api/tokens", headers=bearer(pat), timeout=10)
@@ -38,15 +49,24 @@ def test_cli_and_server_share_a_data_dir(tmp_path):
         resp = requests.get(server.url + "agnes/api/me", headers=bearer(pat), timeout=10)
         assert resp.status_code == 401 and resp.json()["message"] == "Token revoked"
 
-        pat2 = agnes_cli("token", "create", "--email", "analyst@example.com", "--name", "b",
-                         "--data-dir", str(data_dir)).stdout.strip()
+        pat2 = agnes_cli(
+            "token",
+            "create",
+            "--email",
+            "analyst@example.com",
+            "--name",
+            "b",
+            "--data-dir",
+            str(data_dir),
+        ).stdout.strip()
         assert requests.get(server.url + "agnes/api/me", headers=bearer(pat2), timeout=10).ok
         agnes_cli("user", "deactivate", "analyst@example.com", "--data-dir", str(data_dir))
         resp = requests.get(server.url + "agnes/api/me", headers=bearer(pat2), timeout=10)
         assert resp.status_code == 401 and resp.json()["message"] == "Account deactivated"
 
-        link = agnes_cli("login-link", "--email", "root@example.com", "--data-dir",
-                         str(data_dir)).stdout.strip()
+        link = agnes_cli(
+            "login-link", "--email", "root@example.com", "--data-dir", str(data_dir)
+        ).stdout.strip()
         assert link.startswith(server.url + "agnes/auth/link?code=")
         browser = requests.Session()
         landed = browser.get(link, timeout=30)
@@ -72,10 +92,23 @@ def test_cli_errors_are_one_line(tmp_path):
         result = agnes_cli(*args, check=False)
         assert result.returncode != 0, args
         assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, (
-            args, result.stderr)
+            args,
+            result.stderr,
+        )
     agnes_cli("user", "add", "t@example.com", "--data-dir", data_dir)
-    bad_days = agnes_cli("token", "create", "--email", "t@example.com", "--name", "x",
-                         "--expires-in-days", "9999", "--data-dir", data_dir, check=False)
+    bad_days = agnes_cli(
+        "token",
+        "create",
+        "--email",
+        "t@example.com",
+        "--name",
+        "x",
+        "--expires-in-days",
+        "9999",
+        "--data-dir",
+        data_dir,
+        check=False,
+    )
     assert bad_days.returncode == 1 and "at most 365" in bad_days.stderr
 
 
@@ -84,10 +117,22 @@ def test_dev_mode_refuses_non_loopback(tmp_path):
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "jupyter_agnes.cli", "serve", "--data-dir", str(tmp_path / "d"),
-         "--ip", "0.0.0.0", "--port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "jupyter_agnes.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--ip",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+        ],
         env={**__import__("os").environ, "LOCAL_DEV_MODE": "1"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "refusing to bind" in proc.stdout + proc.stderr

@@ -166,7 +166,7 @@ def test_collision_first_owner_keeps_the_table(data_dir, orch):
     make_extract(data_dir, "zeta", {"other": "SELECT 1"})
     report = orch.rebuild()
     assert report.problems == []
-    assert report.sources == {"alpha": ["extra", "orders"], "zeta": ["other"]}
+    assert report.sources == {"alpha": ["orders", "extra"], "zeta": ["other"]}
 
 
 def test_broken_owner_keeps_its_claim(data_dir, orch):

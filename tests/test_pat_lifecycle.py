@@ -60,7 +60,10 @@ async def test_missing_credentials_on_api_is_401(jp_fetch):
         ("Bearer agnes_pat_" + "A" * 43, "Token unknown"),
         ("Bearer ", "Invalid or expired token"),
         ("Bearer", "Invalid or expired token"),
-        ("Basic YWxpY2U6c2VjcmV0", "Unsupported authorization scheme; use 'Authorization: Bearer <token>'"),
+        (
+            "Basic YWxpY2U6c2VjcmV0",
+            "Unsupported authorization scheme; use 'Authorization: Bearer <token>'",
+        ),
         ("Bearer " + "a" * 8192, "Invalid or expired token"),
         ("Bearer agnes_pat_" + "A" * 20 + "\u00e9" + "A" * 22, "Invalid or expired token"),
         ("Bearer not-a-token", "Invalid or expired token"),
@@ -94,8 +97,9 @@ async def test_revoked_token(jp_fetch, agnes):
     cookie = agnes.session_cookie("carol@example.com")
     listing = await call(jp_fetch, "agnes", "api", "tokens", headers=bearer(token))
     token_id = json.loads(listing.body)["tokens"][0]["id"]
-    resp = await call(jp_fetch, "agnes", "api", "tokens", token_id, method="DELETE",
-                      headers=bearer(token))
+    resp = await call(
+        jp_fetch, "agnes", "api", "tokens", token_id, method="DELETE", headers=bearer(token)
+    )
     assert resp.code == 204
     resp = await call(jp_fetch, "agnes", "api", "me", headers=bearer(token))
     assert_401(resp, "Token revoked")
@@ -128,8 +132,15 @@ async def test_deactivated_user_loses_tokens_and_sessions(jp_fetch, agnes):
 async def test_create_list_delete_with_session(jp_fetch, agnes):
     cookie = agnes.session_cookie("frank@example.com")
     headers = {"Cookie": f"agnes_session={cookie}; _xsrf=xsrf123", "X-XSRFToken": "xsrf123"}
-    resp = await call(jp_fetch, "agnes", "api", "tokens", method="POST", headers=headers,
-                      body={"name": "ci", "expires_in_days": 7})
+    resp = await call(
+        jp_fetch,
+        "agnes",
+        "api",
+        "tokens",
+        method="POST",
+        headers=headers,
+        body={"name": "ci", "expires_in_days": 7},
+    )
     assert resp.code == 201, resp.body
     created = json.loads(resp.body)
     assert created["token"].startswith("agnes_pat_")
@@ -178,8 +189,15 @@ async def test_create_token_oversized_body(jp_fetch, agnes):
 
 async def test_pat_cannot_mint_pats(jp_fetch, agnes):
     token = agnes.pat("henry@example.com")
-    resp = await call(jp_fetch, "agnes", "api", "tokens", method="POST", headers=bearer(token),
-                      body={"name": "sneaky"})
+    resp = await call(
+        jp_fetch,
+        "agnes",
+        "api",
+        "tokens",
+        method="POST",
+        headers=bearer(token),
+        body={"name": "sneaky"},
+    )
     assert resp.code == 403
     assert json.loads(resp.body)["message"] == (
         "This endpoint requires an interactive session, not a PAT"
@@ -192,8 +210,9 @@ async def test_other_users_token_is_not_found(jp_fetch, agnes):
     listing = await call(jp_fetch, "agnes", "api", "tokens", headers=bearer(theirs))
     their_id = json.loads(listing.body)["tokens"][0]["id"]
     for token_id in (their_id, "doesnotexist"):
-        resp = await call(jp_fetch, "agnes", "api", "tokens", token_id, method="DELETE",
-                          headers=bearer(mine))
+        resp = await call(
+            jp_fetch, "agnes", "api", "tokens", token_id, method="DELETE", headers=bearer(mine)
+        )
         assert resp.code == 404
         assert json.loads(resp.body)["message"] == "Token not found"
     still = await call(jp_fetch, "agnes", "api", "me", headers=bearer(theirs))
@@ -210,8 +229,12 @@ async def test_new_ip_is_audited(agnes):
     agnes.auth.authenticate_bearer(token, "10.0.0.1")
     agnes.auth.authenticate_bearer(token, "10.0.0.2")
     with agnes.store.read() as s:
-        actions = [a.params for a in s.scalars(
-            select(AuditEntry).where(AuditEntry.action == "token.first_use_new_ip"))]
+        actions = [
+            a.params
+            for a in s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "token.first_use_new_ip")
+            )
+        ]
     assert actions == [{"ip": "10.0.0.2"}]
 
 

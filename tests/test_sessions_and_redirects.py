@@ -24,20 +24,43 @@ def cookie_header(value: str, xsrf: str | None = None) -> dict[str, str]:
 
 async def test_cookie_session_state_change_needs_xsrf(jp_fetch, agnes):
     value = agnes.session_cookie("xs@example.com")
-    resp = await call(jp_fetch, "agnes", "api", "tokens", method="POST",
-                      headers=cookie_header(value), body={"name": "x"})
+    resp = await call(
+        jp_fetch,
+        "agnes",
+        "api",
+        "tokens",
+        method="POST",
+        headers=cookie_header(value),
+        body={"name": "x"},
+    )
     assert resp.code == 403
-    resp = await call(jp_fetch, "agnes", "api", "tokens", method="POST",
-                      headers={**cookie_header(value), "X-XSRFToken": "forged"}, body={"name": "x"})
+    resp = await call(
+        jp_fetch,
+        "agnes",
+        "api",
+        "tokens",
+        method="POST",
+        headers={**cookie_header(value), "X-XSRFToken": "forged"},
+        body={"name": "x"},
+    )
     assert resp.code == 403
-    resp = await call(jp_fetch, "agnes", "api", "tokens", method="POST",
-                      headers=cookie_header(value, "matching"), body={"name": "x"})
+    resp = await call(
+        jp_fetch,
+        "agnes",
+        "api",
+        "tokens",
+        method="POST",
+        headers=cookie_header(value, "matching"),
+        body={"name": "x"},
+    )
     assert resp.code == 201
     # a PAT is token-authenticated: no XSRF needed for its own state changes
     token = json.loads(resp.body)["token"]
     listing = await call(jp_fetch, "agnes", "api", "tokens", headers=bearer(token))
     tid = json.loads(listing.body)["tokens"][0]["id"]
-    resp = await call(jp_fetch, "agnes", "api", "tokens", tid, method="DELETE", headers=bearer(token))
+    resp = await call(
+        jp_fetch, "agnes", "api", "tokens", tid, method="DELETE", headers=bearer(token)
+    )
     assert resp.code == 204
 
 
@@ -58,10 +81,12 @@ async def test_anonymous_page_redirects_to_login_with_next(jp_fetch, jp_base_url
     assert resp.code == 302
     # jupyter-server sends /login?next=…, which forwards to /agnes/login?next=…
     first = resp.headers["Location"]
-    resp = await jp_fetch(*urlsplit(first).path[len(jp_base_url):].split("/"),
-                          params={k: v[0] for k, v in parse_qs(urlsplit(first).query).items()},
-                          follow_redirects=False,
-                          raise_error=False)
+    resp = await jp_fetch(
+        *urlsplit(first).path[len(jp_base_url) :].split("/"),
+        params={k: v[0] for k, v in parse_qs(urlsplit(first).query).items()},
+        follow_redirects=False,
+        raise_error=False,
+    )
     target = urlsplit(resp.headers["Location"])
     assert target.path == f"{jp_base_url}agnes/login"
     assert parse_qs(target.query)["next"] == [f"{jp_base_url}lab"]
@@ -77,8 +102,19 @@ async def test_login_page_renders(jp_fetch):
 
 @pytest.mark.parametrize(
     "value",
-    ["//evil.com", "https://evil.com/x", "javascript:alert(1)", "/\\evil.com", "\\\\evil.com",
-     "/ok\nLocation: x", "evil.com", "", "/%0d%0aSet-Cookie:x" + "\x00", " /lab", "/" + "a" * 3000],
+    [
+        "//evil.com",
+        "https://evil.com/x",
+        "javascript:alert(1)",
+        "/\\evil.com",
+        "\\\\evil.com",
+        "/ok\nLocation: x",
+        "evil.com",
+        "",
+        "/%0d%0aSet-Cookie:x" + "\x00",
+        " /lab",
+        "/" + "a" * 3000,
+    ],
 )
 def test_safe_next_refuses_other_origins(value):
     assert safe_next(value, "/default") == "/default"
@@ -91,8 +127,9 @@ def test_safe_next_keeps_local_paths(value):
 
 async def test_login_redirect_handler_drops_hostile_next(jp_fetch, jp_base_url):
     for hostile in ("//evil.com/x", "https://evil.com", "/\\evil.com"):
-        resp = await jp_fetch("login", params={"next": hostile}, follow_redirects=False,
-                              raise_error=False)
+        resp = await jp_fetch(
+            "login", params={"next": hostile}, follow_redirects=False, raise_error=False
+        )
         location = resp.headers["Location"]
         assert "evil" not in location
         assert location.startswith(f"{jp_base_url}agnes/login")
@@ -102,8 +139,9 @@ async def test_login_link_is_one_time_and_leaves_no_code_in_url(jp_fetch, agnes,
     user_id = agnes.user("link@example.com")
     with agnes.store.write() as s:
         code = create_login_code(s, s.get(directory.User, user_id), 5)
-    resp = await jp_fetch("agnes", "auth", "link", params={"code": code}, follow_redirects=False,
-                          raise_error=False)
+    resp = await jp_fetch(
+        "agnes", "auth", "link", params={"code": code}, follow_redirects=False, raise_error=False
+    )
     assert resp.code == 302
     assert resp.headers["Location"] == f"{jp_base_url}lab"
     set_cookie = resp.headers["Set-Cookie"]
@@ -112,23 +150,27 @@ async def test_login_link_is_one_time_and_leaves_no_code_in_url(jp_fetch, agnes,
     cookie = set_cookie.split(";")[0].split("=", 1)[1]
     me = await call(jp_fetch, "agnes", "api", "me", headers=cookie_header(cookie))
     assert json.loads(me.body)["auth"] == "session"
-    again = await jp_fetch("agnes", "auth", "link", params={"code": code},
-                           follow_redirects=False, raise_error=False)
+    again = await jp_fetch(
+        "agnes", "auth", "link", params={"code": code}, follow_redirects=False, raise_error=False
+    )
     assert "error=link_invalid" in again.headers["Location"]
-    assert "Set-Cookie" not in again.headers or "agnes_session=\"\"" not in again.headers
+    assert "Set-Cookie" not in again.headers or 'agnes_session=""' not in again.headers
 
 
 async def test_pat_is_not_a_login_code(jp_fetch, agnes):
     token = agnes.pat("noswap@example.com")
-    resp = await jp_fetch("agnes", "auth", "link", params={"code": token},
-                          follow_redirects=False, raise_error=False)
+    resp = await jp_fetch(
+        "agnes", "auth", "link", params={"code": token}, follow_redirects=False, raise_error=False
+    )
     assert "error=link_invalid" in resp.headers["Location"]
     assert "agnes_session" not in resp.headers.get("Set-Cookie", "")
 
 
 async def test_logout_revokes_the_session(jp_fetch, agnes):
     value = agnes.session_cookie("bye@example.com")
-    resp = await call(jp_fetch, "agnes", "logout", method="POST", headers=cookie_header(value, "x1"))
+    resp = await call(
+        jp_fetch, "agnes", "logout", method="POST", headers=cookie_header(value, "x1")
+    )
     assert resp.code == 302
     resp = await call(jp_fetch, "agnes", "api", "me", headers=cookie_header(value))
     assert resp.code == 401

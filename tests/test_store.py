@@ -31,8 +31,15 @@ def test_new_data_dir_is_created_0700_and_migrated(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0001"
     tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
-    assert {"users", "user_groups", "user_group_members", "resource_grants",
-            "personal_access_tokens", "sessions", "audit_log"} <= tables
+    assert {
+        "users",
+        "user_groups",
+        "user_group_members",
+        "resource_grants",
+        "personal_access_tokens",
+        "sessions",
+        "audit_log",
+    } <= tables
     store.close()
 
 
@@ -102,7 +109,7 @@ def test_only_the_hash_of_a_pat_is_stored(tmp_path):
     store.close()
     raw = b"".join(p.read_bytes() for p in data_dir.glob("agnes.sqlite*"))
     assert token.encode() not in raw
-    assert token[len("agnes_pat_"):].encode() not in raw
+    assert token[len("agnes_pat_") :].encode() not in raw
 
 
 def test_scheduler_token_is_a_service_admin_not_a_human_admin(tmp_path):
@@ -131,8 +138,11 @@ def test_short_scheduler_token_is_ignored(tmp_path, caplog):
 
 def test_local_dev_groups(tmp_path, caplog):
     store = open_store(resolve_data_dir(tmp_path))
-    auth = AuthService(store, local_dev_mode=True,
-                       local_dev_groups='[{"id": "g1", "name": "analysts@example.com"}]')
+    auth = AuthService(
+        store,
+        local_dev_mode=True,
+        local_dev_groups='[{"id": "g1", "name": "analysts@example.com"}]',
+    )
     principal = auth.dev_principal()
     assert principal.email == "dev@localhost" and principal.is_admin
     assert "analysts@example.com" in principal.groups

@@ -88,7 +88,7 @@ def generate_sample_data(
     sizes = {
         "n_orders": max(1, rows // 4),
         "n_customers": max(10, rows // 50),
-        "n_products": max(10, min(2000, rows // 2000)),
+        "n_products": max(50, min(2000, rows // 2000)),
     }
     counts: dict[str, int] = {}
     with ExtractWriter(Path(data_dir), source) as writer:

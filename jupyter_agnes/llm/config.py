@@ -7,6 +7,8 @@ Each variable below is read here and nowhere else. The SDKs' own
 
 from __future__ import annotations
 
+import logging
+
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 from traitlets.config import Configurable
 
@@ -16,6 +18,7 @@ PROVIDERS = ("anthropic", "openai_compat")
 # Which env var carries the provider-specific key (named in error messages).
 KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai_compat": "OPENAI_API_KEY"}
 GENERIC_KEY_ENV = "AGNES_LLM_API_KEY"
+log = logging.getLogger("jupyter_agnes.llm")
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai_compat": "gpt-4.1-mini"}
 
 
@@ -69,7 +72,7 @@ class LLMSettings(Configurable):
         if value in ("openai", "openai-compat", "openai_compatible"):
             return "openai_compat"
         if value:
-            self.log.warning("AGNES_LLM_PROVIDER=%r is unknown; using anthropic", value)
+            log.warning("AGNES_LLM_PROVIDER=%r is unknown; using anthropic", value)
         return "anthropic"
 
     @default("model")

@@ -105,23 +105,22 @@ def _write_catalog(
         "description VARCHAR, rows BIGINT, size_bytes BIGINT, extracted_at VARCHAR, "
         "query_mode VARCHAR, paths VARCHAR[], columns VARCHAR)"
     )
-    con.executemany(
-        f"INSERT INTO {CATALOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                t.name,
-                t.source,
-                t.description,
-                t.rows,
-                t.size_bytes,
-                t.extracted_at,
-                t.query_mode,
-                list(t.paths),
-                json.dumps(columns.get(t.name, [])),
-            )
-            for t in built
-        ],
-    )
+    rows = [
+        (
+            t.name,
+            t.source,
+            t.description,
+            t.rows,
+            t.size_bytes,
+            t.extracted_at,
+            t.query_mode,
+            list(t.paths),
+            json.dumps(columns.get(t.name, [])),
+        )
+        for t in built
+    ]
+    if rows:  # executemany refuses an empty list
+        con.executemany(f"INSERT INTO {CATALOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     con.execute(f"CREATE TABLE {BUILD_TABLE} (build_id VARCHAR, built_at TIMESTAMPTZ)")
     con.execute(f"INSERT INTO {BUILD_TABLE} VALUES (?, ?)", [build_id, datetime.now(timezone.utc)])
 

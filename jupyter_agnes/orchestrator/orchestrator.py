@@ -193,8 +193,18 @@ class SyncOrchestrator(Configurable):
         from jupyter_agnes.store.models import TableOwner
 
         accepted: list[TableMeta] = []
+        listed = {(src, t.name) for src, info in infos.items() for t in info.tables}
         with self._store().write() as s:
             owners = {o.table_name: o for o in s.scalars(select(TableOwner))}
+            # Release names first: a source that dropped a table (or vanished) frees it
+            # for a claim in this same run.
+            for name, owner in list(owners.items()):
+                dropped = owner.source in scanned and (owner.source, name) not in listed
+                vanished = owner.source not in known and (only is None or owner.source == only)
+                if dropped or vanished:
+                    s.delete(owner)
+                    del owners[name]
+            s.flush()
             for src in sorted(infos):
                 for t in infos[src].tables:
                     owner = owners.get(t.name)
@@ -209,10 +219,4 @@ class SyncOrchestrator(Configurable):
                         )
                         continue
                     accepted.append(t)
-            produced = {(t.source, t.name) for t in accepted}
-            for name, owner in owners.items():
-                rebuilt = owner.source in scanned and (owner.source, name) not in produced
-                vanished = owner.source not in known and (only is None or owner.source == only)
-                if rebuilt or vanished:
-                    s.delete(owner)  # the owner dropped the table: the name is free again
         return accepted

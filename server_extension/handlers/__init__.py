@@ -12,6 +12,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         TokenHandler,
         TokensHandler,
     )
+    from server_extension.handlers.admin import admin_handlers
     from server_extension.handlers.login import (
         LoginLinkHandler,
         LoginPageHandler,
@@ -19,6 +20,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
     )
 
     return [
+        *admin_handlers(),
         (r"/agnes/api/health", HealthHandler),
         (r"/agnes/api/me", MeHandler),
         (r"/agnes/api/tokens", TokensHandler),

@@ -1,0 +1,232 @@
+"""Google sign-in: `GET /agnes/auth/google/login` and `/agnes/auth/google/callback`.
+
+The OIDC work, the policy and the store update live in the core
+(`jupyter_agnes.auth.google_oauth`, `google_policy`, `google_sync`); this adapter
+only moves values between tornado and them. Every failure redirects to
+`/agnes/login?error=<code>`; no code, token or traceback reaches a URL, page or log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlencode
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import JupyterHandler
+
+from jupyter_agnes.auth import rbac
+from jupyter_agnes.auth.google_oauth import (
+    GoogleAuthError,
+    GoogleOAuthSettings,
+    GoogleOIDCClient,
+    LoginState,
+)
+from jupyter_agnes.auth.google_policy import Denied, GooglePolicyConfig, decide
+from jupyter_agnes.auth.google_sync import apply_google_login, audit_login_failure
+from jupyter_agnes.auth.ratelimit import RateLimiter
+from jupyter_agnes.auth.redirects import safe_next
+from server_extension.identity import agnes_app, client_ip, set_session_cookie
+
+log = logging.getLogger("jupyter_agnes.auth.google")
+
+STATE_COOKIE = "agnes_oauth"
+STATE_MAX_AGE_S = 600
+VIEWER_LANDING = "voila/tree"  # viewers land on the dashboard list
+_USED_STATES_MAX = 10_000
+
+
+class GoogleLoginService:
+    """Per-server Google sign-in objects; configured through the agnes app's config."""
+
+    def __init__(self, parent: Any) -> None:
+        self.settings = GoogleOAuthSettings(parent=parent)
+        self.client = GoogleOIDCClient(self.settings)
+        self.policy = GooglePolicyConfig(parent=parent)
+        existing = getattr(parent, "rate_limiter", None)
+        self.limiter: RateLimiter = existing or RateLimiter(parent=parent)
+        self._used: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return self.settings.configured
+
+    def consume_state(self, state: str) -> bool:
+        """True the first time a state is presented; a replay gets False."""
+        now = time.monotonic()
+        with self._lock:
+            while self._used and next(iter(self._used.values())) < now - STATE_MAX_AGE_S:
+                self._used.popitem(last=False)
+            if state in self._used:
+                return False
+            self._used[state] = now
+            while len(self._used) > _USED_STATES_MAX:
+                self._used.popitem(last=False)
+            return True
+
+
+def google_service(app: Any) -> GoogleLoginService:
+    service = getattr(app, "_agnes_google", None)
+    if service is None:
+        service = GoogleLoginService(app)
+        app._agnes_google = service
+    return service
+
+
+def google_handlers() -> list[tuple[str, type]]:
+    return [
+        (r"/agnes/auth/google/login", GoogleLoginHandler),
+        (r"/agnes/auth/google/callback", GoogleCallbackHandler),
+    ]
+
+
+class _GoogleHandler(JupyterHandler):
+    route = ""
+
+    @property
+    def google(self) -> GoogleLoginService:
+        return google_service(agnes_app(self))
+
+    def fail(self, code: str) -> None:
+        self.redirect(self.base_url + "agnes/login?" + urlencode({"error": code}))
+
+    def rate_limited(self) -> bool:
+        allowed, retry = self.google.limiter.check((client_ip(self), self.route))
+        if allowed:
+            return False
+        self.set_status(429)
+        self.set_header("Retry-After", str(retry))
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(
+            json.dumps(
+                {
+                    "message": "Too many sign-in attempts; try again later",
+                    "reason": "Too Many Requests",
+                }
+            )
+        )
+        return True
+
+    def callback_url(self) -> str:
+        configured = self.google.settings.callback_url
+        if configured:
+            return configured
+        return f"{self.request.protocol}://{self.request.host}{self.base_url}agnes/auth/google/callback"
+
+    def cookie_path(self) -> str:
+        return self.base_url + "agnes/auth/google/"
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Never a traceback: a plain line for anything that escaped the handlers.
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.finish(f"{status_code}: sign-in failed")
+
+
+class GoogleLoginHandler(_GoogleHandler):
+    route = "google_login"
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        if self.rate_limited():
+            return
+        if not self.google.configured:
+            return self.fail("google_not_configured")
+        login = LoginState.new(safe_next(self.get_argument("next", None), ""))
+        try:
+            url = await asyncio.to_thread(
+                self.google.client.authorize_url, login, self.callback_url()
+            )
+        except GoogleAuthError as exc:
+            log.warning("Google sign-in could not start: %s", exc)
+            return self.fail(exc.code)
+        self.set_signed_cookie(
+            STATE_COOKIE,
+            login.dumps(),
+            expires_days=None,
+            path=self.cookie_path(),
+            httponly=True,
+            samesite="Lax",  # sent on the top-level redirect back from Google
+            secure=self.request.protocol == "https" or agnes_app(self).auth.secure_cookies,
+        )
+        self.set_header("Cache-Control", "no-store")
+        self.redirect(url)
+
+
+class GoogleCallbackHandler(_GoogleHandler):
+    route = "google_callback"
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        if self.rate_limited():
+            return
+        if not self.google.configured:
+            return self.fail("google_not_configured")
+        try:
+            await self._callback()
+        except Exception as exc:  # never a traceback page: log the type, send a code
+            log.error("Google sign-in failed unexpectedly: %s", type(exc).__name__)
+            if not self._finished:
+                self.fail("oauth_failed")
+
+    async def _callback(self) -> None:
+        ip = client_ip(self)
+        app = agnes_app(self)
+        raw = self.get_signed_cookie(STATE_COOKIE, max_age_days=STATE_MAX_AGE_S / 86400)
+        self.clear_cookie(STATE_COOKIE, path=self.cookie_path())
+        try:
+            if raw is None:
+                raise GoogleAuthError("Login state cookie missing or expired", "state_mismatch")
+            login = LoginState.loads(raw)
+            login.check_state(self.get_argument("state", None))
+            if not self.google.consume_state(login.state):
+                raise GoogleAuthError("Login state replayed", "state_mismatch")
+            if self.get_argument("error", None) is not None:
+                raise GoogleAuthError("Google returned an error (consent refused?)")
+            claims = await asyncio.to_thread(self._verify, login)
+        except GoogleAuthError as exc:
+            log.warning("Google sign-in refused: %s", exc)
+            await asyncio.to_thread(audit_login_failure, app.store, exc.code, "", ip)
+            return self.fail(exc.code)
+
+        email = claims.get("email") if isinstance(claims.get("email"), str) else None
+        verified, hd = claims.get("email_verified"), claims.get("hd")
+        decision = decide(email, verified, hd, None, self.google.policy)
+        source = "none"
+        if not isinstance(decision, Denied):
+            groups = await asyncio.to_thread(self.google.client.fetch_groups, str(email))
+            source = "mock" if self.google.settings.mock_groups else "directory"
+            decision = decide(email, verified, hd, groups, self.google.policy)
+        name = claims.get("name") if isinstance(claims.get("name"), str) else ""
+        outcome = await asyncio.to_thread(
+            apply_google_login, app.store, email, name, decision, ip=ip, groups_source=source
+        )
+        if not outcome.ok:
+            log.info("Google sign-in refused for %s: %s", email, outcome.code)
+            return self.fail(outcome.code)
+        assert outcome.user_id is not None
+        try:
+            cookie, expires = app.auth.start_session(outcome.user_id, "google", ip)
+        except Exception:  # deactivated between the sync and now
+            return self.fail("deactivated")
+        set_session_cookie(self, cookie, expires)
+        self.redirect(self._landing(login.next_url, outcome.user_id))
+
+    def _verify(self, login: LoginState) -> dict[str, Any]:
+        code = self.get_argument("code", "")
+        tokens = self.google.client.exchange_code(code, self.callback_url(), login.code_verifier)
+        return self.google.client.verify_id_token(tokens["id_token"], login.nonce)
+
+    def _landing(self, next_url: str, user_id: int) -> str:
+        if next_url:
+            return next_url
+        principal = agnes_app(self).auth.load_principal(user_id, "session")
+        if principal is not None and rbac.has_lab_access(principal):
+            return self.base_url + "lab"
+        return self.base_url + VIEWER_LANDING
