@@ -14,6 +14,7 @@ from traitlets import Unicode, default
 
 from jupyter_agnes import __version__
 from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.paths import default_data_dir, resolve_data_dir
 from jupyter_agnes.store import directory
@@ -68,6 +69,7 @@ class AgnesExtensionApp(ExtensionApp):
         os.environ["AGNES_DATA_DIR"] = str(data_dir)  # kernels started by this server inherit it
         self.store = open_store(data_dir)
         self.auth = AuthService(self.store, parent=self)
+        self.ratelimiter = RateLimiter(parent=self)
         if self.auth.local_dev_mode:
             ip = self.serverapp.ip
             if not _is_loopback(ip):
@@ -92,6 +94,9 @@ class AgnesExtensionApp(ExtensionApp):
         from server_extension.handlers import agnes_handlers
 
         self.handlers.extend(agnes_handlers())
+
+    def resolve_client_ip(self, peer: str, x_forwarded_for: str) -> str:
+        return self.ratelimiter.client_ip(peer, x_forwarded_for)
 
     def principal_for_foreign_user(self, user: Any) -> Principal | None:
         """A user signed in by another identity provider (JupyterHub): match by email."""

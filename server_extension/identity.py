@@ -43,14 +43,46 @@ def client_ip(handler: web.RequestHandler) -> str:
     return request_client_ip(handler)
 
 
-def reject_credential(handler: web.RequestHandler, reason: str) -> None:
-    """Answer 401 JSON on any path (API or HTML) and stop the request."""
+def _finish_json(handler: web.RequestHandler, status: int, body: dict, **headers: str) -> None:
     handler.clear()
-    handler.set_status(401)
-    handler.set_header("WWW-Authenticate", 'Bearer realm="agnes"')
+    handler.set_status(status)
+    for name, value in headers.items():
+        handler.set_header(name.replace("_", "-"), value)
     handler.set_header("Content-Type", "application/json")
     handler.set_header("Cache-Control", "no-store")
-    raise web.Finish(json.dumps({"message": reason, "reason": "Unauthorized"}))
+    raise web.Finish(json.dumps(body))
+
+
+def reject_credential(handler: web.RequestHandler, reason: str) -> None:
+    """Answer 401 JSON on any path (API or HTML) and stop the request."""
+    _finish_json(
+        handler,
+        401,
+        {"message": reason, "reason": "Unauthorized"},
+        WWW_Authenticate='Bearer realm="agnes"',
+    )
+
+
+def reject_rate_limited(handler: web.RequestHandler, retry_after: int) -> None:
+    _finish_json(
+        handler,
+        429,
+        {
+            "message": f"Too many attempts; retry in {retry_after} s",
+            "reason": "Too Many Requests",
+        },
+        Retry_After=str(retry_after),
+    )
+
+
+def spend_rate_limit(handler: web.RequestHandler, route: str) -> None:
+    """Count one attempt on `route` from this client; answer 429 when over the limit."""
+    limiter = getattr(agnes_app(handler), "ratelimiter", None)
+    if limiter is None:
+        return
+    allowed, retry_after = limiter.check((client_ip(handler), route))
+    if not allowed:
+        reject_rate_limited(handler, retry_after)
 
 
 class AgnesIdentityProvider(IdentityProvider):
@@ -109,12 +141,16 @@ class AgnesIdentityProvider(IdentityProvider):
         header = handler.request.headers.get("Authorization")
         if header is not None:
             ip = client_ip(handler)
+            limiter = getattr(agnes_app(handler), "ratelimiter", None)
+            # While an IP is over its failure budget every bearer attempt is refused, so a
+            # correct guess cannot slip through; a known IP costs one dict lookup.
+            if limiter is not None and (wait := limiter.blocked((ip, "bearer"))):
+                reject_rate_limited(handler, wait)
             try:
                 principal = auth.authenticate_header(header, ip)
             except AuthFailure as failure:
-                limiter = getattr(agnes_app(handler), "failed_auth_limiter", None)
                 if limiter is not None:
-                    limiter(handler, ip)
+                    limiter.check((ip, "bearer"))
                 reject_credential(handler, failure.reason)
                 raise AssertionError("unreachable") from failure
             handler._token_authenticated = True  # type: ignore[attr-defined]

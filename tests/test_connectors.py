@@ -14,6 +14,12 @@ from jupyter_agnes.connectors.local_files import LocalFilesError
 from jupyter_agnes.orchestrator import InvalidIdentifier, SyncOrchestrator, read_extract
 
 
+def visible(data_dir: Path) -> list[str]:
+    names = sorted(p.name for p in (data_dir / "extracts").iterdir())
+    assert not [n for n in names if n.startswith((".tmp", ".link", ".trash"))]
+    return [n for n in names if not n.startswith(".")]
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
@@ -64,7 +70,7 @@ def test_broken_files_fail_alone_with_clear_messages(data_dir, files):
     assert "broken" not in report.tables and "bad" not in report.tables
     # the extract still satisfies the contract and nothing half-written is left
     read_extract(data_dir, "local")
-    assert sorted(p.name for p in (data_dir / "extracts").iterdir()) == ["local"]
+    assert visible(data_dir) == ["local"]
 
 
 def test_all_files_broken_leaves_the_previous_extract_alone(data_dir, files, tmp_path):
@@ -77,7 +83,7 @@ def test_all_files_broken_leaves_the_previous_extract_alone(data_dir, files, tmp
         extract_local(data_dir, "local", bad)
     after = sorted(p.name for p in (data_dir / "extracts" / "local" / "data").iterdir())
     assert before == after
-    assert sorted(p.name for p in (data_dir / "extracts").iterdir()) == ["local"]
+    assert visible(data_dir) == ["local"]
 
 
 def test_bad_source_and_missing_folder(data_dir, files, tmp_path):

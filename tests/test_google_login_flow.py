@@ -16,8 +16,6 @@ from jupyter_server.utils import url_path_join
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.models import AuditEntry
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
 ADMINS = "ops-admins@acme.com"  # no prefix: mapped anyway
 PREFIXED_ADMINS = "agnes-admins@acme.com"
 

@@ -173,3 +173,45 @@ def test_missing_required_keys_is_format_error(fake: FakeLLMServer) -> None:
               "required": ["sql", "explanation"]}
     with pytest.raises(FormatError, match="explanation"):
         make(fake, "anthropic").extract_json("q", schema, "s")
+
+
+# --- hostile or odd model output --------------------------------------------------------
+
+HOSTILE = [
+    ("[" * 100_000 + "]" * 100_000, "not a JSON object"),  # nesting bomb
+    ('["sql", "explanation"]', "not a JSON object"),  # JSON, but not an object
+    ('{"sql": "SELECT 1"}', "required keys"),  # an object missing a required key
+    ("null", "not a JSON object"),
+    ("x" * 2_000_000, "not a JSON object"),  # huge prose
+]
+
+
+@pytest.mark.parametrize("name", ["anthropic", "openai_compat"])
+@pytest.mark.parametrize(("text", "match"), HOSTILE)
+def test_hostile_structured_answers_are_format_errors(
+    fake: FakeLLMServer, name: str, text: str, match: str
+) -> None:
+    fake.fail("answer", text=text)
+    with pytest.raises(FormatError, match=match):
+        make(fake, name, mode="auto").extract_json("q", SQL_SCHEMA, "s")
+    assert len(fake.requests) == 1
+
+
+def test_prose_around_json_needs_auto_mode(fake: FakeLLMServer) -> None:
+    answer = 'Sure:\n```json\n{"sql": "SELECT 2", "explanation": "two"}\n```\nEnjoy!'
+    fake.fail("answer", text=answer)
+    with pytest.raises(FormatError):
+        make(fake, "openai_compat", mode="json").extract_json("q", SQL_SCHEMA, "s")
+    fake.fail("answer", text=answer)
+    got = make(fake, "openai_compat", mode="auto").extract_json("q", SQL_SCHEMA, "s")
+    assert got == {"sql": "SELECT 2", "explanation": "two"}
+
+
+def test_fake_fault_endpoint_rejects_garbage(fake: FakeLLMServer) -> None:
+    import httpx
+
+    url = f"{fake.url}/_fake/faults"
+    assert httpx.post(url, json={"faults": [{"nope": 1}]}).status_code == 400
+    assert httpx.post(url, content=b"{not json").status_code == 400
+    assert httpx.post(url, json={"faults": [{"kind": "429"}]}).status_code == 200
+    assert fake.faults[0]["kind"] == "429"

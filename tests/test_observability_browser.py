@@ -23,15 +23,21 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
+    "--disable-blink-features=AutomationControlled",
 ]
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
 
+DESKTOP_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36"
+)
 EVIL = "</script><script>alert(1)</script>"
 MALLORY = Principal(
     user_id=66, email=f"m{EVIL}@evil.com", name=f"Mallory {EVIL}", groups=(), is_admin=False,
     auth="session", credential_id="s2",
 )
-PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>Agnes test</title></head>
+PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>Agnes test</title>
+<link rel="icon" href="data:,"></head>
 <body><div class="jp-InputArea">secret code</div>
 <button id="go" onclick="history.pushState({}, '', '/lab/tree/other.ipynb')">go</button>
 </body></html>"""
@@ -70,7 +76,8 @@ def test_snippet_in_chromium(stack: tuple[FakePostHog, TornadoThread]) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            # posthog-js drops events from a "HeadlessChrome" user agent as a bot.
+            page = browser.new_page(user_agent=DESKTOP_UA)
             page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
             page.on("pageerror", lambda e: page_errors.append(str(e)))
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -84,7 +91,7 @@ def test_snippet_in_chromium(stack: tuple[FakePostHog, TornadoThread]) -> None:
             )
             # Errors reach captureException (after the checks on snippet errors below).
             page.evaluate("setTimeout(() => { throw new Error('boom-from-test') }, 0)")
-            page.evaluate("Promise.reject(new Error('rejected-from-test'))")
+            page.evaluate("() => { Promise.reject(new Error('rejected-from-test')); }")
             ph.wait_for_events(
                 lambda evs: sum(e.get("event") == "$exception" for e in evs) >= 2, timeout=20
             )

@@ -193,7 +193,7 @@ def test_rebuild_source_touches_one_source(data_dir, orch):
     # a source whose folder is gone loses its views and its names
     import shutil
 
-    shutil.rmtree(data_dir / "extracts" / "b")
+    (data_dir / "extracts" / "b").unlink()  # a symlink to the versioned dir
     assert orch.rebuild_source("b").sources == {"b": []}
     assert views_in_fresh_process(data_dir) == {"ta": 2, "ta2": 1}
     with pytest.raises(InvalidIdentifier):
@@ -283,7 +283,18 @@ def test_two_processes_rebuild_one_after_the_other(data_dir, orch):
     assert views_in_fresh_process(data_dir) == {"t": 1}
 
 
-def test_extract_swap_leaves_no_temp_dirs(data_dir):
-    make_extract(data_dir, "s", {"t": "SELECT 1"})
-    make_extract(data_dir, "s", {"t": "SELECT 2"})
-    assert sorted(os.listdir(data_dir / "extracts")) == ["s"]
+def test_extract_swap_is_a_symlink_flip_and_keeps_few_versions(data_dir, orch):
+    make_extract(data_dir, "s", {"t": "SELECT 1 AS v"})
+    orch.rebuild()
+    old_view = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+    for i in range(2, 7):
+        make_extract(data_dir, "s", {"t": f"SELECT {i} AS v"})
+        if i == 2:  # the live build still reads its own, immutable version
+            assert old_view.execute("SELECT v FROM t").fetchall() == [(1,)]
+    old_view.close()
+    names = sorted(os.listdir(data_dir / "extracts"))
+    assert [n for n in names if not n.startswith(".v-s-")] == ["s"]  # no temp/trash/link left
+    assert len(names) == 1 + 3
+    assert (data_dir / "extracts" / "s").is_symlink()
+    orch.rebuild()
+    assert views_in_fresh_process(data_dir) == {"t": 1}

@@ -16,7 +16,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,29 +24,20 @@ import requests
 from traitlets import Float, List, Unicode, default, validate
 from traitlets.config import Configurable
 
+from jupyter_agnes.auth.google_directory import DirectoryGroupsMixin
+from jupyter_agnes.auth.google_http import GoogleAuthError, request_json
 from jupyter_agnes.envknobs import env_float, env_list, env_str
+
+__all__ = ["GoogleAuthError", "GoogleOAuthSettings", "GoogleOIDCClient", "LoginState"]
 
 log = logging.getLogger("jupyter_agnes.auth.google")
 
 SCOPE = "openid email profile"
-DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.group.readonly"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-MAX_BODY = 1 << 20  # no legitimate Google response is near 1 MiB
-MAX_GROUP_PAGES = 50
 DISCOVERY_TTL_S = 3600.0
 JWKS_TTL_S = 3600.0
 JWKS_REFETCH_MIN_S = 30.0  # an unknown kid refetches the JWKS at most this often
 ASYMMETRIC_ALGS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"}
 GOOGLE_ISSUERS = {"https://accounts.google.com", "accounts.google.com"}
-
-
-class GoogleAuthError(Exception):
-    """A step of the Google flow failed. `code` is the login page's error code;
-    the message is safe to log (no secrets, no tokens)."""
-
-    def __init__(self, message: str, code: str = "oauth_failed") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class GoogleOAuthSettings(Configurable):
@@ -198,21 +188,7 @@ class LoginState:
 # --- HTTP helpers ---------------------------------------------------------------
 
 
-def _json_body(resp: requests.Response, what: str, deadline: float) -> Any:
-    body = b""
-    for chunk in resp.iter_content(65536):
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise GoogleAuthError(f"{what}: response too large")
-        if time.monotonic() > deadline:
-            raise GoogleAuthError(f"{what}: response too slow")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise GoogleAuthError(f"{what}: response is not JSON") from exc
-
-
-class GoogleOIDCClient:
+class GoogleOIDCClient(DirectoryGroupsMixin):
     """Thread-safe; one per server. Caches discovery, the JWKS and the Directory token."""
 
     def __init__(self, settings: GoogleOAuthSettings, session: requests.Session | None = None):
@@ -227,24 +203,7 @@ class GoogleOIDCClient:
     # -- transport
 
     def _request(self, method: str, url: str, what: str, timeout: float, **kw: Any) -> Any:
-        deadline = time.monotonic() + 2 * timeout  # bounds a slow drip, not just each read
-        try:
-            resp = self.http.request(
-                method, url, timeout=timeout, stream=True, allow_redirects=False, **kw
-            )
-            with resp:
-                if resp.status_code != 200:
-                    raise GoogleAuthError(f"{what}: HTTP {resp.status_code}")
-                data = _json_body(resp, what, deadline)
-        except requests.Timeout as exc:
-            raise GoogleAuthError(f"{what}: timed out after {timeout:g}s") from exc
-        except requests.RequestException as exc:
-            if "timed out" in str(exc).lower():
-                raise GoogleAuthError(f"{what}: timed out after {timeout:g}s") from exc
-            raise GoogleAuthError(f"{what}: {type(exc).__name__}") from exc
-        if not isinstance(data, dict):
-            raise GoogleAuthError(f"{what}: unexpected response")
-        return data
+        return request_json(self.http, method, url, what, timeout, **kw)
 
     # -- discovery
 
@@ -375,99 +334,3 @@ class GoogleOIDCClient:
         if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.settings.client_id:
             raise GoogleAuthError("ID token authorized party does not match")
         return claims
-
-    # -- Directory API groups (fail-soft: None means "no data")
-
-    def fetch_groups(self, email: str) -> list[str] | None:
-        if self.settings.mock_groups:
-            return list(self.settings.mock_groups)
-        try:
-            token = self._directory_access_token()
-            return self._list_groups(email, token)
-        except GoogleAuthError as exc:
-            log.warning("Google Directory groups unavailable (%s); treating as no data", exc)
-            return None
-
-    def _list_groups(self, email: str, token: str) -> list[str]:
-        url = f"{self.settings.directory_url}/groups"
-        params: dict[str, str] = {"userKey": email, "maxResults": "200"}
-        found: list[str] = []
-        for _ in range(MAX_GROUP_PAGES):
-            data = self._request(
-                "GET",
-                url,
-                "Directory groups",
-                self.settings.directory_timeout,
-                params=params,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            for g in data.get("groups") or []:
-                if isinstance(g, dict) and isinstance(g.get("email"), str):
-                    found.append(g["email"].strip().lower())
-            page = data.get("nextPageToken")
-            if not isinstance(page, str) or not page:
-                return found
-            params["pageToken"] = page
-        raise GoogleAuthError("Directory groups: too many pages")
-
-    def _directory_access_token(self) -> str:
-        now = time.monotonic()
-        with self._lock:
-            if self._directory_token and self._directory_token[0] > now:
-                return self._directory_token[1]
-        if self.settings.admin_sdk_key_file:
-            data = self._service_account_token()
-        else:
-            data = self._metadata_token()
-        token = data.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise GoogleAuthError("Directory token: no access_token")
-        expires = data.get("expires_in", 300)
-        lifetime = float(expires) if isinstance(expires, int | float) else 300.0
-        with self._lock:
-            self._directory_token = (now + max(0.0, lifetime - 60.0), token)
-        return token
-
-    def _service_account_token(self) -> dict[str, Any]:
-        path = Path(self.settings.admin_sdk_key_file).expanduser()
-        try:
-            key = json.loads(path.read_text())
-            client_email, private_key = key["client_email"], key["private_key"]
-            token_uri = key.get("token_uri") or "https://oauth2.googleapis.com/token"
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise GoogleAuthError(f"Service-account key {path.name} is unreadable") from exc
-        issued = int(time.time())
-        claims = {
-            "iss": client_email,
-            "scope": DIRECTORY_SCOPE,
-            "aud": token_uri,
-            "iat": issued,
-            "exp": issued + 3600,
-        }
-        if self.settings.admin_sdk_subject:
-            claims["sub"] = self.settings.admin_sdk_subject
-        headers = (
-            {"kid": key["private_key_id"]} if isinstance(key.get("private_key_id"), str) else None
-        )
-        try:
-            assertion = jwt.encode(claims, private_key, algorithm="RS256", headers=headers)
-        except (ValueError, TypeError, jwt.PyJWTError) as exc:
-            raise GoogleAuthError(f"Service-account key {path.name} cannot sign") from exc
-        return self._request(
-            "POST",
-            token_uri,
-            "Service-account token",
-            self.settings.directory_timeout,
-            data={"grant_type": JWT_BEARER, "assertion": assertion},
-        )
-
-    def _metadata_token(self) -> dict[str, Any]:
-        url = f"{self.settings.gce_metadata_url}/instance/service-accounts/default/token"
-        return self._request(
-            "GET",
-            url,
-            "Metadata server token",
-            self.settings.directory_timeout,
-            params={"scopes": DIRECTORY_SCOPE},
-            headers={"Metadata-Flavor": "Google"},
-        )

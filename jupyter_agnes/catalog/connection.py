@@ -44,8 +44,10 @@ class AnalyticsConnection:
             return self._con
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A per-thread cursor on the current snapshot."""
-        return self.get().cursor()
+        """A per-thread cursor on the current snapshot (cursors do not inherit USE)."""
+        cur = self.get().cursor()
+        cur.execute("USE analytics")
+        return cur
 
     def close(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
+from ..observability.llm_tracing import trace_generation
 from .config import LLMSettings
 from .errors import (
     AuthError,
@@ -51,14 +52,6 @@ class LLMProvider(Protocol):
 # ---------------------------------------------------------------- tracing seam
 
 
-class _NullSpan:
-    def first_token(self) -> None: ...
-    def set_usage(self, **_: Any) -> None: ...
-    def set_output(self, text: str) -> None: ...
-    def set_stop_reason(self, reason: str) -> None: ...
-    def set_http_status(self, status: int) -> None: ...
-
-
 def trace_attempt(
     provider: str,
     model: str,
@@ -68,14 +61,9 @@ def trace_attempt(
     input_messages: list[dict],
     trace_context: dict | None,
 ) -> contextlib.AbstractContextManager[Any]:
-    """One traced generation. trace_context keys trace_id, parent_id and user are
-    passed through; the rest (kernel session, cell id...) becomes `context`."""
-    try:
-        from ..observability.llm_tracing import trace_generation
-    except ModuleNotFoundError as exc:  # observability not installed yet: trace nothing
-        if not (exc.name or "").startswith("jupyter_agnes.observability"):
-            raise
-        return contextlib.nullcontext(_NullSpan())
+    """One traced generation. trace_context keys trace_id, parent_id and user (a
+    Principal) are passed through; the rest (session_id, notebook_path,
+    execution_count...) becomes `context`."""
     ctx = dict(trace_context or {})
     trace_id, parent_id, user = (
         ctx.pop("trace_id", None),
@@ -213,7 +201,7 @@ def parse_json_object(text: str, schema: dict, provider: str, lenient: bool = Fa
     for candidate in candidates:
         try:
             value = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: hostile nesting
             continue
         if isinstance(value, dict):
             missing = [k for k in schema.get("required") or [] if k not in value]

@@ -1,11 +1,14 @@
-"""Writing an extract: build everything in a temp dir, then swap it in with renames.
+"""Writing an extract: build everything in a new version dir, then swap a symlink.
 
-A connector that fails half-way leaves nothing behind, and readers never see a
-half-written extract.
+`extracts/<source>` is a symlink to `extracts/.v-<source>-<id>/`. A connector that
+fails half-way leaves nothing behind, readers never see a half-written extract, and
+the views of the live analytics file (which name the resolved, versioned parquet
+paths) keep working across the swap: the last KEEP_VERSIONS versions are kept.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from datetime import datetime, timezone
@@ -25,6 +28,8 @@ from jupyter_agnes.orchestrator.contract import (
 from jupyter_agnes.orchestrator.identifiers import check_identifier
 from jupyter_agnes.orchestrator.lock import rebuild_lock
 
+KEEP_VERSIONS = 3
+
 
 class ExtractWriter:
     """`with ExtractWriter(data_dir, "src") as w: ...; w.commit()`."""
@@ -35,7 +40,7 @@ class ExtractWriter:
         self.final_dir = extract_dir(self.data_dir, source)
         root = extracts_root(self.data_dir)
         root.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir = root / f".tmp-{source}-{uuid.uuid4().hex[:12]}"
+        self.tmp_dir = root / f".v-{source}-{uuid.uuid4().hex[:12]}"
         self.con: duckdb.DuckDBPyConnection | None = None
         self.meta: list[tuple[str, str, int, int, datetime, str]] = []
         self.committed = False
@@ -80,15 +85,29 @@ class ExtractWriter:
         self.con.execute("CHECKPOINT")
         self.con.close()
         self.con = None
-        trash = self.tmp_dir.with_name(f".trash-{self.source}-{uuid.uuid4().hex[:12]}")
-        # Under the rebuild lock so a rebuild never sees the gap between the renames.
+        root = self.final_dir.parent
+        link = root / f".link-{self.source}-{uuid.uuid4().hex[:12]}"
+        os.symlink(self.tmp_dir.name, link)
+        trash = root / f".trash-{self.source}-{uuid.uuid4().hex[:12]}"
+        # Under the rebuild lock so a rebuild reads either the old or the new version.
         with rebuild_lock(self.data_dir):
-            if self.final_dir.exists():
-                self.final_dir.rename(trash)
-            self.tmp_dir.rename(self.final_dir)
+            if self.final_dir.exists() and not self.final_dir.is_symlink():
+                self.final_dir.rename(trash)  # a plain dir written by another tool
+            os.replace(link, self.final_dir)  # atomic
+            self._prune()
         shutil.rmtree(trash, ignore_errors=True)
         self.committed = True
         return self.final_dir
+
+    def _prune(self) -> None:
+        versions = sorted(
+            self.final_dir.parent.glob(f".v-{self.source}-*"),
+            key=lambda p: p.stat().st_mtime_ns,
+            reverse=True,
+        )
+        for old in versions[KEEP_VERSIONS:]:
+            if old != self.tmp_dir:
+                shutil.rmtree(old, ignore_errors=True)
 
     def __exit__(
         self,

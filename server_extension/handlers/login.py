@@ -15,6 +15,7 @@ from server_extension.identity import (
     clear_session_cookie,
     client_ip,
     set_session_cookie,
+    spend_rate_limit,
 )
 from server_extension.pages import LOGIN_ERRORS, login_page
 
@@ -58,6 +59,7 @@ class LoginLinkHandler(JupyterHandler):
 
     @allow_unauthenticated
     def get(self) -> None:
+        spend_rate_limit(self, "login_link")
         code = self.get_argument("code", "")
         app = agnes_app(self)
         with app.store.write() as s:

@@ -14,7 +14,8 @@ from the schema, with `sql` = $FAKE_LLM_SQL (default `SELECT 42 AS answer`) and 
 fixed `explanation`; plain requests get $FAKE_LLM_TEXT. Faults are queued with
 `fail()` (or `POST /_fake/faults {"faults": [{"kind": "429"}]}`) and used once each:
 401, 429, 500, 529, hang, malformed (broken HTTP body), bad_json (answer is not
-JSON), truncate, refuse, stream_error (overloaded error event mid-stream).
+JSON), truncate, refuse, stream_error (overloaded error event mid-stream), and
+answer (reply with `text=` verbatim).
 `reject_formats` = {"json_schema", "json_object"} makes those response_formats 400.
 """
 
@@ -163,6 +164,7 @@ class FakeLLMServer:
 
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeLLMServer
+    fault: dict
     server_version = "FakeLLM/1.0"
 
     def log_message(self, *args: Any) -> None:  # keep test output quiet
@@ -237,7 +239,11 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         if self.path == "/_fake/faults":
-            for f in body.get("faults") or []:
+            faults = body.get("faults") or []
+            if not all(isinstance(f, dict) and isinstance(f.get("kind"), str) for f in faults):
+                self._error(400)
+                return
+            for f in faults:
                 self.fake.fail(**f)
             self.fake.reject_formats = set(body.get("reject_formats") or [])
             self._send_json(200, {"ok": True})
@@ -247,11 +253,11 @@ class _Handler(BaseHTTPRequestHandler):
                 {"path": self.path, "body": body,
                  "headers": {k.lower(): v for k, v in self.headers.items()}}
             )
-        fault = self.fake._next_fault()
-        kind = (fault or {}).get("kind", "")
+        fault = self.fault = self.fake._next_fault() or {}
+        kind = fault.get("kind", "")
         if kind.isdigit():
             headers = {}
-            if fault and fault.get("retry_after") is not None:
+            if fault.get("retry_after") is not None:
                 headers["retry-after"] = fault["retry_after"]
             self._error(int(kind), headers)
             return
@@ -278,6 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ answers
     def _answer(self, schema: dict | None, kind: str, fenced: bool = False) -> str:
+        if kind == "answer":  # a scripted model answer, verbatim (hostile output tests)
+            return str(self.fault.get("text", ""))
         if kind == "bad_json":
             return "Sure! Here is what you asked for, but not as JSON {oops"
         if schema is None:
