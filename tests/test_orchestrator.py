@@ -191,7 +191,6 @@ def test_rebuild_source_touches_one_source(data_dir, orch):
     assert report.problems == []
     assert views_in_fresh_process(data_dir) == {"ta": 2, "ta2": 1, "tb": 1}
     # a source whose folder is gone loses its views and its names
-    import shutil
 
     (data_dir / "extracts" / "b").unlink()  # a symlink to the versioned dir
     assert orch.rebuild_source("b").sources == {"b": []}

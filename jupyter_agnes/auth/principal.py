@@ -25,6 +25,10 @@ class Principal:
             return True
         return (resource_type, resource_id) in self.grants or (resource_type, "*") in self.grants
 
+    @property
+    def lab_access(self) -> bool:
+        return self.is_admin or ("lab", "*") in self.grants
+
     def as_me(self) -> dict[str, object]:
         return {
             "id": self.user_id,

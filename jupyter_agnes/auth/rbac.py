@@ -27,17 +27,15 @@ SIGNED_IN_RESOURCES = frozenset({"identity"})
 
 
 def has_lab_access(principal: Principal) -> bool:
-    return principal.has_grant("lab", "*")
+    return principal.lab_access
 
 
 def may_use_server_resource(principal: Principal, action: str, resource: str) -> bool:
-    """The authorizer's rule for core jupyter-server resources."""
-    if principal.is_admin:
-        return True
-    if resource in SIGNED_IN_RESOURCES:
-        return True
-    # Anything unknown (another extension's resource) is treated like Lab: granted or not.
-    return has_lab_access(principal)
+    """The authorizer's rule for core jupyter-server resources.
+
+    Anything unknown (another extension's resource) is treated like Lab: granted or not.
+    """
+    return principal.lab_access or resource in SIGNED_IN_RESOURCES
 
 
 def may_open_dashboard(principal: Principal, path: str) -> bool:

@@ -48,7 +48,7 @@ class GoogleLoginService:
         self.settings = GoogleOAuthSettings(parent=parent)
         self.client = GoogleOIDCClient(self.settings)
         self.policy = GooglePolicyConfig(parent=parent)
-        existing = getattr(parent, "rate_limiter", None)
+        existing = getattr(parent, "ratelimiter", None)  # share the app's buckets
         self.limiter: RateLimiter = existing or RateLimiter(parent=parent)
         self._used: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()

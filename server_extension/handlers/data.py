@@ -1,0 +1,233 @@
+"""Data REST API: the catalog, sandboxed queries and background rebuilds.
+
+Policy lives in the core (jupyter_agnes.catalog / .query / .orchestrator); these
+handlers only translate HTTP. Blocking work runs on a small thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.client import responses
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from jupyter_agnes.catalog import Catalog, CatalogError, TableNotFound
+from jupyter_agnes.orchestrator import InvalidIdentifier, SyncOrchestrator, check_identifier
+from jupyter_agnes.paths import resolve_data_dir
+from jupyter_agnes.query import (
+    ARROW_STREAM_TYPE,
+    CSV_TYPE,
+    QueryError,
+    QueryResult,
+    QueryRunner,
+)
+from server_extension.handlers.base import AgnesAPIHandler, api_error
+
+FORMATS = ("json", "arrow", "csv")
+MAX_JOBS = 100
+
+
+class SyncJobs:
+    """Background rebuilds, one at a time (the orchestrator's lock serialises them anyway)."""
+
+    def __init__(self, orchestrator: SyncOrchestrator) -> None:
+        self.orchestrator = orchestrator
+        self._jobs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def start(self, source: str | None, actor: str) -> dict[str, Any]:
+        job = {
+            "id": uuid.uuid4().hex,
+            "status": "queued",
+            "source": source,
+            "requested_by": actor,
+            "created_at": time.time(),
+            "progress": {"done": 0, "total": 0, "label": ""},
+            "report": None,
+            "error": None,
+        }
+        with self._lock:
+            self._jobs[job["id"]] = job
+            while len(self._jobs) > MAX_JOBS:
+                self._jobs.popitem(last=False)
+        threading.Thread(target=self._run, args=(job,), daemon=True, name="agnes-sync").start()
+        return dict(job)
+
+    def _run(self, job: dict[str, Any]) -> None:
+        def progress(done: int, total: int, label: str) -> None:
+            job["progress"] = {"done": done, "total": total, "label": label}
+
+        job["status"] = "running"
+        try:
+            if job["source"]:
+                report = self.orchestrator.rebuild_source(job["source"], progress)
+            else:
+                report = self.orchestrator.rebuild(progress)
+            job["report"] = report.as_dict()
+            job["status"] = "done"
+        except Exception as exc:  # reported to PostHog by the orchestrator itself
+            job["error"] = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+            job["status"] = "failed"
+        job["finished_at"] = time.time()
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return dict(job) if job else None
+
+
+class DataServices:
+    """Per-server data objects, created on first use and kept in the tornado settings."""
+
+    def __init__(self, app: Any) -> None:
+        data_dir = resolve_data_dir(getattr(app, "data_dir", None) or None)
+        store = getattr(app, "store", None)
+        self.data_dir = Path(data_dir)
+        self.catalog = Catalog(self.data_dir)
+        self.runner = QueryRunner(self.data_dir, catalog=self.catalog, store=store, parent=app)
+        self.orchestrator = SyncOrchestrator(self.data_dir, store=store, parent=app)
+        self.jobs = SyncJobs(self.orchestrator)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agnes-query")
+
+    @classmethod
+    def of(cls, handler: AgnesAPIHandler) -> DataServices:
+        services = handler.settings.get("agnes_data")
+        if services is None:
+            services = handler.settings.setdefault("agnes_data", cls(handler.agnes))
+        return services
+
+
+class DataHandler(AgnesAPIHandler):
+    @property
+    def data(self) -> DataServices:
+        return DataServices.of(self)
+
+    async def blocking(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.data.pool, fn, *args)
+
+
+def _query_error(exc: QueryError) -> web.HTTPError:
+    return api_error(exc.status, exc.message, responses.get(exc.status, "Error"))
+
+
+class CatalogHandler(DataHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        tables = await self.blocking(self.data.catalog.list_tables, self.principal)
+        self.write_json({"tables": tables})
+
+
+class CatalogTableHandler(DataHandler):
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        try:
+            detail = await self.blocking(self.data.catalog.table_detail, self.principal, name)
+        except TableNotFound as exc:
+            raise api_error(404, str(exc), "Not Found") from exc
+        except CatalogError as exc:
+            raise api_error(503, str(exc), "Service Unavailable") from exc
+        self.write_json(detail)
+
+
+class QueryHandler(DataHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()  # 413 over 1 MB, 400 for bad JSON
+        fmt = body.get("format", "json")
+        if fmt not in FORMATS:
+            raise api_error(400, f"format must be one of {', '.join(FORMATS)}", "Bad Request")
+        principal = self.principal
+        try:
+            result: QueryResult = await self.blocking(
+                self.data.runner.run,
+                principal,
+                body.get("sql"),
+                body.get("params"),
+                body.get("limit"),
+            )
+        except QueryError as exc:
+            raise _query_error(exc) from exc
+        if fmt == "json":
+            try:
+                payload = await self.blocking(result.to_json)
+            except QueryError as exc:
+                raise _query_error(exc) from exc
+            self.write_json(payload)
+            return
+        await self._stream(result, fmt)
+
+    async def _stream(self, result: QueryResult, fmt: str) -> None:
+        chunks: Iterator[bytes] = result.iter_arrow() if fmt == "arrow" else result.iter_csv()
+        self.set_header("Content-Type", ARROW_STREAM_TYPE if fmt == "arrow" else CSV_TYPE)
+        self.set_header("Cache-Control", "no-store")
+        sent = False
+        try:
+            while True:
+                try:
+                    chunk = await self.blocking(next, chunks, None)
+                except QueryError as exc:
+                    if not sent:
+                        raise _query_error(exc) from exc
+                    self.log.warning("query failed mid-stream: %s", exc.message)
+                    self.request.connection.close()  # the client sees a truncated stream
+                    return
+                if chunk is None:
+                    break
+                self.write(chunk)
+                await self.flush()
+                sent = True
+        except StreamClosedError:
+            return  # client went away; closing the generator releases the query
+        finally:
+            await self.blocking(chunks.close)
+        self.finish()
+
+
+class SyncHandler(DataHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        principal = self.principal
+        if not (principal.is_admin or principal.is_service):
+            raise api_error(403, "Admin or scheduler access required", "Forbidden")
+        body = self.json_body() if self.request.body else {}
+        source = body.get("source")
+        if source is not None:
+            try:
+                check_identifier(source, "source")
+            except InvalidIdentifier as exc:
+                raise api_error(400, str(exc), "Bad Request") from exc
+        job = self.data.jobs.start(source, principal.email)
+        self.set_header("Location", self.base_url.rstrip("/") + f"/agnes/api/sync/{job['id']}")
+        self.write_json(job, status=202)
+
+
+class SyncJobHandler(DataHandler):
+    @web.authenticated
+    async def get(self, job_id: str) -> None:
+        principal = self.principal
+        if not (principal.is_admin or principal.is_service):
+            raise api_error(403, "Admin or scheduler access required", "Forbidden")
+        job = self.data.jobs.get(job_id)
+        if job is None:
+            raise api_error(404, "Sync job not found", "Not Found")
+        self.write_json(job)
+
+
+def data_handlers() -> list[tuple[str, type]]:
+    """Routes relative to the server's base_url (add them in agnes_handlers())."""
+    return [
+        (r"/agnes/api/catalog", CatalogHandler),
+        (r"/agnes/api/catalog/([^/]{1,200})", CatalogTableHandler),
+        (r"/agnes/api/query", QueryHandler),
+        (r"/agnes/api/sync", SyncHandler),
+        (r"/agnes/api/sync/([0-9a-f]{32})", SyncJobHandler),
+    ]
