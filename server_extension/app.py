@@ -95,6 +95,12 @@ class AgnesExtensionApp(ExtensionApp):
 
         self.handlers.extend(agnes_handlers())
 
+    @property
+    def google_configured(self) -> bool:
+        from server_extension.handlers.google import google_service
+
+        return bool(google_service(self).configured)
+
     def resolve_client_ip(self, peer: str, x_forwarded_for: str) -> str:
         return self.ratelimiter.client_ip(peer, x_forwarded_for)
 

@@ -15,9 +15,11 @@ import logging
 from types import TracebackType
 from typing import Any
 
+from tornado import web
 from tornado.web import HTTPError, RequestHandler
 
 from jupyter_agnes import observability
+from server_extension.handlers.base import AgnesAPIHandler, api_error
 
 log = logging.getLogger("jupyter_agnes.observability")
 
@@ -72,3 +74,28 @@ def uninstall_error_capture() -> None:
     if original is not None:
         RequestHandler.log_exception = original  # type: ignore[method-assign]
         setattr(RequestHandler, _ORIGINAL_ATTR, None)
+
+
+# Exceptions the debug route may raise: builtins only, never an arbitrary class.
+DEBUG_KINDS: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (ValueError, RuntimeError, KeyError, TypeError, ZeroDivisionError, LookupError)
+}
+
+
+class DebugThrowHandler(AgnesAPIHandler):
+    """`GET /agnes/api/debug/throw?kind=ValueError&msg=…`: raise, to test error capture.
+
+    The caller is authenticated first; then it answers 404 unless AGNES_DEBUG=1.
+    """
+
+    @web.authenticated
+    def get(self) -> None:
+        _ = self.principal  # 401 before anything else
+        if not observability.get_settings().debug_routes:
+            raise api_error(404, "Not found", "Not Found")
+        kind = self.get_argument("kind", "ValueError")
+        exc_class = DEBUG_KINDS.get(kind)
+        if exc_class is None:
+            raise api_error(400, f"kind must be one of {sorted(DEBUG_KINDS)}", "Bad Request")
+        raise exc_class(self.get_argument("msg", "debug throw")[:200])

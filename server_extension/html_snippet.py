@@ -169,3 +169,22 @@ class PostHogSnippetTransform(OutputTransform):
         if self.injector is None:
             return chunk
         return self.injector.feed(chunk, finishing)
+
+
+def install_posthog(web_app: Any, settings: ObservabilitySettings, base_url: str = "/") -> bool:
+    """One call for the extension: client settings, error capture and the snippet.
+
+    Returns False (and installs nothing) when PostHog is not configured.
+    """
+    from jupyter_agnes import observability
+    from server_extension.error_capture import install_error_capture
+
+    observability.configure(settings)
+    PostHogSnippetTransform.configure(settings, base_url=base_url)
+    if not snippet_enabled(settings):
+        return False
+    install_error_capture()
+    if PostHogSnippetTransform not in web_app.transforms:
+        # At the front: before GZipContentEncoding, so we see plain bytes.
+        web_app.transforms.insert(0, PostHogSnippetTransform)
+    return True

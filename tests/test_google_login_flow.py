@@ -175,7 +175,7 @@ async def test_state_cookie_is_httponly_and_scoped(agnes, jp_fetch, google) -> N
 async def test_hostile_next_is_dropped(agnes, jp_fetch, jp_base_url, google, next_url) -> None:
     google.set_user("ann@acme.com", groups=["agnes-bi@acme.com"])
     resp, _ = await google_login(jp_fetch, next_url)
-    assert resp.headers["Location"] == jp_base_url + "voila/tree"  # a viewer's landing
+    assert resp.headers["Location"] == jp_base_url + "agnes/dashboards"  # a viewer's landing
 
 
 async def test_lab_user_lands_in_lab(agnes, jp_fetch, jp_base_url, google) -> None:

@@ -6,6 +6,7 @@ import io
 import threading
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from datahelpers import admin, make_extract, user
@@ -111,9 +112,8 @@ def test_sandbox_itself_blocks_files_even_past_the_checker(env):
     for sql in ["SELECT * FROM read_csv('/etc/passwd')", "SET enable_external_access=true",
                 f"ATTACH '{data_dir / 'agnes.sqlite'}' AS s", "INSTALL httpfs",
                 "SELECT * FROM secret", f"COPY orders TO '{data_dir}/x.csv'"]:
-        with pytest.raises(Exception) as exc:  # noqa: PT011 - any DuckDB error will do
+        with pytest.raises(duckdb.Error):
             cur.cursor().execute(sql).fetchall()
-        assert "passwd" not in str(exc.value) or "Permission" in str(exc.value)
     views = [r[0] for r in cur.cursor().execute(
         "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
     assert views == ["orders"]

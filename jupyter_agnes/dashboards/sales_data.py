@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 MAX_TOP_N = 100
+CENT = Decimal("0.01")
 
 # Revenue counts completed orders only: cancelled and returned orders earned nothing.
 _FILTERED = """
 WITH f AS (
     SELECT o.order_id, CAST(date_trunc('month', o.order_date) AS DATE) AS month,
-           oi.product_id, oi.quantity, oi.amount
+           oi.product_id, oi.quantity, CAST(oi.amount AS DECIMAL(18, 2)) AS amount
     FROM order_items oi
     JOIN orders o ON o.order_id = oi.order_id
     {joins}
@@ -67,21 +69,23 @@ class FilterOptions:
 class TopProduct:
     product: str
     category: str
-    revenue: float
+    revenue: Decimal
     units: int
 
 
 @dataclass(frozen=True)
 class SalesSummary:
-    revenue: float = 0.0
+    revenue: Decimal = Decimal(0)
     orders: int = 0
     units: int = 0
-    by_month: tuple[tuple[dt.date, float], ...] = ()
+    by_month: tuple[tuple[dt.date, Decimal], ...] = ()
     top_products: tuple[TopProduct, ...] = field(default_factory=tuple)
 
     @property
-    def average_order_value(self) -> float:
-        return self.revenue / self.orders if self.orders else 0.0
+    def average_order_value(self) -> Decimal:
+        if not self.orders:
+            return Decimal(0)
+        return (self.revenue / self.orders).quantize(CENT)
 
 
 def filter_options(conn: Any) -> FilterOptions:
@@ -126,18 +130,19 @@ def query_sales(conn: Any, filters: Filters) -> SalesSummary:
     """One scan of the filtered order lines: monthly totals plus the top products."""
     sql, params = build_query(filters)
     rows = conn.execute(sql, params).fetchall()
-    months: list[tuple[dt.date, float]] = []
+    months: list[tuple[dt.date, Decimal]] = []
     top: list[TopProduct] = []
-    revenue = 0.0
+    revenue = Decimal(0)  # exact cents: amounts are summed as DECIMAL(18, 2)
     orders = units = 0
     for kind, month, product, category, rev, qty, n_orders in rows:
+        rev = Decimal(rev or 0)
         if kind == "month":
-            months.append((month, float(rev or 0.0)))
-            revenue += float(rev or 0.0)
+            months.append((month, rev))
+            revenue += rev
             units += int(qty or 0)
             orders += int(n_orders or 0)  # an order has one date, so months never overlap
         else:
-            top.append(TopProduct(str(product), str(category), float(rev or 0.0), int(qty or 0)))
+            top.append(TopProduct(str(product), str(category), rev, int(qty or 0)))
     months.sort()
     top.sort(key=lambda p: (-p.revenue, p.product))
     return SalesSummary(revenue, orders, units, tuple(months), tuple(top))

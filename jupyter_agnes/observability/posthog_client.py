@@ -54,6 +54,9 @@ class ObservabilitySettings(Configurable):
     release = Unicode(
         config=True, help="`release` super-property: AGNES_VERSION, else RELEASE_CHANNEL."
     )
+    debug_routes = Bool(
+        config=True, help="Enable /agnes/api/debug/throw for testing error capture (AGNES_DEBUG)."
+    )
     # Not env-driven: operational bounds with safe defaults.
     max_queue_size = Int(10000, config=True, help="Events buffered before new ones are dropped.")
     send_timeout = Float(10.0, config=True, help="Seconds per upload request to PostHog.")
@@ -93,6 +96,10 @@ class ObservabilitySettings(Configurable):
     @default("llm_payload_max_chars")
     def _max_chars_default(self) -> int:
         return env_int("POSTHOG_LLM_PAYLOAD_MAX_CHARS", 30000, minimum=0)
+
+    @default("debug_routes")
+    def _debug_default(self) -> bool:
+        return env_bool("AGNES_DEBUG", False)
 
     @default("environment")
     def _environment_default(self) -> str:

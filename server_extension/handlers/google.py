@@ -37,7 +37,7 @@ log = logging.getLogger("jupyter_agnes.auth.google")
 
 STATE_COOKIE = "agnes_oauth"
 STATE_MAX_AGE_S = 600
-VIEWER_LANDING = "voila/tree"  # viewers land on the dashboard list
+VIEWER_LANDING = "agnes/dashboards"
 _USED_STATES_MAX = 10_000
 
 

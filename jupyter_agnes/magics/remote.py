@@ -1,0 +1,208 @@
+"""Remote mode: every magic goes through an Agnes server's REST API with a PAT.
+
+The server applies the caller's grants; query results come back as Arrow IPC.
+The token is kept in memory only and never shown, logged or put in an error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import duckdb
+import httpx
+import pyarrow as pa
+
+from jupyter_agnes.catalog.values import to_jsonable
+from jupyter_agnes.magics.errors import AgnesMagicError, first_line
+from jupyter_agnes.magics.params import bind_params
+from jupyter_agnes.magics.results import SqlResult
+
+ARROW_STREAM_TYPE = "application/vnd.apache.arrow.stream"
+_parser: duckdb.DuckDBPyConnection | None = None
+
+
+def _statements(sql: str) -> list[Any]:
+    """Parse locally (no data, same grammar as the server) to find the $parameters."""
+    global _parser
+    if _parser is None:
+        _parser = duckdb.connect(":memory:")
+    try:
+        return _parser.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise AgnesMagicError(first_line(exc)) from exc
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalise_url(url: str, insecure: bool = False) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AgnesMagicError(f"Not a server URL: {url[:200]!r}; expected http(s)://host[:port]/")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise AgnesMagicError("Give the server URL without credentials, query or fragment")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not insecure:
+        raise AgnesMagicError(
+            "Refusing to send a token over plain http to a non-loopback host; use https "
+            "(or --insecure if you really mean it)"
+        )
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+class RemoteBackend:
+    mode = "remote"
+
+    def __init__(self, url: str, token: str, token_env: str, timeout: float) -> None:
+        self.url = url
+        self.token_env = token_env
+        self._client = httpx.Client(
+            base_url=url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            follow_redirects=False,
+        )
+        self.me: dict[str, Any] = {}
+
+    # --- HTTP plumbing ---------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise AgnesMagicError(f"The Agnes server at {self.url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise AgnesMagicError(
+                f"Cannot reach the Agnes server at {self.url} ({type(exc).__name__})"
+            ) from None
+        if response.status_code >= 400:
+            raise AgnesMagicError(self._error_text(response))
+        return response
+
+    def _error_text(self, response: httpx.Response) -> str:
+        status = response.status_code
+        message = ""
+        try:
+            body = response.json()
+            if isinstance(body, dict):
+                message = str(body.get("message") or body.get("reason") or "")
+        except ValueError:
+            pass
+        if status == 401:
+            hint = f"; check the token in {self.token_env}"
+            return f"{message or 'Not authenticated'} (HTTP 401){hint}"
+        return f"{message or response.reason_phrase or 'Request failed'} (HTTP {status})"
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise AgnesMagicError(f"The server sent a malformed answer to {path}") from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- the API -----------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        me = self._json("GET", "agnes/api/me")
+        if not isinstance(me, dict):
+            raise AgnesMagicError("The server sent a malformed answer to agnes/api/me")
+        self.me = me
+        return {"mode": "remote", "server": self.url, **me}
+
+    def run_sql(self, sql: str, namespace: Mapping[str, Any]) -> SqlResult:
+        statements = _statements(sql)
+        if len(statements) != 1:
+            raise AgnesMagicError(
+                f"Remote mode runs one read statement per cell (got {len(statements)}); "
+                "scratch tables and DDL need local mode"
+            )
+        params = {k: to_jsonable(v) for k, v in bind_params(
+            statements[0].named_parameters, namespace).items()}
+        started = time.perf_counter()
+        body = {"sql": sql, "params": params, "format": "arrow"}
+        response = self._request("POST", "agnes/api/query", json=body)
+        table, truncated = read_arrow_stream(response.content)
+        return SqlResult(table, time.perf_counter() - started, truncated, statements[0].type.name)
+
+    def tables(self) -> list[dict[str, Any]]:
+        body = self._json("GET", "agnes/api/catalog")
+        tables = body.get("tables") if isinstance(body, dict) else body
+        if not isinstance(tables, list):
+            raise AgnesMagicError("The server sent a malformed catalog")
+        return [t for t in tables if isinstance(t, dict)]
+
+    def describe(self, name: str, sample_rows: int = 5) -> dict[str, Any]:
+        detail = self._json("GET", f"agnes/api/catalog/{quote(name, safe='')}")
+        if not isinstance(detail, dict):
+            raise AgnesMagicError("The server sent a malformed table description")
+        sample = detail.get("sample") or {}
+        if isinstance(sample, dict) and isinstance(sample.get("rows"), list):
+            sample["rows"] = sample["rows"][:sample_rows]
+        return detail
+
+    def granted_names(self) -> set[str]:
+        return {str(t.get("name")) for t in self.tables()}
+
+    def rebuild(
+        self, source: str | None, progress: Callable[[int, int, str], None] | None
+    ) -> dict[str, Any]:
+        job = self._json("POST", "agnes/api/sync", json={"source": source} if source else {})
+        job_id = job.get("id") if isinstance(job, dict) else None
+        if not job_id:
+            return job if isinstance(job, dict) else {}
+        while True:
+            state = self._json("GET", f"agnes/api/sync/{quote(str(job_id), safe='')}")
+            status = str(state.get("status", "")) if isinstance(state, dict) else ""
+            if progress:
+                progress(0, 1, status or "waiting")
+            if status not in ("queued", "pending", "running", "started"):
+                break
+            time.sleep(0.5)
+        if status in ("failed", "error"):
+            raise AgnesMagicError(f"Rebuild failed on the server: {state.get('error') or status}")
+        report = state.get("report") if isinstance(state.get("report"), dict) else state
+        return dict(report)
+
+    def status(self) -> dict[str, Any]:
+        health = self._json("GET", "agnes/api/health")
+        me = self.whoami()
+        return {
+            "mode": "remote",
+            "server": self.url,
+            "server_version": health.get("version") if isinstance(health, dict) else None,
+            "user": me.get("email"),
+            "token_env": self.token_env,
+        }
+
+
+def read_arrow_stream(data: bytes) -> tuple[pa.Table, bool]:
+    """The table and the `agnes.truncated` flag the server puts on its last batch."""
+    try:
+        reader = pa.ipc.open_stream(data)
+        batches = []
+        truncated = False
+        while True:
+            try:
+                batch, meta = reader.read_next_batch_with_custom_metadata()
+            except StopIteration:
+                break
+            if meta is not None and meta.get(b"agnes.truncated") == b"true":
+                truncated = True
+            if batch.num_rows:
+                batches.append(batch)
+        return pa.Table.from_batches(batches, schema=reader.schema), truncated
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise AgnesMagicError(f"The server sent a malformed Arrow stream: {first_line(exc)}") from None

@@ -1,0 +1,64 @@
+"""Settings of the magics: traitlets whose defaults come from documented env vars.
+
+Set them in ipython_config.py as `c.AgnesMagicSettings.display_limit = 50`, for example.
+"""
+
+from __future__ import annotations
+
+from traitlets import Float, Int, Unicode, default
+from traitlets.config import Configurable
+
+from jupyter_agnes.envknobs import env_float, env_int, env_str
+
+DEFAULT_TOKEN_ENV = "AGNES_TOKEN"
+
+
+class AgnesMagicSettings(Configurable):
+    data_dir = Unicode(
+        help="Data dir holding analytics.duckdb for local mode (env AGNES_DATA_DIR)."
+    ).tag(config=True)
+
+    display_limit = Int(
+        help="Rows %%sql shows when --limit is not given (env AGNES_SQL_DISPLAY_LIMIT)."
+    ).tag(config=True)
+
+    token_env = Unicode(
+        DEFAULT_TOKEN_ENV,
+        help="Env var `%agnes connect` reads the PAT from when --token-env is not given.",
+    ).tag(config=True)
+
+    remote_timeout = Float(
+        help="Seconds to wait for the Agnes server in remote mode (env AGNES_REMOTE_TIMEOUT_S)."
+    ).tag(config=True)
+
+    ask_max_tokens = Int(
+        help="max_tokens for %%ask answers (env AGNES_ASK_MAX_TOKENS)."
+    ).tag(config=True)
+
+    notebook_path = Unicode(
+        help="The notebook this kernel runs, for LLM traces (env JPY_SESSION_NAME, which "
+        "jupyter-server sets for kernels it starts)."
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        from jupyter_agnes.paths import default_data_dir
+
+        return str(default_data_dir())
+
+    @default("display_limit")
+    def _default_display_limit(self) -> int:
+        return env_int("AGNES_SQL_DISPLAY_LIMIT", 20, minimum=0)
+
+    @default("remote_timeout")
+    def _default_remote_timeout(self) -> float:
+        value = env_float("AGNES_REMOTE_TIMEOUT_S", 60.0)
+        return value if value > 0 else 60.0
+
+    @default("ask_max_tokens")
+    def _default_ask_max_tokens(self) -> int:
+        return env_int("AGNES_ASK_MAX_TOKENS", 2048, minimum=1)
+
+    @default("notebook_path")
+    def _default_notebook_path(self) -> str:
+        return env_str("JPY_SESSION_NAME")
