@@ -156,8 +156,10 @@ async def test_snippet_on_lab_and_login_not_on_files(
     login = await fetch(jp_fetch, "agnes", "login")
     assert b'id="agnes-posthog-config"' in login.body
     assert b'"identify":null' in login.body
-    files = await fetch(jp_fetch, "files", "report.html", headers=cookie)
-    assert files.code == 200
+    # A PAT: cookie requests to /files/ also need a same-origin Referer.
+    token = agnes.pat("files@example.com", admin=True)
+    files = await fetch(jp_fetch, "files", "report.html", headers=bearer(token))
+    assert files.code == 200, (files.code, files.body, files.headers)
     assert files.body == b"<html><head></head><body>data</body></html>"
     api = await fetch(jp_fetch, "agnes", "api", "me", headers=cookie)
     assert b"posthog" not in api.body

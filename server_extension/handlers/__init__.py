@@ -13,6 +13,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         TokensHandler,
     )
     from server_extension.handlers.admin import admin_handlers
+    from server_extension.handlers.data import data_handlers
     from server_extension.handlers.google import google_handlers
     from server_extension.handlers.login import (
         LoginLinkHandler,
@@ -23,6 +24,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
     return [
         *admin_handlers(),
         *google_handlers(),
+        *data_handlers(),
         (r"/agnes/api/health", HealthHandler),
         (r"/agnes/api/me", MeHandler),
         (r"/agnes/api/tokens", TokensHandler),
