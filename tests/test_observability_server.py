@@ -163,3 +163,40 @@ async def test_snippet_on_lab_and_login_not_on_files(
     assert files.body == b"<html><head></head><body>data</body></html>"
     api = await fetch(jp_fetch, "agnes", "api", "me", headers=cookie)
     assert b"posthog" not in api.body
+
+
+@pytest.fixture
+def agnes_extra_config() -> dict[str, Any]:
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"jupyter_agnes": True, "jupyterlab": True, "voila": True}
+        }
+    }
+
+
+NOTEBOOK = {
+    "cells": [
+        {"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},
+         "outputs": [], "source": "from IPython.display import HTML\nHTML('<b>hello from voila</b>')"},
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+async def test_snippet_on_voila_render(
+    jp_fetch: Any, jp_root_dir: Any, agnes: Any, ph: FakePostHog,
+    posthog_on: ObservabilitySettings,
+) -> None:
+    (jp_root_dir / "dash.ipynb").write_text(json.dumps(NOTEBOOK))
+    token = agnes.pat("viewer@example.com", admin=True)
+    resp = await fetch(
+        jp_fetch, "voila", "render", "dash.ipynb", headers=bearer(token), request_timeout=120
+    )
+    assert resp.code == 200, resp.body[:500]
+    html = resp.body.decode()
+    assert "<b>hello from voila</b>" in html
+    assert html.count('id="agnes-posthog-config"') == 1
+    assert html.index('id="agnes-posthog-config"') < html.lower().index("</head>")
+    assert '"email":"viewer@example.com"' in html

@@ -1,0 +1,66 @@
+"""Per-kernel state shared by the magics: settings and the current backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyter_agnes.magics.local import LocalBackend
+from jupyter_agnes.magics.settings import AgnesMagicSettings
+
+
+class AgnesContext:
+    """Remote mode once `%agnes connect` succeeded; local mode otherwise."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.settings = AgnesMagicSettings(parent=shell)
+        self.remote: Any = None  # RemoteBackend, imported lazily (httpx)
+        self._local: LocalBackend | None = None
+
+    def local(self) -> LocalBackend:
+        if self._local is None:
+            self._local = LocalBackend(Path(self.settings.data_dir))
+        return self._local
+
+    def backend(self) -> Any:
+        return self.remote if self.remote is not None else self.local()
+
+    def set_remote(self, backend: Any) -> None:
+        if self.remote is not None:
+            self.remote.close()
+        self.remote = backend
+
+    def close(self) -> None:
+        self.set_remote(None)
+        if self._local is not None:
+            self._local.close()
+
+    def trace_context(self, magic: str) -> dict[str, Any]:
+        """What LLM traces carry: the kernel session, the notebook and the cell."""
+        ctx: dict[str, Any] = {"magic": magic}
+        session = kernel_session_id(self.shell)
+        if session:
+            ctx["session_id"] = session
+        if self.settings.notebook_path:
+            ctx["notebook_path"] = self.settings.notebook_path
+        count = getattr(self.shell, "execution_count", None)
+        if isinstance(count, int):
+            ctx["execution_count"] = count
+        return ctx
+
+
+def kernel_session_id(shell: Any) -> str:
+    """The kernel id (from `kernel-<id>.json`), else the kernel's messaging session id."""
+    try:
+        from ipykernel.kernelapp import IPKernelApp
+
+        if IPKernelApp.initialized():
+            name = os.path.basename(IPKernelApp.instance().connection_file or "")
+            if name.startswith("kernel-") and name.endswith(".json"):
+                return name[len("kernel-") : -len(".json")]
+    except Exception:  # not in ipykernel: fall through
+        pass
+    kernel = getattr(shell, "kernel", None)
+    return str(getattr(getattr(kernel, "session", None), "session", "") or "")
