@@ -24,6 +24,8 @@ run: $(VENV)/.installed
 
 # Debian's Chromium for browser tests and npm's posthog-js for the fake PostHog.
 system-deps:
+	@test -d tests/fakes/node_modules/posthog-js || \
+	  npm install --no-save --no-audit --no-fund --silent --prefix tests/fakes posthog-js@1.449.2
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: sudo apt-get install chromium"; exit 1; fi; }

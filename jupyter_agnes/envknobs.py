@@ -62,3 +62,8 @@ def env_float(name: str, default: float) -> float:
 def env_list(name: str) -> list[str]:
     """A comma-separated list, lower-cased, blanks dropped."""
     return [p.strip().lower() for p in os.environ.get(name, "").split(",") if p.strip()]
+
+
+def local_dev_mode() -> bool:
+    """`LOCAL_DEV_MODE`: read here only; AuthService and the PostHog environment share it."""
+    return env_bool("LOCAL_DEV_MODE")

@@ -12,14 +12,16 @@ from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvi
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode, default
 
-from jupyter_agnes import __version__
+from jupyter_agnes import __version__, observability
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.service import AuthService
+from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from jupyter_agnes.paths import default_data_dir, resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import Store, open_store
 from server_extension.authorizer import AgnesAuthorizer
+from server_extension.html_snippet import install_posthog
 from server_extension.identity import AgnesIdentityProvider
 
 RUNTIME_FILE = "server.json"
@@ -82,6 +84,8 @@ class AgnesExtensionApp(ExtensionApp):
                 "Never use this on a shared machine.",
                 self.auth.local_dev_user_email,
             )
+        self.observability = ObservabilitySettings(parent=self)
+        install_posthog(self.serverapp.web_app, self.observability, self.serverapp.base_url)
         self.settings["agnes_version"] = __version__
         self._write_runtime_file(data_dir)
 
@@ -116,6 +120,7 @@ class AgnesExtensionApp(ExtensionApp):
         return self.auth.load_principal(user_id, "hub") if user_id is not None else None
 
     async def stop_extension(self) -> None:
+        observability.shutdown()
         if getattr(self, "auth", None) is not None:
             self.auth.close()
         if getattr(self, "store", None) is not None:

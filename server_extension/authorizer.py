@@ -7,6 +7,7 @@ from typing import Any
 from jupyter_server.auth.authorizer import Authorizer
 
 from jupyter_agnes.auth import rbac
+from server_extension.voila_access import kernel_request_allowed
 
 
 class AgnesAuthorizer(Authorizer):
@@ -17,4 +18,7 @@ class AgnesAuthorizer(Authorizer):
             principal = app.principal_for_foreign_user(user) if app else None
         if principal is None:
             return False
-        return rbac.may_use_server_resource(principal, action, resource)
+        if rbac.may_use_server_resource(principal, action, resource):
+            return True
+        # A viewer's one way to a kernel: the one Voila started for their dashboard.
+        return resource == "kernels" and kernel_request_allowed(handler, principal)

@@ -60,7 +60,7 @@ def _relative_path(path: str, base_url: str) -> str | None:
     for candidate in (path, unquote(path)):
         for base in (base_url, unquote(base_url)):
             if candidate.startswith(base):
-                return "/" + candidate[len(base):].lstrip("/")
+                return "/" + candidate[len(base) :].lstrip("/")
     return None
 
 

@@ -15,6 +15,7 @@ from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.service import AuthFailure
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
+from server_extension.voila_access import voila_decision
 
 LAB_PAGE_PREFIXES = ("lab", "tree", "notebooks", "edit", "doc", "consoles", "terminals")
 
@@ -122,6 +123,9 @@ class AgnesIdentityProvider(IdentityProvider):
         if principal is not None and self._is_lab_page(handler):
             if not rbac.may_use_server_resource(principal, "read", "lab"):
                 raise web.HTTPError(403, "Lab access requires a lab grant")
+        if principal is not None and voila_decision(handler, principal) is False:
+            # Voila's handlers never ask the authorizer; decide here (rules in rbac).
+            raise web.HTTPError(403, "This dashboard has not been shared with you")
         return user_for(principal) if principal is not None else None
 
     @staticmethod

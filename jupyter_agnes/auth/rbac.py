@@ -38,5 +38,49 @@ def may_use_server_resource(principal: Principal, action: str, resource: str) ->
     return principal.lab_access or resource in SIGNED_IN_RESOURCES
 
 
+def normalize_dashboard_path(path: str) -> str | None:
+    """`path` relative to the server root, '/'-separated; None if it could name
+    something else (`.`/`..`/empty segments, backslashes, control characters)."""
+    if not path or len(path) > 1024 or "\\" in path:
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        return None
+    parts = path.strip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return None
+    return "/".join(parts)
+
+
 def may_open_dashboard(principal: Principal, path: str) -> bool:
-    return principal.has_grant("dashboard", path.lstrip("/"))
+    """Render a notebook in Voila: a `dashboard:<path>` grant, or Lab access (which can
+    already open and run every notebook)."""
+    norm = normalize_dashboard_path(path)
+    if norm is None:
+        return False
+    return principal.has_grant("dashboard", norm) or has_lab_access(principal)
+
+
+def may_read_dashboard_file(principal: Principal, path: str) -> bool:
+    """A file served next to a dashboard (an image, say): it must sit in the folder of a
+    dashboard the principal may open, or below it; another notebook needs its own grant."""
+    norm = normalize_dashboard_path(path)
+    if norm is None:
+        return False
+    if has_lab_access(principal) or principal.has_grant("dashboard", norm):
+        return True
+    if norm.lower().endswith(".ipynb"):
+        return False
+    for rtype, rid in principal.grants:
+        granted = normalize_dashboard_path(rid) if rtype == "dashboard" else None
+        if granted is None:
+            continue
+        folder = granted.rpartition("/")[0]
+        # A dashboard at the root shares only the root folder, not every subfolder.
+        if (folder == "" and "/" not in norm) or (folder and norm.startswith(folder + "/")):
+            return True
+    return False
+
+
+def may_browse_dashboard_tree(principal: Principal) -> bool:
+    """Voila's own file tree lists every notebook: Lab users only (viewers use the index)."""
+    return has_lab_access(principal)

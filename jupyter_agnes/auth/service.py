@@ -28,7 +28,7 @@ from jupyter_agnes.auth.sessions import (
     load_jwt_secret,
     revoke_session,
 )
-from jupyter_agnes.envknobs import env_bool, env_int, env_str
+from jupyter_agnes.envknobs import env_bool, env_int, env_str, local_dev_mode
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import Grant, Membership, PersonalAccessToken, User, utcnow
@@ -101,7 +101,7 @@ class AuthService(Configurable):
 
     @default("local_dev_mode")
     def _local_dev_mode(self) -> bool:
-        return env_bool("LOCAL_DEV_MODE")
+        return local_dev_mode()
 
     @default("local_dev_user_email")
     def _local_dev_user_email(self) -> str:

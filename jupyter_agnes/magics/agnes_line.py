@@ -125,7 +125,7 @@ class AgnesLineMagics(Magics):
         url = normalise_url(args.url, args.insecure)
         var = args.token_env or self.ctx.settings.token_env
         if not var.isidentifier():
-            raise AgnesMagicError(f"--token-env needs an environment variable name, not {var!r:.40}")
+            raise AgnesMagicError(f"--token-env needs an env var name, not {var!r:.40}")
         token = os.environ.get(var, "").strip()  # a name chosen by the user, read on demand
         if not token:
             raise AgnesMagicError(

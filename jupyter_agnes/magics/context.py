@@ -45,9 +45,10 @@ class AgnesContext:
             ctx["session_id"] = session
         if self.settings.notebook_path:
             ctx["notebook_path"] = self.settings.notebook_path
+        # IPython bumps the counter before running a cell; ipykernel reports count - 1 too.
         count = getattr(self.shell, "execution_count", None)
-        if isinstance(count, int):
-            ctx["execution_count"] = count
+        if isinstance(count, int) and count > 1:
+            ctx["execution_count"] = count - 1
         return ctx
 
 
@@ -60,7 +61,7 @@ def kernel_session_id(shell: Any) -> str:
             name = os.path.basename(IPKernelApp.instance().connection_file or "")
             if name.startswith("kernel-") and name.endswith(".json"):
                 return name[len("kernel-") : -len(".json")]
-    except Exception:  # not in ipykernel: fall through
+    except Exception:  # noqa: S110 - not in ipykernel: fall back to the session id
         pass
     kernel = getattr(shell, "kernel", None)
     return str(getattr(getattr(kernel, "session", None), "session", "") or "")

@@ -124,15 +124,21 @@ def describe_bundle(detail: dict[str, Any]) -> dict[str, str]:
         + f"<div>sample ({len(s_rows)} rows)</div>"
         + html_table(s_cols, s_rows, "agnes-sample"),
         "text/plain": "\n".join(
-            [summary, desc, text_table(["column", "type"], cols), "sample:",
-             text_table(s_cols, s_rows)]
+            [
+                summary,
+                desc,
+                text_table(["column", "type"], cols),
+                "sample:",
+                text_table(s_cols, s_rows),
+            ]
         ),
     }
 
 
 def mapping_bundle(title: str, data: dict[str, Any]) -> dict[str, str]:
-    rows = [[k, ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v]
-            for k, v in data.items()]
+    rows = [
+        [k, ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v] for k, v in data.items()
+    ]
     return {
         "text/html": f"<b>{html.escape(title)}</b>" + html_table(["", ""], rows, "agnes-kv"),
         "text/plain": title + "\n" + text_table(["key", "value"], rows),

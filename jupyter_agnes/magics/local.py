@@ -67,8 +67,9 @@ class LocalBackend:
 
     def _attach(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
-            attached = {r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()")
-                        .fetchall()}
+            attached = {
+                r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+            }
             if ALIAS in attached:
                 con.execute(f"DETACH {ALIAS}")
             con.execute(f"ATTACH {quote_literal(str(self.path))} AS {ALIAS} (READ_ONLY)")
@@ -121,10 +122,10 @@ class LocalBackend:
         return [e.public() for _, e in sorted(self.catalog.snapshot().entries.items())]
 
     def describe(self, name: str, sample_rows: int = 5) -> dict[str, Any]:
+        con = self.connection()
         entry = self.catalog.snapshot().entries.get(name.lower())
         if entry is None or not IDENTIFIER_RE.fullmatch(name):
             raise AgnesMagicError(f"Table {name[:64]} not found; `%agnes tables` lists them")
-        con = self.connection()
         try:
             table = con.sql(
                 f"SELECT * FROM {ALIAS}.main.{quote_ident(entry.name)} LIMIT {int(sample_rows)}"
@@ -134,9 +135,6 @@ class LocalBackend:
         detail = entry.public()
         detail["sample"] = {"columns": table.schema.names, "rows": _rows(table)}
         return detail
-
-    def schema_text(self, names: list[str] | None = None) -> list[dict[str, Any]]:
-        return self.tables() if names is None else [t for t in self.tables() if t["name"] in names]
 
     def granted_names(self) -> set[str]:
         """What text-to-SQL may reference: every catalog table and the scratch tables."""

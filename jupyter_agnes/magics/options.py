@@ -44,7 +44,7 @@ def leading_options(line: str, known: dict[str, str], prog: str) -> tuple[dict[s
         if value is None:
             raise AgnesMagicError(f"{prog}: option {match.group(1)} needs a value")
         found[known[match.group(1)]] = value
-        rest = rest[match.end():]
+        rest = rest[match.end() :]
     return found, rest
 
 

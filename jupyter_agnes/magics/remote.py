@@ -80,7 +80,7 @@ class RemoteBackend:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise AgnesMagicError(f"The Agnes server at {self.url} did not answer in time") from None
+            raise AgnesMagicError(f"The Agnes server at {self.url} timed out") from None
         except httpx.HTTPError as exc:
             raise AgnesMagicError(
                 f"Cannot reach the Agnes server at {self.url} ({type(exc).__name__})"
@@ -129,8 +129,10 @@ class RemoteBackend:
                 f"Remote mode runs one read statement per cell (got {len(statements)}); "
                 "scratch tables and DDL need local mode"
             )
-        params = {k: to_jsonable(v) for k, v in bind_params(
-            statements[0].named_parameters, namespace).items()}
+        params = {
+            k: to_jsonable(v)
+            for k, v in bind_params(statements[0].named_parameters, namespace).items()
+        }
         started = time.perf_counter()
         body = {"sql": sql, "params": params, "format": "arrow"}
         response = self._request("POST", "agnes/api/query", json=body)
@@ -165,9 +167,12 @@ class RemoteBackend:
             return job if isinstance(job, dict) else {}
         while True:
             state = self._json("GET", f"agnes/api/sync/{quote(str(job_id), safe='')}")
-            status = str(state.get("status", "")) if isinstance(state, dict) else ""
+            if not isinstance(state, dict):
+                raise AgnesMagicError("The server sent a malformed sync job")
+            status = str(state.get("status", ""))
+            step = state.get("progress") if isinstance(state.get("progress"), dict) else {}
             if progress:
-                progress(0, 1, status or "waiting")
+                progress(int(step.get("done") or 0), int(step.get("total") or 1), status)
             if status not in ("queued", "pending", "running", "started"):
                 break
             time.sleep(0.5)
@@ -205,4 +210,4 @@ def read_arrow_stream(data: bytes) -> tuple[pa.Table, bool]:
                 batches.append(batch)
         return pa.Table.from_batches(batches, schema=reader.schema), truncated
     except (pa.ArrowInvalid, OSError) as exc:
-        raise AgnesMagicError(f"The server sent a malformed Arrow stream: {first_line(exc)}") from None
+        raise AgnesMagicError(f"Malformed Arrow stream: {first_line(exc)}") from None

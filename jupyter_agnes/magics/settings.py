@@ -31,9 +31,9 @@ class AgnesMagicSettings(Configurable):
         help="Seconds to wait for the Agnes server in remote mode (env AGNES_REMOTE_TIMEOUT_S)."
     ).tag(config=True)
 
-    ask_max_tokens = Int(
-        help="max_tokens for %%ask answers (env AGNES_ASK_MAX_TOKENS)."
-    ).tag(config=True)
+    ask_max_tokens = Int(help="max_tokens for %%ask answers (env AGNES_ASK_MAX_TOKENS).").tag(
+        config=True
+    )
 
     notebook_path = Unicode(
         help="The notebook this kernel runs, for LLM traces (env JPY_SESSION_NAME, which "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.display import display
 
 from jupyter_agnes.magics.context import AgnesContext
@@ -55,6 +55,7 @@ class SqlMagics(Magics):
         super().__init__(shell)
         self.ctx = ctx
 
+    @no_var_expand  # IPython would paste $name into the SQL text; we bind it instead
     @line_cell_magic
     def sql(self, line: str, cell: str | None = None) -> None:
         """Run DuckDB SQL once and keep the result.

@@ -219,9 +219,7 @@ class GenerationTrace:
             settings = get_settings()
             if not settings.enabled:
                 return
-            observability.capture(
-                "$ai_generation", self.properties(exc, settings), user=self.user
-            )
+            observability.capture("$ai_generation", self.properties(exc, settings), user=self.user)
         except Exception:
             log.debug("could not emit $ai_generation", exc_info=True)
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from traitlets import Bool, Enum, Float, Int, Unicode, default, validate
 from traitlets.config import Configurable
 
-from jupyter_agnes.envknobs import env_bool, env_int, env_str
+from jupyter_agnes.envknobs import env_bool, env_int, env_str, local_dev_mode
 from jupyter_agnes.observability.people import IDENTIFY_MODES
 
 log = logging.getLogger("jupyter_agnes.observability")
@@ -106,8 +106,7 @@ class ObservabilitySettings(Configurable):
         explicit = env_str("POSTHOG_ENVIRONMENT")
         if explicit:
             return explicit
-        # LOCAL_DEV_MODE is also read by AuthService; only its truth value matters here.
-        if env_bool("LOCAL_DEV_MODE"):
+        if local_dev_mode():
             return "local"
         return self._release_channel() or env_str("AGNES_DEPLOYMENT_ENV") or "unknown"
 

@@ -6,6 +6,7 @@ from typing import Any
 
 
 def agnes_handlers() -> list[tuple[Any, ...]]:
+    from server_extension.error_capture import DebugThrowHandler
     from server_extension.handlers.account import (
         HealthHandler,
         MeHandler,
@@ -26,6 +27,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         *google_handlers(),
         *data_handlers(),
         (r"/agnes/api/health", HealthHandler),
+        (r"/agnes/api/debug/throw", DebugThrowHandler),
         (r"/agnes/api/me", MeHandler),
         (r"/agnes/api/tokens", TokensHandler),
         (r"/agnes/api/tokens/([A-Za-z0-9_-]{1,64})", TokenHandler),

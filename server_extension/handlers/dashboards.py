@@ -1,0 +1,129 @@
+"""`/agnes/dashboards`: the dashboards the caller may open, linked to Voila."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web
+
+from jupyter_agnes.auth import rbac
+from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.dashboards.index import visible_dashboards
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Dashboards · Agnes</title>
+<style>
+body{{font-family:system-ui,sans-serif;background:#f5f6f8;margin:0;color:#1d2330}}
+main{{max-width:48rem;margin:3rem auto;background:#fff;padding:2rem 2.5rem;border-radius:12px;
+box-shadow:0 2px 12px #0002}} h1{{margin-top:0}} li{{margin:.4rem 0}}
+.muted{{color:#5b6475;font-size:.9rem}} nav a{{margin-right:1rem}}
+</style></head><body><main>
+<h1>Dashboards</h1>
+<p class="muted">Signed in as <span id="agnes-user">{user}</span></p>
+{body}
+<nav>{lab}<a href="{logout}">Sign out</a></nav>
+</main></body></html>
+"""
+
+
+def render_index(base_url: str, principal: Principal, paths: list[str]) -> str:
+    if paths:
+        items = "".join(
+            f'<li><a class="agnes-dashboard-link" '
+            f'href="{escape(base_url + "voila/render/" + quote(path))}">{escape(path)}</a></li>'
+            for path in paths
+        )
+        body = f'<ul id="agnes-dashboards">{items}</ul>'
+    else:
+        body = '<p id="agnes-dashboards-empty">No dashboards have been shared with you yet.</p>'
+    lab = ""
+    if rbac.has_lab_access(principal):
+        lab = f'<a href="{escape(base_url + "lab")}">Open JupyterLab</a>'
+    return _PAGE.format(
+        user=escape(principal.email),
+        body=body,
+        lab=lab,
+        logout=escape(base_url + "agnes/logout"),
+    )
+
+
+class DashboardsIndexHandler(JupyterHandler):
+    @property
+    def principal(self) -> Principal:
+        user = self.current_user
+        principal = getattr(user, "principal", None)
+        if principal is None and user is not None:
+            principal = self.settings["agnes"].principal_for_foreign_user(user)
+        if principal is None:
+            raise web.HTTPError(403, "Unknown user")
+        return principal
+
+    @web.authenticated
+    def get(self) -> None:
+        principal = self.principal
+        root_dir = self.settings.get("server_root_dir") or self.contents_manager.root_dir
+        paths = visible_dashboards(root_dir, principal)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(render_index(self.base_url, principal, paths))
+
+
+def _voila_file_rules(settings: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Voila's own file allow/deny lists, read the way its server extension reads them."""
+    rules = settings.get("agnes_voila_file_rules")
+    if rules is None:
+        from voila.configuration import VoilaConfiguration
+        from voila.server_extension import load_config_file
+
+        conf = VoilaConfiguration(parent=settings.get("serverapp"))
+        local = load_config_file()
+        if local is not None:
+            conf.update_config(local)
+        rules = (list(conf.file_allowlist), list(conf.file_denylist))
+        settings["agnes_voila_file_rules"] = rules
+    return rules
+
+
+def _guarded_voila_files_handler() -> type | None:
+    """Voila's `/voila/files/` handler is a bare StaticFileHandler: it never authenticates.
+    This subclass goes through the identity provider (and so the Voila rules in
+    voila_access) first; registered by the agnes extension, it shadows Voila's route
+    because extensions load alphabetically and the first matching route wins."""
+    try:
+        from voila.static_file_handler import AllowListFileHandler
+    except ImportError:  # Voila not installed: nothing to guard
+        return None
+
+    class GuardedVoilaFilesHandler(JupyterHandler, AllowListFileHandler):
+        def initialize(self) -> None:  # type: ignore[override]
+            allow, deny = _voila_file_rules(self.settings)
+            root = self.settings.get("server_root_dir") or self.contents_manager.root_dir
+            AllowListFileHandler.initialize(self, allowlist=allow, denylist=deny, path=root)
+
+        @property
+        def content_security_policy(self) -> str:
+            # An SVG or HTML file must not script against the server's origin.
+            return super().content_security_policy + "; sandbox allow-scripts"
+
+        @web.authenticated
+        def head(self, path: str) -> Any:
+            return AllowListFileHandler.head(self, path)
+
+        @web.authenticated
+        def get(self, path: str, include_body: bool = True) -> Any:
+            return AllowListFileHandler.get(self, path, include_body)
+
+    return GuardedVoilaFilesHandler
+
+
+def dashboard_handlers() -> list[tuple[Any, ...]]:
+    routes: list[tuple[Any, ...]] = [(r"/agnes/dashboards/?", DashboardsIndexHandler)]
+    files = _guarded_voila_files_handler()
+    if files is not None:
+        routes.append((r"/voila/files/(.*)", files))
+    return routes
