@@ -85,9 +85,8 @@ def _make_sample_data(data_dir: str) -> None:
     except ImportError:
         return
     print("Generating sample data (about 1 M order items)…", flush=True)
-    if main(["sample-data", "--data-dir", data_dir]) != 0:
+    if main(["sample-data", "--data-dir", data_dir]) != 0:  # also rebuilds analytics
         raise CLIError("sample data generation failed")
-    main(["rebuild", "--data-dir", data_dir])
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

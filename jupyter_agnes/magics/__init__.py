@@ -9,7 +9,7 @@ from typing import Any
 
 from jupyter_agnes.magics.errors import AgnesMagicError
 
-__all__ = ["AgnesMagicError", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["AgnesMagicError", "get_context", "load_ipython_extension", "unload_ipython_extension"]
 
 _CONTEXT_ATTR = "_agnes_magics_context"
 
@@ -35,6 +35,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     setattr(ipython, _CONTEXT_ATTR, None)
 
 
-def context(ipython: Any) -> Any:
+def get_context(ipython: Any) -> Any:
     """The AgnesContext of a shell the extension is loaded in (benchmarks, tests)."""
     return getattr(ipython, _CONTEXT_ATTR, None)
