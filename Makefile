@@ -22,13 +22,15 @@ $(VENV)/.test-installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/jupyter agnes quickstart --data-dir $(DATA_DIR) --port $(PORT)
 
-# Debian's Chromium for browser tests and npm's posthog-js for the fake PostHog.
+# Debian's Chromium (browser tests) and PostgreSQL (store tests); npm's posthog-js (fake PostHog).
+APT_PACKAGES := chromium postgresql
 system-deps:
 	@test -d tests/fakes/node_modules/posthog-js || \
 	  npm install --no-save --no-audit --no-fund --silent --prefix tests/fakes posthog-js@1.449.2
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
+	@if ! command -v chromium >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  else echo "missing: sudo apt-get install $(APT_PACKAGES)"; exit 1; fi; fi
 
 test: $(VENV)/.test-installed system-deps
 	$(PY) -m pytest

@@ -34,11 +34,11 @@ from fakes.posthog_server import FakePostHog  # tests/ is on sys.path via common
 from server_process import free_port
 
 sys.path.insert(0, str(ROOT))
-from server_extension.html_snippet import PostHogSnippetTransform  # noqa: E402
-from tornado.httputil import HTTPHeaders, HTTPServerRequest  # noqa: E402
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
 
-from jupyter_agnes.observability.posthog_client import ObservabilitySettings  # noqa: E402
-from jupyter_agnes.observability.snippet import CONFIG_ELEMENT_ID  # noqa: E402
+from jupyter_agnes.observability.posthog_client import ObservabilitySettings
+from jupyter_agnes.observability.snippet import CONFIG_ELEMENT_ID
+from server_extension.html_snippet import PostHogSnippetTransform
 
 PY = sys.executable
 API_KEY = "phc_benchmark0000000000000000000000000000000"
@@ -68,17 +68,35 @@ NOTEBOOK = {
 
 def bootstrap(data_dir: Path) -> str:
     out = subprocess.run(
-        [PY, "-m", "jupyter_agnes.cli", "bootstrap", "--email", "bench@example.com",
-         "--data-dir", str(data_dir)],
-        capture_output=True, text=True, check=True,
+        [
+            PY,
+            "-m",
+            "jupyter_agnes.cli",
+            "bootstrap",
+            "--email",
+            "bench@example.com",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return out.strip().splitlines()[-1]
 
 
 def serve_args(data_dir: Path, port: int, root_dir: Path) -> list[str]:
     return [
-        PY, "-m", "jupyter_agnes.cli", "serve", "--data-dir", str(data_dir),
-        "--port", str(port), f"--ServerApp.root_dir={root_dir}", "--ServerApp.log_level=WARN",
+        PY,
+        "-m",
+        "jupyter_agnes.cli",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        f"--ServerApp.root_dir={root_dir}",
+        "--ServerApp.log_level=WARN",
     ]
 
 
@@ -115,16 +133,22 @@ def sanity(name: str, url: str, headers: dict[str, str], want: bool) -> str:
 # --- (c) the injector's memory vs page size -------------------------------------------------
 
 
-def injector_peak(size_mb: int, chunk: bytes, settings: ObservabilitySettings) -> tuple[int, bool]:
-    """Stream a `size_mb` page through the transform; return (peak bytes, output identical).
+def injector_peak(
+    size_mb: int, chunk: bytes, has_head: bool, settings: ObservabilitySettings
+) -> tuple[int, bool]:
+    """Stream a `size_mb` page through the transform; return (peak bytes, output as expected).
 
-    The page is never materialised: the same body chunk is sent repeatedly, `</head>` is
-    split across the first two chunks (as Voila does), and output is only hashed.
+    The page is never materialised: the same body chunk is sent repeatedly and the output
+    is only hashed. With `has_head`, `</head>` is split across the first two chunks (as
+    Voila does) and the snippet must land before it; without, every chunk goes through the
+    hold-back path and the page must come out unchanged.
     """
-    head = b"<!DOCTYPE html><html><head><title>big</title></he"
-    tail_of_head = b"ad><body>"
+    if has_head:
+        head, head_rest = b"<!DOCTYPE html><html><head><title>big</title></he", b"ad><body>"
+    else:
+        head, head_rest = b"<!DOCTYPE html><html><body><h1>no head</h1>", b"<div>"
     end = b"</body></html>"
-    body_bytes = size_mb * 1024 * 1024 - len(head) - len(tail_of_head) - len(end)
+    body_bytes = size_mb * 1024 * 1024 - len(head) - len(head_rest) - len(end)
     n_full, rest = divmod(body_bytes, len(chunk))
     last = chunk[:rest]
     PostHogSnippetTransform.configure(settings, base_url="/")
@@ -136,19 +160,21 @@ def injector_peak(size_mb: int, chunk: bytes, settings: ObservabilitySettings) -
         200, HTTPHeaders({"Content-Type": "text/html; charset=utf-8"}), head, False
     )
     out_hash.update(out)
-    out_hash.update(transform.transform_chunk(tail_of_head, False))
+    out_hash.update(transform.transform_chunk(head_rest, False))
     for _ in range(n_full):
         out_hash.update(transform.transform_chunk(chunk, False))
     out_hash.update(transform.transform_chunk(last, False))
     out_hash.update(transform.transform_chunk(end, True))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    # Expected output: the page with the snippet right before </head>.
     injector = transform.injector
-    if injector is None or not injector.injected:
+    if injector is None or injector.injected != has_head:
         return peak, False
     expected = hashlib.sha256()
-    expected.update(head[:-4] + injector.snippet + head[-4:] + tail_of_head)
+    if has_head:  # the snippet goes right before the split "</he" + "ad>"
+        expected.update(head[:-4] + injector.snippet + head[-4:] + head_rest)
+    else:
+        expected.update(head + head_rest)
     for _ in range(n_full):
         expected.update(chunk)
     expected.update(last + end)
@@ -157,15 +183,17 @@ def injector_peak(size_mb: int, chunk: bytes, settings: ObservabilitySettings) -
 
 def bench_memory() -> list[str]:
     settings = ObservabilitySettings(api_key=API_KEY, host="http://127.0.0.1:9")
+    unit = b"<p>row of dashboard output 0123456789</p>\n"
     lines = []
-    for chunk_kb in (4, 64):
-        chunk = (b"<p>row of dashboard output 0123456789</p>\n" * 100_000)[: chunk_kb * 1024]
-        for size in (1, 10, 50):
-            peak, same = injector_peak(size, chunk, settings)
-            lines.append(
-                f"  {size:3d} MB page, {chunk_kb:2d} KB chunks: peak {peak / 1024:7.1f} KiB"
-                f"   output = page + snippet: {'yes' if same else 'NO'}"
-            )
+    injector_peak(1, unit * 100, True, settings)  # warm-up: first-call imports and caches
+    for has_head, shape in ((True, "</head> early  "), (False, "no </head>     ")):
+        for chunk_kb in (4, 64):
+            chunk = (unit * (chunk_kb * 1024 // len(unit) + 1))[: chunk_kb * 1024]
+            cells = []
+            for size in (1, 10, 50):
+                peak, ok = injector_peak(size, chunk, has_head, settings)
+                cells.append(f"{size:2d} MB {peak / 1024:6.1f} KiB{'' if ok else ' WRONG OUTPUT'}")
+            lines.append(f"  {shape} {chunk_kb:2d} KB chunks: " + " | ".join(cells))
     return lines
 
 
@@ -214,8 +242,12 @@ def main() -> None:
                     want = side == "on"
                     checks.append(sanity(f"{side:3s} /lab", bases[side] + "lab", auth[side], want))
                     checks.append(
-                        sanity(f"{side:3s} /voila/render/tiny.ipynb",
-                               bases[side] + "voila/render/tiny.ipynb", auth[side], want)
+                        sanity(
+                            f"{side:3s} /voila/render/tiny.ipynb",
+                            bases[side] + "voila/render/tiny.ipynb",
+                            auth[side],
+                            want,
+                        )
                     )
                     shutdown_kernels(bases[side], auth[side])
                 for side in ("on", "off"):  # warm-up
@@ -224,8 +256,9 @@ def main() -> None:
                     order = ("on", "off") if i % 2 == 0 else ("off", "on")
                     for side in order:
                         lab[side].append(
-                            requests_per_second(bases[side] + "lab", auth[side], args.seconds,
-                                                CONNECTIONS)
+                            requests_per_second(
+                                bases[side] + "lab", auth[side], args.seconds, CONNECTIONS
+                            )
                         )
                 for i in range(args.voila_rounds):
                     order = ("on", "off") if i % 2 == 0 else ("off", "on")
@@ -247,8 +280,10 @@ def main() -> None:
         f"{args.rounds} alternating rounds of {args.seconds:.0f}s per side"
     )
     for side in ("on", "off"):
-        print(f"  PostHog {side:3s} median {med[side]:8.1f} req/s  rounds "
-              f"{[round(v, 1) for v in lab[side]]}")
+        print(
+            f"  PostHog {side:3s} median {med[side]:8.1f} req/s  rounds "
+            f"{[round(v, 1) for v in lab[side]]}"
+        )
     print(f"  on/off = {med['on'] / med['off']:.3f}   (target >= 0.95)")
     vmed = {k: statistics.median(v) for k, v in voila.items()}
     print(
@@ -257,10 +292,15 @@ def main() -> None:
         "kernels shut down between renders, untimed)"
     )
     for side in ("on", "off"):
-        print(f"  PostHog {side:3s} median {vmed[side]:.3f} s/render = {1 / vmed[side]:.2f} "
-              f"renders/s   all {[round(v, 2) for v in voila[side]]}")
+        print(
+            f"  PostHog {side:3s} median {vmed[side]:.3f} s/render = {1 / vmed[side]:.2f} "
+            f"renders/s   all {[round(v, 2) for v in voila[side]]}"
+        )
     print(f"  on/off (renders/s) = {vmed['off'] / vmed['on']:.3f}")
-    print("(c) injector peak memory (tracemalloc) vs page size, streamed in chunks:")
+    print(
+        "(c) injector peak memory (tracemalloc) vs page size, streamed in chunks; "
+        "output checked byte-identical to page + snippet (or page, without </head>):"
+    )
     for line in memory:
         print(line)
     print(f"total run time {time.monotonic() - started:.0f}s")

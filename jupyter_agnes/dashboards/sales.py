@@ -94,7 +94,7 @@ class SalesDashboard:
         self.widget = _classed(
             w.VBox(
                 [
-                    w.HTML(_CSS + "<h2>Sales</h2>"),
+                    w.HTML(_CSS),
                     w.HBox([self.start, self.end, self.region, self.category, self.top_n]),
                     w.HBox(list(self.kpis.values())),
                     w.HTML("<h4>Revenue by month</h4>"),

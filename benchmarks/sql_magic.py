@@ -1,0 +1,132 @@
+"""%%sql overhead, in one process and one run, against raw DuckDB and jupysql.
+
+(1) A 2 M rows x 4 columns result into pandas:
+    a. `%%sql -o df` (executes once, Arrow, then pandas; shows 20 rows)
+    b. `con.sql(q).df()` on the very connection the magic uses (the baseline)
+    c. jupysql `%%sql` with autopandas on that same DuckDB database
+(2) Per-cell overhead of `%sql SELECT 42` against `con.sql('SELECT 42').fetchall()`,
+    and jupysql's `%sql SELECT 42`.
+Rounds alternate a, b, c so drift on this noisy machine hits all three alike; medians.
+Targets: (1) a/b <= 1.1; (2) a - b under 1 ms.
+Usage: .venv/bin/python benchmarks/sql_magic.py [--rows 2000000] [--rounds 5] [--calls 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import common  # noqa: F401  (puts tests/ on sys.path)
+
+BIG_SELECT = (
+    "SELECT range AS id, range * 0.5 AS x, 'customer ' || (range % 5000) AS name, "
+    "DATE '2020-01-01' + CAST(range % 1500 AS INTEGER) AS day FROM range({rows})"
+)
+QUERY = "SELECT * FROM analytics.main.big"  # qualified: jupysql uses cursors, which skip USE
+SMALL = "SELECT 42"
+
+
+def build_data(rows: int) -> Path:
+    from datahelpers import make_extract
+
+    from jupyter_agnes.orchestrator import SyncOrchestrator
+
+    data_dir = Path(tempfile.mkdtemp(prefix="agnes-bench-sql-"))
+    make_extract(data_dir, "bench", {"big": BIG_SELECT.format(rows=rows)})
+    report = SyncOrchestrator(data_dir).rebuild()
+    assert not report.problems, report.problems
+    return data_dir
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def per_call(fn: Callable[[], Any], calls: int) -> float:
+    started = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - started) / calls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--calls", type=int, default=300)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+
+    data_dir = build_data(args.rows)
+    os.environ["AGNES_DATA_DIR"] = str(data_dir)
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from jupyter_agnes.magics import get_context
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "jupyter_agnes")
+    con = get_context(ip).local().connection()
+    agnes_sql = ip.find_magic("sql", "line")
+    ip.run_line_magic("load_ext", "sql")  # jupysql takes over the name %sql ...
+    ip.register_magic_function(agnes_sql, "line_cell", "asql")  # ... ours stays as %asql
+    ip.user_ns["bench_con"] = con
+    with capture_output():
+        ip.run_line_magic("sql", "bench_con --alias agnes_bench")
+        for setting in ("autopandas = True", "displaycon = False", "feedback = 0"):
+            ip.run_line_magic("config", f"SqlMagic.{setting}")
+
+    big: dict[str, list[float]] = {"agnes": [], "raw": [], "jupysql": []}
+    small: dict[str, list[float]] = {"agnes": [], "raw": [], "jupysql": []}
+    shapes: dict[str, Any] = {}
+    with capture_output():  # display output is built, then dropped, for all alike
+        big_runs = {
+            "agnes": lambda: ip.run_cell_magic("asql", "-o bench_df", QUERY),
+            "raw": lambda: shapes.__setitem__("raw", con.sql(QUERY).df().shape),
+            "jupysql": lambda: shapes.__setitem__(
+                "jupysql", ip.run_cell_magic("sql", "", QUERY).shape
+            ),
+        }
+        small_runs = {
+            "agnes": lambda: ip.run_line_magic("asql", SMALL),
+            "raw": lambda: con.sql(SMALL).fetchall(),
+            "jupysql": lambda: ip.run_line_magic("sql", SMALL),
+        }
+        for fn in (*big_runs.values(), *small_runs.values()):
+            fn()  # warm up
+        for _ in range(args.rounds):
+            for name, fn in big_runs.items():
+                big[name].append(timed(fn))
+            for name, fn in small_runs.items():
+                small[name].append(per_call(fn, args.calls))
+    shapes["agnes"] = ip.user_ns["bench_df"].shape
+    assert len(set(shapes.values())) == 1, shapes
+
+    b = {k: statistics.median(v) for k, v in big.items()}
+    s = {k: statistics.median(v) * 1000 for k, v in small.items()}
+    print(f"(1) {args.rows:,} rows x 4 columns into pandas, median of {args.rounds} rounds")
+    print(f"    a. %%sql -o df         {b['agnes']:.3f} s")
+    print(f"    b. con.sql(q).df()     {b['raw']:.3f} s")
+    print(f"    c. jupysql %%sql       {b['jupysql']:.3f} s")
+    print(f"    a/b = {b['agnes'] / b['raw']:.2f} (target <= 1.1), c/b = {b['jupysql'] / b['raw']:.2f}")
+    print(f"(2) {SMALL!r}, per call, median of {args.rounds} rounds x {args.calls} calls")
+    print(f"    a. %sql                {s['agnes']:.3f} ms")
+    print(f"    b. raw .fetchall()     {s['raw']:.3f} ms")
+    print(f"    c. jupysql %sql        {s['jupysql']:.3f} ms")
+    print(
+        f"    a - b = {s['agnes'] - s['raw']:.3f} ms (target < 1 ms), "
+        f"c - b = {s['jupysql'] - s['raw']:.3f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The dashboard rules in jupyter_agnes.auth.rbac (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jupyter_agnes.auth import rbac
+from jupyter_agnes.auth.principal import Principal
+
+
+def who(*grants: tuple[str, str], admin: bool = False) -> Principal:
+    return Principal(7, "v@example.com", "V", ("g",), admin, "session", grants=frozenset(grants))
+
+
+SALES = ("dashboard", "dashboards/sales.ipynb")
+
+
+@pytest.mark.parametrize(
+    "raw, norm",
+    [
+        ("dashboards/sales.ipynb", "dashboards/sales.ipynb"),
+        ("/dashboards/sales.ipynb", "dashboards/sales.ipynb"),
+        ("dashboards/../private/secret.ipynb", None),
+        ("dashboards/./sales.ipynb", None),
+        ("dashboards//sales.ipynb", None),
+        ("dashboards\\sales.ipynb", None),
+        ("dashboards/sales.ipynb\x00", None),
+        ("", None),
+        ("x" * 2000, None),
+    ],
+)
+def test_normalize_dashboard_path(raw, norm):
+    assert rbac.normalize_dashboard_path(raw) == norm
+
+
+def test_open_needs_the_exact_grant_or_lab():
+    viewer = who(SALES)
+    assert rbac.may_open_dashboard(viewer, "dashboards/sales.ipynb")
+    assert not rbac.may_open_dashboard(viewer, "dashboards/Sales.ipynb")
+    assert not rbac.may_open_dashboard(viewer, "dashboards/other.ipynb")
+    assert not rbac.may_open_dashboard(viewer, "dashboards/x/../sales.ipynb")
+    assert rbac.may_open_dashboard(who(("lab", "*")), "anything/at/all.ipynb")
+    assert rbac.may_open_dashboard(who(admin=True), "dashboards/other.ipynb")
+    assert rbac.may_open_dashboard(who(("dashboard", "*")), "dashboards/other.ipynb")
+
+
+def test_files_only_next_to_a_granted_dashboard():
+    viewer = who(SALES)
+    assert rbac.may_read_dashboard_file(viewer, "dashboards/logo.png")
+    assert rbac.may_read_dashboard_file(viewer, "dashboards/img/chart.svg")
+    assert not rbac.may_read_dashboard_file(viewer, "dashboards/other.ipynb")
+    assert not rbac.may_read_dashboard_file(viewer, "private/salaries.png")
+    assert not rbac.may_read_dashboard_file(viewer, "dashboards-evil/logo.png")
+    assert not rbac.may_read_dashboard_file(viewer, "dashboards/../private/salaries.png")
+    assert not rbac.may_read_dashboard_file(who(), "dashboards/logo.png")
+    root = who(("dashboard", "top.ipynb"))
+    assert rbac.may_read_dashboard_file(root, "logo.png")
+    assert not rbac.may_read_dashboard_file(root, "private/salaries.png")
+
+
+def test_tree_is_for_lab_users():
+    assert not rbac.may_browse_dashboard_tree(who(SALES))
+    assert rbac.may_browse_dashboard_tree(who(("lab", "*")))
+    assert rbac.may_browse_dashboard_tree(who(admin=True))
