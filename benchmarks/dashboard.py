@@ -23,9 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from common import ROOT, process  # also puts tests/ on sys.path
-
-from fakes.posthog_server import FakePostHog  # noqa: E402
-from server_process import free_port  # noqa: E402
+from fakes.posthog_server import FakePostHog
+from server_process import free_port
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -93,7 +92,11 @@ def main() -> int:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp, FakePostHog() as fake:
+    try:  # serve posthog-js like the real host, when the npm package is available
+        fake = FakePostHog(serve_js=True)
+    except RuntimeError:
+        fake = FakePostHog()
+    with tempfile.TemporaryDirectory() as tmp, fake:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         prepare_data(data_dir, args.rows)

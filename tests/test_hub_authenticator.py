@@ -109,8 +109,6 @@ def run(coro: Any) -> Any:
 
 def test_entry_point_registered() -> None:
     names = {ep.name: ep.value for ep in entry_points(group="jupyterhub.authenticators")}
-    if "agnes-google" not in names:
-        pytest.skip("package not installed in this venv (entry point comes from pyproject)")
     assert names["agnes-google"] == "jupyter_agnes.hub:AgnesGoogleOAuthenticator"
 
 

@@ -6,7 +6,6 @@ the full Lab flow lives in test_observability_server.py.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync",
     "--disable-blink-features=AutomationControlled",
 ]
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
 
 DESKTOP_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

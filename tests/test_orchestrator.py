@@ -211,7 +211,6 @@ def test_progress_callback(data_dir, orch):
 
 def test_failure_is_reported_to_observability(data_dir, orch, monkeypatch):
     """A rebuild that blows up raises, and capture_exception sees component=orchestrator."""
-    pytest.importorskip("jupyter_agnes.observability")
     import jupyter_agnes.observability as obs
 
     seen = []
