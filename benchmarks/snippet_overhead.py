@@ -34,7 +34,7 @@ from fakes.posthog_server import FakePostHog  # tests/ is on sys.path via common
 from server_process import free_port
 
 sys.path.insert(0, str(ROOT))
-from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from jupyter_agnes.observability.snippet import CONFIG_ELEMENT_ID
@@ -155,7 +155,9 @@ def injector_peak(
     out_hash = hashlib.sha256()
     tracemalloc.start()
     tracemalloc.reset_peak()
-    transform = PostHogSnippetTransform(HTTPServerRequest(method="GET", uri="/voila/render/x"))
+    transform = PostHogSnippetTransform(
+        HTTPServerRequest(start_line=RequestStartLine("GET", "/voila/render/x", "HTTP/1.1"))
+    )
     _, headers, out = transform.transform_first_chunk(
         200, HTTPHeaders({"Content-Type": "text/html; charset=utf-8"}), head, False
     )

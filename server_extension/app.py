@@ -22,6 +22,7 @@ from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import Store, open_store
 from server_extension.authorizer import AgnesAuthorizer
 from server_extension.html_snippet import install_posthog
+from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.identity import AgnesIdentityProvider
 
 RUNTIME_FILE = "server.json"
@@ -59,6 +60,10 @@ class AgnesExtensionApp(ExtensionApp):
             serverapp.identity_provider_class = AgnesIdentityProvider
             if serverapp.authorizer_class.__name__ == "AllowAllAuthorizer":
                 serverapp.authorizer_class = AgnesAuthorizer
+            # Voila lets a dashboard's viewer talk to its kernel; only widget traffic may pass.
+            # (Reading the trait here would build its default before gateway config exists.)
+            if "kernel_websocket_connection_class" not in serverapp.config.get("ServerApp", {}):
+                serverapp.kernel_websocket_connection_class = AgnesKernelWebsocketConnection
 
     @property
     def uses_agnes_identity(self) -> bool:

@@ -73,9 +73,11 @@ class Run:
     @property
     def error(self) -> tuple[str, str, list[str]]:
         content = self.reply["content"]
-        return content.get("ename", ""), content.get("evalue", ""), [
-            _ANSI.sub("", line) for line in content.get("traceback", [])
-        ]
+        return (
+            content.get("ename", ""),
+            content.get("evalue", ""),
+            [_ANSI.sub("", line) for line in content.get("traceback", [])],
+        )
 
     @property
     def payload(self) -> list[dict[str, Any]]:

@@ -20,7 +20,6 @@ from tornado.websocket import WebSocketClientConnection
 
 from jupyter_agnes.connectors.sample_data import generate_sample_data
 from jupyter_agnes.orchestrator import SyncOrchestrator
-from server_extension.handlers.dashboards import dashboard_handlers
 
 REPO = Path(__file__).resolve().parents[1]
 SALES = "dashboards/sales.ipynb"
@@ -48,14 +47,10 @@ def agnes_kernelspec(jp_data_dir: Path) -> None:
 
 
 @pytest.fixture
-def agnes_extra_config(
-    sample_analytics: Path, agnes_kernelspec: None, index_routes: None
-) -> dict[str, Any]:
+def agnes_extra_config(sample_analytics: Path, agnes_kernelspec: None) -> dict[str, Any]:
+    # The kernel websocket guard is installed by the extension itself at link time.
     extensions = {"jupyter_agnes": True, "jupyterlab": True, "voila": True}
-    guard = "server_extension.kernel_guard.AgnesKernelWebsocketConnection"
-    return {
-        "ServerApp": {"jpserver_extensions": extensions, "kernel_websocket_connection_class": guard}
-    }
+    return {"ServerApp": {"jpserver_extensions": extensions}}
 
 
 @pytest.fixture
@@ -72,22 +67,6 @@ def jp_root_dir(tmp_path: Path) -> Path:
     (root / "dashboards" / ".ipynb_checkpoints" / "sales-checkpoint.ipynb").write_text("{}")
     (root / "dashboards" / "notes.txt").write_text("not a notebook")
     return root
-
-
-@pytest.fixture
-def index_routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register dashboard_handlers() with the agnes extension's own routes, as the app
-    owner will (test-only until server_extension/handlers/__init__.py does it)."""
-    import server_extension.handlers as handlers
-
-    original = handlers.agnes_handlers
-
-    def with_dashboards() -> list[tuple[Any, ...]]:
-        routes = original()
-        known = {pattern for pattern, *_ in routes}
-        return routes + [r for r in dashboard_handlers() if r[0] not in known]
-
-    monkeypatch.setattr(handlers, "agnes_handlers", with_dashboards)
 
 
 def cookie(value: str) -> dict[str, str]:

@@ -54,7 +54,9 @@ def sent_text(fake: FakeLLMServer) -> str:
     return json.dumps(fake.requests[-1]["body"])
 
 
-def test_text_to_sql_runs_end_to_end(kernel: AgnesKernel, fake: FakeLLMServer, data_dir: Path) -> None:
+def test_text_to_sql_runs_end_to_end(
+    kernel: AgnesKernel, fake: FakeLLMServer, data_dir: Path
+) -> None:
     run = kernel.ok("%%ask --format sql --run -o done\nHow many orders were completed?")
     body = fake.requests[-1]["body"]
     assert fake.requests[-1]["path"] == "/v1/messages"
@@ -96,9 +98,10 @@ def test_markdown_streams_and_fills_known_names(kernel: AgnesKernel, fake: FakeL
     updates = [m for m in run.messages if m["msg_type"] == "update_display_data"]
     assert updates and updates[-1]["content"]["data"]["text/markdown"] == DEFAULT_TEXT
     first = next(m for m in run.messages if m["msg_type"] == "display_data")
-    assert first["content"]["transient"]["display_id"] == updates[-1]["content"]["transient"][
-        "display_id"
-    ]
+    assert (
+        first["content"]["transient"]["display_id"]
+        == updates[-1]["content"]["transient"]["display_id"]
+    )
     assert kernel.value("_ask == " + repr(DEFAULT_TEXT)) == "True"
 
 

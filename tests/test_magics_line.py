@@ -21,7 +21,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def kernel(data_dir: Path) -> Iterator[AgnesKernel]:
-    with AgnesKernel(kernel_env(data_dir.parent, AGNES_DATA_DIR=str(data_dir)), data_dir.parent) as k:
+    with AgnesKernel(
+        kernel_env(data_dir.parent, AGNES_DATA_DIR=str(data_dir)), data_dir.parent
+    ) as k:
         yield k
 
 
@@ -59,7 +61,7 @@ def test_whoami_status_help_and_bad_commands(kernel: AgnesKernel, data_dir: Path
             "Set the environment variable NOT_SET_ANYWHERE"
         ),
         "%agnes connect http://127.0.0.1:9/ --token-env 'A B'": "--token-env needs an env var",
-        "%agnes describe \"unterminated": "No closing quotation",
+        '%agnes describe "unterminated': "No closing quotation",
     }.items():
         ename, evalue = kernel.fails(code)
         assert ename == "AgnesMagicError" and expected in evalue, (code, evalue)
@@ -68,7 +70,9 @@ def test_whoami_status_help_and_bad_commands(kernel: AgnesKernel, data_dir: Path
 def test_rebuild_while_another_kernel_holds_a_connection(
     kernel: AgnesKernel, data_dir: Path, tmp_path: Path
 ) -> None:
-    kernel.ok("%%sql -o before\nCREATE TABLE keep_me AS SELECT 1 AS a; SELECT count(*) AS n FROM orders")
+    kernel.ok(
+        "%%sql -o before\nCREATE TABLE keep_me AS SELECT 1 AS a; SELECT count(*) AS n FROM orders"
+    )
     n_orders = kernel.value("int(before.n[0])")
     make_extract(data_dir, "extra", {"extra_t": "SELECT range AS id FROM range(7)"})
     env = kernel_env(tmp_path, AGNES_DATA_DIR=str(data_dir))

@@ -36,8 +36,9 @@ def test_remote_mode_applies_the_callers_grants(tmp_path: Path) -> None:
     n_cust3 = truth(data_dir, "SELECT count(*) FROM orders WHERE customer_id = 3")
 
     with agnes_server(data_dir) as server:
-        probe = requests.get(server.url + "agnes/api/catalog", headers={
-            "Authorization": f"Bearer {pat}"}, timeout=10)
+        probe = requests.get(
+            server.url + "agnes/api/catalog", headers={"Authorization": f"Bearer {pat}"}, timeout=10
+        )
         assert probe.status_code == 200, "the data endpoints must exist"
         # No AGNES_DATA_DIR: everything below can only have come from the server.
         env = kernel_env(tmp_path, ANALYST_PAT=pat, ADMIN_PAT=admin_pat, BAD_PAT=BAD_PAT)
@@ -61,10 +62,12 @@ def test_remote_mode_applies_the_callers_grants(tmp_path: Path) -> None:
             assert k.value("a.num_rows, str(a.schema.field('order_date').type)") == (
                 f"({n_orders}, 'date32[day]')"
             )
-            k.ok("cid = 3\nevil = \"3 OR 1=1\"")
+            k.ok('cid = 3\nevil = "3 OR 1=1"')
             k.ok("%sql -o c SELECT count(*) AS n FROM orders WHERE customer_id = $cid")
             assert k.value("int(c.n[0])") == str(n_cust3)
-            k.ok("%sql -o e SELECT count(*) AS n FROM orders WHERE CAST(customer_id AS VARCHAR) = $evil")
+            k.ok(
+                "%sql -o e SELECT count(*) AS n FROM orders WHERE CAST(customer_id AS VARCHAR) = $evil"
+            )
             assert k.value("int(e.n[0])") == "0"
 
             # Tables that are not granted are refused, however they are named.

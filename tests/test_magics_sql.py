@@ -24,7 +24,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def kernel(data_dir: Path) -> Iterator[AgnesKernel]:
-    with AgnesKernel(kernel_env(data_dir.parent, AGNES_DATA_DIR=str(data_dir)), data_dir.parent) as k:
+    with AgnesKernel(
+        kernel_env(data_dir.parent, AGNES_DATA_DIR=str(data_dir)), data_dir.parent
+    ) as k:
         yield k
 
 
@@ -49,12 +51,16 @@ def test_cell_result_footer_and_output_variable(kernel: AgnesKernel, data_dir: P
     assert total > 1000 and "," in match.group(2)  # thousands separators
     body = run.html.split("<tbody>")[1].split("</tbody>")[0]
     assert body.count("<tr>") == 3
-    assert kernel.value("type(items).__module__.split('.')[0], len(items)") == f"('pandas', {total})"
+    assert (
+        kernel.value("type(items).__module__.split('.')[0], len(items)") == f"('pandas', {total})"
+    )
     assert kernel.value("list(items.columns)") == str(
         [r[0] for r in truth(data_dir, "DESCRIBE order_items")]
     )
     # the plain-text fallback carries the same footer
-    plain = [m["content"]["data"]["text/plain"] for m in run.messages if m["msg_type"] == "display_data"]
+    plain = [
+        m["content"]["data"]["text/plain"] for m in run.messages if m["msg_type"] == "display_data"
+    ]
     assert FOOTER.search(plain[-1])
 
 
@@ -94,7 +100,9 @@ def test_parameters_are_bound_from_the_namespace(kernel: AgnesKernel, data_dir: 
     assert kernel.value("n.n[0]") == str(expected) and expected > 0
     kernel.ok("import datetime\nsince = datetime.date(2024, 1, 1)")
     kernel.ok("%sql -o recent SELECT count(*) AS n FROM orders WHERE order_date >= $since")
-    (recent,) = truth(data_dir, "SELECT count(*) FROM orders WHERE order_date >= DATE '2024-01-01'")[0]
+    (recent,) = truth(
+        data_dir, "SELECT count(*) FROM orders WHERE order_date >= DATE '2024-01-01'"
+    )[0]
     assert kernel.value("recent.n[0]") == str(recent)
     ename, evalue = kernel.fails("%%sql\nSELECT * FROM orders WHERE customer_id = $no_such_var")
     assert ename == "AgnesMagicError"
@@ -107,8 +115,7 @@ def test_parameters_are_bound_from_the_namespace(kernel: AgnesKernel, data_dir: 
 
 def test_injection_through_a_parameter_value_is_inert(kernel: AgnesKernel) -> None:
     kernel.ok(
-        "evil = \"x' OR '1'='1\"\n"
-        "evil2 = \"Europe'; CREATE TABLE pwned AS SELECT 1 AS a; --\""
+        "evil = \"x' OR '1'='1\"\nevil2 = \"Europe'; CREATE TABLE pwned AS SELECT 1 AS a; --\""
     )
     kernel.ok("%%sql -o hit\nSELECT count(*) AS n FROM customers WHERE region = $evil")
     assert kernel.value("hit.n[0]") == "0"
@@ -167,12 +174,27 @@ def test_ddl_and_multi_statement_cells_use_scratch(
     ename, evalue = kernel.fails("%sql DROP VIEW orders")
     assert ename == "AgnesMagicError"
     assert (digest(analytics), analytics.stat().st_mtime_ns) == before
-    assert truth(data_dir, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'intruder'") == [
-        (0,)
-    ]
+    assert truth(
+        data_dir, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'intruder'"
+    ) == [(0,)]
     # Scratch is per kernel: a second kernel on the same data does not see my_orders.
     env = kernel_env(tmp_path, AGNES_DATA_DIR=str(data_dir))
     with AgnesKernel(env, tmp_path) as other:
         ename, evalue = other.fails("%sql SELECT * FROM my_orders")
         assert ename == "AgnesMagicError" and "my_orders" in evalue
         other.ok("%sql SELECT count(*) FROM orders")
+
+
+def test_hostile_values_and_odd_types_are_escaped_and_converted(kernel: AgnesKernel) -> None:
+    run = kernel.ok(
+        "%%sql -o odd\n"
+        "SELECT '<script>alert(1)</script>' AS \"<b>col</b>\", repeat('x', 5000) AS long,\n"
+        "  union_value(num := 2) AS u, INTERVAL 3 DAY AS i, 1 AS dup, 2 AS dup, NULL AS n"
+    )
+    assert "<script>" not in run.html and "&lt;script&gt;" in run.html
+    assert "<b>col</b>" not in run.html and "&lt;b&gt;col&lt;/b&gt;" in run.html
+    assert "x" * 200 + "…" in run.html and "x" * 201 not in run.html
+    assert kernel.value("odd.shape, list(odd.columns)[-3:]") == "((1, 7), ['dup', 'dup', 'n'])"
+    assert kernel.value("len(odd['long'][0])") == "5000"  # only the display is cut
+    ename, evalue = kernel.fails("%%sql --format polars\nSELECT INTERVAL 3 DAY AS i")
+    assert ename == "AgnesMagicError" and "try --format arrow or df" in evalue

@@ -42,18 +42,47 @@ def _pandas_ready(table: pa.Table) -> pa.Table:
 
 
 def to_pandas(table: pa.Table) -> Any:
-    return _pandas_ready(table).to_pandas(split_blocks=True)
+    ready = _pandas_ready(table)
+    try:
+        # No pandas metadata on DuckDB or server Arrow; skipping it saves ~0.1 ms a cell.
+        return ready.to_pandas(split_blocks=True, ignore_metadata=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return _to_pandas_by_column(ready)
+
+
+def _to_pandas_by_column(table: pa.Table) -> Any:
+    """Types pandas has no block for (unions, say) become object columns of Python values."""
+    import pandas as pd
+
+    series = []
+    for column in table.columns:
+        try:
+            series.append(column.to_pandas())
+        except (pa.ArrowException, TypeError, ValueError):
+            series.append(pd.Series(column.to_pylist(), dtype=object))
+    frame = pd.DataFrame(dict(enumerate(series)))
+    frame.columns = table.schema.names  # duplicate names survive, as in DuckDB
+    return frame
 
 
 def convert(table: pa.Table, fmt: str) -> Any:
     if fmt == "arrow":
         return table
     if fmt == "polars":
-        try:
-            import polars as pl
-        except ImportError:
-            from jupyter_agnes.magics.errors import AgnesMagicError
-
-            raise AgnesMagicError("--format polars needs polars: pip install polars") from None
-        return pl.from_arrow(table)
+        return _to_polars(table)
     return to_pandas(table)
+
+
+def _to_polars(table: pa.Table) -> Any:
+    from jupyter_agnes.magics.errors import AgnesMagicError, first_line
+
+    try:
+        import polars as pl
+    except ImportError:
+        raise AgnesMagicError("--format polars needs polars: pip install polars") from None
+    try:
+        return pl.from_arrow(table)
+    except Exception as exc:  # polars raises its own error types per Arrow type
+        raise AgnesMagicError(
+            f"Cannot turn the result into polars ({first_line(exc)}); try --format arrow or df"
+        ) from None

@@ -14,6 +14,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         TokensHandler,
     )
     from server_extension.handlers.admin import admin_handlers
+    from server_extension.handlers.dashboards import dashboard_handlers
     from server_extension.handlers.data import data_handlers
     from server_extension.handlers.google import google_handlers
     from server_extension.handlers.login import (
@@ -26,6 +27,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         *admin_handlers(),
         *google_handlers(),
         *data_handlers(),
+        *dashboard_handlers(),
         (r"/agnes/api/health", HealthHandler),
         (r"/agnes/api/debug/throw", DebugThrowHandler),
         (r"/agnes/api/me", MeHandler),
