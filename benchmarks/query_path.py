@@ -7,7 +7,7 @@
     vs the same SQL through a local read-only DuckDB `.arrow()` on analytics.duckdb,
     alternating rounds so drift on this noisy machine hits both alike
 (c) p50 / p99 of `SELECT count(*) FROM orders` through the API over one keep-alive session
-Usage: .venv/bin/python benchmarks/query_path.py [--rounds 3] [--requests 300] [--keep]
+Usage: .venv/bin/python benchmarks/query_path.py [--rounds 5] [--requests 300] [--keep]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def bench_rebuild(root: Path, sizes: list[int], runs: int) -> dict[int, list[flo
                 report = orch.rebuild()
                 tables = sum(len(t) for t in report.sources.values())
                 if report.problems or tables != n * TABLES_PER_SOURCE:
-                    raise RuntimeError(f"rebuild of {n} sources: {tables} tables, {report.problems}")
+                    raise RuntimeError(
+                        f"rebuild of {n} sources: {tables} tables, {report.problems}"
+                    )
                 times[n].append(report.duration_s)
     return times
 
@@ -108,7 +111,7 @@ def local_arrow(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
 
 
-def timed(fn, *args) -> tuple[float, pa.Table]:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[..., pa.Table], *args: object) -> tuple[float, pa.Table]:
     started = time.perf_counter()
     table = fn(*args)
     return time.perf_counter() - started, table

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 from fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
-from jupyter_server.utils import url_path_join
 
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.models import AuditEntry
@@ -69,18 +68,7 @@ def jp_server_config(tmp_path, google_config) -> dict[str, Any]:
 
 @pytest.fixture
 def agnes(jp_serverapp):
-    app = jp_serverapp.web_app.settings["agnes"]
-    from server_extension.handlers import agnes_handlers
-
-    if not any("google" in str(route[0]) for route in agnes_handlers()):
-        # Until the extension registers them itself.
-        from server_extension.handlers.google import google_handlers
-
-        base = jp_serverapp.base_url
-        jp_serverapp.web_app.add_handlers(
-            ".*$", [(url_path_join(base, path), h) for path, h in google_handlers()]
-        )
-    return app
+    return jp_serverapp.web_app.settings["agnes"]
 
 
 def cookies_of(resp) -> dict[str, str]:

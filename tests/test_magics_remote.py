@@ -35,7 +35,7 @@ def test_remote_mode_applies_the_callers_grants(tmp_path: Path) -> None:
     n_orders = truth(data_dir, "SELECT count(*) FROM orders")
     n_cust3 = truth(data_dir, "SELECT count(*) FROM orders WHERE customer_id = 3")
 
-    with agnes_server(data_dir) as server:
+    with agnes_server(data_dir, env={"AGNES_QUERY_MAX_ROWS": "1000"}) as server:
         probe = requests.get(
             server.url + "agnes/api/catalog", headers={"Authorization": f"Bearer {pat}"}, timeout=10
         )
@@ -62,6 +62,9 @@ def test_remote_mode_applies_the_callers_grants(tmp_path: Path) -> None:
             assert k.value("a.num_rows, str(a.schema.field('order_date').type)") == (
                 f"({n_orders}, 'date32[day]')"
             )
+            cut = k.ok("%sql -o r SELECT range AS i FROM range(5000)")
+            assert "showing 20 of 1,000 rows" in cut.html and "truncated by the server" in cut.html
+            assert k.value("len(r)") == "1000"
             k.ok('cid = 3\nevil = "3 OR 1=1"')
             k.ok("%sql -o c SELECT count(*) AS n FROM orders WHERE customer_id = $cid")
             assert k.value("int(c.n[0])") == str(n_cust3)

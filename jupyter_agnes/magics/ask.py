@@ -102,6 +102,8 @@ class AskMagics(Magics):
 
         {var} in the cell is replaced by the notebook variable var (unknown names stay).
         --format sql answers with DuckDB SQL over the catalog; --run executes it.
+        The answer goes to VAR (default _ask); with --run, VAR (default _sql) gets the
+        query result and _ask the {"sql", "explanation"} answer.
         """
         args = self.parser.parse_line(line)
         var = check_var(args.var, "%%ask") if args.var else None
