@@ -32,8 +32,10 @@ system-deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	  else echo "missing: sudo apt-get install $(APT_PACKAGES)"; exit 1; fi; fi
 
+# One pytest run: unit, server, kernel and browser tests, then every notebook through nbval.
+NBVAL := --nbval-lax --nbval-kernel-name agnes --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 test: $(VENV)/.test-installed system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest tests notebooks $(NBVAL)
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check jupyter_agnes server_extension tests benchmarks

@@ -18,6 +18,10 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from server_process import free_port  # noqa: E402
+
+__all__ = ["free_port", "load_tool", "process", "requests_per_second"]
+
 
 @contextlib.contextmanager
 def process(
