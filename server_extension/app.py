@@ -22,8 +22,8 @@ from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import Store, open_store
 from server_extension.authorizer import AgnesAuthorizer
 from server_extension.html_snippet import install_posthog
-from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.identity import AgnesIdentityProvider
+from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 
 RUNTIME_FILE = "server.json"
 

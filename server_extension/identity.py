@@ -20,6 +20,15 @@ from server_extension.voila_access import voila_decision
 LAB_PAGE_PREFIXES = ("lab", "tree", "notebooks", "edit", "doc", "consoles", "terminals")
 
 
+def is_lab_path(path: str, base_url: str) -> bool:
+    """Is `path` (no query) one of JupyterLab's own pages under `base_url`?"""
+    path = path.split("?", 1)[0]
+    return any(
+        path == base_url + prefix or path.startswith(base_url + prefix + "/")
+        for prefix in LAB_PAGE_PREFIXES
+    )
+
+
 @dataclass
 class AgnesUser(User):
     principal: Principal | None = None
@@ -120,23 +129,25 @@ class AgnesIdentityProvider(IdentityProvider):
             return existing
         principal = self._resolve(handler)
         handler.request.agnes_principal = principal  # type: ignore[attr-defined]
-        if principal is not None and self._is_lab_page(handler):
-            if not rbac.may_use_server_resource(principal, "read", "lab"):
-                raise web.HTTPError(403, "Lab access requires a lab grant")
-        if principal is not None and voila_decision(handler, principal) is False:
+        if principal is None:
+            return None
+        user = user_for(principal)
+        refusal = None
+        if self.is_lab_page(handler) and not rbac.may_use_server_resource(principal, "read", "lab"):
+            refusal = "Lab access requires a lab grant"
+        elif voila_decision(handler, principal) is False:
             # Voila's handlers never ask the authorizer; decide here (rules in rbac).
-            raise web.HTTPError(403, "This dashboard has not been shared with you")
-        return user_for(principal) if principal is not None else None
+            refusal = "This dashboard has not been shared with you"
+        if refusal:
+            # Set the user first: the 403 page's template asks who is signed in.
+            handler.current_user = handler._jupyter_current_user = user  # type: ignore[attr-defined]
+            raise web.HTTPError(403, refusal)
+        return user
 
     @staticmethod
-    def _is_lab_page(handler: web.RequestHandler) -> bool:
+    def is_lab_page(handler: web.RequestHandler) -> bool:
         # JupyterLab's page handlers carry no @authorized check of their own.
-        base = handler.settings.get("base_url", "/")
-        path = handler.request.path
-        return any(
-            path == base + prefix or path.startswith(base + prefix + "/")
-            for prefix in LAB_PAGE_PREFIXES
-        )
+        return is_lab_path(handler.request.path, handler.settings.get("base_url", "/"))
 
     def _resolve(self, handler: web.RequestHandler) -> Principal | None:
         auth = agnes_app(handler).auth

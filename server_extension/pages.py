@@ -40,7 +40,7 @@ border-radius:6px;text-decoration:none;font-weight:600}} code{{background:#eef;p
 """
 
 
-def login_page(*, error_code: str | None, google_login_url: str | None, next_url: str) -> str:
+def login_page(*, error_code: str | None, google_login_url: str | None) -> str:
     error = ""
     if error_code:
         message = LOGIN_ERRORS.get(error_code, "Sign-in failed. Please try again.")
@@ -56,5 +56,4 @@ def login_page(*, error_code: str | None, google_login_url: str | None, next_url
             "<p>An admin can print a one-time login link with "
             "<code>jupyter agnes login-link --email you@example.com</code>.</p>"
         )
-    del next_url  # carried inside google_login_url
     return _PAGE.format(error=error, google=google)

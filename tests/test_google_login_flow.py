@@ -127,8 +127,23 @@ async def me(jp_fetch, headers: dict[str, str]) -> dict[str, Any]:
 # --- success ---------------------------------------------------------------------------
 
 
+async def test_viewer_sent_to_lab_lands_on_dashboards(agnes, jp_fetch, jp_base_url, google):
+    google.set_user("vic@acme.com", groups=["agnes-viewers@acme.com"])
+    authorize, state_cookie = await start_login(jp_fetch, jp_base_url + "lab")
+    resp = await fetch(jp_fetch, "agnes/auth/google/callback", params=consent(authorize),
+                       headers=cookie_header(state_cookie))
+    assert resp.code == 302 and resp.headers["Location"] == jp_base_url + "agnes/dashboards"
+
+
+def grant_lab(agnes, group_name: str) -> None:
+    with agnes.store.write() as s:
+        group = directory.get_or_create_group(s, group_name, "test")
+        directory.add_grant(s, group, "lab", "*", "test")
+
+
 async def test_full_login_flow(agnes, jp_fetch, jp_base_url, google) -> None:
     google.set_user("ann@acme.com", groups=["agnes-bi@acme.com", "sales@acme.com"], name="Ann")
+    grant_lab(agnes, "agnes-bi@acme.com")
     authorize, state_cookie = await start_login(jp_fetch, jp_base_url + "lab/tree/x.ipynb")
     q = parse_qs(urlparse(authorize).query)
     assert q["scope"] == ["openid email profile"] and q["code_challenge_method"] == ["S256"]

@@ -31,7 +31,7 @@ from jupyter_agnes.auth.google_policy import Denied, GooglePolicyConfig, decide
 from jupyter_agnes.auth.google_sync import apply_google_login, audit_login_failure
 from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.redirects import safe_next
-from server_extension.identity import agnes_app, client_ip, set_session_cookie
+from server_extension.identity import agnes_app, client_ip, is_lab_path, set_session_cookie
 
 log = logging.getLogger("jupyter_agnes.auth.google")
 
@@ -224,9 +224,9 @@ class GoogleCallbackHandler(_GoogleHandler):
         return self.google.client.verify_id_token(tokens["id_token"], login.nonce)
 
     def _landing(self, next_url: str, user_id: int) -> str:
-        if next_url:
-            return next_url
         principal = agnes_app(self).auth.load_principal(user_id, "session")
-        if principal is not None and rbac.has_lab_access(principal):
-            return self.base_url + "lab"
-        return self.base_url + VIEWER_LANDING
+        lab = principal is not None and rbac.has_lab_access(principal)
+        # A viewer sent here from a Lab page would only meet a 403: show their dashboards.
+        if next_url and (lab or not is_lab_path(next_url, self.base_url)):
+            return next_url
+        return self.base_url + ("lab" if lab else VIEWER_LANDING)

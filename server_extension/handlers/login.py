@@ -28,20 +28,21 @@ def login_url(handler: JupyterHandler, next_url: str | None = None) -> str:
 class LoginPageHandler(JupyterHandler):
     @allow_unauthenticated
     def get(self) -> None:
-        default = self.base_url + "lab"
-        next_url = safe_next(self.get_argument("next", None), default)
+        # No default: after sign-in, people land where their role lets them work.
+        next_url = safe_next(self.get_argument("next", None), "")
         error = self.get_argument("error", None)
         app = agnes_app(self)
         google = None
         if getattr(app, "google_configured", False):
-            google = self.base_url + "agnes/auth/google/login?" + urlencode({"next": next_url})
+            google = self.base_url + "agnes/auth/google/login"
+            if next_url:
+                google += "?" + urlencode({"next": next_url})
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(
             login_page(
                 error_code=error if error in LOGIN_ERRORS else None,
                 google_login_url=google,
-                next_url=next_url,
             )
         )
 
