@@ -29,7 +29,7 @@ def test_new_data_dir_is_created_0700_and_migrated(tmp_path):
     assert names == {"Admin", "Everyone"}
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0001"
+    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0002"
     tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert {
         "users",
@@ -149,3 +149,69 @@ def test_local_dev_groups(tmp_path, caplog):
     bad = AuthService(store, local_dev_mode=True, local_dev_groups="{not json")
     assert bad.dev_principal().is_admin
     assert "LOCAL_DEV_GROUPS" in caplog.text
+
+
+def _identity_version(data_dir) -> int:
+    conn = sqlite3.connect(data_dir / "agnes.sqlite")
+    try:
+        return conn.execute("select version from identity_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_identity_version_moves_only_when_rights_may_change(tmp_path):
+    data_dir = resolve_data_dir(tmp_path)
+    store = open_store(data_dir)
+    auth = AuthService(store)
+    with store.write() as s:
+        uid = directory.create_user(s, "v@example.com").id
+    token = auth.create_token(uid, "t", 5).token
+    before = _identity_version(data_dir)
+    # audit rows and PAT last-use writes happen on busy paths: they must not move it
+    with store.write() as s:
+        directory.audit(s, "query", user_id=uid, params={"rows": 1})
+    auth.authenticate_bearer(token, "10.9.9.9")  # records last use (and a first-use IP)
+    assert _identity_version(data_dir) == before
+    # a grant, a membership or a revocation must
+    with store.write() as s:
+        group = directory.get_or_create_group(s, "g", "t")
+        directory.add_member(s, directory.get_user_by_email(s, "v@example.com"), group, "admin", "t")
+    after_member = _identity_version(data_dir)
+    assert after_member > before
+    with store.write() as s:
+        directory.add_grant(s, directory.get_group(s, "g"), "lab", "*", "t")
+    assert _identity_version(data_dir) > after_member
+    assert auth.authenticate_bearer(token, "10.9.9.9").has_grant("lab", "*")
+    tid = auth.list_tokens(uid)[0]["id"]
+    version = _identity_version(data_dir)
+    auth.revoke_token(tid, uid, auth.load_principal(uid, "pat"))
+    assert _identity_version(data_dir) > version
+
+
+def test_existing_0001_data_dir_is_upgraded_in_place(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from jupyter_agnes.store.engine import _alembic_config
+
+    data_dir = resolve_data_dir(tmp_path)
+    url = f"sqlite:///{data_dir / 'agnes.sqlite'}"
+    engine = create_engine(url)
+    cfg = _alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "insert into users (email, name, active, is_service, created_at) "
+            "values ('old@example.com', 'Old', 1, 0, '2026-01-01 00:00:00')"
+        )
+    engine.dispose()
+    store = open_store(data_dir)
+    with store.read() as s:
+        assert directory.get_user_by_email(s, "old@example.com").name == "Old"
+    conn = sqlite3.connect(data_dir / "agnes.sqlite")
+    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0002"
+    triggers = conn.execute("select count(*) from sqlite_master where type='trigger'").fetchone()
+    assert triggers[0] == 18
+    conn.close()

@@ -1,9 +1,11 @@
 """A per-process cache of resolved principals that can never serve stale rights.
 
-On SQLite, `PRAGMA data_version` changes whenever *any other connection* (in this
-process or another: the CLI, a kernel) commits. Every lookup checks it first, so
-a revocation, deactivation or membership change made anywhere empties the cache
-before the next request is answered. Other databases get no cache.
+Every change that could alter what a credential means (users, groups, memberships,
+grants, PAT and session revocation) bumps `identity_version` through SQLite triggers
+(migration 0002), whichever process made it: the CLI, another server, a kernel.
+Each lookup reads that counter first (one indexed read on a private read-only
+connection), and empties the cache when it moved. Audit writes and PAT last-use
+updates do not move it, so busy APIs keep their hits. Other databases get no cache.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 MAX_ENTRIES = 10_000
+_VERSION_SQL = "SELECT version FROM identity_version WHERE id = 1"
 
 
 class PrincipalCache:
@@ -25,7 +28,10 @@ class PrincipalCache:
         self._conn: sqlite3.Connection | None = None
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._conn = sqlite3.connect(
-                f"file:{engine.url.database}?mode=ro", uri=True, check_same_thread=False
+                f"file:{engine.url.database}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,  # autocommit: every read sees the latest commit
             )
 
     @property
@@ -34,7 +40,7 @@ class PrincipalCache:
 
     def _fresh(self) -> None:
         assert self._conn is not None
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        version = self._conn.execute(_VERSION_SQL).fetchone()[0]
         if version != self._version:
             self._entries.clear()
             self._version = version
@@ -48,7 +54,7 @@ class PrincipalCache:
             return self._entries.get(key), self._version
 
     def put(self, key: str, value: Any, version: int | None) -> None:
-        """Store a value loaded after `get` returned `version`, unless a commit came since."""
+        """Store a value loaded after `get` returned `version`, unless a change came since."""
         if self._conn is None or version is None:
             return
         with self._lock:
