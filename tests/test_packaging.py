@@ -1,0 +1,52 @@
+"""The package as installed: the server extension is enabled, the kernelspec and CLI exist,
+and the wheel carries the auto-enable config and the kernelspec."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_server_extension_is_enabled_and_ok():
+    out = run(str(BIN / "jupyter"), "server", "extension", "list")
+    text = out.stdout + out.stderr
+    assert "jupyter_agnes enabled" in text.replace("\x1b[32m", "").replace("\x1b[0m", "")
+    assert "jupyter_agnes 0.1.0 OK" in text.replace("\x1b[32m", "").replace("\x1b[0m", "")
+
+
+def test_agnes_kernelspec_is_installed():
+    specs = json.loads(run(str(BIN / "jupyter"), "kernelspec", "list", "--json").stdout)
+    spec = specs["kernelspecs"]["agnes"]["spec"]
+    assert spec["display_name"] == "Agnes (Python 3)"
+    assert "--ext=jupyter_agnes" in spec["argv"]
+    assert "--IPKernelApp.reraise_ipython_extension_failures=True" in spec["argv"]
+    resources = Path(specs["kernelspecs"]["agnes"]["resource_dir"])
+    assert (resources / "logo-64x64.png").exists() and (resources / "logo-32x32.png").exists()
+
+
+def test_jupyter_agnes_console_script():
+    out = run(str(BIN / "jupyter"), "agnes", "--help")
+    assert "bootstrap" in out.stdout and "login-link" in out.stdout and "serve" in out.stdout
+
+
+def test_wheel_contents(tmp_path):
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+        "-w", str(tmp_path), str(REPO))
+    wheel = next(tmp_path.glob("jupyter_agnes-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    data = [n for n in names if ".data/data/" in n]
+    assert any(n.endswith("etc/jupyter/jupyter_server_config.d/jupyter_agnes.json") for n in data)
+    assert any(n.endswith("share/jupyter/kernels/agnes/kernel.json") for n in data)
+    assert "jupyter_agnes/store/migrations/versions/0001_initial.py" in names
+    assert "server_extension/app.py" in names
+    assert not any("node_modules" in n or n.startswith("tests/") for n in names)
