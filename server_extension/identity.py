@@ -134,7 +134,8 @@ class AgnesIdentityProvider(IdentityProvider):
         user = user_for(principal)
         refusal = None
         if self.is_lab_page(handler) and not rbac.may_use_server_resource(principal, "read", "lab"):
-            refusal = "Lab access requires a lab grant"
+            dashboards = handler.settings.get("base_url", "/") + "agnes/dashboards"
+            refusal = f"Lab access requires a lab grant. Your dashboards are at {dashboards}"
         elif voila_decision(handler, principal) is False:
             # Voila's handlers never ask the authorizer; decide here (rules in rbac).
             refusal = "This dashboard has not been shared with you"
