@@ -13,12 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from server_process import free_port  # noqa: E402
+from server_process import free_port, spawn, wait_healthy  # noqa: E402
 
 __all__ = ["free_port", "load_tool", "process", "requests_per_second"]
 
@@ -28,24 +26,12 @@ def process(
     args: list[str], health_url: str, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log, "wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        args,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
+    proc = spawn(args, out, env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{args[:4]} exited {proc.returncode}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(health_url, timeout=1).status_code < 500:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{args[:4]} did not start")
-            time.sleep(0.2)
+        try:
+            wait_healthy(proc, health_url, ready=lambda resp: resp.status_code < 500)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{args[:4]} {exc}") from None
         yield proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -22,6 +23,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def spawn(
+    args: list[str], stdout: Any, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `args` in its own session (so the whole group can be killed), output to `stdout`."""
+    return subprocess.Popen(
+        args,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    timeout: float = 60,
+    ready: Callable[[requests.Response], bool] = lambda resp: resp.ok,
+) -> None:
+    """Poll `url` until `ready(response)`. RuntimeError("exited with N" or "did not
+    start") when the process dies first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}")
+        with contextlib.suppress(requests.RequestException):
+            if ready(requests.get(url, timeout=1)):
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError("did not start")
+        time.sleep(0.2)
 
 
 def agnes_cli(
@@ -64,27 +98,13 @@ def agnes_server(
     if root_dir is not None:
         args.append(f"--ServerApp.root_dir={root_dir}")
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            args,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
+        proc = spawn(args, log, env)
     server = ServerProcess(f"http://127.0.0.1:{port}/", data_dir, proc, log_path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
-            try:
-                if requests.get(server.url + "agnes/api/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{server.log()}")
-            time.sleep(0.2)
+        try:
+            wait_healthy(proc, server.url + "agnes/api/health", timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"server {exc}:\n{server.log()}") from None
         yield server
     finally:
         if proc.poll() is None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from apihelpers import call
 from conftest import bearer
-from test_pat_lifecycle import call
 
 SCHEDULER = "sched-" + "x" * 40
 
@@ -23,6 +23,10 @@ async def api(jp_fetch, token, method, *path, body=None, params=None):
     else:
         resp = await call(jp_fetch, *parts, method=method, headers=bearer(token), body=body)
     return resp.code, (json.loads(resp.body) if resp.body else None)
+
+
+def grant_body(group, resource_type="lab"):
+    return {"group": group, "resource_type": resource_type, "resource_id": "*"}
 
 
 async def test_non_admin_gets_403(jp_fetch, agnes):
@@ -71,29 +75,11 @@ async def test_users_groups_members_grants(jp_fetch, agnes):
     code, members = await api(jp_fetch, admin, "GET", "groups", gid, "members")
     assert [m["email"] for m in members["members"]] == ["new@example.com"]
 
-    code, grant = await api(
-        jp_fetch,
-        admin,
-        "POST",
-        "grants",
-        body={"group": "data-analysts", "resource_type": "lab", "resource_id": "*"},
-    )
+    code, grant = await api(jp_fetch, admin, "POST", "grants", body=grant_body("data-analysts"))
     assert code == 201
-    code, _ = await api(
-        jp_fetch,
-        admin,
-        "POST",
-        "grants",
-        body={"group": gid, "resource_type": "lab", "resource_id": "*"},
-    )
+    code, _ = await api(jp_fetch, admin, "POST", "grants", body=grant_body(gid))
     assert code == 409
-    code, body = await api(
-        jp_fetch,
-        admin,
-        "POST",
-        "grants",
-        body={"group": gid, "resource_type": "root", "resource_id": "*"},
-    )
+    code, body = await api(jp_fetch, admin, "POST", "grants", body=grant_body(gid, "root"))
     assert code == 400 and "resource_type" in body["message"]
     code, listed = await api(
         jp_fetch, admin, "GET", "grants", params={"group": "data-analysts", "resource_type": "lab"}

@@ -24,24 +24,33 @@ from jupyter_agnes.llm import (
 )
 from jupyter_agnes.llm.retry import parse_retry_after
 from tests.fakes.llm_server import FakeLLMServer
+from tests.obs_helpers import LLM_ENV, clear_env
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = ("AGNES_LLM_PROVIDER", "AGNES_LLM_MODEL", "AGNES_LLM_BASE_URL", "AGNES_LLM_API_KEY",
-       "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL",
-       "AGNES_LLM_VERIFY_SSL", "AGNES_LLM_TIMEOUT", "AGNES_LLM_MAX_RETRIES",
-       "AGNES_LLM_RETRY_BACKOFF", "AGNES_LLM_STRUCTURED_MODE", "FAKE_LLM_SQL")
+ENV = (
+    *LLM_ENV,
+    "AGNES_LLM_VERIFY_SSL",
+    "AGNES_LLM_TIMEOUT",
+    "AGNES_LLM_MAX_RETRIES",
+    "AGNES_LLM_RETRY_BACKOFF",
+    "AGNES_LLM_STRUCTURED_MODE",
+    "FAKE_LLM_SQL",
+)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch, ENV)
 
 
 def test_defaults_without_env() -> None:
     s = LLMSettings()
-    assert (s.provider, s.model, s.base_url, s.api_key) == ("anthropic", "claude-sonnet-4-5",
-                                                            "", "")
+    assert (s.provider, s.model, s.base_url, s.api_key) == (
+        "anthropic",
+        "claude-sonnet-4-5",
+        "",
+        "",
+    )
     assert s.verify_ssl is True and s.max_retries == 3 and s.structured_mode == "auto"
 
 
@@ -55,18 +64,24 @@ def test_env_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGNES_LLM_MAX_RETRIES", "0")
     monkeypatch.setenv("AGNES_LLM_STRUCTURED_MODE", "json")
     s = LLMSettings()
-    assert (s.provider, s.model, s.base_url) == ("openai_compat", "local-llama",
-                                                 "http://127.0.0.1:9/v1")
+    assert (s.provider, s.model, s.base_url) == (
+        "openai_compat",
+        "local-llama",
+        "http://127.0.0.1:9/v1",
+    )
     assert s.api_key == "sk-openai"  # the key of the chosen provider
     assert (s.timeout, s.max_retries, s.structured_mode) == (7.5, 0, "json")
     monkeypatch.setenv("AGNES_LLM_API_KEY", "sk-generic")
     assert LLMSettings().api_key == "sk-generic"  # the generic key wins
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("false", False), ("0", False), ("NO", False),
-                                               ("true", True), ("1", True), ("maybe", True)])
-def test_verify_ssl_is_a_real_boolean(monkeypatch: pytest.MonkeyPatch, raw: str,
-                                      expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("false", False), ("0", False), ("NO", False), ("true", True), ("1", True), ("maybe", True)],
+)
+def test_verify_ssl_is_a_real_boolean(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool
+) -> None:
     monkeypatch.setenv("AGNES_LLM_VERIFY_SSL", raw)
     assert LLMSettings().verify_ssl is expected
 
@@ -78,20 +93,26 @@ def test_bad_env_values_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGNES_LLM_STRUCTURED_MODE", "yolo")
     s = LLMSettings()
     assert (s.provider, s.timeout, s.max_retries, s.structured_mode) == (
-        "anthropic", 120.0, 3, "auto")
+        "anthropic",
+        120.0,
+        3,
+        "auto",
+    )
 
 
 def test_traitlets_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGNES_LLM_MODEL", "from-env")
     monkeypatch.setenv("AGNES_LLM_VERIFY_SSL", "1")
-    cfg = Config({"LLMSettings": {"model": "from-config", "verify_ssl": False,
-                                  "provider": "openai_compat"}})
+    cfg = Config(
+        {"LLMSettings": {"model": "from-config", "verify_ssl": False, "provider": "openai_compat"}}
+    )
     s = LLMSettings(config=cfg)
     assert (s.model, s.verify_ssl, s.provider) == ("from-config", False, "openai_compat")
 
 
-@pytest.mark.parametrize(("provider", "var"), [("anthropic", "ANTHROPIC_API_KEY"),
-                                               ("openai_compat", "OPENAI_API_KEY")])
+@pytest.mark.parametrize(
+    ("provider", "var"), [("anthropic", "ANTHROPIC_API_KEY"), ("openai_compat", "OPENAI_API_KEY")]
+)
 def test_missing_key_names_the_variable(provider: str, var: str) -> None:
     with pytest.raises(MissingAPIKeyError) as info:
         get_provider(LLMSettings(provider=provider))
@@ -111,10 +132,13 @@ def test_bad_provider_traitlet_is_rejected() -> None:
         LLMSettings(provider="skynet")
 
 
-@pytest.mark.parametrize(("name", "var", "suffix"), [("anthropic", "ANTHROPIC_BASE_URL", ""),
-                                                     ("openai_compat", "OPENAI_BASE_URL", "/v1")])
-def test_sdk_base_url_env_is_honoured(monkeypatch: pytest.MonkeyPatch, name: str, var: str,
-                                      suffix: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "var", "suffix"),
+    [("anthropic", "ANTHROPIC_BASE_URL", ""), ("openai_compat", "OPENAI_BASE_URL", "/v1")],
+)
+def test_sdk_base_url_env_is_honoured(
+    monkeypatch: pytest.MonkeyPatch, name: str, var: str, suffix: str
+) -> None:
     with FakeLLMServer() as fake:
         monkeypatch.setenv(var, fake.url + suffix)
         provider = get_provider(LLMSettings(provider=name, api_key="k"))
@@ -165,21 +189,31 @@ def test_backoff_is_jittered_exponential_and_capped() -> None:
 
 def test_fake_server_runs_standalone_for_kernels() -> None:
     env = {**os.environ, "FAKE_LLM_SQL": "SELECT 7 AS seven", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.llm_server", "--port", "0"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.llm_server", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = int(proc.stdout.readline())
-        env2 = {**env, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
-                "ANTHROPIC_API_KEY": "k"}
+        env2 = {**env, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "k"}
         code = (
             "from jupyter_agnes.llm import get_provider\n"
             "s={'type':'object','properties':{'sql':{'type':'string'},"
             "'explanation':{'type':'string'}},'required':['sql','explanation']}\n"
             "print(get_provider().extract_json('q', s, 'sql')['sql'])\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env2,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env2,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip() == "SELECT 7 AS seven"
     finally:

@@ -22,6 +22,7 @@ from jupyter_agnes.llm import (
     get_provider,
 )
 from tests.fakes.llm_server import DEFAULT_TEXT, ERROR_BODY_MARKER, FakeLLMServer
+from tests.obs_helpers import LLM_ENV, clear_env
 
 PROVIDERS = ["anthropic", "openai_compat"]
 HI = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
@@ -29,11 +30,10 @@ HI = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "S
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AGNES_LLM_PROVIDER", "AGNES_LLM_MODEL", "AGNES_LLM_BASE_URL",
-                 "AGNES_LLM_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
-                 "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "AGNES_LLM_MAX_RETRIES",
-                 "AGNES_LLM_TIMEOUT", "FAKE_LLM_SQL", "FAKE_LLM_TEXT"):
-        monkeypatch.delenv(name, raising=False)
+    clear_env(
+        monkeypatch,
+        (*LLM_ENV, "AGNES_LLM_MAX_RETRIES", "AGNES_LLM_TIMEOUT", "FAKE_LLM_SQL", "FAKE_LLM_TEXT"),
+    )
 
 
 @pytest.fixture
@@ -50,12 +50,16 @@ class Sleeps(list):
         time.sleep(min(seconds, 0.05))
 
 
-def make(fake: FakeLLMServer, name: str, sleeps: Sleeps | None = None, retries: int = 2,
-         **kw: object):
+def make(
+    fake: FakeLLMServer, name: str, sleeps: Sleeps | None = None, retries: int = 2, **kw: object
+):
     url = fake.url if name == "anthropic" else fake.openai_url
-    settings = LLMSettings(provider=name, api_key="sk-test-key-123", base_url=url,
-                           timeout=kw.pop("timeout", 5.0), **kw)
-    policy = RetryPolicy(max_retries=retries, base=0.01, cap=1.0, sleep=sleeps if sleeps is not None else Sleeps())
+    settings = LLMSettings(
+        provider=name, api_key="sk-test-key-123", base_url=url, timeout=kw.pop("timeout", 5.0), **kw
+    )
+    policy = RetryPolicy(
+        max_retries=retries, base=0.01, cap=1.0, sleep=sleeps if sleeps is not None else Sleeps()
+    )
     return get_provider(settings, retry=policy)
 
 

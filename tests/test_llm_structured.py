@@ -19,6 +19,7 @@ from jupyter_agnes.llm import (
     strict_schema,
 )
 from tests.fakes.llm_server import FakeLLMServer
+from tests.obs_helpers import LLM_ENV, clear_env
 
 SQL_SCHEMA = {
     "type": "object",
@@ -29,8 +30,11 @@ SQL_SCHEMA = {
             "type": "array",
             "items": {"type": "object", "properties": {"name": {"type": "string"}}},
         },
-        "meta": {"type": "object", "properties": {"dialect": {"enum": ["duckdb"]}},
-                 "additionalProperties": True},
+        "meta": {
+            "type": "object",
+            "properties": {"dialect": {"enum": ["duckdb"]}},
+            "additionalProperties": True,
+        },
     },
     "required": ["sql", "explanation"],
 }
@@ -38,11 +42,7 @@ SQL_SCHEMA = {
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AGNES_LLM_PROVIDER", "AGNES_LLM_MODEL", "AGNES_LLM_BASE_URL",
-                 "AGNES_LLM_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
-                 "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "AGNES_LLM_STRUCTURED_MODE",
-                 "FAKE_LLM_SQL"):
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch, (*LLM_ENV, "AGNES_LLM_STRUCTURED_MODE", "FAKE_LLM_SQL"))
 
 
 @pytest.fixture
@@ -53,8 +53,9 @@ def fake() -> Iterator[FakeLLMServer]:
 
 def make(fake: FakeLLMServer, name: str, mode: str = "auto", retries: int = 2):
     url = fake.url if name == "anthropic" else fake.openai_url
-    settings = LLMSettings(provider=name, api_key="k", base_url=url, timeout=5.0,
-                           structured_mode=mode)
+    settings = LLMSettings(
+        provider=name, api_key="k", base_url=url, timeout=5.0, structured_mode=mode
+    )
     return get_provider(settings, retry=RetryPolicy(max_retries=retries, base=0.001))
 
 
@@ -77,8 +78,9 @@ def test_strict_schema_is_recursive_and_leaves_input_alone() -> None:
     assert len(objects) == 3
     assert all(o["additionalProperties"] is False for o in objects)
     assert out["required"] == ["sql", "explanation", "tables", "meta"]
-    defs = strict_schema({"$defs": {"x": {"properties": {"a": {"type": "string"}}}},
-                          "anyOf": [{"type": "object"}]})
+    defs = strict_schema(
+        {"$defs": {"x": {"properties": {"a": {"type": "string"}}}}, "anyOf": [{"type": "object"}]}
+    )
     assert defs["$defs"]["x"]["additionalProperties"] is False
     assert defs["anyOf"][0]["additionalProperties"] is False
 
@@ -94,8 +96,12 @@ def test_anthropic_structured_output_is_strict(fake: FakeLLMServer) -> None:
 @pytest.mark.parametrize("name", ["anthropic", "openai_compat"])
 @pytest.mark.parametrize(
     ("kind", "error"),
-    [("truncate", TruncatedError), ("refuse", RefusalError), ("bad_json", FormatError),
-     ("401", AuthError)],
+    [
+        ("truncate", TruncatedError),
+        ("refuse", RefusalError),
+        ("bad_json", FormatError),
+        ("401", AuthError),
+    ],
 )
 def test_structured_failures_are_clear_and_not_retried(
     fake: FakeLLMServer, name: str, kind: str, error: type
@@ -169,8 +175,11 @@ def test_openai_auto_text_without_json_is_format_error(fake: FakeLLMServer) -> N
 
 
 def test_missing_required_keys_is_format_error(fake: FakeLLMServer) -> None:
-    schema = {"type": "object", "properties": {"sql": {"type": "string"}},
-              "required": ["sql", "explanation"]}
+    schema = {
+        "type": "object",
+        "properties": {"sql": {"type": "string"}},
+        "required": ["sql", "explanation"],
+    }
     with pytest.raises(FormatError, match="explanation"):
         make(fake, "anthropic").extract_json("q", schema, "s")
 

@@ -17,33 +17,40 @@ from jupyter_agnes.llm import LLMError, LLMSettings, RetryPolicy, get_provider
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from tests.fakes.llm_server import ERROR_BODY_MARKER, FakeLLMServer
 from tests.fakes.posthog_server import FakePostHog
+from tests.obs_helpers import LLM_ENV, reset_observability, running_posthog
 
 KEY = "sk-secret-key-do-not-leak"
 HI = [{"role": "user", "content": "Say hello"}]
-CTX = {"trace_id": "trace-123", "session_id": "kernel-abc", "notebook_path": "work/a.ipynb",
-       "execution_count": 7}
-SCHEMA = {"type": "object", "properties": {"sql": {"type": "string"},
-                                           "explanation": {"type": "string"}},
-          "required": ["sql", "explanation"]}
+CTX = {
+    "trace_id": "trace-123",
+    "session_id": "kernel-abc",
+    "notebook_path": "work/a.ipynb",
+    "execution_count": 7,
+}
+SCHEMA = {
+    "type": "object",
+    "properties": {"sql": {"type": "string"}, "explanation": {"type": "string"}},
+    "required": ["sql", "explanation"],
+}
 LABEL = {"anthropic": "anthropic", "openai_compat": "openai"}
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AGNES_LLM_PROVIDER", "AGNES_LLM_MODEL", "AGNES_LLM_BASE_URL",
-                 "AGNES_LLM_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
-                 "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "POSTHOG_API_KEY", "POSTHOG_HOST",
-                 "POSTHOG_LLM_PAYLOADS", "POSTHOG_IDENTIFY_PII"):
-        monkeypatch.delenv(name, raising=False)
-    observability.configure(None)
-    yield
-    observability.shutdown()
-    observability.configure(None)
+    names = (
+        *LLM_ENV,
+        "POSTHOG_API_KEY",
+        "POSTHOG_HOST",
+        "POSTHOG_LLM_PAYLOADS",
+        "POSTHOG_IDENTIFY_PII",
+    )
+    with reset_observability(monkeypatch, names):
+        yield
 
 
 @pytest.fixture
 def ph() -> Iterator[FakePostHog]:
-    with FakePostHog() as fake:
+    with running_posthog() as fake:
         observability.configure(
             ObservabilitySettings(api_key="phc_testkey", host=fake.url, llm_payloads=True)
         )
@@ -58,8 +65,14 @@ def llm() -> Iterator[FakeLLMServer]:
 
 def make(llm: FakeLLMServer, name: str, retries: int = 2, mode: str = "auto", timeout=5.0):
     url = llm.url if name == "anthropic" else llm.openai_url
-    settings = LLMSettings(provider=name, model="fake-model", api_key=KEY, base_url=url,
-                           timeout=timeout, structured_mode=mode)
+    settings = LLMSettings(
+        provider=name,
+        model="fake-model",
+        api_key=KEY,
+        base_url=url,
+        timeout=timeout,
+        structured_mode=mode,
+    )
     return get_provider(settings, retry=RetryPolicy(max_retries=retries, base=0.001))
 
 
@@ -120,7 +133,12 @@ def test_stream_event_has_ttft_and_usage(ph: FakePostHog, llm: FakeLLMServer, na
 )
 @pytest.mark.parametrize("stream", [False, True])
 def test_unretried_error_is_one_error_event(
-    ph: FakePostHog, llm: FakeLLMServer, name: str, kind: str, error: str, stop: str | None,
+    ph: FakePostHog,
+    llm: FakeLLMServer,
+    name: str,
+    kind: str,
+    error: str,
+    stop: str | None,
     stream: bool,
 ) -> None:
     llm.fail(kind, times=3)
@@ -138,9 +156,10 @@ def test_unretried_error_is_one_error_event(
 
 
 @pytest.mark.parametrize("name", ["anthropic", "openai_compat"])
-@pytest.mark.parametrize(("kind", "error"), [("429", "RateLimitError (429)"),
-                                             ("500", "ServiceError (500)"),
-                                             ("529", "ServiceError (529)")])
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("429", "RateLimitError (429)"), ("500", "ServiceError (500)"), ("529", "ServiceError (529)")],
+)
 def test_each_retry_is_its_own_event(
     ph: FakePostHog, llm: FakeLLMServer, name: str, kind: str, error: str
 ) -> None:

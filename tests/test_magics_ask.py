@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from magics_helpers import assert_magic_errors, kernel_on, sample_data
 from magics_kernel import AgnesKernel, kernel_env
-from server_process import agnes_cli
 
 from tests.fakes.llm_server import DEFAULT_TEXT, ERROR_BODY_MARKER, FakeLLMServer
 
@@ -18,9 +18,7 @@ QUESTION_SQL = "SELECT count(*) AS n FROM orders WHERE status = 'completed'"
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ask") / "data"
-    agnes_cli("sample-data", "--rows", "1000", "--data-dir", str(path))
-    return path
+    return sample_data(tmp_path_factory, "ask", 1000)
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +30,14 @@ def fake() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture(scope="module")
 def kernel(data_dir: Path, fake: FakeLLMServer) -> Iterator[AgnesKernel]:
-    env = kernel_env(
-        data_dir.parent,
-        AGNES_DATA_DIR=str(data_dir),
+    with kernel_on(
+        data_dir,
         AGNES_LLM_PROVIDER="anthropic",
         ANTHROPIC_API_KEY=API_KEY,
         ANTHROPIC_BASE_URL=fake.url,
         AGNES_LLM_MAX_RETRIES="0",
         JPY_SESSION_NAME="notebooks/ask-test.ipynb",
-    )
-    with AgnesKernel(env, data_dir.parent) as k:
+    ) as k:
         yield k
 
 
@@ -145,14 +141,15 @@ def test_llm_errors_are_one_line_and_never_echo_the_key(
         assert run.status == "error" and ename == "AgnesMagicError" and expected in evalue
         assert len(traceback) == 1
         assert API_KEY not in run.everything() and ERROR_BODY_MARKER not in run.everything()
-    for code, expected in {
-        "%%ask --format yaml\nx": "invalid choice: 'yaml'",
-        "%%ask --run\nx": "--run works with --format sql only",
-        "%%ask\n   ": "the cell is empty",
-        "%%ask -o 9x\nx": "not a valid Python variable name",
-    }.items():
-        ename, evalue = kernel.fails(code)
-        assert ename == "AgnesMagicError" and expected in evalue, (code, evalue)
+    assert_magic_errors(
+        kernel,
+        {
+            "%%ask --format yaml\nx": "invalid choice: 'yaml'",
+            "%%ask --run\nx": "--run works with --format sql only",
+            "%%ask\n   ": "the cell is empty",
+            "%%ask -o 9x\nx": "not a valid Python variable name",
+        },
+    )
 
 
 def test_no_api_key_fails_at_once_naming_the_variable(

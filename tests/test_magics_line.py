@@ -8,22 +8,18 @@ from pathlib import Path
 
 import pytest
 from datahelpers import make_extract
+from magics_helpers import assert_magic_errors, kernel_on, sample_data
 from magics_kernel import AgnesKernel, kernel_env
-from server_process import agnes_cli
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("line") / "data"
-    agnes_cli("sample-data", "--rows", "2000", "--data-dir", str(path))
-    return path
+    return sample_data(tmp_path_factory, "line", 2000)
 
 
 @pytest.fixture(scope="module")
 def kernel(data_dir: Path) -> Iterator[AgnesKernel]:
-    with AgnesKernel(
-        kernel_env(data_dir.parent, AGNES_DATA_DIR=str(data_dir)), data_dir.parent
-    ) as k:
+    with kernel_on(data_dir) as k:
         yield k
 
 
@@ -50,21 +46,22 @@ def test_whoami_status_help_and_bad_commands(kernel: AgnesKernel, data_dir: Path
     help_text = kernel.ok("%agnes help").stdout
     assert "%agnes connect URL" in help_text and "%%sql" in help_text
     assert "%agnes connect URL" in kernel.ok("%agnes").stdout
-    for code, expected in {
-        "%agnes bogus": "invalid choice: 'bogus'",
-        "%agnes describe": "the following arguments are required: table",
-        "%agnes tables extra": "unrecognized arguments: extra",
-        "%agnes rebuild 'bad name!'": "Invalid source name",
-        "%agnes connect ftp://example.com": "Not a server URL",
-        "%agnes connect http://example.com/": "Refusing to send a token over plain http",
-        "%agnes connect http://127.0.0.1:9/ --token-env NOT_SET_ANYWHERE": (
-            "Set the environment variable NOT_SET_ANYWHERE"
-        ),
-        "%agnes connect http://127.0.0.1:9/ --token-env 'A B'": "--token-env needs an env var",
-        '%agnes describe "unterminated': "No closing quotation",
-    }.items():
-        ename, evalue = kernel.fails(code)
-        assert ename == "AgnesMagicError" and expected in evalue, (code, evalue)
+    assert_magic_errors(
+        kernel,
+        {
+            "%agnes bogus": "invalid choice: 'bogus'",
+            "%agnes describe": "the following arguments are required: table",
+            "%agnes tables extra": "unrecognized arguments: extra",
+            "%agnes rebuild 'bad name!'": "Invalid source name",
+            "%agnes connect ftp://example.com": "Not a server URL",
+            "%agnes connect http://example.com/": "Refusing to send a token over plain http",
+            "%agnes connect http://127.0.0.1:9/ --token-env NOT_SET_ANYWHERE": (
+                "Set the environment variable NOT_SET_ANYWHERE"
+            ),
+            "%agnes connect http://127.0.0.1:9/ --token-env 'A B'": "--token-env needs an env var",
+            '%agnes describe "unterminated': "No closing quotation",
+        },
+    )
 
 
 def test_rebuild_while_another_kernel_holds_a_connection(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 import requests
+from magics_helpers import assert_magic_errors
 from magics_kernel import AgnesKernel, kernel_env
 from server_process import agnes_cli, agnes_server
 
@@ -83,15 +84,16 @@ def test_remote_mode_applies_the_callers_grants(tmp_path: Path) -> None:
                 ename, evalue = k.fails(code)
                 assert ename == "AgnesMagicError", code
                 assert "not found" in evalue.lower() or "HTTP 403" in evalue, (code, evalue)
-            for code, expected in {
-                "%sql CREATE TABLE t AS SELECT 1": "Only a single read statement",
-                "%%sql\nSELECT 1; SELECT 2": "one read statement per cell",
-                "%sql SELECT * FROM read_csv('/etc/passwd')": "HTTP 4",
-                "%sql SELECT * FROM orders WHERE customer_id = $nobody": "Unknown parameter $nobody",
-                "%agnes rebuild": "Admin or scheduler access required (HTTP 403)",
-            }.items():
-                ename, evalue = k.fails(code)
-                assert ename == "AgnesMagicError" and expected in evalue, (code, evalue)
+            assert_magic_errors(
+                k,
+                {
+                    "%sql CREATE TABLE t AS SELECT 1": "Only a single read statement",
+                    "%%sql\nSELECT 1; SELECT 2": "one read statement per cell",
+                    "%sql SELECT * FROM read_csv('/etc/passwd')": "HTTP 4",
+                    "%sql SELECT * FROM orders WHERE customer_id = $nobody": "Unknown parameter $nobody",
+                    "%agnes rebuild": "Admin or scheduler access required (HTTP 403)",
+                },
+            )
 
             # A bad token is refused at connect; the earlier connection stays in place.
             ename, evalue = k.fails(f"%agnes connect {server.url} --token-env BAD_PAT")

@@ -9,24 +9,20 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from magics_helpers import assert_magic_errors, kernel_on, sample_data
 from magics_kernel import AgnesKernel, kernel_env
-from server_process import agnes_cli
 
 FOOTER = re.compile(r"showing ([\d,]+) of ([\d,]+) rows · (\d+\.\d\d) s")
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("magics") / "data"
-    agnes_cli("sample-data", "--rows", "3000", "--data-dir", str(path))
-    return path
+    return sample_data(tmp_path_factory, "magics", 3000)
 
 
 @pytest.fixture(scope="module")
 def kernel(data_dir: Path) -> Iterator[AgnesKernel]:
-    with AgnesKernel(
-        kernel_env(data_dir.parent, AGNES_DATA_DIR=str(data_dir)), data_dir.parent
-    ) as k:
+    with kernel_on(data_dir) as k:
         yield k
 
 
@@ -151,9 +147,7 @@ def test_sql_errors_raise_real_exceptions(kernel: AgnesKernel) -> None:
         "%sql": "No SQL to run",
         "%sql SELECT 1/0::INT AS boom, 'x'::INT": "Conversion Error",
     }
-    for code, expected in bad.items():
-        ename, evalue = kernel.fails(code)
-        assert ename == "AgnesMagicError" and expected in evalue, (code, evalue)
+    assert_magic_errors(kernel, bad)
 
 
 def test_ddl_and_multi_statement_cells_use_scratch(

@@ -18,36 +18,45 @@ from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.observability import people
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings, peek_client
 from tests.fakes.posthog_server import FakePostHog
+from tests.obs_helpers import reset_observability, running_posthog
 
 ROOT = Path(__file__).resolve().parents[1]
 OBS_ENV = (
-    "POSTHOG_API_KEY", "POSTHOG_HOST", "POSTHOG_IDENTIFY_PII", "POSTHOG_REPLAY",
-    "POSTHOG_REPLAY_MASK_SELECTOR", "POSTHOG_LLM_PAYLOADS", "POSTHOG_LLM_PAYLOAD_MAX_CHARS",
-    "POSTHOG_ENVIRONMENT", "LOCAL_DEV_MODE", "RELEASE_CHANNEL", "AGNES_DEPLOYMENT_ENV",
+    "POSTHOG_API_KEY",
+    "POSTHOG_HOST",
+    "POSTHOG_IDENTIFY_PII",
+    "POSTHOG_REPLAY",
+    "POSTHOG_REPLAY_MASK_SELECTOR",
+    "POSTHOG_LLM_PAYLOADS",
+    "POSTHOG_LLM_PAYLOAD_MAX_CHARS",
+    "POSTHOG_ENVIRONMENT",
+    "LOCAL_DEV_MODE",
+    "RELEASE_CHANNEL",
+    "AGNES_DEPLOYMENT_ENV",
     "AGNES_VERSION",
 )
 
 ALICE = Principal(
-    user_id=4242, email="alice@acme.com", name="Alice Liddell", groups=("staff",),
-    is_admin=False, auth="session", credential_id="sess-1",
+    user_id=4242,
+    email="alice@acme.com",
+    name="Alice Liddell",
+    groups=("staff",),
+    is_admin=False,
+    auth="session",
+    credential_id="sess-1",
 )
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in OBS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    observability.configure(None)
-    yield
-    observability.shutdown()
-    observability.configure(None)
+    with reset_observability(monkeypatch, OBS_ENV):
+        yield
 
 
 @pytest.fixture
 def ph() -> Iterator[FakePostHog]:
-    with FakePostHog() as fake:
+    with running_posthog() as fake:
         yield fake
-        observability.shutdown()  # deliver before the fake goes away
 
 
 def enable(ph: FakePostHog, **kw: object) -> ObservabilitySettings:
@@ -147,7 +156,10 @@ def test_settings_defaults_and_bad_env(monkeypatch: pytest.MonkeyPatch) -> None:
     s = ObservabilitySettings()
     assert s.host == "https://eu.i.posthog.com"
     assert (s.identify_pii, s.replay, s.llm_payloads, s.llm_payload_max_chars) == (
-        "email", True, False, 30000,
+        "email",
+        True,
+        False,
+        30000,
     )
     monkeypatch.setenv("POSTHOG_IDENTIFY_PII", "everything")
     monkeypatch.setenv("POSTHOG_LLM_PAYLOAD_MAX_CHARS", "-5")
@@ -198,7 +210,9 @@ def test_identify_modes(
     enable(ph, identify_pii=mode)
     # A caller passing user facts or its own id must not defeat `none`.
     observability.capture(
-        "evt", {"email": ALICE.email, "user_id": ALICE.user_id}, user=ALICE,
+        "evt",
+        {"email": ALICE.email, "user_id": ALICE.user_id},
+        user=ALICE,
         distinct_id=str(ALICE.user_id),
     )
     observability.capture_exception(KeyError("k"), component="server", user=ALICE)

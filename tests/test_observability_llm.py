@@ -22,28 +22,32 @@ from jupyter_agnes.observability.llm_tracing import (
 )
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from tests.fakes.posthog_server import FakePostHog
+from tests.obs_helpers import reset_observability, running_posthog
 
 SECRET_BODY = "provider-echoed-SECRET-PROMPT"
-BOB = Principal(user_id=31, email="bob@acme.com", name="Bob", groups=(), is_admin=False,
-                auth="pat", credential_id="p1")
+BOB = Principal(
+    user_id=31,
+    email="bob@acme.com",
+    name="Bob",
+    groups=(),
+    is_admin=False,
+    auth="pat",
+    credential_id="p1",
+)
 MESSAGES = [{"role": "user", "content": "what is in table sales?"}]
 
 
 @pytest.fixture(autouse=True)
 def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("POSTHOG_API_KEY", "POSTHOG_LLM_PAYLOADS", "POSTHOG_IDENTIFY_PII"):
-        monkeypatch.delenv(name, raising=False)
-    observability.configure(None)
-    yield
-    observability.shutdown()
-    observability.configure(None)
+    names = ("POSTHOG_API_KEY", "POSTHOG_LLM_PAYLOADS", "POSTHOG_IDENTIFY_PII")
+    with reset_observability(monkeypatch, names):
+        yield
 
 
 @pytest.fixture
 def ph() -> Iterator[FakePostHog]:
-    with FakePostHog() as fake:
+    with running_posthog() as fake:
         yield fake
-        observability.shutdown()
 
 
 def enable(ph: FakePostHog, **kw: object) -> None:
@@ -60,8 +64,10 @@ def one_generation(ph: FakePostHog) -> dict:
 
 def anthropic_client(handler) -> anthropic.Anthropic:
     return anthropic.Anthropic(
-        api_key="sk-ant-test", base_url="https://user:pw@llm.internal:8443/v1/proxy?x=1",
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)), max_retries=0,
+        api_key="sk-ant-test",
+        base_url="https://user:pw@llm.internal:8443/v1/proxy?x=1",
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        max_retries=0,
     )
 
 
@@ -69,8 +75,14 @@ def test_success_with_usage_and_context(ph: FakePostHog) -> None:
     enable(ph)
     ctx = {"session_id": "kernel-1", "notebook_path": "work/a.ipynb", "execution_count": 5}
     with trace_generation(
-        "anthropic", "claude-x", base_url="https://user:pw@api.example.com:8443/v1?k=secret",
-        input_messages=MESSAGES, trace_id="t-1", parent_id="p-1", context=ctx, user=BOB,
+        "anthropic",
+        "claude-x",
+        base_url="https://user:pw@api.example.com:8443/v1?k=secret",
+        input_messages=MESSAGES,
+        trace_id="t-1",
+        parent_id="p-1",
+        context=ctx,
+        user=BOB,
     ) as t:
         t.set_http_status(200)
         t.set_usage(input_tokens=10, output_tokens=4, cache_read_tokens=3, cache_write_tokens=2)
@@ -90,7 +102,9 @@ def test_success_with_usage_and_context(ph: FakePostHog) -> None:
     assert p["$ai_stream"] is False and "$ai_time_to_first_token" not in p
     assert p["$ai_latency"] >= 0
     assert (p["$ai_session_id"], p["notebook_path"], p["execution_count"]) == (
-        "kernel-1", "work/a.ipynb", 5,
+        "kernel-1",
+        "work/a.ipynb",
+        5,
     )
     # Payloads are off by default.
     assert "$ai_input" not in p and "$ai_output_choices" not in p
@@ -114,13 +128,19 @@ def test_real_sdk_error_never_sends_the_body(ph: FakePostHog) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
-            429, json={"type": "error", "error": {"type": "rate_limit_error",
-                                                   "message": SECRET_BODY}},
+            429,
+            json={"type": "error", "error": {"type": "rate_limit_error", "message": SECRET_BODY}},
         )
 
     client = anthropic_client(handler)
-    with pytest.raises(anthropic.RateLimitError), trace_generation(
-        "anthropic", "claude-x", base_url=str(client.base_url), input_messages=MESSAGES,
+    with (
+        pytest.raises(anthropic.RateLimitError),
+        trace_generation(
+            "anthropic",
+            "claude-x",
+            base_url=str(client.base_url),
+            input_messages=MESSAGES,
+        ),
     ):
         client.messages.create(model="claude-x", max_tokens=5, messages=MESSAGES)
     event = one_generation(ph)
@@ -149,12 +169,15 @@ def test_real_sdk_stream_success(ph: FakePostHog) -> None:
     )
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=sse.encode(),
-                              headers={"content-type": "text/event-stream"})
+        return httpx.Response(
+            200, content=sse.encode(), headers={"content-type": "text/event-stream"}
+        )
 
     client = anthropic_client(handler)
-    with trace_generation("anthropic", "claude-x", stream=True, user=BOB) as t, \
-            client.messages.stream(model="claude-x", max_tokens=5, messages=MESSAGES) as s:
+    with (
+        trace_generation("anthropic", "claude-x", stream=True, user=BOB) as t,
+        client.messages.stream(model="claude-x", max_tokens=5, messages=MESSAGES) as s,
+    ):
         for _ in s.text_stream:
             t.first_token()
         final = s.get_final_message()

@@ -6,25 +6,11 @@ import json
 from datetime import timedelta
 
 import pytest
+from apihelpers import assert_401, call, cookie_header, delete_token, post_token
 from conftest import bearer
 from sqlalchemy import update
 
 from jupyter_agnes.store.models import PersonalAccessToken, utcnow
-
-
-async def call(jp_fetch, *parts, method="GET", headers=None, body=None):
-    kwargs = {"method": method, "headers": headers or {}, "raise_error": False}
-    if body is not None:
-        kwargs["body"] = body if isinstance(body, str | bytes) else json.dumps(body)
-    elif method in ("POST", "PUT", "PATCH"):
-        kwargs["body"] = b""
-    return await jp_fetch(*parts, follow_redirects=False, **kwargs)
-
-
-def assert_401(resp, reason: str) -> None:
-    assert resp.code == 401, resp.body
-    assert json.loads(resp.body) == {"message": reason, "reason": "Unauthorized"}
-    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 async def test_me_with_pat(jp_fetch, agnes):
@@ -97,9 +83,7 @@ async def test_revoked_token(jp_fetch, agnes):
     cookie = agnes.session_cookie("carol@example.com")
     listing = await call(jp_fetch, "agnes", "api", "tokens", headers=bearer(token))
     token_id = json.loads(listing.body)["tokens"][0]["id"]
-    resp = await call(
-        jp_fetch, "agnes", "api", "tokens", token_id, method="DELETE", headers=bearer(token)
-    )
+    resp = await delete_token(jp_fetch, token_id, bearer(token))
     assert resp.code == 204
     resp = await call(jp_fetch, "agnes", "api", "me", headers=bearer(token))
     assert_401(resp, "Token revoked")
@@ -119,28 +103,20 @@ async def test_deactivated_user_loses_tokens_and_sessions(jp_fetch, agnes):
 
     token = agnes.pat("erin@example.com")
     cookie = agnes.session_cookie("erin@example.com")
-    ok = await call(jp_fetch, "agnes", "api", "me", headers={"Cookie": f"agnes_session={cookie}"})
+    ok = await call(jp_fetch, "agnes", "api", "me", headers=cookie_header(cookie))
     assert ok.code == 200
     with agnes.store.write() as s:
         directory.set_user_active(s, directory.get_user_by_email(s, "erin@example.com"), False)
     resp = await call(jp_fetch, "agnes", "api", "me", headers=bearer(token))
     assert_401(resp, "Account deactivated")
-    resp = await call(jp_fetch, "agnes", "api", "me", headers={"Cookie": f"agnes_session={cookie}"})
+    resp = await call(jp_fetch, "agnes", "api", "me", headers=cookie_header(cookie))
     assert_401(resp, "Missing or invalid Authorization header")
 
 
 async def test_create_list_delete_with_session(jp_fetch, agnes):
     cookie = agnes.session_cookie("frank@example.com")
-    headers = {"Cookie": f"agnes_session={cookie}; _xsrf=xsrf123", "X-XSRFToken": "xsrf123"}
-    resp = await call(
-        jp_fetch,
-        "agnes",
-        "api",
-        "tokens",
-        method="POST",
-        headers=headers,
-        body={"name": "ci", "expires_in_days": 7},
-    )
+    headers = cookie_header(cookie, "xsrf123")
+    resp = await post_token(jp_fetch, headers, {"name": "ci", "expires_in_days": 7})
     assert resp.code == 201, resp.body
     created = json.loads(resp.body)
     assert created["token"].startswith("agnes_pat_")
@@ -173,31 +149,21 @@ async def test_create_list_delete_with_session(jp_fetch, agnes):
 )
 async def test_create_token_bad_input(jp_fetch, agnes, body, message):
     cookie = agnes.session_cookie("gina@example.com")
-    headers = {"Cookie": f"agnes_session={cookie}; _xsrf=t0k", "X-XSRFToken": "t0k"}
-    resp = await call(jp_fetch, "agnes", "api", "tokens", method="POST", headers=headers, body=body)
+    resp = await post_token(jp_fetch, cookie_header(cookie, "t0k"), body)
     assert resp.code == 400
     assert json.loads(resp.body)["message"] == message
 
 
 async def test_create_token_oversized_body(jp_fetch, agnes):
     cookie = agnes.session_cookie("huge@example.com")
-    headers = {"Cookie": f"agnes_session={cookie}; _xsrf=t0k", "X-XSRFToken": "t0k"}
     body = json.dumps({"name": "a", "pad": "x" * (2 * 1024 * 1024)})
-    resp = await call(jp_fetch, "agnes", "api", "tokens", method="POST", headers=headers, body=body)
+    resp = await post_token(jp_fetch, cookie_header(cookie, "t0k"), body)
     assert resp.code == 413
 
 
 async def test_pat_cannot_mint_pats(jp_fetch, agnes):
     token = agnes.pat("henry@example.com")
-    resp = await call(
-        jp_fetch,
-        "agnes",
-        "api",
-        "tokens",
-        method="POST",
-        headers=bearer(token),
-        body={"name": "sneaky"},
-    )
+    resp = await post_token(jp_fetch, bearer(token), {"name": "sneaky"})
     assert resp.code == 403
     assert json.loads(resp.body)["message"] == (
         "This endpoint requires an interactive session, not a PAT"
@@ -210,9 +176,7 @@ async def test_other_users_token_is_not_found(jp_fetch, agnes):
     listing = await call(jp_fetch, "agnes", "api", "tokens", headers=bearer(theirs))
     their_id = json.loads(listing.body)["tokens"][0]["id"]
     for token_id in (their_id, "doesnotexist"):
-        resp = await call(
-            jp_fetch, "agnes", "api", "tokens", token_id, method="DELETE", headers=bearer(mine)
-        )
+        resp = await delete_token(jp_fetch, token_id, bearer(mine))
         assert resp.code == 404
         assert json.loads(resp.body)["message"] == "Token not found"
     still = await call(jp_fetch, "agnes", "api", "me", headers=bearer(theirs))

@@ -6,61 +6,28 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from apihelpers import call, cookie_header, delete_token, post_token
 from conftest import bearer
-from test_pat_lifecycle import call
 
 from jupyter_agnes.auth.credentials import create_login_code
 from jupyter_agnes.auth.redirects import safe_next
 from jupyter_agnes.store import directory
 
 
-def cookie_header(value: str, xsrf: str | None = None) -> dict[str, str]:
-    cookie = f"agnes_session={value}"
-    headers = {"Cookie": cookie + (f"; _xsrf={xsrf}" if xsrf else "")}
-    if xsrf:
-        headers["X-XSRFToken"] = xsrf
-    return headers
-
-
 async def test_cookie_session_state_change_needs_xsrf(jp_fetch, agnes):
     value = agnes.session_cookie("xs@example.com")
-    resp = await call(
-        jp_fetch,
-        "agnes",
-        "api",
-        "tokens",
-        method="POST",
-        headers=cookie_header(value),
-        body={"name": "x"},
-    )
+    resp = await post_token(jp_fetch, cookie_header(value), {"name": "x"})
     assert resp.code == 403
-    resp = await call(
-        jp_fetch,
-        "agnes",
-        "api",
-        "tokens",
-        method="POST",
-        headers={**cookie_header(value), "X-XSRFToken": "forged"},
-        body={"name": "x"},
-    )
+    forged = {**cookie_header(value), "X-XSRFToken": "forged"}
+    resp = await post_token(jp_fetch, forged, {"name": "x"})
     assert resp.code == 403
-    resp = await call(
-        jp_fetch,
-        "agnes",
-        "api",
-        "tokens",
-        method="POST",
-        headers=cookie_header(value, "matching"),
-        body={"name": "x"},
-    )
+    resp = await post_token(jp_fetch, cookie_header(value, "matching"), {"name": "x"})
     assert resp.code == 201
     # a PAT is token-authenticated: no XSRF needed for its own state changes
     token = json.loads(resp.body)["token"]
     listing = await call(jp_fetch, "agnes", "api", "tokens", headers=bearer(token))
     tid = json.loads(listing.body)["tokens"][0]["id"]
-    resp = await call(
-        jp_fetch, "agnes", "api", "tokens", tid, method="DELETE", headers=bearer(token)
-    )
+    resp = await delete_token(jp_fetch, tid, bearer(token))
     assert resp.code == 204
 
 

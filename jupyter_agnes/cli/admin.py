@@ -13,7 +13,7 @@ from jupyter_agnes.auth import pat as pats
 from jupyter_agnes.auth.credentials import create_login_code
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.cli import CLIError
-from jupyter_agnes.cli.common import add_data_dir, store_for
+from jupyter_agnes.cli.common import command, store_for
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import PersonalAccessToken
@@ -144,18 +144,17 @@ def cmd_group_add_member(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_grant(s, action: str, group, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    params = {"type": args.type, "id": args.id}
+    directory.audit(s, action, actor=CLI_ACTOR, resource=group.name, params=params)
+
+
 def cmd_grant(args: argparse.Namespace) -> int:
     store = store_for(args)
     with store.write() as s:
         group = directory.get_or_create_group(s, args.group, CLI_ACTOR)
         directory.add_grant(s, group, args.type, args.id, CLI_ACTOR)
-        directory.audit(
-            s,
-            "grant.add",
-            actor=CLI_ACTOR,
-            resource=group.name,
-            params={"type": args.type, "id": args.id},
-        )
+        _audit_grant(s, "grant.add", group, args)
     print(f"Granted {args.type}:{args.id} to {args.group}")
     return 0
 
@@ -166,75 +165,56 @@ def cmd_revoke_grant(args: argparse.Namespace) -> int:
         group = directory.get_group(s, args.group)
         if not directory.remove_grant(s, group, args.type, args.id):
             raise CLIError(f"{args.group} has no grant {args.type}:{args.id}")
-        directory.audit(
-            s,
-            "grant.remove",
-            actor=CLI_ACTOR,
-            resource=group.name,
-            params={"type": args.type, "id": args.id},
-        )
+        _audit_grant(s, "grant.remove", group, args)
     print(f"Revoked {args.type}:{args.id} from {args.group}")
     return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("bootstrap", help="create the first admin and print a PAT")
-    p.add_argument("--email", required=True)
-    p.add_argument("--name", default="")
-    add_data_dir(p)
-    p.set_defaults(func=cmd_bootstrap)
+    with command(
+        sub, "bootstrap", cmd_bootstrap, help="create the first admin and print a PAT"
+    ) as p:
+        p.add_argument("--email", required=True)
+        p.add_argument("--name", default="")
 
     user = sub.add_parser("user", help="add or deactivate users").add_subparsers(
         dest="user_command", required=True
     )
-    p = user.add_parser("add")
-    p.add_argument("email")
-    p.add_argument("--name", default="")
-    p.add_argument("--admin", action="store_true")
-    add_data_dir(p)
-    p.set_defaults(func=cmd_user_add)
-    p = user.add_parser("deactivate")
-    p.add_argument("email")
-    add_data_dir(p)
-    p.set_defaults(func=cmd_user_deactivate)
+    with command(user, "add", cmd_user_add) as p:
+        p.add_argument("email")
+        p.add_argument("--name", default="")
+        p.add_argument("--admin", action="store_true")
+    with command(user, "deactivate", cmd_user_deactivate) as p:
+        p.add_argument("email")
 
     token = sub.add_parser("token", help="create or revoke personal access tokens").add_subparsers(
         dest="token_command", required=True
     )
-    p = token.add_parser("create")
-    p.add_argument("--email", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--expires-in-days", type=int, default=None)
-    add_data_dir(p)
-    p.set_defaults(func=cmd_token_create)
-    p = token.add_parser("revoke")
-    p.add_argument("id")
-    add_data_dir(p)
-    p.set_defaults(func=cmd_token_revoke)
+    with command(token, "create", cmd_token_create) as p:
+        p.add_argument("--email", required=True)
+        p.add_argument("--name", required=True)
+        p.add_argument("--expires-in-days", type=int, default=None)
+    with command(token, "revoke", cmd_token_revoke) as p:
+        p.add_argument("id")
 
-    p = sub.add_parser("login-link", help="print a one-time browser login link")
-    p.add_argument("--email", required=True)
-    p.add_argument("--minutes", type=int, default=10)
-    p.add_argument("--url", default=None, help="server URL (default: the running server's)")
-    add_data_dir(p)
-    p.set_defaults(func=cmd_login_link)
+    link_help = "print a one-time browser login link"
+    with command(sub, "login-link", cmd_login_link, help=link_help) as p:
+        p.add_argument("--email", required=True)
+        p.add_argument("--minutes", type=int, default=10)
+        p.add_argument("--url", default=None, help="server URL (default: the running server's)")
 
     group = sub.add_parser("group", help="manage group membership").add_subparsers(
         dest="group_command", required=True
     )
-    p = group.add_parser("add-member")
-    p.add_argument("group")
-    p.add_argument("email")
-    add_data_dir(p)
-    p.set_defaults(func=cmd_group_add_member)
+    with command(group, "add-member", cmd_group_add_member) as p:
+        p.add_argument("group")
+        p.add_argument("email")
 
     for name, func, text in (
         ("grant", cmd_grant, "grant a resource to a group"),
         ("revoke-grant", cmd_revoke_grant, "remove a grant from a group"),
     ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("group")
-        p.add_argument("type", choices=("table", "dashboard", "lab"))
-        p.add_argument("id")
-        add_data_dir(p)
-        p.set_defaults(func=func)
+        with command(sub, name, func, help=text) as p:
+            p.add_argument("group")
+            p.add_argument("type", choices=("table", "dashboard", "lab"))
+            p.add_argument("id")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store.engine import Store, open_store
@@ -14,6 +17,18 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Agnes data dir (default: $AGNES_DATA_DIR, else <jupyter data dir>/agnes)",
     )
+
+
+@contextmanager
+def command(
+    sub: Any, name: str, func: Callable[[argparse.Namespace], int], **kwargs: Any
+) -> Iterator[argparse.ArgumentParser]:
+    """A subcommand that runs `func`: add its own arguments inside the block; --data-dir
+    is added last, so it is listed last in --help."""
+    parser = sub.add_parser(name, **kwargs)
+    yield parser
+    add_data_dir(parser)
+    parser.set_defaults(func=func)
 
 
 def store_for(args: argparse.Namespace) -> Store:

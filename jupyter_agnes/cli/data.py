@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from jupyter_agnes.cli.common import add_data_dir
+from jupyter_agnes.cli.common import command
 from jupyter_agnes.paths import resolve_data_dir
 
 
@@ -114,21 +114,20 @@ def add_data_commands(subparsers: Any) -> None:
     extract = subparsers.add_parser("extract", help="Turn data into an extract")
     kinds = extract.add_subparsers(dest="extract_kind", metavar="KIND")
     kinds.required = True
-    local = kinds.add_parser("local", help="A folder of CSV, Parquet and JSON files")
-    local.add_argument("--source", required=True, help="Source name (letters, digits, _)")
-    local.add_argument("--path", required=True, help="Folder holding the files")
-    local.add_argument("--no-rebuild", action="store_true", help="Do not rebuild analytics")
-    add_data_dir(local)
-    local.set_defaults(func=cmd_extract_local)
+    local_help = "A folder of CSV, Parquet and JSON files"
+    with command(kinds, "local", cmd_extract_local, help=local_help) as local:
+        local.add_argument("--source", required=True, help="Source name (letters, digits, _)")
+        local.add_argument("--path", required=True, help="Folder holding the files")
+        local.add_argument("--no-rebuild", action="store_true", help="Do not rebuild analytics")
 
-    sample = subparsers.add_parser("sample-data", help="Generate the synthetic sales extract")
-    sample.add_argument("--rows", type=_positive, default=DEFAULT_ROWS, help="About N order items")
-    sample.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Random seed")
-    sample.add_argument("--no-rebuild", action="store_true", help="Do not rebuild analytics")
-    add_data_dir(sample)
-    sample.set_defaults(func=cmd_sample_data)
+    sample_help = "Generate the synthetic sales extract"
+    with command(subparsers, "sample-data", cmd_sample_data, help=sample_help) as sample:
+        sample.add_argument(
+            "--rows", type=_positive, default=DEFAULT_ROWS, help="About N order items"
+        )
+        sample.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Random seed")
+        sample.add_argument("--no-rebuild", action="store_true", help="Do not rebuild analytics")
 
-    rebuild = subparsers.add_parser("rebuild", help="Rebuild analytics.duckdb from the extracts")
-    rebuild.add_argument("--source", default=None, help="Rebuild only this source")
-    add_data_dir(rebuild)
-    rebuild.set_defaults(func=cmd_rebuild)
+    rebuild_help = "Rebuild analytics.duckdb from the extracts"
+    with command(subparsers, "rebuild", cmd_rebuild, help=rebuild_help) as rebuild:
+        rebuild.add_argument("--source", default=None, help="Rebuild only this source")

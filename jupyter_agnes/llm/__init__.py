@@ -3,23 +3,11 @@
 
 from __future__ import annotations
 
+from . import errors
 from .base import LLMProvider, strict_schema
 from .config import LLMSettings
-from .errors import (
-    AuthError,
-    ConfigError,
-    FormatError,
-    InvalidRequestError,
-    LLMError,
-    LLMTimeoutError,
-    MissingAPIKeyError,
-    RateLimitError,
-    RefusalError,
-    ServiceError,
-    Timeout,
-    TruncatedError,
-    UnsupportedError,
-)
+from .errors import *  # noqa: F403 (every public error class, as errors.__all__ lists)
+from .errors import ConfigError, MissingAPIKeyError
 from .retry import RetryPolicy
 
 
@@ -47,22 +35,10 @@ def get_provider(
 
 
 __all__ = [
-    "AuthError",
-    "ConfigError",
-    "FormatError",
-    "InvalidRequestError",
-    "LLMError",
+    *errors.__all__,
     "LLMProvider",
     "LLMSettings",
-    "LLMTimeoutError",
-    "MissingAPIKeyError",
-    "RateLimitError",
-    "RefusalError",
     "RetryPolicy",
-    "ServiceError",
-    "Timeout",
-    "TruncatedError",
-    "UnsupportedError",
     "get_provider",
     "strict_schema",
 ]

@@ -7,10 +7,8 @@ from typing import Any
 
 import anthropic
 
-from .base import BaseProvider, parse_json_object, strict_schema
+from .base import BaseProvider, parse_json_object, sdk_client_options, strict_schema
 from .config import LLMSettings
-from .errors import RefusalError, TruncatedError
-from .retry import RetryPolicy
 
 
 def split_system(messages: list[dict]) -> tuple[str | None, list[dict]]:
@@ -42,42 +40,10 @@ class AnthropicProvider(BaseProvider):
     name = "anthropic"
     trace_name = "anthropic"
 
-    def __init__(
-        self,
-        settings: LLMSettings,
-        *,
-        retry: RetryPolicy | None = None,
-        client: anthropic.Anthropic | None = None,
-    ) -> None:
-        super().__init__(settings, retry=retry)
-        self.client = client or anthropic.Anthropic(
-            api_key=settings.api_key,
-            base_url=settings.base_url or None,  # None: SDK honours ANTHROPIC_BASE_URL
-            timeout=settings.timeout,
-            max_retries=0,  # our retry layer traces each attempt
-            http_client=None if settings.verify_ssl else anthropic.DefaultHttpxClient(verify=False),
-        )
-
-    @property
-    def base_url(self) -> str:
-        return str(self.client.base_url)
+    def _new_client(self, settings: LLMSettings) -> anthropic.Anthropic:
+        return anthropic.Anthropic(**sdk_client_options(settings, anthropic))
 
     # ------------------------------------------------------------ complete
-
-    def complete(
-        self,
-        messages: list[dict],
-        max_tokens: int = 1024,
-        stream: bool = False,
-        *,
-        trace_context: dict | None = None,
-    ) -> Iterator[str]:
-        def attempt(_: int) -> Iterator[str]:
-            if stream:
-                return self._stream_attempt(messages, max_tokens, trace_context)
-            return self._complete_attempt(messages, max_tokens, trace_context)
-
-        return self.retry.stream(attempt)
 
     def _request(self, messages: list[dict], max_tokens: int, **extra: Any) -> dict[str, Any]:
         system, turns = split_system(messages)
@@ -134,9 +100,7 @@ class AnthropicProvider(BaseProvider):
                             # message_delta carries the final output count.
                             usage = _merge_usage(usage, event.usage)
             except GeneratorExit:
-                # The reader stopped early (e.g. an interrupted cell): not an error.
-                span.set_output("".join(parts))
-                span.set_stop_reason("client_closed")
+                self._client_closed(span, parts)
                 return
             finally:
                 events.close()
@@ -173,13 +137,9 @@ class AnthropicProvider(BaseProvider):
 
     def _check_stop(self, stop_reason: str | None, max_tokens: int) -> None:
         if stop_reason == "refusal":
-            raise RefusalError(f"{self.name}: the model declined to answer", provider=self.name)
+            raise self._refused()
         if stop_reason in ("max_tokens", "model_context_window_exceeded"):
-            raise TruncatedError(
-                f"{self.name}: the answer was cut off at max_tokens={max_tokens}; "
-                "ask for less or raise max_tokens",
-                provider=self.name,
-            )
+            raise self._truncated(max_tokens)
 
     @staticmethod
     def _usage(span: Any, usage: Any) -> None:

@@ -8,6 +8,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 from ..observability.llm_tracing import trace_generation
@@ -19,7 +20,9 @@ from .errors import (
     LLMError,
     LLMTimeoutError,
     RateLimitError,
+    RefusalError,
     ServiceError,
+    TruncatedError,
 )
 from .retry import RetryPolicy, parse_retry_after
 
@@ -65,21 +68,15 @@ def trace_attempt(
     Principal) are passed through; the rest (session_id, notebook_path,
     execution_count...) becomes `context`."""
     ctx = dict(trace_context or {})
-    trace_id, parent_id, user = (
-        ctx.pop("trace_id", None),
-        ctx.pop("parent_id", None),
-        ctx.pop("user", None),
-    )
+    ids = {key: ctx.pop(key, None) for key in ("trace_id", "parent_id", "user")}
     return trace_generation(
         provider,
         model,
         base_url=base_url,
         stream=stream,
         input_messages=input_messages,
-        trace_id=trace_id,
-        parent_id=parent_id,
         context=ctx or None,
-        user=user,
+        **ids,
     )
 
 
@@ -225,14 +222,31 @@ def json_instruction(json_schema: dict, schema_name: str, fenced: bool) -> str:
 # ---------------------------------------------------------------- shared base
 
 
+def sdk_client_options(settings: LLMSettings, sdk: ModuleType) -> dict[str, Any]:
+    """Constructor arguments shared by the `anthropic.Anthropic` and `openai.OpenAI` clients."""
+    return {
+        "api_key": settings.api_key,
+        "base_url": settings.base_url or None,  # None: the SDK honours its *_BASE_URL
+        "timeout": settings.timeout,
+        "max_retries": 0,  # our retry layer traces each attempt
+        "http_client": None if settings.verify_ssl else sdk.DefaultHttpxClient(verify=False),
+    }
+
+
 class BaseProvider:
-    """Holds settings, the retry policy and the SDK error wrapper."""
+    """Holds settings, the retry policy, the SDK client, `complete()`'s retry
+    plumbing and the SDK error wrapper. Subclasses set `client` and implement
+    `_complete_attempt` / `_stream_attempt` (one traced attempt each)."""
 
     name = "llm"
     #: value for PostHog's $ai_provider
     trace_name = "llm"
+    client: Any
 
-    def __init__(self, settings: LLMSettings, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, settings: LLMSettings, *, retry: RetryPolicy | None = None, client: Any = None
+    ) -> None:
+        """`client`: a ready SDK client (tests); by default one is built from `settings`."""
         self.settings = settings
         self.model = settings.model
         self.retry = retry or RetryPolicy(
@@ -241,10 +255,55 @@ class BaseProvider:
             cap=settings.retry_backoff_max,
         )
         self.key_hint = settings.key_env_hint()
+        self.client = client or self._new_client(settings)
+
+    def _new_client(self, settings: LLMSettings) -> Any:
+        raise NotImplementedError
 
     @property
     def base_url(self) -> str:
+        return str(self.client.base_url)
+
+    def complete(
+        self,
+        messages: list[dict],
+        max_tokens: int = 1024,
+        stream: bool = False,
+        *,
+        trace_context: dict | None = None,
+    ) -> Iterator[str]:
+        def attempt(_: int) -> Iterator[str]:
+            if stream:
+                return self._stream_attempt(messages, max_tokens, trace_context)
+            return self._complete_attempt(messages, max_tokens, trace_context)
+
+        return self.retry.stream(attempt)
+
+    def _complete_attempt(
+        self, messages: list[dict], max_tokens: int, trace_context: dict | None
+    ) -> Iterator[str]:
         raise NotImplementedError
+
+    def _stream_attempt(
+        self, messages: list[dict], max_tokens: int, trace_context: dict | None
+    ) -> Iterator[str]:
+        raise NotImplementedError
+
+    def _refused(self) -> RefusalError:
+        return RefusalError(f"{self.name}: the model declined to answer", provider=self.name)
+
+    def _truncated(self, max_tokens: int) -> TruncatedError:
+        return TruncatedError(
+            f"{self.name}: the answer was cut off at max_tokens={max_tokens}; "
+            "ask for less or raise max_tokens",
+            provider=self.name,
+        )
+
+    @staticmethod
+    def _client_closed(span: Any, parts: list[str]) -> None:
+        """The reader stopped a stream early (e.g. an interrupted cell): not an error."""
+        span.set_output("".join(parts))
+        span.set_stop_reason("client_closed")
 
     def _trace(self, messages: list[dict], stream: bool, trace_context: dict | None):
         return trace_attempt(

@@ -8,10 +8,15 @@ from typing import Any
 
 import openai
 
-from .base import BaseProvider, json_instruction, parse_json_object, strict_schema
+from .base import (
+    BaseProvider,
+    json_instruction,
+    parse_json_object,
+    sdk_client_options,
+    strict_schema,
+)
 from .config import LLMSettings
-from .errors import InvalidRequestError, RefusalError, TruncatedError, UnsupportedError
-from .retry import RetryPolicy
+from .errors import InvalidRequestError, UnsupportedError
 
 # Structured-output steps tried in order, per mode.
 STEPS = {
@@ -30,46 +35,17 @@ class OpenAICompatProvider(BaseProvider):
     name = "openai_compat"
     trace_name = "openai"
 
-    def __init__(
-        self,
-        settings: LLMSettings,
-        *,
-        retry: RetryPolicy | None = None,
-        client: openai.OpenAI | None = None,
-    ) -> None:
-        super().__init__(settings, retry=retry)
+    def __init__(self, settings: LLMSettings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
         self.mode = settings.structured_mode
         # Index into STEPS[mode] of the first step worth trying: once a server
         # says it lacks json_schema, we stop asking on every call.
         self._first_step = 0
-        self.client = client or openai.OpenAI(
-            api_key=settings.api_key,
-            base_url=settings.base_url or None,  # None: SDK honours OPENAI_BASE_URL
-            timeout=settings.timeout,
-            max_retries=0,
-            http_client=None if settings.verify_ssl else openai.DefaultHttpxClient(verify=False),
-        )
 
-    @property
-    def base_url(self) -> str:
-        return str(self.client.base_url)
+    def _new_client(self, settings: LLMSettings) -> openai.OpenAI:
+        return openai.OpenAI(**sdk_client_options(settings, openai))
 
     # ------------------------------------------------------------ complete
-
-    def complete(
-        self,
-        messages: list[dict],
-        max_tokens: int = 1024,
-        stream: bool = False,
-        *,
-        trace_context: dict | None = None,
-    ) -> Iterator[str]:
-        def attempt(_: int) -> Iterator[str]:
-            if stream:
-                return self._stream_attempt(messages, max_tokens, trace_context)
-            return self._complete_attempt(messages, max_tokens, trace_context)
-
-        return self.retry.stream(attempt)
 
     def _complete_attempt(
         self, messages: list[dict], max_tokens: int, trace_context: dict | None
@@ -129,8 +105,7 @@ class OpenAICompatProvider(BaseProvider):
                             yield delta.content
                         finish = choice.finish_reason or finish
             except GeneratorExit:
-                span.set_output("".join(parts))
-                span.set_stop_reason("client_closed")
+                self._client_closed(span, parts)
                 return
             finally:
                 chunks.close()
@@ -213,13 +188,9 @@ class OpenAICompatProvider(BaseProvider):
 
     def _check_finish(self, finish: str | None, refusal: str | None, max_tokens: int) -> None:
         if refusal is not None or finish == "content_filter":
-            raise RefusalError(f"{self.name}: the model declined to answer", provider=self.name)
+            raise self._refused()
         if finish == "length":
-            raise TruncatedError(
-                f"{self.name}: the answer was cut off at max_tokens={max_tokens}; "
-                "ask for less or raise max_tokens",
-                provider=self.name,
-            )
+            raise self._truncated(max_tokens)
 
     @staticmethod
     def _usage(span: Any, usage: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -73,6 +74,16 @@ def _resolve_distinct_id(user: Principal | None, distinct_id: str | None, mode: 
     return people.distinct_id_for(user, mode)
 
 
+def _send(what: str, send: Callable[[Any, ObservabilitySettings], None]) -> None:
+    """Run `send(client, settings)` while PostHog is on; a failure is logged, never raised."""
+    try:
+        client = get_client()
+        if client is not None:
+            send(client, get_settings())
+    except Exception:
+        log.debug("%s failed", what, exc_info=True)
+
+
 def capture(
     event: str,
     properties: dict[str, Any] | None = None,
@@ -81,18 +92,15 @@ def capture(
     distinct_id: str | None = None,
 ) -> None:
     """Queue one event. Never blocks on the network, never raises."""
-    try:
-        client = get_client()
-        if client is None:
-            return
-        settings = get_settings()
+
+    def send(client: Any, settings: ObservabilitySettings) -> None:
         client.capture(
             event,
             distinct_id=_resolve_distinct_id(user, distinct_id, settings.identify_pii),
             properties=event_properties(properties, user, settings),
         )
-    except Exception:
-        log.debug("capture(%s) failed", event, exc_info=True)
+
+    _send(f"capture({event})", send)
 
 
 def capture_exception(
@@ -103,20 +111,16 @@ def capture_exception(
     user: Principal | None = None,
 ) -> None:
     """Queue one `$exception` event tagged with `component`. Never raises."""
-    try:
-        client = get_client()
-        if client is None:
-            return
-        settings = get_settings()
-        props = dict(properties or {})
-        props["component"] = component
+
+    def send(client: Any, settings: ObservabilitySettings) -> None:
+        props = {**(properties or {}), "component": component}
         client.capture_exception(
             exc,
             distinct_id=people.distinct_id_for(user, settings.identify_pii),
             properties=event_properties(props, user, settings),
         )
-    except Exception:
-        log.debug("capture_exception failed", exc_info=True)
+
+    _send("capture_exception", send)
 
 
 def flush(timeout: float = 2.0) -> None:

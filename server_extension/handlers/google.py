@@ -96,6 +96,16 @@ class _GoogleHandler(JupyterHandler):
     def fail(self, code: str) -> None:
         self.redirect(self.base_url + "agnes/login?" + urlencode({"error": code}))
 
+    def refused(self) -> bool:
+        """Both routes first answer 429 when rate limited, then refuse while Google
+        sign-in is not configured; True when the request is already answered."""
+        if self.rate_limited():
+            return True
+        if not self.google.configured:
+            self.fail("google_not_configured")
+            return True
+        return False
+
     def rate_limited(self) -> bool:
         allowed, retry = self.google.limiter.check((client_ip(self), self.route))
         if allowed:
@@ -134,10 +144,8 @@ class GoogleLoginHandler(_GoogleHandler):
 
     @allow_unauthenticated
     async def get(self) -> None:
-        if self.rate_limited():
+        if self.refused():
             return
-        if not self.google.configured:
-            return self.fail("google_not_configured")
         login = LoginState.new(safe_next(self.get_argument("next", None), ""))
         try:
             url = await asyncio.to_thread(
@@ -164,10 +172,8 @@ class GoogleCallbackHandler(_GoogleHandler):
 
     @allow_unauthenticated
     async def get(self) -> None:
-        if self.rate_limited():
+        if self.refused():
             return
-        if not self.google.configured:
-            return self.fail("google_not_configured")
         try:
             await self._callback()
         except Exception as exc:  # never a traceback page: log the type, send a code

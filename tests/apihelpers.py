@@ -1,0 +1,41 @@
+"""HTTP helpers for the tests that drive /agnes/api through a real jupyter-server."""
+
+from __future__ import annotations
+
+import json
+
+
+async def call(jp_fetch, *parts, method="GET", headers=None, body=None):
+    """One request that never raises on an error status and never follows redirects."""
+    kwargs = {"method": method, "headers": headers or {}, "raise_error": False}
+    if body is not None:
+        kwargs["body"] = body if isinstance(body, str | bytes) else json.dumps(body)
+    elif method in ("POST", "PUT", "PATCH"):
+        kwargs["body"] = b""
+    return await jp_fetch(*parts, follow_redirects=False, **kwargs)
+
+
+async def post_token(jp_fetch, headers, body):
+    """POST /agnes/api/tokens: mint a PAT as whoever `headers` authenticate."""
+    return await call(jp_fetch, "agnes", "api", "tokens", method="POST", headers=headers, body=body)
+
+
+async def delete_token(jp_fetch, token_id, headers):
+    return await call(
+        jp_fetch, "agnes", "api", "tokens", token_id, method="DELETE", headers=headers
+    )
+
+
+def cookie_header(value: str, xsrf: str | None = None) -> dict[str, str]:
+    """A session cookie, plus a matching XSRF cookie and header when `xsrf` is given."""
+    cookie = f"agnes_session={value}"
+    headers = {"Cookie": cookie + (f"; _xsrf={xsrf}" if xsrf else "")}
+    if xsrf:
+        headers["X-XSRFToken"] = xsrf
+    return headers
+
+
+def assert_401(resp, reason: str) -> None:
+    assert resp.code == 401, resp.body
+    assert json.loads(resp.body) == {"message": reason, "reason": "Unauthorized"}
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
