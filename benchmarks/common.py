@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from server_process import free_port, spawn, wait_healthy  # noqa: E402
+from server_process import free_port, spawn, stop_process_group, wait_healthy  # noqa: E402
 
 __all__ = ["free_port", "load_tool", "process", "requests_per_second"]
 
@@ -34,11 +32,7 @@ def process(
             raise RuntimeError(f"{args[:4]} {exc}") from None
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
 
 
 def load_tool() -> str:
