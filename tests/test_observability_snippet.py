@@ -397,3 +397,17 @@ def test_injector_any_split_holds_back_little() -> None:
 )
 def test_path_rules(path: str, excluded: bool) -> None:
     assert path_excluded(path, BASE) is excluded
+
+
+def test_signed_out_pages_reset_the_browser_identity():
+    """After logout the login page must not keep sending events as the previous user."""
+    from jupyter_agnes.auth.principal import Principal
+    from jupyter_agnes.observability.posthog_client import ObservabilitySettings
+    from jupyter_agnes.observability.snippet import snippet_config
+
+    settings = ObservabilitySettings(api_key="phc_test", host="http://127.0.0.1:9")
+    anonymous = snippet_config(settings, None)
+    assert anonymous["reset"] is True and anonymous["identify"] is None
+    user = Principal(7, "u@example.com", "U", ("Everyone",), False, "session")
+    assert snippet_config(settings, user)["reset"] is False
+    assert "posthog.reset()" in LOADER_JS

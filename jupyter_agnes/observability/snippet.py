@@ -82,6 +82,7 @@ LOADER_JS = """(function () {
   posthog.init(cfg.token, cfg.options, "posthog");
   posthog.register(cfg.register);
   if (cfg.identify) posthog.identify(cfg.identify.distinct_id, cfg.identify.properties);
+  else if (cfg.reset) posthog.reset();  // signed out: forget the previous user in this browser
   function report(err) {
     try {
       var ph = window.posthog;
@@ -141,6 +142,7 @@ def snippet_config(settings: ObservabilitySettings, user: Principal | None) -> d
         "options": options,
         "register": register,
         "identify": identify,
+        "reset": user is None,
     }
 
 
