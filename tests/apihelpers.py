@@ -39,3 +39,7 @@ def assert_401(resp, reason: str) -> None:
     assert resp.code == 401, resp.body
     assert json.loads(resp.body) == {"message": reason, "reason": "Unauthorized"}
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

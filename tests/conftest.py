@@ -100,6 +100,3 @@ class Agnes:
 def agnes(jp_serverapp: Any) -> Iterator[Agnes]:
     yield Agnes(jp_serverapp.web_app.settings["agnes"])
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from apihelpers import call
-from conftest import bearer
+from apihelpers import bearer, call
 
 SCHEDULER = "sched-" + "x" * 40
 

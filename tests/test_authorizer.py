@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import bearer
+from apihelpers import bearer
 from test_pat_lifecycle import call
 
 LAB_PATHS = [

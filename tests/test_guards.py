@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import bearer
+from apihelpers import bearer
 from jupyter_server.utils import url_path_join
 from tornado import web
 

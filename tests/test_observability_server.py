@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import bearer
+from apihelpers import bearer
 from jupyter_server.utils import url_path_join
 
 from jupyter_agnes import observability

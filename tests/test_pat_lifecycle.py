@@ -6,8 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from apihelpers import assert_401, call, cookie_header, delete_token, post_token
-from conftest import bearer
+from apihelpers import assert_401, bearer, call, cookie_header, delete_token, post_token
 from sqlalchemy import update
 
 from jupyter_agnes.store.models import PersonalAccessToken, utcnow

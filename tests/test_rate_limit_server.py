@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import bearer
+from apihelpers import bearer
 from test_pat_lifecycle import call
 
 BAD = "Bearer agnes_pat_" + "Z" * 43

@@ -6,8 +6,7 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelpers import call, cookie_header, delete_token, post_token
-from conftest import bearer
+from apihelpers import bearer, call, cookie_header, delete_token, post_token
 
 from jupyter_agnes.auth.credentials import create_login_code
 from jupyter_agnes.auth.redirects import safe_next
