@@ -8,7 +8,7 @@ import json
 
 import pyarrow as pa
 import pytest
-from conftest import bearer
+from apihelpers import bearer
 from datahelpers import make_extract
 from jupyter_server.utils import url_path_join
 
@@ -166,3 +166,104 @@ async def test_sync_is_admin_only_and_reports(jp_fetch, data):
     resp = await call(jp_fetch, "agnes", "api", "sync", method="POST", headers=data["admin"],
                       body={"source": "../x"})
     assert resp.code == 400
+
+
+async def raw_post(port: int, path: str, headers: dict[str, str], body: dict):
+    """A bare HTTP/1.1 client, so the test sees the chunked framing the server chose."""
+    payload = json.dumps(body).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
+            "Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+    await writer.drain()
+    status_line = await reader.readline()
+    response_headers = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        key, _, value = line.decode().partition(":")
+        response_headers[key.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), response_headers, reader, writer
+
+
+async def read_chunks(reader) -> list[bytes]:
+    chunks = []
+    while True:
+        size = int((await reader.readline()).split(b";")[0], 16)
+        if size == 0:
+            await reader.readline()
+            return chunks
+        chunks.append(await reader.readexactly(size))
+        assert await reader.readexactly(2) == b"\r\n"
+
+
+@pytest.fixture
+def big(data):
+    """~4 MB Arrow chunks per 65536-row batch: larger than one 512 KB write slice."""
+    make_extract(data["dir"], "wide", {
+        "wide": "SELECT range AS id, repeat('x', 40) || range::VARCHAR AS label FROM range(200000)",
+    })
+    assert SyncOrchestrator(data["dir"]).rebuild_source("wide").problems == []
+    return data
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "csv"])
+async def test_big_results_stream_in_small_slices(jp_http_port, jp_base_url, jp_fetch, big, fmt):
+    # jp_fetch starts the HTTP server that accepts on jp_http_port
+    path = url_path_join(jp_base_url, "agnes", "api", "query")
+    body = {"sql": "SELECT * FROM wide ORDER BY id", "format": fmt}
+    status, headers, reader, writer = await asyncio.wait_for(
+        raw_post(jp_http_port, path, big["admin"], body), 60)
+    try:
+        assert status == 200 and headers["transfer-encoding"] == "chunked"
+        chunks = await asyncio.wait_for(read_chunks(reader), 120)
+    finally:
+        writer.close()
+    assert len(chunks) > 4
+    assert max(len(c) for c in chunks) <= 512 * 1024  # each flush is one slice on the wire
+    data = b"".join(chunks)
+    if fmt == "arrow":
+        table = pa.ipc.open_stream(io.BytesIO(data)).read_all()
+        assert table.num_rows == 200_000
+        assert table.column("id").to_pylist() == list(range(200_000))
+        assert table.column("label")[123_456].as_py() == "x" * 40 + "123456"
+    else:
+        lines = data.decode().splitlines()
+        assert lines[0] == '"id","label"' and len(lines) == 200_001
+        assert lines[-1] == f'199999,"{"x" * 40}199999"'
+
+
+async def test_client_gone_mid_stream_releases_the_query(
+    jp_http_port, jp_base_url, jp_fetch, agnes, big, caplog
+):
+    """The client hangs up while the next batch is being prefetched: the query is closed
+    and audited, nothing is logged as an uncaught error, and the server keeps serving."""
+    from sqlalchemy import select
+
+    from jupyter_agnes.query import sql_sha256
+    from jupyter_agnes.store.models import AuditEntry
+
+    # Each batch is slow to make (md5 over ~1 KB a row), so the failing write happens
+    # while the next batch is still being prefetched: closing must wait for it.
+    sql = "SELECT id, md5(repeat(label, 20)) AS h FROM wide"
+    path = url_path_join(jp_base_url, "agnes", "api", "query")
+    status, _, reader, writer = await asyncio.wait_for(
+        raw_post(jp_http_port, path, big["admin"], {"sql": sql, "format": "arrow"}), 60)
+    assert status == 200
+    await asyncio.wait_for(reader.readexactly(64 * 1024), 60)
+    writer.transport.abort()  # RST: the server's next write fails
+    entry = None
+    for _ in range(200):  # generous: up to ~20 s on a loaded machine
+        with agnes.store.read() as s:
+            entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "query")
+                              .order_by(AuditEntry.id.desc())).first()
+            entry = entry if entry and entry.params["sql_sha256"] == sql_sha256(sql) else None
+            result = entry.result if entry else None
+        if entry is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert entry is not None, "the abandoned query was never closed"
+    assert result == "error"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    resp = await call(jp_fetch, "agnes", "api", "query", method="POST", headers=big["admin"],
+                      body={"sql": "SELECT count(*) AS n FROM wide"})
+    assert resp.code == 200 and json.loads(resp.body)["rows"] == [[200_000]]

@@ -296,3 +296,97 @@ def test_extract_swap_is_a_symlink_flip_and_keeps_few_versions(data_dir, orch):
     assert (data_dir / "extracts" / "s").is_symlink()
     orch.rebuild()
     assert views_in_fresh_process(data_dir) == {"t": 1}
+
+
+def test_one_broken_table_among_good_ones_is_skipped_alone(data_dir, orch):
+    """The views go in one transaction; a broken one aborts it, so they are redone one by
+    one: every good view still exists, the broken one is the only problem, and progress
+    counts each source once."""
+    for i in range(4):
+        make_extract(data_dir, f"s{i}", {f"t{i}a": f"SELECT {i} AS x", f"t{i}b": "SELECT 1 AS y"})
+    # passes the contract (the file exists) but cannot be read as parquet
+    (data_dir / "extracts" / "s2" / "data" / "t2a.parquet").write_bytes(b"PAR1 garbage" * 50)
+    calls = []
+    report = orch.rebuild(lambda done, total, label: calls.append((done, total, label)))
+    assert report.sources == {
+        "s0": ["t0a", "t0b"], "s1": ["t1a", "t1b"], "s2": ["t2b"], "s3": ["t3a", "t3b"],
+    }
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith("source s2: table t2a skipped: ")
+    assert views_in_fresh_process(data_dir) == {
+        "t0a": 1, "t0b": 1, "t1a": 1, "t1b": 1, "t2b": 1, "t3a": 1, "t3b": 1,
+    }
+    builds = [c[2] for c in calls if c[2].startswith("build ")]
+    assert builds == ["build s0", "build s1", "build s2", "build s3"]
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+    assert calls[-1] == (8, 8, "done") and all(c[0] <= c[1] for c in calls)
+    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+    catalog = con.execute("SELECT table_name FROM _agnes_catalog ORDER BY 1").fetchall()
+    con.close()
+    assert [r[0] for r in catalog] == ["t0a", "t0b", "t1a", "t1b", "t2b", "t3a", "t3b"]
+
+
+def test_catalog_rows_round_trip_with_odd_values(data_dir, orch):
+    """The catalog is inserted from an Arrow table: quotes, unicode, big numbers, many
+    parquet paths and a mix of local and materialized tables all survive."""
+    from jupyter_agnes.orchestrator.build import read_catalog_rows
+
+    folder = make_raw_extract(
+        data_dir, "odd",
+        meta_rows=[
+            ("many", "it's \"quoted\"; DROP TABLE x; -- ünïcödé ✓", 2**62, 2**40,
+             "2024-01-01 00:00:00+00", "local"),
+            ("m", None, None, None, None, "materialized"),
+        ],
+    )
+    (folder / "data" / "many").mkdir()
+    for k in range(3):
+        duckdb.sql(f"COPY (SELECT {k} AS v) TO '{folder / 'data' / 'many' / f'p{k}.parquet'}'"
+                   " (FORMAT parquet)")
+    con = duckdb.connect(str(folder / "extract.duckdb"))
+    con.execute("CREATE TABLE m AS SELECT 'x' AS s")
+    con.close()
+    make_extract(data_dir, "plain", {"p": "SELECT 1 AS id, 'a' AS label"})
+    report = orch.rebuild()
+    assert report.problems == [] and report.sources == {"odd": ["many", "m"], "plain": ["p"]}
+    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+    build_id, rows = read_catalog_rows(con)
+    assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name LIKE "
+                       "'_agnes_catalog_rows%'").fetchone() == (0,)  # registration not saved
+    con.close()
+    assert build_id == report.build_id
+    by_name = {r["table_name"]: r for r in rows}
+    many = by_name["many"]
+    assert many["description"] == "it's \"quoted\"; DROP TABLE x; -- ünïcödé ✓"
+    assert (many["rows"], many["size_bytes"]) == (2**62, 2**40)
+    assert [Path(p).name for p in many["paths"]] == ["p0.parquet", "p1.parquet", "p2.parquet"]
+    assert all(Path(p).is_absolute() for p in many["paths"])
+    assert many["columns"] == [{"name": "v", "type": "INTEGER"}]
+    m = by_name["m"]
+    assert (m["description"], m["rows"], m["size_bytes"], m["extracted_at"]) == ("", 0, 0, "")
+    assert m["paths"] == () and m["query_mode"] == "materialized"
+    assert by_name["p"]["columns"] == [{"name": "id", "type": "INTEGER"},
+                                       {"name": "label", "type": "VARCHAR"}]
+
+
+def test_parquet_paths_are_resolved_through_symlinks(data_dir, tmp_path):
+    """Paths in the catalog are fully resolved, whether the file, its folder or the
+    source directory is a symlink (the sandbox allow-lists exactly these paths)."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "parts").mkdir(parents=True)
+    duckdb.sql(f"COPY (SELECT 1 AS v) TO '{elsewhere / 'one.parquet'}' (FORMAT parquet)")
+    duckdb.sql(f"COPY (SELECT 2 AS v) TO '{elsewhere / 'parts' / 'a.parquet'}' (FORMAT parquet)")
+    real_src = tmp_path / "real_src"
+    folder = make_raw_extract(data_dir, "tmpname", parquet={"plain": "SELECT 3 AS v"},
+                              meta_rows=[meta_row("f"), meta_row("d"), meta_row("plain")])
+    folder.rename(real_src)
+    (data_dir / "extracts" / "linked").symlink_to(real_src)
+    (real_src / "data" / "f.parquet").symlink_to(elsewhere / "one.parquet")
+    (real_src / "data" / "d").symlink_to(elsewhere / "parts")
+    info = read_extract(data_dir, "linked")
+    paths = {t.name: t.paths for t in info.tables}
+    assert paths == {
+        "f": (os.path.realpath(elsewhere / "one.parquet"),),
+        "d": (os.path.realpath(elsewhere / "parts" / "a.parquet"),),
+        "plain": (os.path.realpath(real_src / "data" / "plain.parquet"),),
+    }

@@ -254,3 +254,136 @@ def test_runner_is_thread_safe(env):
     for t in threads:
         t.join()
     assert errors == []
+
+
+# --- the check cache and the timeout watchdog ---------------------------------------------
+
+
+def test_check_cache_keys_on_sql_grants_and_build():
+    from jupyter_agnes.query.classify import CheckCache
+    from jupyter_agnes.query.errors import QueryRefused, TableNotGranted
+
+    cache = CheckCache(size=8)
+    both, orders_only = frozenset({"orders", "secret"}), frozenset({"orders"})
+    sql = "SELECT * FROM orders o JOIN secret s ON true WHERE o.k = $k"
+    first = cache.check(sql, both, "b1")
+    assert first.tables == {"orders", "secret"} and first.params == {"k"}
+    assert cache.check(sql, both, "b1") is first and (cache.hits, cache.misses) == (1, 1)
+    # the same text under fewer grants is checked again, and refused
+    with pytest.raises(TableNotGranted):
+        cache.check(sql, orders_only, "b1")
+    with pytest.raises(TableNotGranted):  # refusals are never cached
+        cache.check(sql, orders_only, "b1")
+    assert cache.check(sql, both, "b2") is not first  # a new build starts afresh
+    assert cache.misses == 4 and len(cache) == 2
+    for bad in ["SELECT 1; SELECT 2", "", "COPY orders TO '/tmp/x'", None, "x" * 200_000]:
+        with pytest.raises(QueryRefused):
+            cache.check(bad, both, "b1")
+    assert len(cache) == 2
+
+
+def test_check_cache_compares_the_text_not_only_the_digest():
+    """A (forced) digest collision must not let one query ride on another's check."""
+    from jupyter_agnes.query.classify import CheckCache
+    from jupyter_agnes.query.errors import TableNotGranted
+
+    cache = CheckCache()
+    granted = frozenset({"orders"})
+    cache.check("SELECT * FROM orders", granted, "b", digest="same")
+    with pytest.raises(TableNotGranted):
+        cache.check("SELECT * FROM secret", granted, "b", digest="same")
+
+
+def test_check_cache_is_bounded():
+    from jupyter_agnes.query.classify import CheckCache
+
+    cache = CheckCache(size=3)
+    for i in range(50):
+        cache.check(f"SELECT {i}", frozenset({f"t{i}"}), "b")
+    assert len(cache) == 3 and len(cache._granted) <= 3 + 1
+    cache.check("SELECT 49", frozenset({"t49"}), "b")
+    assert cache.hits == 1
+    long_sql = "SELECT 1 -- " + "x" * CheckCache.MAX_SQL_CHARS
+    cache.check(long_sql, frozenset(), "b")
+    cache.check(long_sql, frozenset(), "b")
+    assert cache.hits == 1  # long text is checked every time, never kept
+    off = CheckCache(size=0)
+    off.check("SELECT 1", frozenset(), "b")
+    assert len(off) == 0
+
+
+def test_revoked_grant_is_refused_despite_the_cache(env):
+    _, runner, _ = env
+    sql = "SELECT s FROM secret -- cached?"
+    assert runner.run(user("orders", "secret"), sql).to_json()["rows"] == [["top secret"]]
+    assert refused(runner, sql, principal=user("orders")).status == 404
+    assert runner.run(user("secret"), sql).to_json()["rows"] == [["top secret"]]
+
+
+def test_open_queries_use_the_one_watchdog_thread_not_timers(env):
+    from jupyter_agnes.query.watchdog import THREAD_NAME, watchdog
+
+    _, runner, _ = env
+    open_results = [runner.run(user("orders"), "SELECT * FROM orders") for _ in range(5)]
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    dogs = [t for t in threading.enumerate() if t.name == THREAD_NAME]
+    assert timers == [] and len(dogs) == 1
+    assert watchdog().pending() >= 5
+    for result in open_results:
+        assert len(result.to_json()["rows"]) == 1000
+    open_results[0].close()  # closing twice is harmless
+
+
+def test_watchdog_fires_due_callbacks_and_never_cancelled_ones():
+    from jupyter_agnes.query.watchdog import Watchdog
+
+    dog = Watchdog()
+    fired: list[str] = []
+    done = threading.Event()
+    cancelled = dog.watch(0.05, lambda: fired.append("cancelled"))
+    dog.watch(0.01, lambda: 1 / 0)  # a failing callback does not stop the thread
+    dog.watch(0.02, lambda: fired.append("first"))
+    dog.cancel(cancelled)
+    dog.cancel(12345)  # unknown tokens are ignored
+    dog.watch(0.10, lambda: (fired.append("last"), done.set()))
+    assert done.wait(10)  # generous: the machine is noisy
+    # deadlines run in order, so the cancelled one (due before "last") was skipped
+    assert fired == ["first", "last"] and dog.pending() == 0
+
+
+def test_watchdog_earlier_deadline_wakes_it_and_heap_stays_small():
+    from jupyter_agnes.query.watchdog import Watchdog
+
+    dog = Watchdog()
+    far = dog.watch(3600, lambda: None)  # the thread now sleeps for an hour
+    soon = threading.Event()
+    dog.watch(0.01, soon.set)
+    assert soon.wait(10)  # a new earliest deadline re-arms the sleeping thread
+    for _ in range(10_000):  # the pattern of many short queries
+        dog.cancel(dog.watch(30, lambda: None))
+    assert len(dog._heap) <= 64 + 2 * dog.pending() + 1
+    dog.cancel(far)
+    assert dog.pending() == 0
+
+
+def test_concurrent_timeouts_all_fire_from_the_one_watchdog(env):
+    from jupyter_agnes.query.watchdog import watchdog
+
+    data_dir, _, store = env
+    fast = QueryRunner(data_dir, store=store, timeout_s=0.3)
+    statuses: list[int] = []
+
+    def endless(n: int) -> None:
+        try:
+            fast.run(user("orders"), f"SELECT count(*) FROM range(1000000000000) a, "
+                     f"range({1000 + n}) b").to_json()
+        except QueryError as exc:
+            statuses.append(exc.status)
+
+    threads = [threading.Thread(target=endless, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert statuses == [408, 408, 408]
+    assert watchdog().pending() == 0  # every deadline was fired or cancelled

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from jupyter_agnes.orchestrator.contract import EXTRACT_FILE, TableMeta, attached
 from jupyter_agnes.orchestrator.identifiers import quote_ident, quote_literal
@@ -21,6 +22,7 @@ from jupyter_agnes.orchestrator.identifiers import quote_ident, quote_literal
 ANALYTICS_FILE = "analytics.duckdb"
 CATALOG_TABLE = "_agnes_catalog"
 BUILD_TABLE = "_agnes_build"
+_CATALOG_ROWS = "_agnes_catalog_rows"  # a registered Arrow table, never persisted
 
 Step = Callable[[str], None]
 
@@ -40,6 +42,63 @@ def _create_one(con: duckdb.DuckDBPyConnection, t: TableMeta, data_dir: Path) ->
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM agnes_src.main.{name}")
 
 
+def _once_per_source(step: Step | None) -> Step | None:
+    """`step` called at most once per source, even when the views are created twice."""
+    if step is None:
+        return None
+    seen: set[str] = set()
+
+    def once(source: str) -> None:
+        if source not in seen:
+            seen.add(source)
+            step(source)
+
+    return once
+
+
+def _create_all(
+    con: duckdb.DuckDBPyConnection,
+    tables: list[TableMeta],
+    data_dir: Path,
+    problems: list[str],
+    step: Step | None,
+) -> list[TableMeta]:
+    """Create every view and table; return the ones that made it, in `tables` order.
+
+    A commit per CREATE dominated big rebuilds, so the views go in one transaction.
+    One failed statement aborts a DuckDB transaction, so on any error it is rolled
+    back and the views are redone one by one, which reports and skips the broken ones.
+    Materialized tables ATTACH their extract, so they always go one by one.
+    """
+    views = [i for i, t in enumerate(tables) if t.query_mode == "local"]
+    done: set[int] = set()
+    if len(views) > 1:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for i in views:
+                if step is not None:
+                    step(tables[i].source)
+                _create_one(con, tables[i], data_dir)
+            con.execute("COMMIT")
+            done.update(views)
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            if not isinstance(exc, duckdb.Error):
+                raise
+    for i, t in enumerate(tables):
+        if i in done:
+            continue
+        if step is not None:
+            step(t.source)
+        try:
+            _create_one(con, t, data_dir)
+            done.add(i)
+        except duckdb.Error as exc:
+            first = (str(exc).strip().splitlines() or ["error"])[0][:300]
+            problems.append(f"source {t.source}: table {t.name} skipped: {first}")
+    return [t for i, t in enumerate(tables) if i in done]
+
+
 def build_analytics(
     data_dir: Path,
     tables: list[TableMeta],
@@ -54,20 +113,9 @@ def build_analytics(
     final = analytics_path(data_dir)
     tmp = final.with_name(f".{ANALYTICS_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     build_id = uuid.uuid4().hex
-    built: list[TableMeta] = []
     con = duckdb.connect(str(tmp))
     try:
-        current_source = None
-        for t in tables:
-            if step is not None and t.source != current_source:
-                step(t.source)
-            current_source = t.source
-            try:
-                _create_one(con, t, data_dir)
-                built.append(t)
-            except duckdb.Error as exc:
-                first = (str(exc).strip().splitlines() or ["error"])[0][:300]
-                problems.append(f"source {t.source}: table {t.name} skipped: {first}")
+        built = _create_all(con, tables, data_dir, problems, _once_per_source(step))
         columns = _columns(con)
         _write_catalog(con, built, columns, build_id)
         con.execute("CHECKPOINT")
@@ -105,22 +153,25 @@ def _write_catalog(
         "description VARCHAR, rows BIGINT, size_bytes BIGINT, extracted_at VARCHAR, "
         "query_mode VARCHAR, paths VARCHAR[], columns VARCHAR)"
     )
-    rows = [
-        (
-            t.name,
-            t.source,
-            t.description,
-            t.rows,
-            t.size_bytes,
-            t.extracted_at,
-            t.query_mode,
-            list(t.paths),
-            json.dumps(columns.get(t.name, [])),
-        )
-        for t in built
-    ]
-    if rows:  # executemany refuses an empty list
-        con.executemany(f"INSERT INTO {CATALOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    # One INSERT from an Arrow table: executemany committed every row on its own.
+    rows = pa.table(
+        {
+            "table_name": pa.array([t.name for t in built], pa.string()),
+            "source": pa.array([t.source for t in built], pa.string()),
+            "description": pa.array([t.description for t in built], pa.string()),
+            "rows": pa.array([t.rows for t in built], pa.int64()),
+            "size_bytes": pa.array([t.size_bytes for t in built], pa.int64()),
+            "extracted_at": pa.array([t.extracted_at for t in built], pa.string()),
+            "query_mode": pa.array([t.query_mode for t in built], pa.string()),
+            "paths": pa.array([list(t.paths) for t in built], pa.list_(pa.string())),
+            "columns": pa.array([json.dumps(columns.get(t.name, [])) for t in built], pa.string()),
+        }
+    )
+    con.register(_CATALOG_ROWS, rows)
+    try:
+        con.execute(f"INSERT INTO {CATALOG_TABLE} SELECT * FROM {_CATALOG_ROWS}")
+    finally:
+        con.unregister(_CATALOG_ROWS)
     con.execute(f"CREATE TABLE {BUILD_TABLE} (build_id VARCHAR, built_at TIMESTAMPTZ)")
     con.execute(f"INSERT INTO {BUILD_TABLE} VALUES (?, ?)", [build_id, datetime.now(timezone.utc)])
 

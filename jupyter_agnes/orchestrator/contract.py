@@ -9,6 +9,7 @@ and are copied into analytics.duckdb by the orchestrator.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,13 +81,23 @@ def list_sources(data_dir: Path) -> tuple[list[str], list[str]]:
     return sources, problems
 
 
+def _real(path: Path, real_parent: str) -> str:
+    """`str(path.resolve())`, given its parent already resolved: one lstat, not one per part."""
+    if path.is_symlink():
+        return str(path.resolve())
+    return os.path.join(real_parent, path.name)
+
+
 def _parquet_paths(data: Path, table: str) -> tuple[str, ...]:
+    """Resolved parquet paths of `table`; `data` must be resolved already."""
     single = data / f"{table}.parquet"
     if single.is_file():
-        return (str(single.resolve()),)
+        return (_real(single, str(data)),)
     folder = data / table
     if folder.is_dir():
-        return tuple(str(p.resolve()) for p in sorted(folder.glob("*.parquet")) if p.is_file())
+        real = folder.resolve() if folder.is_symlink() else folder
+        files = sorted(real.glob("*.parquet"))
+        return tuple(_real(p, str(real)) for p in files if p.is_file())
     return ()
 
 
@@ -160,12 +171,14 @@ def _read_meta(
         if missing:
             raise ExtractError(source, f"{META_TABLE} lacks column(s) {', '.join(missing)}")
         rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
-        materialized = {
-            r[0].lower()
-            for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias]
-            ).fetchall()
-        }
+        materialized: set[str] = set()
+        if any(r["query_mode"] == "materialized" for r in rows):  # a query saved per source
+            materialized = {
+                r[0].lower()
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias]
+                ).fetchall()
+            }
     finally:
         ctx.__exit__(None, None, None)
     return rows, materialized
@@ -180,6 +193,7 @@ def _validate_rows(
 ) -> list[TableMeta]:
     tables: list[TableMeta] = []
     seen: set[str] = set()
+    data = Path(os.path.realpath(folder / DATA_DIR))  # once per source, not per file
     for row in rows:
         raw_name = row["table_name"]
         try:
@@ -196,7 +210,7 @@ def _validate_rows(
             raise ExtractError(source, f"query_mode of {name} must be {allowed}, not {mode!r}")
         paths: tuple[str, ...] = ()
         if mode == "local":
-            paths = _parquet_paths(folder / DATA_DIR, str(raw_name))
+            paths = _parquet_paths(data, str(raw_name))
             if not paths:
                 raise ExtractError(source, f"parquet data for {name} is missing in {DATA_DIR}/")
         elif name not in materialized:

@@ -8,8 +8,10 @@ The sandbox enforces the same limits again at run time; this check gives clear e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,3 +155,53 @@ def _check_table(node: dict[str, Any], granted: set[str], ctes: set[str], used: 
     if key not in granted:
         raise TableNotGranted(shown)
     used.add(key)
+
+
+class CheckCache:
+    """A small LRU of successful checks keyed by (sql sha256, granted tables, build id).
+
+    Parsing and walking the tree costs about a millisecond, often most of a small query.
+    A check depends only on the SQL and the granted set; the build id is in the key so a
+    rebuild starts afresh. Refusals are not cached. Equal granted sets are shared, so
+    each distinct set is held once, and long SQL is not cached, which bounds memory.
+    """
+
+    MAX_SQL_CHARS = 16_384
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = max(0, int(size))
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, frozenset[str], str], CheckedQuery] = OrderedDict()
+        self._granted: dict[frozenset[str], frozenset[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def check(
+        self, sql: str, granted: frozenset[str], build_id: str, digest: str | None = None
+    ) -> CheckedQuery:
+        """`check_query(sql, granted)`, from the cache when it was already checked."""
+        if not isinstance(sql, str) or len(sql) > self.MAX_SQL_CHARS or self.size == 0:
+            return check_query(sql, granted)
+        if digest is None:
+            digest = hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
+        key = (digest, granted, build_id)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit.sql == sql:  # equal text, not only an equal digest
+                self._items.move_to_end(key)
+                self.hits += 1
+                return hit
+            self.misses += 1
+        checked = check_query(sql, granted)
+        with self._lock:
+            shared = self._granted.setdefault(granted, granted)
+            self._items[(digest, shared, build_id)] = checked
+            self._items.move_to_end((digest, shared, build_id))
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            if len(self._granted) > self.size:  # forget sets no entry uses any more
+                self._granted = {k[1]: k[1] for k in self._items}
+        return checked

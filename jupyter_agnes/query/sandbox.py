@@ -27,9 +27,10 @@ from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.catalog.catalog import Catalog, CatalogEntry, CatalogSnapshot
 from jupyter_agnes.envknobs import env_float, env_int
 from jupyter_agnes.orchestrator.identifiers import IDENTIFIER_RE, quote_ident, quote_literal
-from jupyter_agnes.query.classify import check_query
+from jupyter_agnes.query.classify import CheckCache
 from jupyter_agnes.query.errors import QueryError, QueryRefused, QueryTimeout
 from jupyter_agnes.query.results import QueryResult
+from jupyter_agnes.query.watchdog import watchdog
 
 log = logging.getLogger("jupyter_agnes.query")
 BATCH_ROWS = 65_536
@@ -132,6 +133,9 @@ class QueryRunner(Configurable):
         help="Most rows a query returns; more are cut and flagged truncated (AGNES_QUERY_MAX_ROWS)."
     ).tag(config=True)
     sandbox_cache_size = Int(32, help="Locked-down databases kept per process.").tag(config=True)
+    check_cache_size = Int(256, help="Checked statements kept per process (0: none).").tag(
+        config=True
+    )
     store = AnyTrait(None, allow_none=True, help="The system store, for the audit log.")
 
     @default("timeout_s")
@@ -147,6 +151,7 @@ class QueryRunner(Configurable):
         self.data_dir = Path(data_dir)
         self.catalog = catalog or Catalog(self.data_dir)
         self._pool = _SandboxPool(self.sandbox_cache_size)
+        self._checks = CheckCache(self.check_cache_size)
         self._hide = [str(self.data_dir.resolve()), str(self.data_dir)]
 
     def _store(self) -> Any:
@@ -177,8 +182,8 @@ class QueryRunner(Configurable):
                 raise QueryRefused("limit must be a non-negative integer")
             cap = self.max_rows if limit is None else min(limit, self.max_rows)
             snapshot = self.catalog.snapshot()
-            granted = {n for n in snapshot.entries if principal.has_grant("table", n)}
-            checked = check_query(sql, granted)
+            granted = frozenset(n for n in snapshot.entries if principal.has_grant("table", n))
+            checked = self._checks.check(sql, granted, snapshot.build_id, digest)
             bound = _bind(params, checked.params)
             tables = sorted(checked.tables)
             cursor = self._pool.cursor(snapshot, tables)
@@ -198,12 +203,11 @@ class QueryRunner(Configurable):
         digest: str,
         tables: list[str],
     ) -> QueryResult:
-        timer = threading.Timer(self.timeout_s, cursor.interrupt)
-        timer.daemon = True
-        timer.start()
+        dog = watchdog()  # one thread for all timeouts, not a Timer thread per query
+        token = dog.watch(self.timeout_s, cursor.interrupt)
 
         def finish(result: QueryResult, status: str) -> None:
-            timer.cancel()
+            dog.cancel(token)  # before close: the watchdog never touches a closed cursor
             cursor.close()
             self._audit(principal, digest, tables, result.rows, started, status, result.truncated)
 
@@ -211,7 +215,7 @@ class QueryRunner(Configurable):
             relation = cursor.sql(sql, params=bound or None)
             reader = relation.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
-            timer.cancel()
+            dog.cancel(token)
             cursor.close()
             raise self._translate(exc) from exc
         return QueryResult(reader, cap, started, finish, self._translate)
