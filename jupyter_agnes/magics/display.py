@@ -56,8 +56,8 @@ def result_bundle(table: pa.Table, limit: int, elapsed_s: float, truncated: bool
     rows = list(zip(*values, strict=True)) if values else []
     footer = footer_text(len(rows), table.num_rows, elapsed_s, truncated)
     return {
-        "text/html": html_table(columns, rows, "agnes-sql-result") + f'<div class="agnes-footer" style="{_STYLE}">'
-        f"{html.escape(footer)}</div>",
+        "text/html": html_table(columns, rows, "agnes-sql-result")
+        + f'<div class="agnes-footer" style="{_STYLE}">{html.escape(footer)}</div>',
         "text/plain": (text_table(columns, rows) + "\n" if columns else "") + footer,
     }
 
