@@ -1,7 +1,8 @@
 """Notebook CI: a real Agnes server, sample data and a fake LLM for every notebook kernel.
 
-nbval cells take no fixtures, so the environment is prepared in `pytest_configure` (called
-when this conftest loads, before any notebook kernel starts); kernels inherit `os.environ`.
+nbval cells take no fixtures, so the environment is built on the first notebook item and
+put into `os.environ` only while notebook items run (their kernels inherit it); the
+tests in tests/ sharing this pytest run never see it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -30,12 +33,14 @@ FAKE_SQL = (
 )
 
 _stack = contextlib.ExitStack()
+_env: dict[str, str] = {}
+_saved: dict[str, str | None] | None = None
 
 
-def prepare_environment() -> None:
-    """Sample data, an admin PAT, a fake LLM and a real server; exported through os.environ."""
-    if os.environ.get("AGNES_NOTEBOOK_ENV_READY"):
-        return
+def notebook_env() -> dict[str, str]:
+    """Sample data, an admin PAT, a fake LLM and a real server (built once); their env vars."""
+    if _env:
+        return _env
     tmp = Path(tempfile.mkdtemp(prefix="agnes-nb-"))
     _stack.callback(shutil.rmtree, tmp, True)
     data_dir = tmp / "data"
@@ -43,26 +48,48 @@ def prepare_environment() -> None:
     pat = agnes_cli("bootstrap", "--email", "admin@example.com", "--data-dir",
                     str(data_dir)).stdout.strip().splitlines()[-1]
     llm = _stack.enter_context(FakeLLMServer(sql=FAKE_SQL))
-    os.environ.update({
+    server = _stack.enter_context(agnes_server(data_dir, root_dir=ROOT / "notebooks"))
+    _env.update({
         "AGNES_DATA_DIR": str(data_dir),
         "AGNES_PAT": pat,
+        "AGNES_URL": server.url,
         "AGNES_LLM_PROVIDER": "anthropic",
         "ANTHROPIC_BASE_URL": llm.url,
         "ANTHROPIC_API_KEY": "sk-ant-fake-notebook-key",
-        "FAKE_LLM_SQL": FAKE_SQL,
         "MPLBACKEND": "Agg",
-        "AGNES_NOTEBOOK_ENV_READY": "1",
     })
-    server = _stack.enter_context(agnes_server(data_dir, root_dir=ROOT / "notebooks"))
-    os.environ["AGNES_URL"] = server.url
+    return _env
 
 
 def close_environment() -> None:
     _stack.close()
+    _env.clear()
 
 
-def pytest_configure(config: Any) -> None:
-    prepare_environment()
+def _is_notebook(item: Any) -> bool:
+    return item is not None and str(getattr(item, "path", "")).endswith(".ipynb")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: Any) -> None:
+    global _saved
+    if not _is_notebook(item) or _saved is not None:
+        return
+    env = notebook_env()
+    _saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # before nbval starts this notebook's kernel
+
+
+def pytest_runtest_teardown(item: Any, nextitem: Any) -> None:
+    global _saved
+    if _saved is None or _is_notebook(nextitem):
+        return
+    for name, value in _saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved = None
 
 
 def pytest_unconfigure(config: Any) -> None:

@@ -5,6 +5,7 @@ Usage: .venv/bin/python notebooks/refresh_outputs.py [NOTEBOOK …]
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,12 +15,12 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import close_environment, prepare_environment  # noqa: E402
+from conftest import close_environment, notebook_env  # noqa: E402
 
 
 def main() -> None:
     paths = [Path(p) for p in sys.argv[1:]] or sorted(HERE.glob("*.ipynb"))
-    prepare_environment()
+    os.environ.update(notebook_env())
     try:
         for path in paths:
             nb = nbformat.read(path, as_version=4)

@@ -73,7 +73,7 @@ class AgnesExtensionApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         data_dir = resolve_data_dir(self.data_dir)
-        os.environ["AGNES_DATA_DIR"] = str(data_dir)  # kernels started by this server inherit it
+        self._give_kernels_the_data_dir(data_dir)
         self.store = open_store(data_dir)
         self.auth = AuthService(self.store, parent=self)
         self.ratelimiter = RateLimiter(parent=self)
@@ -93,6 +93,21 @@ class AgnesExtensionApp(ExtensionApp):
         install_posthog(self.serverapp.web_app, self.observability, self.serverapp.base_url)
         self.settings["agnes_version"] = __version__
         self._write_runtime_file(data_dir)
+
+    def _give_kernels_the_data_dir(self, data_dir: Path) -> None:
+        """Every kernel this server starts (Lab, Voila) gets AGNES_DATA_DIR in its env.
+
+        Passed per kernel rather than set in os.environ, so several servers in one
+        process (tests, embedding) never hand a kernel another server's data.
+        """
+        manager = self.serverapp.kernel_manager
+        start_kernel = manager.start_kernel
+
+        async def start_kernel_with_data_dir(*args: Any, **kwargs: Any) -> Any:
+            kwargs["env"] = {**(kwargs.get("env") or os.environ), "AGNES_DATA_DIR": str(data_dir)}
+            return await start_kernel(*args, **kwargs)
+
+        manager.start_kernel = start_kernel_with_data_dir
 
     def _write_runtime_file(self, data_dir: Path) -> None:
         # Lets `jupyter agnes login-link` print a URL for the running server.

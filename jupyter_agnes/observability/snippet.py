@@ -80,9 +80,11 @@ LOADER_JS = """(function () {
   s.src = cfg.assets_host + "/static/array.js";
   (document.head || document.documentElement).appendChild(s);
   posthog.init(cfg.token, cfg.options, "posthog");
+  // Signed out: forget the previous user in this browser (before registering, as reset
+  // also clears registered properties).
+  if (!cfg.identify && cfg.reset) posthog.reset();
   posthog.register(cfg.register);
   if (cfg.identify) posthog.identify(cfg.identify.distinct_id, cfg.identify.properties);
-  else if (cfg.reset) posthog.reset();  // signed out: forget the previous user in this browser
   function report(err) {
     try {
       var ph = window.posthog;
