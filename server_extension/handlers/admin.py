@@ -14,13 +14,14 @@ from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.models import Grant, Group, User
 from server_extension.handlers.base import AgnesAPIHandler, api_error
+from server_extension.handlers.guards import require_admin
 
 
 class AdminHandler(AgnesAPIHandler):
     """Every method runs `op(session, admin)` in one write transaction."""
 
     def run(self, op: Callable[[Any, Principal], Any], status: int = 200) -> None:
-        admin = self.require_admin()
+        admin = self.principal
         try:
             with self.agnes.store.write() as s:
                 result = op(s, admin)
@@ -35,6 +36,7 @@ class AdminHandler(AgnesAPIHandler):
 
 class UsersHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def get(self) -> None:
         self.run(
             lambda s, a: {
@@ -45,6 +47,7 @@ class UsersHandler(AdminHandler):
         )
 
     @web.authenticated
+    @require_admin
     def post(self) -> None:
         body = self.json_body()
 
@@ -67,6 +70,7 @@ class UsersHandler(AdminHandler):
 
 class UserStateHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def post(self, user_id: str, action: str) -> None:
         self.run(
             lambda s, a: admin_ops.user_model(
@@ -77,12 +81,14 @@ class UserStateHandler(AdminHandler):
 
 class UserAccessHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def get(self, user_id: str) -> None:
         self.run(lambda s, a: admin_ops.user_access(s, int(user_id)))
 
 
 class GroupsHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def get(self) -> None:
         self.run(
             lambda s, a: {
@@ -93,6 +99,7 @@ class GroupsHandler(AdminHandler):
         )
 
     @web.authenticated
+    @require_admin
     def post(self) -> None:
         body = self.json_body()
 
@@ -113,6 +120,7 @@ class GroupsHandler(AdminHandler):
 
 class GroupHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def patch(self, group_id: str) -> None:
         body = self.json_body()
         self.run(
@@ -120,12 +128,14 @@ class GroupHandler(AdminHandler):
         )
 
     @web.authenticated
+    @require_admin
     def delete(self, group_id: str) -> None:
         self.run(lambda s, a: admin_ops.delete_group(s, a, int(group_id)), 204)
 
 
 class MembersHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def get(self, group_id: str) -> None:
         def op(s: Any, admin: Principal) -> Any:
             group = admin_ops.get_group_by_id(s, int(group_id))
@@ -153,6 +163,7 @@ class MembersHandler(AdminHandler):
         self.run(op)
 
     @web.authenticated
+    @require_admin
     def post(self, group_id: str) -> None:
         body = self.json_body()
 
@@ -165,12 +176,14 @@ class MembersHandler(AdminHandler):
 
 class MemberHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def delete(self, group_id: str, user_id: str) -> None:
         self.run(lambda s, a: admin_ops.remove_member(s, a, int(group_id), int(user_id)), 204)
 
 
 class GrantsHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def get(self) -> None:
         group = self.get_argument("group", None)
         rtype = self.get_argument("resource_type", None)
@@ -187,6 +200,7 @@ class GrantsHandler(AdminHandler):
         self.run(op)
 
     @web.authenticated
+    @require_admin
     def post(self) -> None:
         body = self.json_body()
 
@@ -220,6 +234,7 @@ class GrantsHandler(AdminHandler):
 
 class GrantHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def delete(self, grant_id: str) -> None:
         def op(s: Any, admin: Principal) -> None:
             grant = s.get(Grant, int(grant_id))
@@ -240,15 +255,16 @@ class GrantHandler(AdminHandler):
 
 class AdminTokensHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def get(self) -> None:
-        self.require_admin()
         self.write_json({"tokens": self.agnes.auth.list_tokens(None)})
 
 
 class AdminTokenHandler(AdminHandler):
     @web.authenticated
+    @require_admin
     def delete(self, token_id: str) -> None:
-        admin = self.require_admin()
+        admin = self.principal
         if not self.agnes.auth.revoke_token(token_id, None, admin):
             raise api_error(404, "Token not found")
         self.set_status(204)

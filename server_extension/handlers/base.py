@@ -92,9 +92,3 @@ class AgnesAPIHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(data, default=str))
-
-    def require_admin(self) -> Principal:
-        principal = self.principal
-        if not principal.is_admin:
-            raise api_error(403, "Admin access required", "Forbidden")
-        return principal
