@@ -411,3 +411,21 @@ def test_signed_out_pages_reset_the_browser_identity():
     user = Principal(7, "u@example.com", "U", ("Everyone",), False, "session")
     assert snippet_config(settings, user)["reset"] is False
     assert "posthog.reset()" in LOADER_JS
+
+
+def test_capture_features_that_carry_page_text_are_pinned_off():
+    """A PostHog project's remote settings must not be able to switch these on."""
+    from jupyter_agnes.observability.posthog_client import ObservabilitySettings
+    from jupyter_agnes.observability.snippet import snippet_config
+
+    options = snippet_config(ObservabilitySettings(api_key="phc_t"), None)["options"]
+    assert options["autocapture"] is False
+    assert options["capture_dead_clicks"] is False
+    assert options["rageclick"] is False
+    assert options["enable_recording_console_log"] is False
+    assert options["session_recording"]["recordBody"] is False
+    assert options["session_recording"]["recordHeaders"] is False
+    assert options["session_recording"]["maskAllInputs"] is True
+    none_mode = snippet_config(ObservabilitySettings(api_key="phc_t", identify_pii="none"), None)
+    assert none_mode["options"]["persistence"] == "sessionStorage"
+    assert "persistence" not in options

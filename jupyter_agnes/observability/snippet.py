@@ -125,11 +125,23 @@ def snippet_config(settings: ObservabilitySettings, user: Principal | None) -> d
         "capture_exceptions": False,  # we report errors ourselves, below
         "disable_surveys": True,
         "disable_session_recording": not settings.replay,
+        # Pinned off here, because a PostHog project can switch them on remotely, and each
+        # would carry page text (notebook cells, query results) past the replay mask.
+        "capture_dead_clicks": False,
+        "rageclick": False,
+        "enable_recording_console_log": False,
+        "capture_heatmaps": False,
     }
+    if mode == "none":
+        # No stable id in the browser either: a random one per browser session.
+        options["persistence"] = "sessionStorage"
     if settings.replay:
         options["session_recording"] = {
             "maskAllInputs": True,
             "maskTextSelector": mask_selector(settings),
+            # Network bodies would include /api/contents (whole notebooks) and query results.
+            "recordBody": False,
+            "recordHeaders": False,
         }
     register = {**settings.super_properties(), **people.user_properties(user, mode)}
     identify = None
