@@ -73,7 +73,6 @@ class AgnesExtensionApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         data_dir = resolve_data_dir(self.data_dir)
-        self._give_kernels_the_data_dir(data_dir)
         self.store = open_store(data_dir)
         self.auth = AuthService(self.store, parent=self)
         self.ratelimiter = RateLimiter(parent=self)
@@ -91,23 +90,25 @@ class AgnesExtensionApp(ExtensionApp):
             )
         self.observability = ObservabilitySettings(parent=self)
         install_posthog(self.serverapp.web_app, self.observability, self.serverapp.base_url)
+        self._set_kernel_env({"AGNES_DATA_DIR": str(data_dir), **self.observability.as_env()})
         self.settings["agnes_version"] = __version__
         self._write_runtime_file(data_dir)
 
-    def _give_kernels_the_data_dir(self, data_dir: Path) -> None:
-        """Every kernel this server starts (Lab, Voila) gets AGNES_DATA_DIR in its env.
+    def _set_kernel_env(self, extra: dict[str, str]) -> None:
+        """Every kernel this server starts (Lab, Voila) gets `extra` in its env: the data dir
+        and the effective PostHog settings.
 
         Passed per kernel rather than set in os.environ, so several servers in one
-        process (tests, embedding) never hand a kernel another server's data.
+        process (tests, embedding) never hand a kernel another server's settings.
         """
         manager = self.serverapp.kernel_manager
         start_kernel = manager.start_kernel
 
-        async def start_kernel_with_data_dir(*args: Any, **kwargs: Any) -> Any:
-            kwargs["env"] = {**(kwargs.get("env") or os.environ), "AGNES_DATA_DIR": str(data_dir)}
+        async def start_kernel_with_agnes_env(*args: Any, **kwargs: Any) -> Any:
+            kwargs["env"] = {**(kwargs.get("env") or os.environ), **extra}
             return await start_kernel(*args, **kwargs)
 
-        manager.start_kernel = start_kernel_with_data_dir
+        manager.start_kernel = start_kernel_with_agnes_env
 
     def _write_runtime_file(self, data_dir: Path) -> None:
         # Lets `jupyter agnes login-link` print a URL for the running server.

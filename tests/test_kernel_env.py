@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from apihelpers import bearer, call
+
+
+@pytest.fixture
+def agnes_extra_config():
+    # Set through server config only: kernels must still see them (for %%ask traces).
+    return {"ObservabilitySettings": {"llm_payloads": True, "environment": "staging"}}
 
 
 async def test_kernels_get_the_servers_data_dir(jp_fetch, jp_serverapp, agnes, agnes_data_dir):
@@ -20,7 +27,10 @@ async def test_kernels_get_the_servers_data_dir(jp_fetch, jp_serverapp, agnes, a
         client = km.client()
         client.start_channels()
         await client.wait_for_ready(timeout=60)
-        msg_id = client.execute("import os; print(os.environ.get('AGNES_DATA_DIR'))")
+        msg_id = client.execute(
+            "import os; print(*(os.environ.get(k) for k in "
+            "('AGNES_DATA_DIR', 'POSTHOG_LLM_PAYLOADS', 'POSTHOG_ENVIRONMENT')))"
+        )
         printed = ""
         while True:
             msg = await client.get_iopub_msg(timeout=30)
@@ -31,7 +41,7 @@ async def test_kernels_get_the_servers_data_dir(jp_fetch, jp_serverapp, agnes, a
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
         client.stop_channels()
-        assert printed.strip() == str(agnes_data_dir.resolve())
+        assert printed.split() == [str(agnes_data_dir.resolve()), "1", "staging"]
     finally:
         await call(jp_fetch, "api", "kernels", kernel_id, method="DELETE", headers=bearer(token))
     assert os.environ.get("AGNES_DATA_DIR") == before

@@ -129,6 +129,19 @@ class ObservabilitySettings(Configurable):
     def super_properties(self) -> dict[str, str]:
         return {"environment": self.environment or "unknown", "release": self.release}
 
+    def as_env(self) -> dict[str, str]:
+        """These effective settings as env vars, for kernels the server starts: a key or
+        payload switch set in server config must hold for `%%ask` traces too."""
+        return {
+            "POSTHOG_API_KEY": self.api_key,
+            "POSTHOG_HOST": self.host,
+            "POSTHOG_IDENTIFY_PII": self.identify_pii,
+            "POSTHOG_LLM_PAYLOADS": "1" if self.llm_payloads else "0",
+            "POSTHOG_LLM_PAYLOAD_MAX_CHARS": str(self.llm_payload_max_chars),
+            "POSTHOG_ENVIRONMENT": self.environment,
+            "AGNES_VERSION": self.release,
+        }
+
 
 def _clean_host(value: str) -> str:
     value = value.strip().rstrip("/")
