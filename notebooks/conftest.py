@@ -48,7 +48,10 @@ def notebook_env() -> dict[str, str]:
     pat = agnes_cli("bootstrap", "--email", "admin@example.com", "--data-dir",
                     str(data_dir)).stdout.strip().splitlines()[-1]
     llm = _stack.enter_context(FakeLLMServer(sql=FAKE_SQL))
-    server = _stack.enter_context(agnes_server(data_dir, root_dir=ROOT / "notebooks"))
+    # Hermetic: a developer's own PostHog key must not reach the notebook server or kernels.
+    server = _stack.enter_context(
+        agnes_server(data_dir, root_dir=ROOT / "notebooks", env={"POSTHOG_API_KEY": ""})
+    )
     _env.update({
         "AGNES_DATA_DIR": str(data_dir),
         "AGNES_PAT": pat,
@@ -57,6 +60,7 @@ def notebook_env() -> dict[str, str]:
         "ANTHROPIC_BASE_URL": llm.url,
         "ANTHROPIC_API_KEY": "sk-ant-fake-notebook-key",
         "MPLBACKEND": "Agg",
+        "POSTHOG_API_KEY": "",
     })
     return _env
 
