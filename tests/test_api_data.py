@@ -106,6 +106,13 @@ async def test_query_csv(jp_fetch, data):
                       body=body)
     assert resp.code == 200 and resp.headers["Content-Type"].startswith("text/csv")
     assert resp.body.decode().splitlines() == ['"id"', "0", "1", "2"]
+    # CSV has no trailer: the headers say it was cut and how many rows came
+    assert resp.headers["X-Agnes-Truncated"] == "true" and resp.headers["X-Agnes-Rows"] == "3"
+    body["limit"] = 100_000
+    resp = await call(jp_fetch, "agnes", "api", "query", method="POST", headers=data["ann"],
+                      body=body)
+    assert resp.headers["X-Agnes-Truncated"] == "false"
+    assert int(resp.headers["X-Agnes-Rows"]) == len(resp.body.decode().splitlines()) - 1
 
 
 @pytest.mark.parametrize(

@@ -166,11 +166,32 @@ class QueryHandler(DataHandler):
         if fmt == "json":
             self.write_json(payload)
             return
+        if fmt == "csv":
+            await self._send_csv(result)
+            return
         await self._stream(result, fmt)
 
+    async def _send_csv(self, result: QueryResult) -> None:
+        """CSV has no place for a trailer, so it is rendered before the headers go out and
+        `X-Agnes-Truncated` / `X-Agnes-Rows` say whether AGNES_QUERY_MAX_ROWS cut it.
+        (Use format=arrow to stream large results.)"""
+        try:
+            body = await self.blocking(lambda: b"".join(result.iter_csv()))
+        except QueryError as exc:
+            raise _query_error(exc) from exc
+        self.set_header("Content-Type", CSV_TYPE)
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Agnes-Truncated", "true" if result.truncated else "false")
+        self.set_header("X-Agnes-Rows", str(result.rows))
+        try:
+            await self._write_slices(body)
+        except StreamClosedError:
+            return
+        self.finish()
+
     async def _stream(self, result: QueryResult, fmt: str) -> None:
-        chunks: Iterator[bytes] = result.iter_arrow() if fmt == "arrow" else result.iter_csv()
-        self.set_header("Content-Type", ARROW_STREAM_TYPE if fmt == "arrow" else CSV_TYPE)
+        chunks: Iterator[bytes] = result.iter_arrow()
+        self.set_header("Content-Type", ARROW_STREAM_TYPE)
         self.set_header("Cache-Control", "no-store")
         sent = False
         # The next chunk is produced in a worker thread while this one is written.
