@@ -208,6 +208,12 @@ def test_structured_fallback_steps_are_traced(ph: FakePostHog, llm: FakeLLMServe
     assert text_step["$ai_is_error"] is False and text_step["$ai_http_status"] == 200
 
 
-def test_no_events_when_posthog_is_off(llm: FakeLLMServer) -> None:
-    # No POSTHOG_API_KEY: tracing is a no-op, the call still works.
-    assert run(make(llm, "anthropic")) is None
+def test_no_events_when_posthog_is_off(llm: FakeLLMServer, monkeypatch) -> None:
+    # No POSTHOG_API_KEY: tracing is a no-op (not even a request to a reachable host),
+    # and the call still works.
+    with FakePostHog() as fake:
+        monkeypatch.setenv("POSTHOG_HOST", fake.url)
+        observability.configure(None)
+        assert run(make(llm, "anthropic")) is None
+        observability.flush()
+        assert fake.requests == []

@@ -65,9 +65,8 @@ async def test_nul_in_token_is_refused(jp_fetch, agnes):
     forged = token[:20] + "\x00" + token[21:]
     # tornado refuses a raw NUL in a header line itself; percent-like junk reaches us
     resp = await call(jp_fetch, "agnes", "api", "me", headers={"Authorization": f"Bearer {forged}"})
-    assert resp.code in (400, 401)
-    if resp.code == 401:
-        assert_401(resp, "Invalid or expired token")
+    # tornado refuses a raw NUL in a header line before any auth code runs
+    assert resp.code == 400
 
 
 async def test_token_altered_by_one_character(jp_fetch, agnes):

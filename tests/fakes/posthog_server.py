@@ -5,6 +5,12 @@
   (`Content-Encoding: gzip` or `?compression=gzip-js`) and base64 forms (`data=`).
 - Answers `/flags` and `/decide` from `flags`, or fails / hangs per `flags_mode`.
 - Serves `/static/*.js` from the npm package posthog-js (`ensure_posthog_js()`).
+- `recording=True` (or a dict merged into the project's replay settings) answers the
+  remote config (`/array/<token>/config`, `/flags`) with `sessionRecording: {endpoint:
+  "/s/", ...}`, so posthog-js lazy-loads `/static/lazy-recorder.js` and posts `$snapshot`
+  events to `/s/`. Their `$snapshot_data` is stored decoded (rrweb events, with the
+  `cv: "2024-10"` gzip-in-a-string fields expanded); `snapshots()` lists them and
+  `everything()` is all received text for leak searches.
 - `blackhole=True` makes ingestion accept the connection and never answer.
 
 Usage: `with FakePostHog() as ph: ...; ph.wait_for_events(lambda evs: ...)`.
@@ -38,6 +44,22 @@ NPM_INSTALL_CMD = [
 EVENT_PATHS = ("/batch", "/i/v0/e", "/e", "/capture", "/track", "/i/v0/ai/batch", "/engage")
 REPLAY_PATHS = ("/s",)
 MAX_BODY = 64 * 1024 * 1024
+# What a PostHog project with replay on answers (posthog-js 1.449 remote config).
+DEFAULT_RECORDING: dict[str, Any] = {
+    "endpoint": "/s/",
+    "consoleLogRecordingEnabled": False,
+    "recorderVersion": "v2",
+    "sampleRate": None,
+    "minimumDurationMilliseconds": None,
+    "linkedFlag": None,
+    "networkPayloadCapture": None,
+    "masking": None,
+    "urlTriggers": [],
+    "urlBlocklist": [],
+    "eventTriggers": [],
+    "scriptConfig": None,
+}
+SNAPSHOT_CV = "2024-10"
 
 
 def ensure_posthog_js() -> Path:
@@ -65,6 +87,29 @@ def decode_body(body: bytes, headers: Any, query: dict[str, list[str]]) -> Any:
     return json.loads(text)
 
 
+def _unpack(value: Any) -> Any:
+    """A posthog-js compressed field: gzip bytes carried as a latin-1 string of JSON."""
+    if not isinstance(value, str):
+        return value
+    return json.loads(gzip.decompress(value.encode("latin-1")).decode("utf-8"))
+
+
+def decode_snapshot(item: Any) -> Any:
+    """Expand one `$snapshot_data` rrweb event compressed by the recorder (`cv`)."""
+    if not isinstance(item, dict) or item.get("cv") != SNAPSHOT_CV:
+        return item
+    out = {k: v for k, v in item.items() if k != "cv"}
+    data = item.get("data")
+    if item.get("type") == 2:  # full snapshot: the whole data is packed
+        out["data"] = _unpack(data)
+    elif isinstance(data, dict):  # mutations (source 0) and adoptedStyleSheets (source 8)
+        out["data"] = {
+            k: _unpack(v) if k in ("texts", "attributes", "removes", "adds") else v
+            for k, v in data.items()
+        }
+    return out
+
+
 def events_of(payload: Any) -> list[dict[str, Any]]:
     if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
         return [e for e in payload["batch"] if isinstance(e, dict)]
@@ -81,9 +126,14 @@ def _matches(path: str, prefixes: tuple[str, ...]) -> bool:
 
 
 class FakePostHog:
-    def __init__(self, *, serve_js: bool = False) -> None:
+    def __init__(self, *, serve_js: bool = False, recording: bool | dict[str, Any] = False) -> None:
         self.events: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []  # every request: method, path, headers
+        self.bodies: list[dict[str, Any]] = []  # ingestion POSTs: path, query, raw, text
+        self.recording: dict[str, Any] | None = None
+        if recording:
+            extra = recording if isinstance(recording, dict) else {}
+            self.recording = {**DEFAULT_RECORDING, **extra}
         self.errors: list[str] = []  # bodies we could not decode
         self.flags: dict[str, Any] = {}
         self.flags_mode = "ok"  # ok | error | hang
@@ -128,15 +178,64 @@ class FakePostHog:
                 self._cond.wait(left)
             return list(self.events)
 
+    def snapshots(self) -> list[dict[str, Any]]:
+        """Every decoded rrweb event received in `$snapshot` events, in arrival order."""
+        with self._cond:
+            out: list[dict[str, Any]] = []
+            for event in self.events:
+                if event.get("event") == "$snapshot":
+                    data = (event.get("properties") or {}).get("$snapshot_data") or []
+                    out.extend(d for d in data if isinstance(d, dict))
+            return out
+
+    def wait_for_snapshots(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.snapshots()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    types = [s.get("type") for s in self.snapshots()]
+                    raise AssertionError(f"timed out waiting for snapshots; got types {types}")
+                self._cond.wait(left)
+            return self.snapshots()
+
+    def everything(self) -> str:
+        """All text received: request lines, raw and decoded bodies, decoded events."""
+        with self._cond:
+            parts = [f"{r['method']} {r['path']}?{r.get('query', '')}" for r in self.requests]
+            for body in self.bodies:
+                parts += [body["raw"].decode("latin-1"), body["text"]]
+            parts += [json.dumps(e, ensure_ascii=False) for e in self.events]
+            return "\n".join(parts)
+
     def named(self, name: str) -> list[dict[str, Any]]:
         with self._cond:
             return [e for e in self.events if e.get("event") == name]
 
     def _record(self, path: str, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            props = event.get("properties")
+            if event.get("event") == "$snapshot" and isinstance(props, dict):
+                data = props.get("$snapshot_data")
+                if isinstance(data, list):
+                    props["$snapshot_data"] = [self._decode_snapshot(d) for d in data]
         with self._cond:
             for event in events:
                 self.events.append({**event, "_path": path})
             self._cond.notify_all()
+
+    def _body(self, path: str, query: str, raw: bytes, text: str) -> None:
+        with self._cond:
+            self.bodies.append({"path": path, "query": query, "raw": raw, "text": text})
+
+    def _decode_snapshot(self, item: Any) -> Any:
+        try:
+            return decode_snapshot(item)
+        except Exception as exc:  # keep the raw item; a test can look at errors
+            self.errors.append(f"$snapshot_data: {type(exc).__name__}")
+            return item
 
     def _note(self, entry: dict[str, Any]) -> None:
         with self._cond:
@@ -163,7 +262,8 @@ class FakePostHog:
             "errorsWhileComputingFlags": False,
             "requestId": "fake-request",
             "supportedCompression": ["gzip-js", "base64"],
-            "sessionRecording": False,
+            "sessionRecording": dict(self.recording) if self.recording else False,
+            "capturePerformance": False,
             "autocapture_opt_out": True,
         }
 
@@ -214,6 +314,8 @@ class FakePostHog:
                 fake._note({"method": "GET", "path": parts.path, "query": parts.query})
                 if parts.path.startswith("/static/"):
                     name = parts.path[len("/static/"):]
+                    # strict_script_versioning asks for /static/<version>/<name>.js
+                    name = name.removeprefix(f"{POSTHOG_JS_VERSION}/")
                     target = (fake._dist / name).resolve()
                     if (
                         fake._dist.resolve() in target.parents
@@ -258,8 +360,10 @@ class FakePostHog:
                         payload = decode_body(body, self.headers, query)
                     except Exception as exc:  # record, answer like PostHog does
                         fake.errors.append(f"{parts.path}: {type(exc).__name__}")
+                        fake._body(parts.path, parts.query, body, "")
                         self._send(400, b'{"detail":"bad body"}')
                         return
+                    fake._body(parts.path, parts.query, body, json.dumps(payload))
                     fake._record(parts.path, events_of(payload))
                     self._send(200, b'{"status":1}')
                     return
