@@ -29,9 +29,11 @@ c.AgnesGoogleOAuthenticator.manage_groups = True
 c.AgnesGoogleOAuthenticator.sync_store = True
 
 # --- single-user servers run the Agnes extension -----------------------------------------
-# Under jupyterhub-singleuser the hub's identity provider stays in charge (the Agnes
-# extension only replaces the default one); Agnes adds its handlers, authorizer rules
-# and HTML transform, and maps the hub user to its Agnes principal by email.
+# Under jupyterhub-singleuser the hub's identity provider and authorizer stay in charge
+# (the Agnes extension only replaces the defaults; the hub decides who may open a
+# server); Agnes adds its handlers and HTML transform, and maps the hub user to its
+# Agnes principal by email for its own API (grants, tokens, data). Hub API tokens
+# cannot mint Agnes PATs.
 # The package installs etc/jupyter/jupyter_server_config.d/jupyter_agnes.json, which
 # enables the `jupyter_agnes` and `voila` server extensions in every single-user server
 # started from the same environment; nothing to pass on the command line.

@@ -19,11 +19,16 @@ def default_data_dir() -> Path:
 
 
 def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """`--data-dir`, else `AGNES_DATA_DIR`, else the default; created with mode 0700."""
+    """`--data-dir`, else `AGNES_DATA_DIR`, else the default; created with mode 0700.
+
+    An existing directory keeps its mode (it may be shared, e.g. `--data-dir .`); the
+    secrets inside are 0600 files either way.
+    """
     path = Path(explicit).expanduser() if explicit else default_data_dir()
     path = path.resolve()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
     return path
 
 

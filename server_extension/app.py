@@ -16,10 +16,11 @@ from jupyter_agnes import __version__, observability
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.service import AuthService
+from jupyter_agnes.auth.sessions import SecretError
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from jupyter_agnes.paths import default_data_dir, resolve_data_dir
 from jupyter_agnes.store import directory
-from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.engine import Store, StoreError, open_store
 from server_extension.authorizer import AgnesAuthorizer
 from server_extension.html_snippet import install_posthog
 from server_extension.identity import AgnesIdentityProvider
@@ -73,8 +74,14 @@ class AgnesExtensionApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         data_dir = resolve_data_dir(self.data_dir)
-        self.store = open_store(data_dir)
-        self.auth = AuthService(self.store, parent=self)
+        try:
+            self.store = open_store(data_dir)
+            self.auth = AuthService(self.store, parent=self)
+        except (StoreError, SecretError, OSError) as exc:
+            # jupyter-server would log a failed extension and serve 500s behind our identity
+            # provider; refusing to start is the only safe answer.
+            self.log.critical("Agnes cannot start: %s", exc)
+            raise SystemExit(f"Agnes cannot start: {exc}") from None
         self.ratelimiter = RateLimiter(parent=self)
         if self.auth.local_dev_mode:
             ip = self.serverapp.ip

@@ -143,3 +143,36 @@ def test_dev_mode_on_loopback_signs_in_everyone(tmp_path):
         me = requests.get(server.url + "agnes/api/me", timeout=10).json()
         assert me["email"] == "dev@localhost" and me["auth"] == "dev" and me["is_admin"]
         assert "LOCAL_DEV_MODE=1" in server.log()
+
+
+def _serve_exits(data_dir, env=None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_agnes.cli", "serve", "--data-dir", str(data_dir),
+         "--port", str(free_port())],
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=90,
+    )
+
+
+def test_short_jwt_secret_refuses_to_start(tmp_path):
+    proc = _serve_exits(tmp_path / "d", {"AGNES_JWT_SECRET": "too-short"})
+    assert proc.returncode != 0
+    assert "Agnes cannot start: AGNES_JWT_SECRET must be at least 32" in proc.stdout + proc.stderr
+
+
+def test_newer_store_schema_refuses_to_start(tmp_path):
+    import sqlite3
+
+    data_dir = tmp_path / "d"
+    agnes_cli("user", "add", "x@example.com", "--data-dir", str(data_dir))
+    conn = sqlite3.connect(data_dir / "agnes.sqlite")
+    conn.execute("update alembic_version set version_num='9999_future'")
+    conn.commit()
+    conn.close()
+    proc = _serve_exits(data_dir)
+    assert proc.returncode != 0
+    assert "Agnes cannot start" in proc.stdout + proc.stderr
+    assert "newer than this version" in proc.stdout + proc.stderr

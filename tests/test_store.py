@@ -57,11 +57,18 @@ def test_existing_data_dir_keeps_its_data(tmp_path):
 
 
 def test_emails_are_unique_case_insensitively(tmp_path):
-    store = open_store(resolve_data_dir(tmp_path))
+    data_dir = resolve_data_dir(tmp_path)
+    store = open_store(data_dir)
     with store.write() as s:
         directory.create_user(s, "a@example.com")
     with pytest.raises(directory.DirectoryError), store.write() as s:
         directory.create_user(s, "A@EXAMPLE.COM")
+    # the database itself refuses a differently-cased duplicate, whoever writes it
+    conn = sqlite3.connect(data_dir / "agnes.sqlite")
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("insert into users (email, name, active, is_service, created_at) "
+                     "values ('A@example.com', '', 1, 0, '2026-01-01')")
+    conn.close()
 
 
 def test_newer_schema_is_refused_without_changes(tmp_path):
@@ -171,6 +178,8 @@ def test_identity_version_moves_only_when_rights_may_change(tmp_path):
     with store.write() as s:
         directory.audit(s, "query", user_id=uid, params={"rows": 1})
     auth.authenticate_bearer(token, "10.9.9.9")  # records last use (and a first-use IP)
+    auth.start_session(uid, "test")  # a login: new rows only, nothing cached goes stale
+    auth.create_token(uid, "another", 5)
     assert _identity_version(data_dir) == before
     # a grant, a membership or a revocation must
     with store.write() as s:
@@ -213,5 +222,13 @@ def test_existing_0001_data_dir_is_upgraded_in_place(tmp_path):
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
     assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0002"
     triggers = conn.execute("select count(*) from sqlite_master where type='trigger'").fetchone()
-    assert triggers[0] == 18
+    assert triggers[0] == 16
     conn.close()
+
+
+def test_an_existing_data_dir_keeps_its_mode(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    resolve_data_dir(shared)
+    assert mode(shared) == 0o1777

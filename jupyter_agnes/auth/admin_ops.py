@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import ADMIN_GROUP, DirectoryError
@@ -96,10 +97,18 @@ def set_active(s: Session, actor: Principal, user_id: int, active: bool) -> User
     return user
 
 
+def _refuse_google_managed(group: Group) -> None:
+    # Its name is the Google group's email and its members come from Google: renaming it
+    # would break the mapping, deleting it would drop synced memberships behind Google's back.
+    if group.created_by == GOOGLE_SYNC_ACTOR:
+        raise DirectoryError("google_managed_readonly", "google_managed_readonly", 409)
+
+
 def rename_group(s: Session, actor: Principal, group_id: int, body: dict[str, Any]) -> Group:
     group = get_group_by_id(s, group_id)
     if group.is_system:
         raise DirectoryError("System groups cannot be renamed or edited", "system_group", 409)
+    _refuse_google_managed(group)
     if "name" in body:
         name = body["name"]
         if not isinstance(name, str) or not name.strip() or len(name) > 320:
@@ -122,6 +131,7 @@ def delete_group(s: Session, actor: Principal, group_id: int) -> None:
     group = get_group_by_id(s, group_id)
     if group.is_system:
         raise DirectoryError("System groups cannot be deleted", "system_group", 409)
+    _refuse_google_managed(group)
     directory.audit(
         s, "group.delete", user_id=actor.user_id, actor=actor.email, resource=group.name
     )

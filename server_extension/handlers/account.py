@@ -14,6 +14,9 @@ INTERACTIVE_ONLY = {
 }
 
 
+HUB_TOKEN_REFUSED = "This endpoint requires an interactive session, not an API token"
+
+
 class HealthHandler(AgnesAPIHandler):
     @allow_unauthenticated
     def get(self) -> None:
@@ -37,6 +40,9 @@ class TokensHandler(AgnesAPIHandler):
         # A PAT must never mint PATs: that would make any leaked token permanent.
         if principal.auth in INTERACTIVE_ONLY:
             raise api_error(403, INTERACTIVE_ONLY[principal.auth], "Forbidden")
+        if principal.auth == "hub" and self.token_authenticated:
+            # Under JupyterHub an API token is as scriptable as a PAT.
+            raise api_error(403, HUB_TOKEN_REFUSED, "Forbidden")
         body = self.json_body()
         try:
             created = self.agnes.auth.create_token(

@@ -1,4 +1,5 @@
-"""identity_version: a counter that only changes when someone's rights might have.
+"""identity_version: a counter that only changes when someone's rights might have;
+and case-insensitive uniqueness of user emails.
 
 The per-process principal cache compares it on every request. Triggers bump it on any
 change to users, groups, memberships and grants, and on PAT or session rows being
@@ -22,8 +23,10 @@ WATCHED = {
     "user_groups": ("INSERT", "UPDATE", "DELETE"),
     "user_group_members": ("INSERT", "UPDATE", "DELETE"),
     "resource_grants": ("INSERT", "UPDATE", "DELETE"),
-    "personal_access_tokens": ("INSERT", "UPDATE OF revoked_at, expires_at, user_id", "DELETE"),
-    "sessions": ("INSERT", "UPDATE OF revoked_at, expires_at, user_id", "DELETE"),
+    # A new token or session cannot make a cached entry stale (only resolved credentials
+    # are cached), so inserts — every login — leave the cache alone.
+    "personal_access_tokens": ("UPDATE OF revoked_at, expires_at, user_id", "DELETE"),
+    "sessions": ("UPDATE OF revoked_at, expires_at, user_id", "DELETE"),
 }
 
 
@@ -39,6 +42,9 @@ def upgrade() -> None:
         sa.CheckConstraint("id = 1", name="ck_identity_version_single_row"),
     )
     op.execute("INSERT INTO identity_version (id, version) VALUES (1, 0)")
+    # Emails are stored lower-cased; the index makes case-insensitive uniqueness a rule of
+    # the database too, not only of the code that writes it.
+    op.create_index("ux_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
     if op.get_bind().dialect.name != "sqlite":
         return  # the principal cache (and so the counter) is SQLite-only
     for table, events in WATCHED.items():
@@ -50,6 +56,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ux_users_email_lower", table_name="users")
     if op.get_bind().dialect.name == "sqlite":
         for table, events in WATCHED.items():
             for event in events:
