@@ -176,3 +176,33 @@ def test_newer_store_schema_refuses_to_start(tmp_path):
     assert proc.returncode != 0
     assert "Agnes cannot start" in proc.stdout + proc.stderr
     assert "newer than this version" in proc.stdout + proc.stderr
+
+
+def test_cli_guards_and_usage_errors(tmp_path):
+    data_dir = str(tmp_path / "d")
+    agnes_cli("bootstrap", "--email", "solo@example.com", "--data-dir", data_dir)
+    last = agnes_cli("user", "deactivate", "solo@example.com", "--data-dir", data_dir, check=False)
+    assert last.returncode == 1
+    assert last.stderr == "error: Cannot remove the last human admin\n"
+    usage = agnes_cli("token", "create", "--email", "x@example.com", "--name", "n",
+                      "--expires-in-days", "abc", "--data-dir", data_dir, check=False)
+    assert usage.returncode == 2 and len(usage.stderr.splitlines()) == 1
+    assert usage.stderr.startswith("error: argument --expires-in-days: invalid int value")
+    assert "--help" in usage.stderr
+
+
+def test_cli_will_not_touch_google_managed_memberships(tmp_path):
+    from jupyter_agnes.paths import resolve_data_dir
+    from jupyter_agnes.store import directory
+    from jupyter_agnes.store.engine import open_store
+
+    data_dir = tmp_path / "d"
+    store = open_store(resolve_data_dir(data_dir))
+    with store.write() as s:
+        user = directory.get_or_create_user(s, "synced@example.com")
+        group = directory.get_or_create_group(s, "eng@example.com", "system:google-sync")
+        directory.add_member(s, user, group, "google_sync", "system:google-sync")
+    store.close()
+    result = agnes_cli("group", "add-member", "eng@example.com", "synced@example.com",
+                       "--data-dir", str(data_dir), check=False)
+    assert result.returncode == 1 and "google_managed_readonly" in result.stderr

@@ -232,3 +232,20 @@ def test_an_existing_data_dir_keeps_its_mode(tmp_path):
     os.chmod(shared, 0o1777)
     resolve_data_dir(shared)
     assert mode(shared) == 0o1777
+
+
+def test_held_back_last_use_is_written_at_shutdown(tmp_path):
+    from jupyter_agnes.store.models import PersonalAccessToken as PAT
+
+    store = open_store(resolve_data_dir(tmp_path))
+    auth = AuthService(store)
+    with store.write() as s:
+        uid = directory.create_user(s, "lu@example.com").id
+    token = auth.create_token(uid, "t", 5).token
+    auth.authenticate_bearer(token, "10.0.0.1")
+    auth.authenticate_bearer(token, "10.0.0.1")  # throttled: only in memory
+    held = auth.last_use.snapshot()
+    auth.close()
+    with store.read() as s:
+        row = s.query(PAT).one()
+        assert row.last_used_at == next(iter(held.values()))[0]

@@ -142,3 +142,7 @@ class LastUseRecorder:
     def latest(self, token_id: str) -> tuple[datetime, str] | None:
         with self._lock:
             return self._latest.get(token_id)
+
+    def snapshot(self) -> dict[str, tuple[datetime, str]]:
+        with self._lock:
+            return dict(self._latest)

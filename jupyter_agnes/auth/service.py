@@ -360,5 +360,14 @@ class AuthService(Configurable):
                 )
             return done
 
+    def flush_last_use(self) -> None:
+        """Write every in-memory last use the throttle held back (at shutdown)."""
+        for token_id, (when, ip) in self.last_use.snapshot().items():
+            with self.store.write() as s:
+                row = s.get(PersonalAccessToken, token_id)
+                if row is not None and (row.last_used_at is None or row.last_used_at < when):
+                    row.last_used_at, row.last_used_ip = when, ip[:64]
+
     def close(self) -> None:
+        self.flush_last_use()
         self._cache.close()

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from jupyter_agnes import __version__
 
@@ -18,10 +19,17 @@ class CLIError(Exception):
         self.code = code
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage mistakes are one line too (subcommand parsers inherit this class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from jupyter_agnes.cli import admin, serve
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="jupyter agnes", description="Agnes: data, identity and dashboards for Jupyter."
     )
     parser.add_argument("--version", action="version", version=__version__)

@@ -9,16 +9,20 @@ import argparse
 import json
 from pathlib import Path
 
+from jupyter_agnes.auth import admin_ops
 from jupyter_agnes.auth import pat as pats
 from jupyter_agnes.auth.credentials import create_login_code
+from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.cli import CLIError
 from jupyter_agnes.cli.common import command, store_for
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import Store
-from jupyter_agnes.store.models import PersonalAccessToken
+from jupyter_agnes.store.models import Membership, PersonalAccessToken
 
 CLI_ACTOR = "cli"
+# Who the CLI acts as for shared guards: nobody's account, so never "yourself".
+CLI_PRINCIPAL = Principal(0, CLI_ACTOR, "CLI", (directory.ADMIN_GROUP,), True, "dev")
 
 
 def _user(s, email: str):  # type: ignore[no-untyped-def]
@@ -79,8 +83,10 @@ def cmd_user_deactivate(args: argparse.Namespace) -> int:
     store = store_for(args)
     with store.write() as s:
         user = _user(s, args.email)
-        directory.set_user_active(s, user, False)
-        directory.audit(s, "user.deactivate", actor=CLI_ACTOR, resource=user.email)
+        try:  # the same guards as the admin API (never the last human admin)
+            admin_ops.set_active(s, CLI_PRINCIPAL, user.id, False)
+        except directory.DirectoryError as exc:
+            raise CLIError(str(exc)) from exc
         print(f"Deactivated {user.email}; their sessions are revoked and their tokens fail")
     return 0
 
@@ -132,6 +138,9 @@ def cmd_group_add_member(args: argparse.Namespace) -> int:
     with store.write() as s:
         group = directory.get_or_create_group(s, args.group, CLI_ACTOR)
         user = directory.get_or_create_user(s, args.email)
+        existing = s.get(Membership, (user.id, group.id))
+        if existing is not None and existing.source == "google_sync":
+            raise CLIError(f"{user.email} is in {group.name} via Google: google_managed_readonly")
         directory.add_member(s, user, group, "admin", CLI_ACTOR)
         directory.audit(
             s,
