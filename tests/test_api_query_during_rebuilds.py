@@ -48,14 +48,19 @@ def cli(data_dir: Path, *args: str) -> str:
 def analyst_pat(url: str, data_dir: Path, admin: dict[str, str]) -> str:
     """A non-admin granted exactly the four tables the readers touch."""
     api = url + "agnes/api/admin/"
-    resp = requests.post(api + "users", json={"email": "analyst@example.com"}, headers=admin,
-                         timeout=30)
+    resp = requests.post(
+        api + "users", json={"email": "analyst@example.com"}, headers=admin, timeout=30
+    )
     assert resp.status_code == 201, resp.text
     resp = requests.post(api + "groups", json={"name": "analysts"}, headers=admin, timeout=30)
     assert resp.status_code == 201, resp.text
     gid = resp.json()["id"]
-    resp = requests.post(f"{api}groups/{gid}/members", json={"email": "analyst@example.com"},
-                         headers=admin, timeout=30)
+    resp = requests.post(
+        f"{api}groups/{gid}/members",
+        json={"email": "analyst@example.com"},
+        headers=admin,
+        timeout=30,
+    )
     assert resp.status_code == 201, resp.text
     for table in ("orders", "order_items", "ver_a", "ver_b"):
         body = {"group": "analysts", "resource_type": "table", "resource_id": table}
@@ -114,15 +119,19 @@ class Readers:
         http.close()
 
     def query_once(self, http: requests.Session, n: int) -> int | None:
-        resp = http.post(self.url + "agnes/api/query",
-                         json={"sql": CONSISTENCY_SQL, "format": "json"}, timeout=60)
+        resp = http.post(
+            self.url + "agnes/api/query",
+            json={"sql": CONSISTENCY_SQL, "format": "json"},
+            timeout=60,
+        )
         if resp.status_code != 200:
             self.fail(f"reader {n}: query HTTP {resp.status_code}: {resp.text[:300]}")
             return None
-        (a_min, a_max, b_min, b_max, pairs, joined, items), = resp.json()["rows"]
+        ((a_min, a_max, b_min, b_max, pairs, joined, items),) = resp.json()["rows"]
         if not (a_min == a_max == b_min == b_max and pairs == a_min + 1):
-            self.fail(f"reader {n}: mixed snapshot a={a_min}..{a_max} b={b_min}..{b_max} "
-                      f"pairs={pairs}")
+            self.fail(
+                f"reader {n}: mixed snapshot a={a_min}..{a_max} b={b_min}..{b_max} pairs={pairs}"
+            )
             return None
         if not joined == items == self.items:
             self.fail(f"reader {n}: sample join {joined}, items {items}, want {self.items}")
@@ -162,10 +171,14 @@ def test_api_queries_during_rebuilds(tmp_path: Path) -> None:
     with agnes_server(data_dir) as server:
         url = server.url
         analyst = analyst_pat(url, data_dir, admin)
-        resp = requests.post(url + "agnes/api/query", headers=admin, timeout=30,
-                             json={"sql": "SELECT count(*) FROM order_items"})
+        resp = requests.post(
+            url + "agnes/api/query",
+            headers=admin,
+            timeout=30,
+            json={"sql": "SELECT count(*) FROM order_items"},
+        )
         assert resp.status_code == 200, resp.text
-        (items,), = resp.json()["rows"]
+        ((items,),) = resp.json()["rows"]
         assert items > 0
 
         readers = Readers(url, [admin["Authorization"][7:], analyst], items)
@@ -191,12 +204,20 @@ def test_api_queries_during_rebuilds(tmp_path: Path) -> None:
         assert readers.seen == set(range(REBUILDS + 1))
         assert readers.queries >= READERS
         for token in (admin["Authorization"][7:], analyst):
-            resp = requests.post(url + "agnes/api/query", headers=bearer(token), timeout=30,
-                                 json={"sql": CONSISTENCY_SQL})
+            resp = requests.post(
+                url + "agnes/api/query",
+                headers=bearer(token),
+                timeout=30,
+                json={"sql": CONSISTENCY_SQL},
+            )
             assert resp.status_code == 200, resp.text
             assert resp.json()["rows"] == [[REBUILDS] * 4 + [REBUILDS + 1, items, items]]
         # the analyst's grants held throughout: an ungranted table is still refused
-        resp = requests.post(url + "agnes/api/query", headers=bearer(analyst), timeout=30,
-                             json={"sql": "SELECT count(*) FROM customers"})
+        resp = requests.post(
+            url + "agnes/api/query",
+            headers=bearer(analyst),
+            timeout=30,
+            json={"sql": "SELECT count(*) FROM customers"},
+        )
         assert resp.status_code == 404, resp.text
         assert "Traceback" not in server.log()
