@@ -24,6 +24,16 @@ from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 CONFIG_ELEMENT_ID = "agnes-posthog-config"
 
 # Notebooks are full of data: mask code, editors, outputs, widgets and file names.
+# Replaced by an empty box of the same size in replays: text masking is not enough where
+# the text also lives in attributes (markdown headings' ids and anchor links), or where
+# Lab echoes what was typed (the command palette's "No commands found that match …").
+DEFAULT_BLOCK_SELECTORS = (
+    ".jp-RenderedMarkdown",
+    ".jp-MarkdownOutput",
+    ".jp-TableOfContents",
+    ".lm-CommandPalette",
+)
+
 DEFAULT_MASK_SELECTORS = (
     ".jp-InputArea",
     ".cm-content",
@@ -139,6 +149,7 @@ def snippet_config(settings: ObservabilitySettings, user: Principal | None) -> d
         options["session_recording"] = {
             "maskAllInputs": True,
             "maskTextSelector": mask_selector(settings),
+            "blockSelector": ", ".join(DEFAULT_BLOCK_SELECTORS),
             # Network bodies would include /api/contents (whole notebooks) and query results.
             "recordBody": False,
             "recordHeaders": False,
