@@ -147,7 +147,7 @@ async def test_full_login_flow(agnes, jp_fetch, jp_base_url, google) -> None:
     authorize, state_cookie = await start_login(jp_fetch, jp_base_url + "lab/tree/x.ipynb")
     q = parse_qs(urlparse(authorize).query)
     assert q["scope"] == ["openid email profile"] and q["code_challenge_method"] == ["S256"]
-    raw_cookie = state_cookie["agnes_oauth"]
+    assert state_cookie["agnes_oauth"]  # the signed state cookie was set
     back = consent(authorize)
     resp = await fetch(
         jp_fetch, "agnes/auth/google/callback", params=back, headers=cookie_header(state_cookie)
