@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from common import free_port, load_tool, process, requests_per_second
+from server_process import bootstrap_pat
 
 PY = sys.executable
 
@@ -51,22 +51,7 @@ def main() -> None:
         f"--config={config}",
     ]
     data_dir = tmp / "agnes"
-    boot = subprocess.run(
-        [
-            PY,
-            "-m",
-            "jupyter_agnes.cli",
-            "bootstrap",
-            "--email",
-            "bench@example.com",
-            "--data-dir",
-            str(data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    pat = boot.stdout.strip().splitlines()[-1]
+    pat = bootstrap_pat(data_dir, "bench@example.com")
     agnes = [PY, "-m", "jupyter_server", *common, f"--ServerApp.port={agnes_port}"]
     env = {"AGNES_DATA_DIR": str(data_dir)}
     cases = {

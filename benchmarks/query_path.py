@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import requests
 from common import process
-from server_process import free_port  # tests/ is on sys.path via common
+from server_process import agnes_cli, bootstrap_pat, free_port  # tests/ on sys.path via common
 
 from jupyter_agnes.orchestrator import ExtractWriter, SyncOrchestrator, analytics_path
 
@@ -86,15 +85,6 @@ def bench_rebuild(root: Path, sizes: list[int], runs: int) -> dict[int, list[flo
 
 
 # --- (b) and (c): a real server -----------------------------------------------------------
-
-
-def agnes_cli(*args: str) -> str:
-    done = subprocess.run(
-        [PY, "-m", "jupyter_agnes.cli", *args], capture_output=True, text=True, timeout=300
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"jupyter agnes {args[0]} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
 
 
 def api_arrow(session: requests.Session, url: str) -> pa.Table:
@@ -177,8 +167,7 @@ def main() -> None:
 
         data_dir = tmp / "agnes"
         agnes_cli("sample-data", "--rows", str(args.rows), "--data-dir", str(data_dir))
-        pat = agnes_cli("bootstrap", "--email", "bench@example.com", "--data-dir", str(data_dir))
-        pat = pat.strip().splitlines()[-1]
+        pat = bootstrap_pat(data_dir, "bench@example.com")
         port = free_port()
         server = [
             PY, "-m", "jupyter_server", "--no-browser", "--allow-root",

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import requests
 from common import ROOT, load_tool, process, requests_per_second
 from fakes.posthog_server import FakePostHog  # tests/ is on sys.path via common
-from server_process import free_port
+from server_process import bootstrap_pat, free_port
 
 sys.path.insert(0, str(ROOT))
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
@@ -64,25 +63,6 @@ NOTEBOOK = {
     "nbformat": 4,
     "nbformat_minor": 5,
 }
-
-
-def bootstrap(data_dir: Path) -> str:
-    out = subprocess.run(
-        [
-            PY,
-            "-m",
-            "jupyter_agnes.cli",
-            "bootstrap",
-            "--email",
-            "bench@example.com",
-            "--data-dir",
-            str(data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
 
 
 def serve_args(data_dir: Path, port: int, root_dir: Path) -> list[str]:
@@ -221,7 +201,7 @@ def main() -> None:
     root = tmp / "root"
     root.mkdir()
     (root / "tiny.ipynb").write_text(json.dumps(NOTEBOOK))
-    pats = {side: bootstrap(tmp / f"data-{side}") for side in ("on", "off")}
+    pats = {side: bootstrap_pat(tmp / f"data-{side}", "bench@example.com") for side in ("on", "off")}
     ports = {"on": free_port(), "off": free_port()}
     bases = {side: f"http://127.0.0.1:{ports[side]}/" for side in ports}
     auth = {side: {"Authorization": f"Bearer {pats[side]}"} for side in pats}

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from fakes.llm_server import FakeLLMServer  # noqa: E402
-from server_process import agnes_cli, agnes_server  # noqa: E402
+from server_process import agnes_cli, agnes_server, bootstrap_pat  # noqa: E402
 
 SAMPLE_ROWS = "20000"
 # What the fake LLM answers for text-to-SQL in 02-ask-agnes.ipynb.
@@ -45,8 +45,7 @@ def notebook_env() -> dict[str, str]:
     _stack.callback(shutil.rmtree, tmp, True)
     data_dir = tmp / "data"
     agnes_cli("sample-data", "--rows", SAMPLE_ROWS, "--data-dir", str(data_dir))
-    pat = agnes_cli("bootstrap", "--email", "admin@example.com", "--data-dir",
-                    str(data_dir)).stdout.strip().splitlines()[-1]
+    pat = bootstrap_pat(data_dir)
     llm = _stack.enter_context(FakeLLMServer(sql=FAKE_SQL))
     # Hermetic: a developer's own PostHog key must not reach the notebook server or kernels.
     server = _stack.enter_context(

@@ -66,10 +66,6 @@ class AgnesExtensionApp(ExtensionApp):
             if "kernel_websocket_connection_class" not in serverapp.config.get("ServerApp", {}):
                 serverapp.kernel_websocket_connection_class = AgnesKernelWebsocketConnection
 
-    @property
-    def uses_agnes_identity(self) -> bool:
-        return isinstance(self.serverapp.identity_provider, AgnesIdentityProvider)
-
     # --- initialize -----------------------------------------------------------------
 
     def initialize_settings(self) -> None:
@@ -132,9 +128,6 @@ class AgnesExtensionApp(ExtensionApp):
         from server_extension.handlers.google import google_service
 
         return bool(google_service(self).configured)
-
-    def resolve_client_ip(self, peer: str, x_forwarded_for: str) -> str:
-        return self.ratelimiter.client_ip(peer, x_forwarded_for)
 
     def principal_for_foreign_user(self, user: Any) -> Principal | None:
         """A user signed in by another identity provider (JupyterHub): match by email."""

@@ -7,15 +7,13 @@ from typing import Any
 from jupyter_server.auth.authorizer import Authorizer
 
 from jupyter_agnes.auth import rbac
+from server_extension.identity import principal_of
 from server_extension.voila_access import kernel_request_allowed
 
 
 class AgnesAuthorizer(Authorizer):
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
-        principal = getattr(user, "principal", None)
-        if principal is None:
-            app = handler.settings.get("agnes")
-            principal = app.principal_for_foreign_user(user) if app else None
+        principal = getattr(user, "principal", None) or principal_of(handler)
         if principal is None:
             return False
         if rbac.may_use_server_resource(principal, action, resource):

@@ -48,9 +48,32 @@ def agnes_app(handler: web.RequestHandler) -> Any:
 
 
 def client_ip(handler: web.RequestHandler) -> str:
-    from server_extension.client_ip import request_client_ip
+    """The socket peer, or X-Forwarded-For when the peer is a trusted proxy."""
+    peer = handler.request.remote_ip or ""
+    limiter = getattr(handler.settings.get("agnes"), "ratelimiter", None)
+    if limiter is None:
+        return peer
+    return limiter.client_ip(peer, handler.request.headers.get("X-Forwarded-For", ""))
 
-    return request_client_ip(handler)
+
+def principal_of(handler: web.RequestHandler) -> Principal | None:
+    """The request's Agnes principal.
+
+    Ours comes with the user from `get_user`. Under another identity provider
+    (JupyterHub) it is the store user with the same email, looked up once per request
+    and left on the request, where the HTML snippet finds it too.
+    """
+    user = handler.current_user
+    if user is None:
+        return None
+    principal = getattr(user, "principal", None)
+    if principal is None:
+        principal = getattr(handler.request, "agnes_principal", None)
+    if principal is None:
+        app = handler.settings.get("agnes")
+        principal = app.principal_for_foreign_user(user) if app is not None else None
+        handler.request.agnes_principal = principal  # type: ignore[attr-defined]
+    return principal
 
 
 def _finish_json(handler: web.RequestHandler, status: int, body: dict, **headers: str) -> None:

@@ -73,6 +73,13 @@ def agnes_cli(
     return result
 
 
+
+def bootstrap_pat(data_dir: Path, email: str = "admin@example.com", **kw: Any) -> str:
+    """`jupyter agnes bootstrap`: create the first admin and return the PAT it prints last."""
+    out = agnes_cli("bootstrap", "--email", email, "--data-dir", str(data_dir), **kw).stdout
+    return out.strip().splitlines()[-1]
+
+
 @dataclass
 class ServerProcess:
     url: str

@@ -362,8 +362,11 @@ class AuthService(Configurable):
 
     def flush_last_use(self) -> None:
         """Write every in-memory last use the throttle held back (at shutdown)."""
-        for token_id, (when, ip) in self.last_use.snapshot().items():
-            with self.store.write() as s:
+        held = self.last_use.snapshot()
+        if not held:
+            return
+        with self.store.write() as s:
+            for token_id, (when, ip) in held.items():
                 row = s.get(PersonalAccessToken, token_id)
                 if row is not None and (row.last_used_at is None or row.last_used_at < when):
                     row.last_used_at, row.last_used_ip = when, ip[:64]

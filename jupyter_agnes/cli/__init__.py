@@ -27,7 +27,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jupyter_agnes.cli import admin, serve
+    from jupyter_agnes.cli import admin, data, serve
 
     parser = OneLineErrorParser(
         prog="jupyter agnes", description="Agnes: data, identity and dashboards for Jupyter."
@@ -37,12 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     serve.add_commands(sub)
     admin.add_commands(sub)
-    try:
-        from jupyter_agnes.cli.data import add_data_commands
-    except ImportError:  # data layer not installed in this build
-        pass
-    else:
-        add_data_commands(sub)
+    data.add_data_commands(sub)
     return parser
 
 

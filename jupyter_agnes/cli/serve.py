@@ -79,11 +79,7 @@ def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _make_sample_data(data_dir: str) -> None:
-    try:
-        from jupyter_agnes.cli import main
-        from jupyter_agnes.cli.data import add_data_commands  # noqa: F401
-    except ImportError:
-        return
+    from jupyter_agnes.cli import main
     print("Generating sample data (about 1 M order items)…", flush=True)
     if main(["sample-data", "--data-dir", data_dir]) != 0:  # also rebuilds analytics
         raise CLIError("sample data generation failed")

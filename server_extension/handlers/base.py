@@ -10,6 +10,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from jupyter_agnes.auth.principal import Principal
+from server_extension.identity import principal_of
 
 MAX_JSON_BODY = 1024 * 1024
 MISSING_CREDENTIALS = "Missing or invalid Authorization header"
@@ -43,10 +44,7 @@ class AgnesAPIHandler(APIHandler):
 
     @property
     def principal(self) -> Principal:
-        user = self.current_user
-        principal = getattr(user, "principal", None)
-        if principal is None:
-            principal = self.agnes.principal_for_foreign_user(user) if user else None
+        principal = principal_of(self)
         if principal is None:
             raise self._unauthenticated()
         return principal

@@ -12,6 +12,7 @@ from tornado import web
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.dashboards.index import visible_dashboards
+from server_extension.identity import principal_of
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -55,10 +56,7 @@ def render_index(base_url: str, principal: Principal, paths: list[str]) -> str:
 class DashboardsIndexHandler(JupyterHandler):
     @property
     def principal(self) -> Principal:
-        user = self.current_user
-        principal = getattr(user, "principal", None)
-        if principal is None and user is not None:
-            principal = self.settings["agnes"].principal_for_foreign_user(user)
+        principal = principal_of(self)
         if principal is None:
             raise web.HTTPError(403, "Unknown user")
         return principal
