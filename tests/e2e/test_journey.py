@@ -68,6 +68,39 @@ def sign_in_with_google(page, url: str) -> None:
     page.wait_for_load_state("load")
 
 
+def wait_for_kernel_idle(page, notebook: str) -> None:
+    """Wait until the notebook's kernel is started and idle, as the server and Lab both see it.
+
+    Lab's toolbar indicator reads 'idle' before any kernel exists, and "Run All" on a
+    notebook whose kernel is still starting runs nothing, so neither is enough alone.
+    """
+    page.wait_for_function(
+        """async (path) => {
+            const r = await fetch('/api/sessions');
+            if (!r.ok) return false;
+            const s = (await r.json()).find(x => x.path.endsWith(path));
+            return !!(s && s.kernel && s.kernel.execution_state === 'idle');
+        }""",
+        arg=notebook,
+        polling=500,
+        timeout=180_000,
+    )
+    page.wait_for_selector(".jp-StatusBar-Item:has-text('| Idle')", timeout=120_000)
+
+
+def notebook_state(page) -> str:
+    """What the notebook shows: prompts, error outputs and any open dialog, for failure reports."""
+    return page.evaluate(
+        """() => JSON.stringify({
+            prompts: [...document.querySelectorAll('.jp-InputPrompt')].map(p => p.innerText.trim()),
+            errors: [...document.querySelectorAll(".jp-OutputArea-output[data-mime-type*='error']")]
+                .map(e => e.innerText.slice(0, 300)),
+            dialog: document.querySelector('.jp-Dialog')?.innerText ?? null,
+            status: [...document.querySelectorAll('.jp-StatusBar-Item')].map(e => e.innerText).join(' / '),
+        })"""
+    )
+
+
 def test_new_team_member_journey(world) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -90,12 +123,25 @@ def test_new_team_member_journey(world) -> None:
             # 2. run 01-getting-started with the agnes kernel; a %%sql table renders
             page.goto(server.url + "lab/tree/01-getting-started.ipynb", wait_until="load")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-            table = page.wait_for_selector(".jp-OutputArea-output table.agnes-sql-result",
-                                           timeout=180_000)
-            assert table.is_visible()
+            try:
+                wait_for_kernel_idle(page, "01-getting-started.ipynb")
+                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+                page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+                # An error output aborts the rest of "Run All": stop waiting at once then.
+                first = page.wait_for_selector(
+                    ".jp-OutputArea-output table.agnes-sql-result, "
+                    ".jp-OutputArea-output[data-mime-type*='error']",
+                    timeout=180_000,
+                )
+                table = page.wait_for_selector(".jp-OutputArea-output table.agnes-sql-result",
+                                               timeout=1_000)
+            except Exception as exc:
+                shot(page, "03-notebook-failed")
+                raise AssertionError(
+                    f"no %%sql table rendered; page shows: {notebook_state(page)}\n"
+                    f"server log tail:\n{server.log()[-4000:]}"
+                ) from exc
+            assert first is not None and table.is_visible()
             page.wait_for_selector(".jp-OutputArea-output:has-text('showing')")
             page.wait_for_function(
                 "() => document.querySelectorAll('.jp-InputPrompt').length > 0 && "
