@@ -191,6 +191,7 @@ def test_every_query_is_audited(env):
     sql = "SELECT count(*) FROM orders WHERE k = 2 -- audit me"
     runner.run(user("orders", user_id=77), sql).to_json()
     refused(runner, "SELECT * FROM secret", principal=user("orders", user_id=77))
+    assert runner.flush_audit(timeout=30)
     with store.read() as s:
         rows = s.scalars(select(AuditEntry).where(AuditEntry.user_id == 77)
                          .order_by(AuditEntry.id)).all()

@@ -11,7 +11,6 @@ is the views, and only single reads ever run, so sharing one between queries is 
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -32,7 +31,6 @@ from jupyter_agnes.query.errors import QueryError, QueryRefused, QueryTimeout
 from jupyter_agnes.query.results import QueryResult
 from jupyter_agnes.query.watchdog import watchdog
 
-log = logging.getLogger("jupyter_agnes.query")
 BATCH_ROWS = 65_536
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -241,24 +239,22 @@ class QueryRunner(Configurable):
         result: str,
         truncated: bool = False,
     ) -> None:
-        from jupyter_agnes.store.directory import audit
-
         params = {
             "sql_sha256": digest,
             "rows": rows,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "truncated": truncated,
         }
-        try:
-            with self._store().write() as s:
-                audit(
-                    s,
-                    "query",
-                    user_id=principal.user_id,
-                    actor=principal.email,
-                    resource=",".join(tables),
-                    params=params,
-                    result=result,
-                )
-        except Exception:  # an audit failure is logged, never shown to the caller
-            log.exception("could not write the query audit entry")
+        # Queued, not committed here: the response never waits on the store.
+        self._store().audit_queue.put(
+            "query",
+            user_id=principal.user_id,
+            actor=principal.email,
+            resource=",".join(tables),
+            params=params,
+            result=result,
+        )
+
+    def flush_audit(self, timeout: float | None = 30.0) -> bool:
+        """Wait until this process's queued query audit entries are committed."""
+        return self._store().audit_queue.flush(timeout)

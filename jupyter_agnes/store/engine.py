@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from jupyter_agnes.envknobs import env_str
+from jupyter_agnes.store.audit_queue import AuditQueue
 
 log = logging.getLogger("jupyter_agnes.store")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -66,6 +67,7 @@ class Store:
         self._write = sessionmaker(
             engine.execution_options(agnes_write=True), expire_on_commit=False
         )
+        self.audit_queue = AuditQueue(self)  # hot-path audit entries (queries)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -79,6 +81,7 @@ class Store:
             yield session
 
     def close(self) -> None:
+        self.audit_queue.close()
         self.engine.dispose()
 
 
