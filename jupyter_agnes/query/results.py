@@ -115,11 +115,17 @@ class QueryResult:
 
     def iter_arrow(self) -> Iterator[bytes]:
         """Arrow IPC stream; a final empty batch carries `agnes.truncated` metadata."""
-        sink = io.BytesIO()
+        for pieces in self.iter_arrow_pieces():
+            yield b"".join(pieces)
+
+    def iter_arrow_pieces(self) -> Iterator[list[bytes | pa.Buffer]]:
+        """The Arrow IPC stream as one list of pieces per batch, without copying the rows:
+        the body pieces are `pa.Buffer` views of the batch's own memory."""
+        sink = _PieceSink()
         writer = pa.ipc.new_stream(sink, self.schema)
         for batch in self.batches():
             writer.write_batch(batch)
-            yield _drain(sink)
+            yield sink.take()
         trailer = pa.RecordBatch.from_pylist([], schema=self.schema)
         meta = {
             TRAILER_KEY: b"true" if self.truncated else b"false",
@@ -127,7 +133,7 @@ class QueryResult:
         }
         writer.write_batch(trailer, custom_metadata=meta)
         writer.close()
-        yield _drain(sink)
+        yield sink.take()
 
     def iter_csv(self) -> Iterator[bytes]:
         sink = io.BytesIO()
@@ -141,6 +147,30 @@ class QueryResult:
         tail = _drain(sink)
         if tail or self.rows == 0:
             yield tail or ",".join(self.columns).encode() + b"\n"
+
+
+class _PieceSink:
+    """A write-only file for pyarrow's IPC writer that keeps what it is given: pyarrow
+    hands body buffers over as zero-copy `pa.Buffer`s and only headers as bytes."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes | pa.Buffer] = []
+
+    def write(self, data: bytes | pa.Buffer) -> int:
+        self._pieces.append(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> list[bytes | pa.Buffer]:
+        pieces, self._pieces = self._pieces, []
+        return pieces
 
 
 def _drain(sink: io.BytesIO) -> bytes:

@@ -18,6 +18,7 @@ from http.client import responses
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from tornado import web
 from tornado.iostream import StreamClosedError
 
@@ -35,7 +36,7 @@ from server_extension.handlers.base import AgnesAPIHandler, api_error
 
 FORMATS = ("json", "arrow", "csv")
 MAX_JOBS = 100
-STREAM_SLICE = 512 * 1024  # bytes per write + flush of a streamed result
+STREAM_SLICE = 512 * 1024  # bytes per write + flush of a CSV body (Arrow goes per batch)
 
 
 class SyncJobs:
@@ -190,16 +191,18 @@ class QueryHandler(DataHandler):
         self.finish()
 
     async def _stream(self, result: QueryResult, fmt: str) -> None:
-        chunks: Iterator[bytes] = result.iter_arrow()
+        chunks: Iterator[list[bytes | pa.Buffer]] = result.iter_arrow_pieces()
         self.set_header("Content-Type", ARROW_STREAM_TYPE)
         self.set_header("Cache-Control", "no-store")
         sent = False
-        # The next chunk is produced in a worker thread while this one is written.
-        pending: asyncio.Future[bytes | None] | None = self.submit(next, chunks, None)
+        # The next batch is produced in a worker thread while this one is written.
+        pending: asyncio.Future[list[bytes | pa.Buffer] | None] | None = self.submit(
+            next, chunks, None
+        )
         try:
             while pending is not None:
                 try:
-                    chunk = await pending
+                    pieces = await pending
                 except QueryError as exc:
                     pending = None
                     if not sent:
@@ -207,9 +210,9 @@ class QueryHandler(DataHandler):
                     self.log.warning("query failed mid-stream: %s", exc.message)
                     self.request.connection.close()  # the client sees a truncated stream
                     return
-                pending = None if chunk is None else self.submit(next, chunks, None)
-                if chunk is not None:
-                    await self._write_slices(chunk)
+                pending = None if pieces is None else self.submit(next, chunks, None)
+                if pieces is not None:
+                    await self._send_pieces(pieces)
                     sent = True
         except StreamClosedError:
             return  # client went away; closing the generator releases the query
@@ -219,6 +222,29 @@ class QueryHandler(DataHandler):
                     await pending
             await self.blocking(chunks.close)
         self.finish()
+
+    async def _send_pieces(self, pieces: list[bytes | pa.Buffer]) -> None:
+        """One HTTP chunk per batch, handed to the socket's stream as views of the batch's
+        memory: tornado's `write()` would copy a body several times (slice, frame, join).
+        Falls back to `write()` if this tornado does not say whether it frames chunks."""
+        if not self._headers_written:
+            await self.flush()  # the headers alone; sets the connection's framing
+        connection = self.request.connection
+        chunking = getattr(connection, "_chunking_output", None)
+        if not isinstance(chunking, bool):
+            await self._write_slices(b"".join(pieces))
+            return
+        size = sum(len(piece) for piece in pieces)
+        if size == 0:
+            return  # an empty chunk would end a chunked body
+        stream = connection.stream
+        if chunking:
+            stream.write(b"%x\r\n" % size)
+        for piece in pieces:
+            done = stream.write(piece if isinstance(piece, bytes) else memoryview(piece))
+        if chunking:
+            done = stream.write(b"\r\n")
+        await done
 
     async def _write_slices(self, chunk: bytes) -> None:
         """tornado copies each write to frame it and a flush joins all buffered writes, so
