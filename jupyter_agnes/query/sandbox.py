@@ -30,6 +30,7 @@ from jupyter_agnes.query.classify import CheckCache
 from jupyter_agnes.query.errors import QueryError, QueryRefused, QueryTimeout
 from jupyter_agnes.query.results import QueryResult
 from jupyter_agnes.query.watchdog import watchdog
+from jupyter_agnes.store.directory import audit_row
 
 BATCH_ROWS = 65_536
 _SCALARS = (str, int, float, bool, type(None))
@@ -246,7 +247,7 @@ class QueryRunner(Configurable):
             "truncated": truncated,
         }
         # Queued, not committed here: the response never waits on the store.
-        self._store().audit_queue.put(
+        row = audit_row(
             "query",
             user_id=principal.user_id,
             actor=principal.email,
@@ -254,6 +255,7 @@ class QueryRunner(Configurable):
             params=params,
             result=result,
         )
+        self._store().audit_queue.put(row)
 
     def flush_audit(self, timeout: float | None = 30.0) -> bool:
         """Wait until this process's queued query audit entries are committed."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
-from jupyter_agnes.store.models import AuditEntry, utcnow
+from jupyter_agnes.store.models import AuditEntry
 
 if TYPE_CHECKING:
     from jupyter_agnes.store.engine import Store
@@ -38,25 +38,8 @@ class AuditQueue:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def put(
-        self,
-        action: str,
-        *,
-        user_id: int | None = None,
-        actor: str = "",
-        resource: str = "",
-        params: dict[str, Any] | None = None,
-        result: str = "ok",
-    ) -> None:
-        row = {
-            "ts": utcnow(),
-            "action": action,
-            "user_id": user_id,
-            "actor": actor,
-            "resource": resource[:500],
-            "params": params or {},
-            "result": result[:64],
-        }
+    def put(self, row: dict[str, Any]) -> None:
+        """Queue one row, as `directory.audit_row()` makes it (stamped when made)."""
         with self._cond:
             if not self._closed:
                 self._pending.append(row)

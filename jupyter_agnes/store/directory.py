@@ -196,8 +196,7 @@ def remove_grant(s: Session, group: Group, resource_type: str, resource_id: str)
 # --- audit ---------------------------------------------------------------------
 
 
-def audit(
-    s: Session,
+def audit_row(
     action: str,
     *,
     user_id: int | None = None,
@@ -205,14 +204,19 @@ def audit(
     resource: str = "",
     params: dict[str, Any] | None = None,
     result: str = "ok",
-) -> None:
-    s.add(
-        AuditEntry(
-            action=action,
-            user_id=user_id,
-            actor=actor,
-            resource=resource[:500],
-            params=params or {},
-            result=result[:64],
-        )
-    )
+) -> dict[str, Any]:
+    """One audit_log row's values, stamped now, with the long fields cut to fit."""
+    return {
+        "ts": utcnow(),
+        "action": action,
+        "user_id": user_id,
+        "actor": actor,
+        "resource": resource[:500],
+        "params": params or {},
+        "result": result[:64],
+    }
+
+
+def audit(s: Session, action: str, **fields: Any) -> None:
+    """Add an audit row to this transaction (see `audit_row` for the fields)."""
+    s.add(AuditEntry(**audit_row(action, **fields)))
