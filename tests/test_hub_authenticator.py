@@ -50,7 +50,7 @@ def make_auth(google: FakeGoogle, **extra: Any) -> AgnesGoogleOAuthenticator:
         gce_metadata_url=google.base_url + "/computeMetadata/v1",
         admin_sdk_key_file="",
         mock_groups=[],
-        directory_timeout=0.5,
+        directory_timeout=2.0,  # roomy for a loaded CI machine; the hang case waits it out
     )
     return AgnesGoogleOAuthenticator(config=c)
 
