@@ -13,8 +13,8 @@ from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import StoreError, open_store
 
 
-@pytest.fixture(scope="module")
-def pg_url():
+@pytest.fixture
+def pg_url():  # one server per test: the first one leaves a future schema behind
     with postgres_server() as url:
         yield url
 
@@ -57,3 +57,35 @@ def test_postgres_store_end_to_end(tmp_path, pg_url):
     store.close()
     with pytest.raises(StoreError, match="newer than this version"):
         open_store(data_dir, pg_url)
+
+
+def test_postgres_keeps_sync_jobs_and_queued_audit_rows(tmp_path, pg_url, monkeypatch):
+    import time
+
+    from datahelpers import make_extract
+    from sqlalchemy import func, select
+
+    from jupyter_agnes.orchestrator import SyncOrchestrator
+    from jupyter_agnes.orchestrator import jobs as jobs_module
+    from jupyter_agnes.orchestrator.jobs import SyncJobs
+    from jupyter_agnes.store.models import AuditEntry, SyncJob
+
+    data_dir = resolve_data_dir(tmp_path)
+    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(10)"})
+    store = open_store(data_dir, pg_url)
+    monkeypatch.setattr(jobs_module, "KEEP_JOBS", 2)  # the prune's DELETE … NOT IN (LIMIT)
+    jobs = SyncJobs(SyncOrchestrator(data_dir, store=store), store)
+    for _ in range(3):
+        job_id = jobs.start(None, "boss@example.com")["id"]
+        deadline = time.monotonic() + 60
+        while jobs.get(job_id)["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert jobs.get(job_id)["status"] == "done", jobs.get(job_id)
+    store.audit_queue.put(directory.audit_row("query", user_id=5, params={"rows": 1}))
+    assert store.audit_queue.flush(timeout=30)
+    with store.read() as s:
+        assert s.scalar(select(func.count()).select_from(SyncJob)) == 2
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.user_id == 5)).one()
+        assert entry.action == "query" and entry.params == {"rows": 1}
+    store.close()

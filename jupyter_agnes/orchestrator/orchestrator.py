@@ -74,7 +74,8 @@ class SyncOrchestrator(Configurable):
         super().__init__(**kwargs)
         self.data_dir = Path(data_dir)
 
-    def _store(self) -> Any:
+    def system_store(self) -> Any:
+        """The store given, else one opened for the data dir on first use."""
         if self.store is None:
             from jupyter_agnes.store.engine import open_store
 
@@ -194,7 +195,7 @@ class SyncOrchestrator(Configurable):
 
         accepted: list[TableMeta] = []
         listed = {(src, t.name) for src, info in infos.items() for t in info.tables}
-        with self._store().write() as s:
+        with self.system_store().write() as s:
             owners = {o.table_name: o for o in s.scalars(select(TableOwner))}
             # Release names first: a source that dropped a table (or vanished) frees it
             # for a claim in this same run.

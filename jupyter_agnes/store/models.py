@@ -152,3 +152,23 @@ class AuditEntry(Base):
     resource: Mapped[str] = mapped_column(String(500), default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     result: Mapped[str] = mapped_column(String(64), default="ok")
+
+
+class SyncJob(Base):
+    """A background rebuild asked for through `POST /agnes/api/sync`; kept across restarts.
+
+    `runner` names the process running it (host:pid), so a job whose process died can be
+    reported as interrupted instead of running forever."""
+
+    __tablename__ = "sync_jobs"
+    __table_args__ = (Index("ix_sync_jobs_created_at", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    runner: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # at the end
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.client import responses
@@ -24,6 +20,7 @@ from tornado.iostream import StreamClosedError
 
 from jupyter_agnes.catalog import Catalog, CatalogError, TableNotFound
 from jupyter_agnes.orchestrator import InvalidIdentifier, SyncOrchestrator, check_identifier
+from jupyter_agnes.orchestrator.jobs import SyncJobs
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.query import (
     ARROW_STREAM_TYPE,
@@ -35,57 +32,7 @@ from jupyter_agnes.query import (
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 
 FORMATS = ("json", "arrow", "csv")
-MAX_JOBS = 100
 STREAM_SLICE = 512 * 1024  # bytes per write + flush of a CSV body (Arrow goes per batch)
-
-
-class SyncJobs:
-    """Background rebuilds, one at a time (the orchestrator's lock serialises them anyway)."""
-
-    def __init__(self, orchestrator: SyncOrchestrator) -> None:
-        self.orchestrator = orchestrator
-        self._jobs: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def start(self, source: str | None, actor: str) -> dict[str, Any]:
-        job = {
-            "id": uuid.uuid4().hex,
-            "status": "queued",
-            "source": source,
-            "requested_by": actor,
-            "created_at": time.time(),
-            "progress": {"done": 0, "total": 0, "label": ""},
-            "report": None,
-            "error": None,
-        }
-        with self._lock:
-            self._jobs[job["id"]] = job
-            while len(self._jobs) > MAX_JOBS:
-                self._jobs.popitem(last=False)
-        threading.Thread(target=self._run, args=(job,), daemon=True, name="agnes-sync").start()
-        return dict(job)
-
-    def _run(self, job: dict[str, Any]) -> None:
-        def progress(done: int, total: int, label: str) -> None:
-            job["progress"] = {"done": done, "total": total, "label": label}
-
-        job["status"] = "running"
-        try:
-            if job["source"]:
-                report = self.orchestrator.rebuild_source(job["source"], progress)
-            else:
-                report = self.orchestrator.rebuild(progress)
-            job["report"] = report.as_dict()
-            job["status"] = "done"
-        except Exception as exc:  # reported to PostHog by the orchestrator itself
-            job["error"] = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-            job["status"] = "failed"
-        job["finished_at"] = time.time()
-
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return dict(job) if job else None
 
 
 class DataServices:
@@ -98,7 +45,7 @@ class DataServices:
         self.catalog = Catalog(self.data_dir)
         self.runner = QueryRunner(self.data_dir, catalog=self.catalog, store=store, parent=app)
         self.orchestrator = SyncOrchestrator(self.data_dir, store=store, parent=app)
-        self.jobs = SyncJobs(self.orchestrator)
+        self.jobs = SyncJobs(self.orchestrator, self.orchestrator.system_store())
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agnes-query")
 
     @classmethod

@@ -1,0 +1,168 @@
+"""Background rebuilds asked for over the API, recorded in the store's `sync_jobs` table.
+
+The record (status, report, error) survives a restart and is visible to every server
+sharing the store. Live progress is kept in memory by the process running the job. A
+job whose process is gone reads as `interrupted`, not as running forever.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from jupyter_agnes.orchestrator.orchestrator import SyncOrchestrator
+from jupyter_agnes.store.engine import Store
+from jupyter_agnes.store.models import SyncJob, utcnow
+
+KEEP_JOBS = 500
+LIVE = ("queued", "running")
+INTERRUPTED = "The server stopped before this job finished; start the sync again"
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks (Linux), so a reused pid is not mistaken
+    for the process that ran a job; "" when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after "pid (comm)"
+
+
+def runner_name(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def runner_alive(runner: str) -> bool:
+    """False only when the runner surely is gone: same host, and its process is not there."""
+    host, _, rest = runner.partition(":")
+    pid_text, _, ticks = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another machine's job: trust its record
+    if not Path("/proc").is_dir():
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
+    return _start_ticks(int(pid_text)) == ticks != ""
+
+
+class SyncJobs:
+    """Start rebuilds in a thread and answer for their state; one store row per job."""
+
+    def __init__(self, orchestrator: SyncOrchestrator, store: Store) -> None:
+        self.orchestrator = orchestrator
+        self.store = store
+        self.runner = runner_name()
+        self._progress: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, source: str | None, actor: str) -> dict[str, Any]:
+        job_id = uuid.uuid4().hex
+        with self.store.write() as s:
+            s.add(
+                SyncJob(
+                    id=job_id,
+                    status="queued",
+                    source=source,
+                    requested_by=actor,
+                    runner=self.runner,
+                    created_at=utcnow(),
+                )
+            )
+            keep = select(SyncJob.id).order_by(SyncJob.created_at.desc()).limit(KEEP_JOBS)
+            s.execute(delete(SyncJob).where(SyncJob.id.not_in(keep.scalar_subquery())))
+        with self._lock:
+            self._progress[job_id] = {"done": 0, "total": 0, "label": ""}
+        thread = threading.Thread(
+            target=self._run, args=(job_id, source), daemon=True, name="agnes-sync"
+        )
+        thread.start()
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def _set(self, job_id: str, **fields: Any) -> None:
+        with self.store.write() as s:
+            row = s.get(SyncJob, job_id)
+            if row is not None:
+                for key, value in fields.items():
+                    setattr(row, key, value)
+
+    def _run(self, job_id: str, source: str | None) -> None:
+        def progress(done: int, total: int, label: str) -> None:
+            with self._lock:
+                self._progress[job_id] = {"done": done, "total": total, "label": label}
+
+        def final_progress() -> dict[str, Any] | None:
+            with self._lock:
+                return self._progress.get(job_id)
+
+        try:
+            self._set(job_id, status="running")
+            if source:
+                report = self.orchestrator.rebuild_source(source, progress)
+            else:
+                report = self.orchestrator.rebuild(progress)
+            self._set(
+                job_id,
+                status="done",
+                report=report.as_dict(),
+                progress=final_progress(),
+                finished_at=utcnow(),
+            )
+        except Exception as exc:  # reported to PostHog by the orchestrator itself
+            error = (str(exc).splitlines() or [type(exc).__name__])[0]
+            for path in {
+                str(self.orchestrator.data_dir.resolve()),
+                str(self.orchestrator.data_dir),
+            }:
+                error = error.replace(path, "<data-dir>")  # where the data lives stays private
+            error = error[:300]
+            self._set(
+                job_id,
+                status="failed",
+                error=error,
+                progress=final_progress(),
+                finished_at=utcnow(),
+            )
+        finally:
+            with self._lock:
+                self._progress.pop(job_id, None)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:  # before the row: a job that ends in between reads as done
+            progress = self._progress.get(job_id)
+        with self.store.read() as s:
+            row = s.get(SyncJob, job_id)
+        if row is None:
+            return None
+        status, error = row.status, row.error
+        if status in LIVE and progress is None and not self._running_elsewhere(row):
+            status, error = "interrupted", INTERRUPTED
+        return {
+            "id": row.id,
+            "status": status,
+            "source": row.source,
+            "requested_by": row.requested_by,
+            "created_at": row.created_at.timestamp(),
+            "finished_at": row.finished_at.timestamp() if row.finished_at else None,
+            "progress": progress or row.progress or {"done": 0, "total": 0, "label": ""},
+            "report": row.report,
+            "error": error,
+        }
+
+    def _running_elsewhere(self, row: SyncJob) -> bool:
+        # This process's own live jobs have progress; a row of ours without it was left
+        # by a thread that is gone (or a finish that failed to write).
+        return row.runner != self.runner and runner_alive(row.runner)

@@ -1,0 +1,149 @@
+"""Sync jobs live in the store: they survive a restart, and a job whose process died reads
+as interrupted instead of running forever. Unit level, then a real server restarted."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from datahelpers import make_extract
+from server_process import agnes_server, bootstrap_pat
+from sqlalchemy import func, select
+
+from jupyter_agnes.orchestrator import SyncOrchestrator
+from jupyter_agnes.orchestrator import jobs as jobs_module
+from jupyter_agnes.orchestrator.jobs import INTERRUPTED, SyncJobs, runner_alive, runner_name
+from jupyter_agnes.store.engine import open_store
+from jupyter_agnes.store.models import SyncJob, utcnow
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    make_extract(tmp_path, "shop", {"orders": "SELECT range AS id FROM range(50)"})
+    return tmp_path
+
+
+def tracker(data_dir: Path, store=None) -> SyncJobs:
+    store = store or open_store(data_dir)
+    return SyncJobs(SyncOrchestrator(data_dir, store=store), store)
+
+
+def wait_done(jobs: SyncJobs, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = jobs.get(job_id)
+        assert job is not None
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job never finished: {job}")
+
+
+def dead_runner() -> str:
+    """The runner name of a process that has exited."""
+    code = "from jupyter_agnes.orchestrator.jobs import runner_name; print(runner_name())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def add_row(store, runner: str, status: str = "running") -> str:
+    job_id = "a" * 32
+    with store.write() as s:
+        s.add(SyncJob(id=job_id, status=status, requested_by="x@example.com", runner=runner,
+                      created_at=utcnow()))
+    return job_id
+
+
+def test_a_finished_job_is_read_back_by_a_new_tracker(data_dir):
+    first = tracker(data_dir)
+    job = first.start(None, "boss@example.com")
+    done = wait_done(first, job["id"])
+    assert done["status"] == "done" and done["report"]["sources"] == {"shop": ["orders"]}
+    assert done["progress"]["done"] == done["progress"]["total"] > 0
+    again = tracker(data_dir).get(job["id"])  # a restarted server: nothing in memory
+    assert again == done
+    assert again["finished_at"] >= again["created_at"]
+
+
+def test_a_failed_job_keeps_its_error(data_dir):
+    (data_dir / "analytics.duckdb").mkdir()  # the build cannot be swapped in
+    jobs = tracker(data_dir)
+    job = wait_done(jobs, jobs.start(None, "boss@example.com")["id"])
+    assert job["status"] == "failed" and job["error"], job
+    assert str(data_dir) not in job["error"] and "<data-dir>/analytics.duckdb" in job["error"]
+    assert tracker(data_dir).get(job["id"])["error"] == job["error"]
+
+
+def test_a_job_whose_process_died_reads_as_interrupted(data_dir):
+    store = open_store(data_dir)
+    job_id = add_row(store, dead_runner())
+    job = tracker(data_dir, store).get(job_id)
+    assert job["status"] == "interrupted" and job["error"] == INTERRUPTED
+
+
+def test_a_job_of_this_process_without_a_thread_reads_as_interrupted(data_dir):
+    store = open_store(data_dir)
+    jobs = tracker(data_dir, store)
+    job_id = add_row(store, jobs.runner, status="queued")
+    assert jobs.get(job_id)["status"] == "interrupted"
+
+
+def test_live_and_remote_runners_are_trusted(data_dir):
+    store = open_store(data_dir)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        try:
+            assert runner_alive(runner_name(live.pid))
+            job_id = add_row(store, runner_name(live.pid))
+            assert tracker(data_dir, store).get(job_id)["status"] == "running"
+        finally:
+            live.kill()
+        live.wait()
+    assert not runner_alive(runner_name(live.pid))
+    assert runner_alive(f"not-{socket.gethostname()}:1:1")  # another machine's job
+    assert not runner_alive(f"{socket.gethostname()}:{live.pid}:")  # never started here
+
+
+def test_a_reused_pid_is_not_the_runner(data_dir):
+    pid, ticks = runner_name().split(":")[1:]
+    assert runner_alive(f"{socket.gethostname()}:{pid}:{ticks}")
+    assert not runner_alive(f"{socket.gethostname()}:{pid}:{int(ticks) + 1}")
+
+
+def test_old_jobs_are_pruned(data_dir, monkeypatch):
+    monkeypatch.setattr(jobs_module, "KEEP_JOBS", 3)
+    store = open_store(data_dir)
+    jobs = tracker(data_dir, store)
+    ids = []
+    for _ in range(5):
+        ids.append(jobs.start(None, "boss@example.com")["id"])
+        wait_done(jobs, ids[-1])
+    with store.read() as s:
+        assert s.scalar(select(func.count()).select_from(SyncJob)) == 3
+    assert jobs.get(ids[0]) is None and jobs.get(ids[-1])["status"] == "done"
+
+
+def test_a_real_server_restart_keeps_the_job(tmp_path):
+    data_dir = tmp_path / "data"
+    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(50)"})
+    headers = {"Authorization": f"Bearer {bootstrap_pat(data_dir)}"}
+    with agnes_server(data_dir) as server:
+        resp = requests.post(server.url + "agnes/api/sync", headers=headers, timeout=30)
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["id"]
+        deadline = time.monotonic() + 60
+        while (job := requests.get(f"{server.url}agnes/api/sync/{job_id}", headers=headers,
+                                   timeout=30).json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        assert job["status"] == "done"
+    with agnes_server(data_dir) as server:
+        again = requests.get(f"{server.url}agnes/api/sync/{job_id}", headers=headers, timeout=30)
+        assert again.status_code == 200 and again.json() == job
+        gone = requests.get(f"{server.url}agnes/api/sync/{'f' * 32}", headers=headers, timeout=30)
+        assert gone.status_code == 404 and gone.json()["message"] == "Sync job not found"
