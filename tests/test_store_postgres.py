@@ -89,3 +89,42 @@ def test_postgres_keeps_sync_jobs_and_queued_audit_rows(tmp_path, pg_url, monkey
         entry = s.scalars(select(AuditEntry).where(AuditEntry.user_id == 5)).one()
         assert entry.action == "query" and entry.params == {"rows": 1}
     store.close()
+
+
+def test_postgres_principal_cache_hits_and_never_goes_stale(tmp_path, pg_url):
+    from sqlalchemy import event
+
+    data_dir = resolve_data_dir(tmp_path)
+    store = open_store(data_dir, pg_url)
+    auth = AuthService(store)
+    with store.write() as s:
+        user_id = directory.create_user(s, "ana@example.com").id
+    token = auth.create_token(user_id, "ci", 5).token
+    assert auth.authenticate_bearer(token, "10.0.0.1").email == "ana@example.com"
+
+    def version() -> int:
+        with store.read() as s:
+            return s.execute(text("SELECT version FROM identity_version")).scalar_one()
+
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda conn, cur, stmt, *a: statements.append(stmt))
+    before = version()
+    assert auth.authenticate_bearer(token, "10.0.0.1").email == "ana@example.com"
+    assert not [s for s in statements if "personal_access_tokens" in s], statements  # a hit
+    with store.write() as s:  # what recording a token's use writes
+        s.execute(text("UPDATE personal_access_tokens SET last_used_at = now(), last_used_ip = 'x'"))
+    assert version() == before  # using a token does not empty anyone's cache
+
+    # Another process (a second store and service) revokes the token: no stale hit here.
+    other_store = open_store(data_dir, pg_url)
+    other = AuthService(other_store)
+    tid = other.list_tokens(user_id)[0]["id"]
+    other.revoke_token(tid, user_id, other.authenticate_bearer(token, "10.0.0.2"))
+    assert version() > before
+    with pytest.raises(AuthFailure, match="Token revoked"):
+        auth.authenticate_bearer(token, "10.0.0.1")
+    other.close()
+    other_store.close()
+    auth.close()
+    store.close()
