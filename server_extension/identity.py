@@ -13,9 +13,13 @@ from traitlets import default
 
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.service import AuthFailure
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
+from jupyter_agnes.store.directory import audit_row
 from server_extension.voila_access import voila_decision
+
+RATE_LIMITED_ACTION = "auth.rate_limited"
 
 LAB_PAGE_PREFIXES = ("lab", "tree", "notebooks", "edit", "doc", "consoles", "terminals")
 
@@ -96,7 +100,28 @@ def reject_credential(handler: web.RequestHandler, reason: str) -> None:
     )
 
 
-def reject_rate_limited(handler: web.RequestHandler, retry_after: int) -> None:
+def audit_rate_limited(
+    handler: web.RequestHandler, route: str, limiter: RateLimiter | None = None
+) -> None:
+    """Queue an audit row for the first refusal per client and route each minute."""
+    app = agnes_app(handler)
+    limiter = limiter or getattr(app, "ratelimiter", None)
+    store = getattr(app, "store", None)
+    ip = client_ip(handler)
+    if limiter is None or store is None or not limiter.first_refusal((ip, route)):
+        return
+    store.audit_queue.put(
+        audit_row(
+            RATE_LIMITED_ACTION,
+            resource=f"route:{route}",
+            params={"ip": ip, "route": route, "per_minute": limiter.per_minute},
+            result="rate_limited",
+        )
+    )
+
+
+def reject_rate_limited(handler: web.RequestHandler, retry_after: int, route: str) -> None:
+    audit_rate_limited(handler, route)
     _finish_json(
         handler,
         429,
@@ -115,7 +140,7 @@ def spend_rate_limit(handler: web.RequestHandler, route: str) -> None:
         return
     allowed, retry_after = limiter.check((client_ip(handler), route))
     if not allowed:
-        reject_rate_limited(handler, retry_after)
+        reject_rate_limited(handler, retry_after, route)
 
 
 class AgnesIdentityProvider(IdentityProvider):
@@ -184,7 +209,7 @@ class AgnesIdentityProvider(IdentityProvider):
             # While an IP is over its failure budget every bearer attempt is refused, so a
             # correct guess cannot slip through; a known IP costs one dict lookup.
             if limiter is not None and (wait := limiter.blocked((ip, "bearer"))):
-                reject_rate_limited(handler, wait)
+                reject_rate_limited(handler, wait, "bearer")
             try:
                 principal = auth.authenticate_header(header, ip)
             except AuthFailure as failure:

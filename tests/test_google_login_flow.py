@@ -289,6 +289,11 @@ async def test_not_configured(agnes, jp_fetch) -> None:
     for path in ("agnes/auth/google/login", "agnes/auth/google/callback"):
         resp = await fetch(jp_fetch, path, params={"code": "c", "state": "s"})
         assert error_of(resp) == "google_not_configured"
+    assert agnes.store.audit_queue.flush(timeout=30)
+    with agnes.store.read() as s:
+        rows = s.query(AuditEntry).filter_by(action="auth.google.login").all()
+    assert [r.result for r in rows] == ["google_not_configured"] * 2
+    assert rows[0].params["code"] == "google_not_configured" and rows[0].params["ip"]
 
 
 # --- fail-soft and removal ------------------------------------------------------------------
@@ -337,3 +342,10 @@ async def test_login_rate_limited_with_retry_after(agnes, jp_fetch, google) -> N
     assert codes == [302, 302, 302, 429, 429]
     assert int(resp.headers["Retry-After"]) >= 1
     assert resp.headers["Content-Type"].startswith("application/json")
+    # audited once per client and route per minute, however many refusals follow
+    assert agnes.store.audit_queue.flush(timeout=30)
+    with agnes.store.read() as s:
+        rows = s.query(AuditEntry).filter_by(action="auth.rate_limited").all()
+    assert [(r.resource, r.result, r.params["route"]) for r in rows] == [
+        ("route:google_login", "rate_limited", "google_login")
+    ]

@@ -6,7 +6,10 @@ import json
 
 import pytest
 from apihelpers import bearer
+from sqlalchemy import select
 from test_pat_lifecycle import call
+
+from jupyter_agnes.store.models import AuditEntry
 
 BAD = "Bearer agnes_pat_" + "Z" * 43
 
@@ -30,6 +33,12 @@ async def test_failed_bearer_attempts_hit_429_with_retry_after(jp_fetch, agnes):
     assert resp.code == 429
     # unauthenticated health is unaffected
     assert (await call(jp_fetch, "agnes", "api", "health")).code == 200
+    # two refusals, one audit row: a flood costs one row per client and route per minute
+    assert agnes.store.audit_queue.flush(timeout=30)
+    with agnes.store.read() as s:
+        rows = s.scalars(select(AuditEntry).where(AuditEntry.action == "auth.rate_limited")).all()
+    assert [(r.resource, r.result) for r in rows] == [("route:bearer", "rate_limited")]
+    assert rows[0].params == {"ip": "127.0.0.1", "route": "bearer", "per_minute": 3}
 
 
 async def test_spoofed_forwarded_for_from_untrusted_peer_does_not_rotate_buckets(jp_fetch):
@@ -45,10 +54,14 @@ async def test_successful_requests_are_not_limited(jp_fetch, agnes):
         assert (await call(jp_fetch, "agnes", "api", "me", headers=bearer(good))).code == 200
 
 
-async def test_login_links_are_limited(jp_fetch):
+async def test_login_links_are_limited(jp_fetch, agnes):
     codes = []
     for _ in range(4):
         resp = await jp_fetch("agnes", "auth", "link", params={"code": "guess"},
                               follow_redirects=False, raise_error=False)
         codes.append(resp.code)
     assert codes == [302, 302, 302, 429]
+    assert agnes.store.audit_queue.flush(timeout=30)
+    with agnes.store.read() as s:
+        rows = s.scalars(select(AuditEntry).where(AuditEntry.action == "auth.rate_limited")).all()
+    assert [r.resource for r in rows] == ["route:login_link"]

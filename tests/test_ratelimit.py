@@ -75,6 +75,19 @@ def test_memory_is_bounded_and_oldest_evicted() -> None:
     assert rl.check(("victim", "login"), now=0)[0]
 
 
+def test_first_refusal_is_reported_once_a_minute_per_key() -> None:
+    rl = limiter(max_keys=3)
+    a, b = ("203.0.113.9", "login"), ("203.0.113.9", "bearer")
+    assert rl.first_refusal(a, now=0.0)
+    assert not rl.first_refusal(a, now=30.0)
+    assert rl.first_refusal(b, now=30.0)  # another route is another key
+    assert not rl.first_refusal(a, now=59.9)
+    assert rl.first_refusal(a, now=60.0)
+    for i in range(10):  # bounded like the buckets: the oldest report is forgotten
+        rl.first_refusal((f"10.0.0.{i}", "login"), now=61.0)
+    assert rl.first_refusal(a, now=61.0)
+
+
 def test_recently_used_key_survives_eviction() -> None:
     rl = limiter(per_minute=1, max_keys=3)
     rl.check("a", now=0)

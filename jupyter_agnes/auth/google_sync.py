@@ -17,12 +17,13 @@ from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR, Allowed, Decisio
 from jupyter_agnes.store.directory import (
     add_member,
     audit,
+    audit_row,
     create_user,
     get_or_create_group,
     get_user_by_email,
     normalize_email,
 )
-from jupyter_agnes.store.models import Group, Membership, User
+from jupyter_agnes.store.models import AuditEntry, Group, Membership, User
 
 log = logging.getLogger("jupyter_agnes.auth.google")
 
@@ -148,18 +149,23 @@ def apply_google_login(
         return LoginOutcome(user_id=user.id, created=created, groups=tuple(params["groups"]))
 
 
-def audit_login_failure(store: Any, code: str, email: str = "", ip: str = "") -> None:
-    """A refusal before any policy decision (bad state, OAuth error): still audited."""
+def login_failure_row(code: str, email: str = "", ip: str = "") -> dict[str, Any]:
+    """The audit row of a refusal before any policy decision (bad state, OAuth error,
+    Google not configured, rate limited)."""
     email = (email or "").strip().lower()[:320]
     params: dict[str, Any] = {"email": email, "code": code}
     if ip:
         params["ip"] = ip[:64]
+    return audit_row(
+        LOGIN_ACTION,
+        actor=email,
+        resource=f"user:{email}" if email else "",
+        params=params,
+        result=code,
+    )
+
+
+def audit_login_failure(store: Any, code: str, email: str = "", ip: str = "") -> None:
+    """Write the refusal's audit row now (see `login_failure_row`)."""
     with store.write() as s:
-        audit(
-            s,
-            LOGIN_ACTION,
-            actor=email,
-            resource=f"user:{email}" if email else "",
-            params=params,
-            result=code,
-        )
+        s.add(AuditEntry(**login_failure_row(code, email, ip)))

@@ -131,6 +131,7 @@ class RateLimiter(Configurable):
         self._lock = threading.Lock()
         # key -> (tokens, last refill time); ordered oldest-used first
         self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+        self._reported: OrderedDict[Hashable, float] = OrderedDict()  # key -> last audited
         self._nets: list[Network] = parse_networks(self.trusted_proxies)
         self.observe(self._reparse, "trusted_proxies")
 
@@ -175,6 +176,20 @@ class RateLimiter(Configurable):
                 return 0
             tokens = self._refill(key, now)
             return 0 if tokens >= 1.0 else self._retry_after(tokens)
+
+    def first_refusal(self, key: Hashable, now: float | None = None) -> bool:
+        """True for the first refusal of `key` in each minute: the one to audit, so a flood
+        of refused attempts costs one audit row per client and route per minute."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            last = self._reported.get(key)
+            if last is not None and now - last < 60.0:
+                return False
+            self._reported[key] = now
+            self._reported.move_to_end(key)
+            while len(self._reported) > self.max_keys:
+                self._reported.popitem(last=False)
+            return True
 
     def __len__(self) -> int:
         return len(self._buckets)

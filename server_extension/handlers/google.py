@@ -28,10 +28,20 @@ from jupyter_agnes.auth.google_oauth import (
     LoginState,
 )
 from jupyter_agnes.auth.google_policy import Denied, GooglePolicyConfig, decide
-from jupyter_agnes.auth.google_sync import apply_google_login, audit_login_failure
+from jupyter_agnes.auth.google_sync import (
+    apply_google_login,
+    audit_login_failure,
+    login_failure_row,
+)
 from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.redirects import safe_next
-from server_extension.identity import agnes_app, client_ip, is_lab_path, set_session_cookie
+from server_extension.identity import (
+    agnes_app,
+    audit_rate_limited,
+    client_ip,
+    is_lab_path,
+    set_session_cookie,
+)
 
 log = logging.getLogger("jupyter_agnes.auth.google")
 
@@ -102,6 +112,9 @@ class _GoogleHandler(JupyterHandler):
         if self.rate_limited():
             return True
         if not self.google.configured:
+            # queued: a refusal must not cost a store commit on the event loop
+            row = login_failure_row("google_not_configured", "", client_ip(self))
+            agnes_app(self).store.audit_queue.put(row)
             self.fail("google_not_configured")
             return True
         return False
@@ -110,6 +123,7 @@ class _GoogleHandler(JupyterHandler):
         allowed, retry = self.google.limiter.check((client_ip(self), self.route))
         if allowed:
             return False
+        audit_rate_limited(self, self.route, self.google.limiter)
         self.set_status(429)
         self.set_header("Retry-After", str(retry))
         self.set_header("Content-Type", "application/json")
