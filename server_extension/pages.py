@@ -1,4 +1,4 @@
-"""Minimal server-rendered pages (the login page); every value is HTML-escaped."""
+"""Minimal server-rendered pages (sign in, sign out); every value is HTML-escaped."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ LOGIN_ERRORS = {
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · Agnes</title>
+<title>{title} · Agnes</title>
 <style>
 body{{font-family:system-ui,sans-serif;background:#f5f6f8;margin:0;display:flex;
 min-height:100vh;align-items:center;justify-content:center;color:#1d2330}}
@@ -29,13 +29,10 @@ max-width:26rem}}
 h1{{margin-top:0;font-size:1.5rem}} .error{{background:#fdecea;color:#8a1c12;padding:.75rem;
 border-radius:6px}} .btn{{display:inline-block;background:#1a73e8;color:#fff;padding:.7rem 1.2rem;
 border-radius:6px;text-decoration:none;font-weight:600}} code{{background:#eef;padding:0 .25rem}}
-.muted{{color:#5b6475;font-size:.9rem}}
+.muted{{color:#5b6475;font-size:.9rem}} button.btn{{border:0;font-size:1rem;cursor:pointer}}
 </style></head><body><main>
-<h1>Sign in to Agnes</h1>
-{error}
-{google}
-<p class="muted">Scripts and the REST API use personal access tokens
-(<code>Authorization: Bearer agnes_pat_…</code>), not this page.</p>
+<h1>{heading}</h1>
+{body}
 </main></body></html>
 """
 
@@ -56,4 +53,19 @@ def login_page(*, error_code: str | None, google_login_url: str | None) -> str:
             "<p>An admin can print a one-time login link with "
             "<code>jupyter agnes login-link --email you@example.com</code>.</p>"
         )
-    return _PAGE.format(error=error, google=google)
+    tokens = (
+        '<p class="muted">Scripts and the REST API use personal access tokens '
+        "(<code>Authorization: Bearer agnes_pat_…</code>), not this page.</p>"
+    )
+    return _PAGE.format(title="Sign in", heading="Sign in to Agnes", body=error + google + tokens)
+
+
+def logout_page(*, email: str, action_url: str, xsrf_form_html: str, cancel_url: str) -> str:
+    """A GET cannot sign anyone out (another site could send it): this asks for a POST."""
+    body = (
+        f'<p>Signed in as <strong id="agnes-user">{escape(email)}</strong>.</p>'
+        f'<form method="post" action="{escape(action_url)}">{xsrf_form_html}'
+        '<button class="btn" id="agnes-logout-confirm" type="submit">Sign out</button> '
+        f'<a href="{escape(cancel_url)}">Cancel</a></form>'
+    )
+    return _PAGE.format(title="Sign out", heading="Sign out of Agnes?", body=body)

@@ -142,6 +142,31 @@ async def test_logout_revokes_the_session(jp_fetch, agnes):
     assert resp.code == 401
 
 
+@pytest.mark.parametrize("path", [("logout",), ("agnes", "logout")])
+async def test_logout_by_get_only_asks(jp_fetch, agnes, path):
+    """Another site can make a browser GET /logout; that must not end the session."""
+    value = agnes.session_cookie("stay@example.com")
+    resp = await call(jp_fetch, *path, headers=cookie_header(value))
+    assert resp.code == 200 and resp.headers["Cache-Control"] == "no-store"
+    page = resp.body.decode()
+    assert 'id="agnes-logout-confirm"' in page and 'name="_xsrf"' in page
+    assert 'method="post"' in page and "stay@example.com" in page
+    resp = await call(jp_fetch, "agnes", "api", "me", headers=cookie_header(value))
+    assert resp.code == 200  # still signed in
+
+
+async def test_logout_page_escapes_the_email(jp_fetch, agnes):
+    value = agnes.session_cookie("<script>x</script>@example.com")
+    resp = await call(jp_fetch, "logout", headers=cookie_header(value))
+    assert resp.code == 200 and b"<script>x</script>" not in resp.body
+    assert b"&lt;script&gt;x&lt;/script&gt;@example.com" in resp.body
+
+
+async def test_logout_by_get_without_a_session_goes_to_login(jp_fetch, agnes):
+    resp = await call(jp_fetch, "logout", headers=cookie_header("forged.value.here"))
+    assert resp.code == 302 and resp.headers["Location"].endswith("/agnes/login")
+
+
 async def test_logout_post_needs_xsrf(jp_fetch, agnes):
     value = agnes.session_cookie("csrf-bye@example.com")
     resp = await call(jp_fetch, "agnes", "logout", method="POST", headers=cookie_header(value))

@@ -27,12 +27,13 @@ box-shadow:0 2px 12px #0002}} h1{{margin-top:0}} li{{margin:.4rem 0}}
 <h1>Dashboards</h1>
 <p class="muted">Signed in as <span id="agnes-user">{user}</span></p>
 {body}
-<nav>{lab}<a href="{logout}">Sign out</a></nav>
+<nav>{lab}<form method="post" action="{logout}" style="display:inline">{xsrf}
+<button type="submit" id="agnes-sign-out">Sign out</button></form></nav>
 </main></body></html>
 """
 
 
-def render_index(base_url: str, principal: Principal, paths: list[str]) -> str:
+def render_index(base_url: str, principal: Principal, paths: list[str], xsrf_form_html: str) -> str:
     if paths:
         items = "".join(
             f'<li><a class="agnes-dashboard-link" '
@@ -50,6 +51,7 @@ def render_index(base_url: str, principal: Principal, paths: list[str]) -> str:
         body=body,
         lab=lab,
         logout=escape(base_url + "agnes/logout"),
+        xsrf=xsrf_form_html,
     )
 
 
@@ -68,7 +70,7 @@ class DashboardsIndexHandler(JupyterHandler):
         paths = visible_dashboards(root_dir, principal)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(render_index(self.base_url, principal, paths))
+        self.finish(render_index(self.base_url, principal, paths, self.xsrf_form_html()))
 
 
 def _voila_file_rules(settings: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
 
+from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.credentials import redeem_login_code
 from jupyter_agnes.auth.redirects import safe_next
 from jupyter_agnes.store import directory
@@ -17,7 +18,7 @@ from server_extension.identity import (
     set_session_cookie,
     spend_rate_limit,
 )
-from server_extension.pages import LOGIN_ERRORS, login_page
+from server_extension.pages import LOGIN_ERRORS, login_page, logout_page
 
 
 def login_url(handler: JupyterHandler, next_url: str | None = None) -> str:
@@ -86,17 +87,29 @@ class LoginLinkHandler(JupyterHandler):
 
 
 class LogoutHandler(JupyterHandler):
-    """GET (JupyterLab's menu) and POST both end the server-side session."""
+    """POST (XSRF-checked) ends the server-side session. GET, which JupyterLab's menu and
+    any other site can send, only asks: it shows a page whose button makes the POST."""
 
     @allow_unauthenticated
     def get(self) -> None:
-        self._logout()
+        principal = getattr(self.current_user, "principal", None)
+        if principal is None or principal.auth != "session":
+            clear_session_cookie(self)  # nothing to end; drop a stale cookie
+            self.redirect(login_url(self))
+            return
+        self.set_header("Cache-Control", "no-store")
+        cancel = "lab" if rbac.has_lab_access(principal) else "agnes/dashboards"
+        self.finish(
+            logout_page(
+                email=principal.email,
+                action_url=self.base_url + "agnes/logout",
+                xsrf_form_html=self.xsrf_form_html(),
+                cancel_url=self.base_url + cancel,
+            )
+        )
 
     @allow_unauthenticated
     def post(self) -> None:
-        self._logout()
-
-    def _logout(self) -> None:
         principal = getattr(self.current_user, "principal", None)
         if principal is not None and principal.auth == "session":
             agnes_app(self).auth.end_session(principal.credential_id)

@@ -165,8 +165,10 @@ def test_new_team_member_journey(world) -> None:
             shot(page, "04-dashboard")
 
             # 4. sign out; a viewer sees only the dashboard and gets 403 on /lab
-            page.goto(server.url + "logout", wait_until="load")
-            assert "/agnes/login" in page.url
+            page.goto(server.url + "logout", wait_until="load")  # JupyterLab's menu: asks
+            assert "/logout" in page.url and "/agnes/login" not in page.url
+            page.click("#agnes-logout-confirm")
+            page.wait_for_url("**/agnes/login")
             google.set_user("viewer@example.com", groups=[VIEWERS], name="Vi Ewer")
             sign_in_with_google(page, server.url + "agnes/login")
             assert page.url.startswith(server.url + "agnes/dashboards")
@@ -177,6 +179,12 @@ def test_new_team_member_journey(world) -> None:
             assert resp is not None and resp.status == 403
             shot(page, "06-viewer-lab-403")
             viewer = page.evaluate("() => fetch('/agnes/api/me').then(r => r.json())")
+            # the dashboards page signs out with one click (a POST carrying the XSRF token)
+            page.goto(server.url + "agnes/dashboards", wait_until="load")
+            page.click("#agnes-sign-out")
+            page.wait_for_url("**/agnes/login")
+            gone = page.evaluate("() => fetch('/agnes/api/me').then(r => r.status)")
+            assert gone == 401, gone
         finally:
             browser.close()
 
