@@ -42,3 +42,12 @@ def write_secret_file(path: Path, content: str) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def error_line(exc: BaseException, data_dir: Path, limit: int) -> str:
+    """The first line of an error for an API caller, with the data dir's location (as given
+    or resolved) replaced by `<data-dir>`: where the data lives stays private."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    for path in sorted({str(data_dir.resolve()), str(data_dir)}, key=len, reverse=True):
+        line = line.replace(path, "<data-dir>")
+    return line[:limit]

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from jupyter_agnes.orchestrator.orchestrator import SyncOrchestrator
+from jupyter_agnes.paths import error_line
 from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import SyncJob, utcnow
 
@@ -69,28 +70,31 @@ class SyncJobs:
 
     def start(self, source: str | None, actor: str) -> dict[str, Any]:
         job_id = uuid.uuid4().hex
-        with self.store.write() as s:
-            s.add(
-                SyncJob(
-                    id=job_id,
-                    status="queued",
-                    source=source,
-                    requested_by=actor,
-                    runner=self.runner,
-                    created_at=utcnow(),
-                )
-            )
-            keep = select(SyncJob.id).order_by(SyncJob.created_at.desc()).limit(KEEP_JOBS)
-            s.execute(delete(SyncJob).where(SyncJob.id.not_in(keep.scalar_subquery())))
-        with self._lock:
-            self._progress[job_id] = {"done": 0, "total": 0, "label": ""}
+        progress = {"done": 0, "total": 0, "label": ""}
+        with self._lock:  # before the thread can run, so the job never reads as interrupted
+            self._progress[job_id] = progress
+        row = SyncJob(
+            id=job_id,
+            status="queued",
+            source=source,
+            requested_by=actor,
+            runner=self.runner,
+            created_at=utcnow(),
+        )
+        try:
+            with self.store.write() as s:
+                s.add(row)
+                keep = select(SyncJob.id).order_by(SyncJob.created_at.desc()).limit(KEEP_JOBS)
+                s.execute(delete(SyncJob).where(SyncJob.id.not_in(keep.scalar_subquery())))
+        except BaseException:
+            with self._lock:
+                self._progress.pop(job_id, None)
+            raise
         thread = threading.Thread(
             target=self._run, args=(job_id, source), daemon=True, name="agnes-sync"
         )
         thread.start()
-        job = self.get(job_id)
-        assert job is not None
-        return job
+        return _as_dict(row, row.status, row.error, progress)
 
     def _set(self, job_id: str, **fields: Any) -> None:
         with self.store.write() as s:
@@ -122,13 +126,7 @@ class SyncJobs:
                 finished_at=utcnow(),
             )
         except Exception as exc:  # reported to PostHog by the orchestrator itself
-            error = (str(exc).splitlines() or [type(exc).__name__])[0]
-            for path in {
-                str(self.orchestrator.data_dir.resolve()),
-                str(self.orchestrator.data_dir),
-            }:
-                error = error.replace(path, "<data-dir>")  # where the data lives stays private
-            error = error[:300]
+            error = error_line(exc, self.orchestrator.data_dir, 300)
             self._set(
                 job_id,
                 status="failed",
@@ -150,19 +148,25 @@ class SyncJobs:
         status, error = row.status, row.error
         if status in LIVE and progress is None and not self._running_elsewhere(row):
             status, error = "interrupted", INTERRUPTED
-        return {
-            "id": row.id,
-            "status": status,
-            "source": row.source,
-            "requested_by": row.requested_by,
-            "created_at": row.created_at.timestamp(),
-            "finished_at": row.finished_at.timestamp() if row.finished_at else None,
-            "progress": progress or row.progress or {"done": 0, "total": 0, "label": ""},
-            "report": row.report,
-            "error": error,
-        }
+        return _as_dict(row, status, error, progress)
 
     def _running_elsewhere(self, row: SyncJob) -> bool:
         # This process's own live jobs have progress; a row of ours without it was left
         # by a thread that is gone (or a finish that failed to write).
         return row.runner != self.runner and runner_alive(row.runner)
+
+
+def _as_dict(
+    row: SyncJob, status: str, error: str | None, progress: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": status,
+        "source": row.source,
+        "requested_by": row.requested_by,
+        "created_at": row.created_at.timestamp(),
+        "finished_at": row.finished_at.timestamp() if row.finished_at else None,
+        "progress": progress or row.progress or {"done": 0, "total": 0, "label": ""},
+        "report": row.report,
+        "error": error,
+    }

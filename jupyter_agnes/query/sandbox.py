@@ -26,6 +26,7 @@ from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.catalog.catalog import Catalog, CatalogEntry, CatalogSnapshot
 from jupyter_agnes.envknobs import env_float, env_int
 from jupyter_agnes.orchestrator.identifiers import IDENTIFIER_RE, quote_ident, quote_literal
+from jupyter_agnes.paths import error_line
 from jupyter_agnes.query.classify import CheckCache
 from jupyter_agnes.query.errors import QueryError, QueryRefused, QueryTimeout
 from jupyter_agnes.query.results import QueryResult
@@ -151,7 +152,6 @@ class QueryRunner(Configurable):
         self.catalog = catalog or Catalog(self.data_dir)
         self._pool = _SandboxPool(self.sandbox_cache_size)
         self._checks = CheckCache(self.check_cache_size)
-        self._hide = [str(self.data_dir.resolve()), str(self.data_dir)]
 
     def _store(self) -> Any:
         if self.store is None:
@@ -225,10 +225,7 @@ class QueryRunner(Configurable):
                 f"Query exceeded the {self.timeout_s:g} s time limit (AGNES_QUERY_TIMEOUT_S) "
                 "and was cancelled"
             )
-        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
-        for path in self._hide:  # never reveal where the data lives
-            message = message.replace(path, "<data-dir>")
-        return QueryError(message)
+        return QueryError(error_line(exc, self.data_dir, 1000))
 
     def _audit(
         self,
