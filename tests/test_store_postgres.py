@@ -60,10 +60,9 @@ def test_postgres_store_end_to_end(tmp_path, pg_url):
 
 
 def test_postgres_keeps_sync_jobs_and_queued_audit_rows(tmp_path, pg_url, monkeypatch):
-    import time
-
     from datahelpers import make_extract
     from sqlalchemy import func, select
+    from test_sync_jobs import wait_done
 
     from jupyter_agnes.orchestrator import SyncOrchestrator
     from jupyter_agnes.orchestrator import jobs as jobs_module
@@ -76,12 +75,8 @@ def test_postgres_keeps_sync_jobs_and_queued_audit_rows(tmp_path, pg_url, monkey
     monkeypatch.setattr(jobs_module, "KEEP_JOBS", 2)  # the prune's DELETE … NOT IN (LIMIT)
     jobs = SyncJobs(SyncOrchestrator(data_dir, store=store), store)
     for _ in range(3):
-        job_id = jobs.start(None, "boss@example.com")["id"]
-        deadline = time.monotonic() + 60
-        while jobs.get(job_id)["status"] in ("queued", "running"):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        assert jobs.get(job_id)["status"] == "done", jobs.get(job_id)
+        job = wait_done(jobs, jobs.start(None, "boss@example.com")["id"])
+        assert job["status"] == "done", job
     store.audit_queue.put(directory.audit_row("query", user_id=5, params={"rows": 1}))
     assert store.audit_queue.flush(timeout=30)
     with store.read() as s:
