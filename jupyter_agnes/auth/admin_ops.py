@@ -1,7 +1,25 @@
-"""Admin operations on users, groups, members and grants, with their guards.
+"""Admin operations on users, groups, memberships and grants: each one function here, with
+its guards and its audit row. The REST API (`server_extension/handlers/admin.py`) and the
+CLI (`jupyter_agnes/cli/admin.py`) both call these; they only translate input and errors.
+Tokens live in `AuthService` (create, revoke, and "a PAT cannot mint a PAT"); read models
+and listings in `admin_views`.
 
-The REST API and the CLI call these; the guards (system groups, self-deactivation,
-the last human admin, Google-managed memberships) live here once.
+Every op takes an open write session and an `Actor`: the signed-in admin (REST) or the
+CLI's `Operator` (audited as actor "cli", with no user id). A broken rule raises
+`DirectoryError(message, code, status)`; REST answers it as JSON, the CLI as one line.
+
+Where the CLI and REST used to disagree, one behaviour was chosen:
+* A duplicate is refused with 409 everywhere: an existing user (`add_user`), an existing
+  membership (`add_member`), an existing grant (`add_grant`). The CLI used to succeed
+  silently and audit a change that had not happened.
+* `create_missing_group=True` (the CLI's `grant` and `group add-member`) creates the group
+  through `create_group`, so it is validated and audited as `group.create` like one made
+  over REST (the CLI used to create it without an audit row). REST leaves it False: 404.
+* A group description over 2000 characters is refused on create as on rename (create used
+  to cut it); a user name over 200 characters is refused by the CLI too (it was cut).
+* Audit rows have one shape: `user.add` always records `{"admin": bool}`; `grant.add` and
+  `grant.remove` name the group as the resource, with the stripped id (REST's remove used
+  `grant:<id>`, which said nothing once the grant was gone).
 """
 
 from __future__ import annotations
@@ -12,48 +30,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR
-from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.principal import Actor
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import ADMIN_GROUP, DirectoryError
 from jupyter_agnes.store.models import Grant, Group, Membership, User
 
 LAST_ADMIN = "Cannot remove the last human admin"
+GOOGLE_MANAGED = "google_managed_readonly"
+MAX_USER_NAME = 200
+MAX_GROUP_NAME = 320
+MAX_DESCRIPTION = 2000
 
 
-def user_model(s: Session, user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "active": user.active,
-        "is_service": user.is_service,
-        "created_at": user.created_at.isoformat(),
-        "deactivated_at": user.deactivated_at.isoformat() if user.deactivated_at else None,
-        "groups": directory.user_group_names(s, user.id),
-    }
+def _audit(
+    s: Session, actor: Actor, action: str, resource: str, params: dict[str, Any] | None = None
+) -> None:
+    directory.audit(
+        s, action, user_id=actor.user_id, actor=actor.email, resource=resource, params=params
+    )
 
 
-def group_model(group: Group) -> dict[str, Any]:
-    return {
-        "id": group.id,
-        "name": group.name,
-        "description": group.description,
-        "is_system": group.is_system,
-        "created_by": group.created_by,
-        "created_at": group.created_at.isoformat(),
-    }
-
-
-def grant_model(grant: Grant, group_name: str) -> dict[str, Any]:
-    return {
-        "id": grant.id,
-        "group_id": grant.group_id,
-        "group": group_name,
-        "resource_type": grant.resource_type,
-        "resource_id": grant.resource_id,
-        "assigned_by": grant.assigned_by,
-        "assigned_at": grant.assigned_at.isoformat(),
-    }
+# --- lookups -------------------------------------------------------------------
 
 
 def get_user(s: Session, user_id: int) -> User:
@@ -63,11 +60,49 @@ def get_user(s: Session, user_id: int) -> User:
     return user
 
 
+def user_by_email(s: Session, email: str) -> User:
+    user = directory.get_user_by_email(s, email)
+    if user is None:
+        raise DirectoryError(f"No user {directory.normalize_email(email)}", "user_not_found", 404)
+    return user
+
+
 def get_group_by_id(s: Session, group_id: int) -> Group:
     group = s.get(Group, group_id)
     if group is None:
         raise DirectoryError("Group not found", "group_not_found", 404)
     return group
+
+
+def resolve_group(s: Session, ref: object) -> Group:
+    """A group by id (an int) or by name (a string)."""
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return get_group_by_id(s, ref)
+    if isinstance(ref, str) and ref.strip():
+        return directory.get_group(s, ref.strip())
+    raise DirectoryError("group must be a group name or id", "invalid_group")
+
+
+def get_grant(s: Session, grant_id: int) -> Grant:
+    grant = s.get(Grant, grant_id)
+    if grant is None:
+        raise DirectoryError("Grant not found", "grant_not_found", 404)
+    return grant
+
+
+def find_grant(s: Session, group_ref: int | str, resource_type: str, resource_id: str) -> Grant:
+    """The grant `(type, id)` held by a group, named by id or by name."""
+    group = resolve_group(s, group_ref)
+    resource_id = directory.check_grant(resource_type, resource_id)
+    grant = directory.find_grant(s, group, resource_type, resource_id)
+    if grant is None:
+        raise DirectoryError(
+            f"{group.name} has no grant {resource_type}:{resource_id}", "grant_not_found", 404
+        )
+    return grant
+
+
+# --- users ---------------------------------------------------------------------
 
 
 def _is_last_human_admin(s: Session, user: User) -> bool:
@@ -79,7 +114,38 @@ def _is_last_human_admin(s: Session, user: User) -> bool:
     return directory.human_admin_count(s) <= 1
 
 
-def set_active(s: Session, actor: Principal, user_id: int, active: bool) -> User:
+def add_user(s: Session, actor: Actor, email: str, name: str = "", *, admin: bool = False) -> User:
+    """A new user (409 if the email is taken), in Everyone, and in Admin if `admin`."""
+    if len(name) > MAX_USER_NAME:
+        raise DirectoryError(f"name must be at most {MAX_USER_NAME} characters", "invalid_name")
+    user = directory.create_user(s, email, name)
+    if admin:
+        directory.add_member(s, user, directory.get_group(s, ADMIN_GROUP), "admin", actor.email)
+    _audit(s, actor, "user.add", user.email, {"admin": admin})
+    return user
+
+
+def bootstrap_admin(s: Session, actor: Actor, email: str, name: str = "") -> User:
+    """The first human admin (an existing account is reactivated and promoted); refused
+    once any human admin exists, so it cannot be used to take over a running install."""
+    if directory.human_admin_count(s):
+        raise DirectoryError(
+            "An admin already exists; use `jupyter agnes token create` or "
+            "`jupyter agnes user add EMAIL --admin` instead",
+            "admin_exists",
+            409,
+        )
+    user = directory.get_or_create_user(s, email, name)
+    if not user.active:
+        directory.set_user_active(s, user, True)
+    directory.add_member(s, user, directory.get_group(s, ADMIN_GROUP), "admin", actor.email)
+    directory.audit(s, "bootstrap", user_id=user.id, actor=actor.email, resource=user.email)
+    return user
+
+
+def set_active(s: Session, actor: Actor, user_id: int, active: bool) -> User:
+    """(De)activate; deactivation revokes every session and token. Nobody deactivates
+    themselves or the last human admin."""
     user = get_user(s, user_id)
     if not active:
         if user.id == actor.user_id:
@@ -87,122 +153,159 @@ def set_active(s: Session, actor: Principal, user_id: int, active: bool) -> User
         if _is_last_human_admin(s, user):
             raise DirectoryError(LAST_ADMIN, "last_admin", 409)
     directory.set_user_active(s, user, active)
-    directory.audit(
-        s,
-        "user.activate" if active else "user.deactivate",
-        user_id=actor.user_id,
-        actor=actor.email,
-        resource=user.email,
-    )
+    _audit(s, actor, "user.activate" if active else "user.deactivate", user.email)
     return user
+
+
+# --- groups --------------------------------------------------------------------
+
+
+def _group_name(s: Session, name: str, renaming: Group | None = None) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_GROUP_NAME:
+        raise DirectoryError(
+            f"Group name must be 1-{MAX_GROUP_NAME} characters", "invalid_group_name"
+        )
+    clash = select(Group.id).where(Group.name == name)
+    if renaming is not None:
+        clash = clash.where(Group.id != renaming.id)
+    if s.scalar(clash) is not None:
+        raise DirectoryError(f"Group {name!r} already exists", "group_exists", 409)
+    return name
+
+
+def _description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise DirectoryError(
+            f"description must be at most {MAX_DESCRIPTION} characters", "invalid_description"
+        )
+    return description
+
+
+def create_group(s: Session, actor: Actor, name: str, description: str = "") -> Group:
+    group = directory.get_or_create_group(
+        s, _group_name(s, name), actor.email, _description(description)
+    )
+    _audit(s, actor, "group.create", group.name)
+    return group
 
 
 def _refuse_google_managed(group: Group) -> None:
     # Its name is the Google group's email and its members come from Google: renaming it
     # would break the mapping, deleting it would drop synced memberships behind Google's back.
     if group.created_by == GOOGLE_SYNC_ACTOR:
-        raise DirectoryError("google_managed_readonly", "google_managed_readonly", 409)
+        raise DirectoryError(GOOGLE_MANAGED, GOOGLE_MANAGED, 409)
 
 
-def rename_group(s: Session, actor: Principal, group_id: int, body: dict[str, Any]) -> Group:
+def update_group(
+    s: Session,
+    actor: Actor,
+    group_id: int,
+    name: str | None = None,
+    description: str | None = None,
+) -> Group:
+    """Rename and/or describe a group; system and Google-managed groups are read-only."""
     group = get_group_by_id(s, group_id)
     if group.is_system:
         raise DirectoryError("System groups cannot be renamed or edited", "system_group", 409)
     _refuse_google_managed(group)
-    if "name" in body:
-        name = body["name"]
-        if not isinstance(name, str) or not name.strip() or len(name) > 320:
-            raise DirectoryError("Group name must be 1-320 characters", "invalid_group_name")
-        clash = s.scalar(select(Group.id).where(Group.name == name.strip(), Group.id != group.id))
-        if clash is not None:
-            raise DirectoryError(f"Group {name.strip()!r} already exists", "group_exists", 409)
-        group.name = name.strip()
-    if "description" in body:
-        if not isinstance(body["description"], str) or len(body["description"]) > 2000:
-            raise DirectoryError("description must be a string of at most 2000 characters")
-        group.description = body["description"]
-    directory.audit(
-        s, "group.update", user_id=actor.user_id, actor=actor.email, resource=group.name
-    )
+    if name is not None:
+        group.name = _group_name(s, name, renaming=group)
+    if description is not None:
+        group.description = _description(description)
+    _audit(s, actor, "group.update", group.name)
     return group
 
 
-def delete_group(s: Session, actor: Principal, group_id: int) -> None:
+def delete_group(s: Session, actor: Actor, group_id: int) -> None:
     group = get_group_by_id(s, group_id)
     if group.is_system:
         raise DirectoryError("System groups cannot be deleted", "system_group", 409)
     _refuse_google_managed(group)
-    directory.audit(
-        s, "group.delete", user_id=actor.user_id, actor=actor.email, resource=group.name
-    )
+    _audit(s, actor, "group.delete", group.name)
     s.delete(group)
 
 
-def add_member(s: Session, actor: Principal, group_id: int, email: object) -> Membership:
-    group = get_group_by_id(s, group_id)
-    if not isinstance(email, str):
-        raise DirectoryError("email is required", "invalid_email")
+def _group_for(s: Session, actor: Actor, ref: int | str, create_missing: bool) -> Group:
+    try:
+        return resolve_group(s, ref)
+    except DirectoryError as exc:
+        if not (create_missing and exc.code == "group_not_found" and isinstance(ref, str)):
+            raise
+    return create_group(s, actor, ref)
+
+
+# --- memberships -----------------------------------------------------------------
+
+
+def add_member(
+    s: Session,
+    actor: Actor,
+    group_ref: int | str,
+    email: str,
+    *,
+    create_missing_group: bool = False,
+) -> Membership:
+    """Put a user (created if new) in a group named by id or name. With
+    `create_missing_group`, a group name that does not exist yet is created first."""
+    directory.normalize_email(email)  # refuse a bad address before creating anything
+    group = _group_for(s, actor, group_ref, create_missing_group)
     user = directory.get_or_create_user(s, email)
     existing = s.get(Membership, (user.id, group.id))
     if existing is not None:
         if existing.source == "google_sync":
-            raise DirectoryError("google_managed_readonly", "google_managed_readonly", 409)
-        raise DirectoryError(f"{user.email} is already a member", "already_member", 409)
+            raise DirectoryError(GOOGLE_MANAGED, GOOGLE_MANAGED, 409)
+        raise DirectoryError(
+            f"{user.email} is already a member of {group.name}", "already_member", 409
+        )
     member = directory.add_member(s, user, group, "admin", actor.email)
-    directory.audit(
-        s,
-        "group.add_member",
-        user_id=actor.user_id,
-        actor=actor.email,
-        resource=group.name,
-        params={"email": user.email},
-    )
+    _audit(s, actor, "group.add_member", group.name, {"email": user.email})
     return member
 
 
-def remove_member(s: Session, actor: Principal, group_id: int, user_id: int) -> None:
+def remove_member(s: Session, actor: Actor, group_id: int, user_id: int) -> None:
     group = get_group_by_id(s, group_id)
     member = s.get(Membership, (user_id, group.id))
     if member is None:
         raise DirectoryError("Membership not found", "member_not_found", 404)
     if member.source == "google_sync":
-        raise DirectoryError("google_managed_readonly", "google_managed_readonly", 409)
+        raise DirectoryError(GOOGLE_MANAGED, GOOGLE_MANAGED, 409)
     if member.source == "system_seed" and group.name != ADMIN_GROUP:
         raise DirectoryError("This membership is managed by Agnes", "system_membership", 409)
     if group.name == ADMIN_GROUP and _is_last_human_admin(s, get_user(s, user_id)):
         raise DirectoryError(LAST_ADMIN, "last_admin", 409)
-    directory.audit(
-        s,
-        "group.remove_member",
-        user_id=actor.user_id,
-        actor=actor.email,
-        resource=group.name,
-        params={"user_id": user_id},
-    )
+    _audit(s, actor, "group.remove_member", group.name, {"user_id": user_id})
     s.delete(member)
 
 
-def resolve_group(s: Session, ref: object) -> Group:
-    if isinstance(ref, int) and not isinstance(ref, bool):
-        return get_group_by_id(s, ref)
-    if isinstance(ref, str) and ref.strip():
-        return directory.get_group(s, ref.strip())
-    raise DirectoryError("group must be a group name or id", "invalid_group")
+# --- grants ----------------------------------------------------------------------
 
 
-def user_access(s: Session, user_id: int) -> dict[str, Any]:
-    user = get_user(s, user_id)
-    rows = s.execute(
-        select(Grant, Group.name)
-        .join(Group, Group.id == Grant.group_id)
-        .join(Membership, Membership.group_id == Grant.group_id)
-        .where(Membership.user_id == user_id)
-        .order_by(Grant.id)
-    ).all()
-    groups = directory.user_group_names(s, user_id)
-    return {
-        "user": user_model(s, user),
-        "is_admin": ADMIN_GROUP in groups,
-        "groups": groups,
-        "grants": [grant_model(g, name) for g, name in rows],
-    }
+def add_grant(
+    s: Session,
+    actor: Actor,
+    group_ref: int | str,
+    resource_type: str,
+    resource_id: str,
+    *,
+    create_missing_group: bool = False,
+) -> Grant:
+    """Grant `(type, id)` to a group named by id or name; 409 if it already holds it.
+    The type must be one of `store.models.RESOURCE_TYPES`, the one list of grant types."""
+    resource_id = directory.check_grant(resource_type, resource_id)
+    group = _group_for(s, actor, group_ref, create_missing_group)
+    if directory.find_grant(s, group, resource_type, resource_id) is not None:
+        raise DirectoryError(
+            f"{group.name} already has grant {resource_type}:{resource_id}", "grant_exists", 409
+        )
+    grant = directory.add_grant(s, group, resource_type, resource_id, actor.email)
+    _audit(s, actor, "grant.add", group.name, {"type": resource_type, "id": resource_id})
+    return grant
+
+
+def remove_grant(s: Session, actor: Actor, grant: Grant) -> None:
+    """Remove a grant found by `get_grant` (REST, by id) or `find_grant` (CLI, by value)."""
+    group = get_group_by_id(s, grant.group_id)
+    params = {"type": grant.resource_type, "id": grant.resource_id, "grant_id": grant.id}
+    _audit(s, actor, "grant.remove", group.name, params)
+    s.delete(grant)

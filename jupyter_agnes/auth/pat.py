@@ -35,6 +35,23 @@ def looks_like_pat(raw: str) -> bool:
     return raw.startswith(PAT_PREFIX) and bool(_PAT_BODY.match(raw[len(PAT_PREFIX) :]))
 
 
+# Who may not mint PATs, and what they are told: a credential a script holds (a PAT, the
+# scheduler's secret, a hub API token) must not be able to make itself permanent.
+MINT_REFUSALS = {
+    "pat": "This endpoint requires an interactive session, not a PAT",
+    "scheduler": "This endpoint requires an interactive session, not a service token",
+}
+API_TOKEN_REFUSED = "This endpoint requires an interactive session, not an API token"
+
+
+def mint_refusal(auth: str, api_token: bool) -> str | None:
+    """Why a caller signed in by `auth` may not mint a PAT, or None if they may.
+    `api_token`: the request carried an API token of a foreign identity provider (the hub)."""
+    if auth in MINT_REFUSALS:
+        return MINT_REFUSALS[auth]
+    return API_TOKEN_REFUSED if api_token else None
+
+
 def validate_token_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError("Token name is required")

@@ -29,6 +29,11 @@ class Principal:
     def lab_access(self) -> bool:
         return self.is_admin or ("lab", "*") in self.grants
 
+    @property
+    def may_run_sync(self) -> bool:
+        """Start data rebuilds and read their reports: Admins and the scheduler service."""
+        return self.is_admin or self.is_service
+
     def as_me(self) -> dict[str, object]:
         return {
             "id": self.user_id,
@@ -38,3 +43,18 @@ class Principal:
             "is_admin": self.is_admin,
             "auth": self.auth,
         }
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Someone acting on the store with no sign-in at all: the CLI on the server's machine.
+
+    It has no user id, so it is never "yourself" to a guard; `email` is what the audit
+    log's `actor` column shows."""
+
+    email: str = "cli"
+    user_id: None = None
+
+
+# Who performs an admin operation: a signed-in principal (REST) or the operator (CLI).
+Actor = Principal | Operator

@@ -18,7 +18,7 @@ from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
 
 from jupyter_agnes.auth import pat as pats
-from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.principal import Actor, Principal
 from jupyter_agnes.auth.principal_cache import PrincipalCache
 from jupyter_agnes.auth.sessions import (
     MIN_SECRET_LEN,
@@ -30,6 +30,7 @@ from jupyter_agnes.auth.sessions import (
 )
 from jupyter_agnes.envknobs import env_bool, env_int, env_str, local_dev_mode
 from jupyter_agnes.store import directory
+from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import Grant, Membership, PersonalAccessToken, User, utcnow
 from jupyter_agnes.store.models import Session as SessionRow
@@ -323,20 +324,37 @@ class AuthService(Configurable):
 
     # --- tokens --------------------------------------------------------------------
 
-    def create_token(self, user_id: int, name: object, days: object) -> pats.CreatedToken:
-        """Validate and create; ValueError carries the 400 message."""
-        clean_name = pats.validate_token_name(name)
-        lifetime = pats.validate_lifetime(days, self.pat_default_days, self.pat_max_days)
+    def create_token(
+        self, user_id: int, name: object, days: object, actor: Actor | None = None
+    ) -> pats.CreatedToken:
+        """Validate and create a PAT for `user_id`, on behalf of `actor` (default: that
+        user). DirectoryError carries the 400 message."""
+        try:
+            clean_name = pats.validate_token_name(name)
+            lifetime = pats.validate_lifetime(days, self.pat_default_days, self.pat_max_days)
+        except ValueError as exc:
+            raise DirectoryError(str(exc), "invalid_token_request") from exc
         with self.store.write() as s:
             created = pats.create_pat(s, user_id, clean_name, lifetime)
             directory.audit(
                 s,
                 "token.create",
-                user_id=user_id,
+                user_id=user_id if actor is None else actor.user_id,
+                actor="" if actor is None else actor.email,
                 resource=f"token:{created.id}",
-                params={"name": clean_name},
+                params={"name": clean_name, "owner_id": user_id},
             )
             return created
+
+    def create_own_token(
+        self, principal: Principal, name: object, days: object, *, api_token: bool = False
+    ) -> pats.CreatedToken:
+        """A signed-in user's new PAT. Only an interactive sign-in may mint one: a PAT that
+        could mint PATs would make any leaked token permanent (403 otherwise)."""
+        refusal = pats.mint_refusal(principal.auth, api_token)
+        if refusal is not None:
+            raise DirectoryError(refusal, "interactive_session_required", 403)
+        return self.create_token(principal.user_id, name, days, principal)
 
     def list_tokens(self, user_id: int | None = None) -> list[dict[str, Any]]:
         query = select(PersonalAccessToken).order_by(
@@ -347,18 +365,21 @@ class AuthService(Configurable):
         with self.store.read() as s:
             return [pats.token_model(r, self.last_use.latest(r.id)) for r in s.scalars(query)]
 
-    def revoke_token(self, token_id: str, user_id: int | None, actor: Principal) -> bool:
+    def revoke_token(self, token_id: str, user_id: int | None, actor: Actor) -> None:
+        """Revoke a token (with `user_id`, only that user's: another's is "not found")."""
         with self.store.write() as s:
-            done = pats.revoke_pat(s, token_id, user_id)
-            if done:
-                directory.audit(
-                    s,
-                    "token.revoke",
-                    user_id=actor.user_id,
-                    actor=actor.email,
-                    resource=f"token:{token_id}",
-                )
-            return done
+            row = s.get(PersonalAccessToken, token_id)
+            if row is None or user_id not in (None, row.user_id):
+                raise DirectoryError("Token not found", "token_not_found", 404)
+            if not pats.revoke_pat(s, token_id, user_id):
+                raise DirectoryError("Token already revoked", "token_revoked", 409)
+            directory.audit(
+                s,
+                "token.revoke",
+                user_id=actor.user_id,
+                actor=actor.email,
+                resource=f"token:{token_id}",
+            )
 
     def flush_last_use(self) -> None:
         """Write every in-memory last use the throttle held back (at shutdown)."""

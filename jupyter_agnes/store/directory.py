@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from jupyter_agnes.store.models import (
     MEMBER_SOURCES,
+    RESOURCE_TYPES,
     AuditEntry,
     Grant,
     Group,
@@ -147,11 +148,9 @@ def human_admin_count(s: Session) -> int:
 # --- grants --------------------------------------------------------------------
 
 
-def add_grant(
-    s: Session, group: Group, resource_type: str, resource_id: str, assigned_by: str
-) -> Grant:
-    from jupyter_agnes.store.models import RESOURCE_TYPES
-
+def check_grant(resource_type: str, resource_id: str) -> str:
+    """Refuse a grant type not in `RESOURCE_TYPES` (the one list) or a bad id; return
+    the id stripped."""
     if resource_type not in RESOURCE_TYPES:
         raise DirectoryError(
             f"resource_type must be one of {', '.join(RESOURCE_TYPES)}", "invalid_resource_type"
@@ -159,13 +158,25 @@ def add_grant(
     resource_id = (resource_id or "").strip()
     if not resource_id or len(resource_id) > 500:
         raise DirectoryError("resource_id must be 1-500 characters", "invalid_resource_id")
-    existing = s.scalar(
+    return resource_id
+
+
+def find_grant(s: Session, group: Group, resource_type: str, resource_id: str) -> Grant | None:
+    return s.scalar(
         select(Grant).where(
             Grant.group_id == group.id,
             Grant.resource_type == resource_type,
             Grant.resource_id == resource_id,
         )
     )
+
+
+def add_grant(
+    s: Session, group: Group, resource_type: str, resource_id: str, assigned_by: str
+) -> Grant:
+    """Add a grant, or return the one already there (seeding and tests rely on that)."""
+    resource_id = check_grant(resource_type, resource_id)
+    existing = find_grant(s, group, resource_type, resource_id)
     if existing is not None:
         return existing
     grant = Grant(

@@ -6,15 +6,8 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from tornado import web
 
 from jupyter_agnes import __version__
+from jupyter_agnes.store.directory import DirectoryError
 from server_extension.handlers.base import AgnesAPIHandler, api_error
-
-INTERACTIVE_ONLY = {
-    "pat": "This endpoint requires an interactive session, not a PAT",
-    "scheduler": "This endpoint requires an interactive session, not a service token",
-}
-
-
-HUB_TOKEN_REFUSED = "This endpoint requires an interactive session, not an API token"
 
 
 class HealthHandler(AgnesAPIHandler):
@@ -36,20 +29,17 @@ class TokensHandler(AgnesAPIHandler):
 
     @web.authenticated
     def post(self) -> None:
-        principal = self.principal
-        # A PAT must never mint PATs: that would make any leaked token permanent.
-        if principal.auth in INTERACTIVE_ONLY:
-            raise api_error(403, INTERACTIVE_ONLY[principal.auth], "Forbidden")
-        if principal.auth == "hub" and self.token_authenticated:
-            # Under JupyterHub an API token is as scriptable as a PAT.
-            raise api_error(403, HUB_TOKEN_REFUSED, "Forbidden")
+        # AuthService refuses a PAT (or any scripted credential) minting a PAT.
         body = self.json_body()
         try:
-            created = self.agnes.auth.create_token(
-                principal.user_id, body.get("name"), body.get("expires_in_days")
+            created = self.agnes.auth.create_own_token(
+                self.principal,
+                body.get("name"),
+                body.get("expires_in_days"),
+                api_token=self.token_authenticated,
             )
-        except ValueError as exc:
-            raise api_error(400, str(exc), "Bad Request") from exc
+        except DirectoryError as exc:
+            raise api_error(exc.status, str(exc)) from exc
         self.write_json(
             {
                 "id": created.id,
@@ -65,7 +55,9 @@ class TokenHandler(AgnesAPIHandler):
     @web.authenticated
     def delete(self, token_id: str) -> None:
         principal = self.principal
-        if not self.agnes.auth.revoke_token(token_id, principal.user_id, principal):
-            raise api_error(404, "Token not found", "Not Found")
+        try:
+            self.agnes.auth.revoke_token(token_id, principal.user_id, principal)
+        except DirectoryError as exc:
+            raise api_error(exc.status, str(exc)) from exc
         self.set_status(204)
         self.finish()

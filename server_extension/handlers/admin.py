@@ -1,20 +1,34 @@
-"""`/agnes/api/admin/…`: users, groups, members, grants and tokens (Admin only)."""
+"""`/agnes/api/admin/…`: users, groups, members, grants and tokens (Admin only).
+
+Thin: each method checks the shape of its input, runs one core operation
+(`jupyter_agnes.auth.admin_ops`, shared with the CLI) in one write transaction, and
+answers its model (`admin_views`). Guards and audit rows live in the core.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from tornado import web
 
-from jupyter_agnes.auth import admin_ops
+from jupyter_agnes.auth import admin_ops, admin_views
 from jupyter_agnes.auth.principal import Principal
-from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.models import Grant, Group, User
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 from server_extension.handlers.guards import require_admin
+
+
+def _string(body: dict[str, Any], key: str, default: str = "") -> str:
+    """`body[key]` (or `default` if absent); 400 unless it is a JSON string."""
+    value = body.get(key, default)
+    if not isinstance(value, str):
+        raise api_error(400, f"{key} must be a string")
+    return value
+
+
+def _optional_string(body: dict[str, Any], key: str) -> str | None:
+    return _string(body, key) if key in body else None
 
 
 class AdminHandler(AgnesAPIHandler):
@@ -38,44 +52,29 @@ class UsersHandler(AdminHandler):
     @web.authenticated
     @require_admin
     def get(self) -> None:
-        self.run(
-            lambda s, a: {
-                "users": [
-                    admin_ops.user_model(s, u) for u in s.scalars(select(User).order_by(User.id))
-                ]
-            }
-        )
+        self.run(lambda s, a: {"users": admin_views.list_users(s)})
 
     @web.authenticated
     @require_admin
     def post(self) -> None:
         body = self.json_body()
-
-        def op(s: Any, admin: Principal) -> Any:
-            name = body.get("name", "")
-            if not isinstance(name, str) or len(name) > 200:
-                raise DirectoryError("name must be a string of at most 200 characters")
-            user = directory.create_user(s, str(body.get("email") or ""), name)
-            if body.get("admin") is True:
-                directory.add_member(
-                    s, user, directory.get_group(s, directory.ADMIN_GROUP), "admin", admin.email
-                )
-            directory.audit(
-                s, "user.add", user_id=admin.user_id, actor=admin.email, resource=user.email
-            )
-            return admin_ops.user_model(s, user)
-
-        self.run(op, 201)
+        email, name = _string(body, "email"), _string(body, "name")
+        admin = body.get("admin") is True
+        self.run(
+            lambda s, a: admin_views.user_model(
+                s, admin_ops.add_user(s, a, email, name, admin=admin)
+            ),
+            201,
+        )
 
 
 class UserStateHandler(AdminHandler):
     @web.authenticated
     @require_admin
     def post(self, user_id: str, action: str) -> None:
+        active = action == "activate"
         self.run(
-            lambda s, a: admin_ops.user_model(
-                s, admin_ops.set_active(s, a, int(user_id), action == "activate")
-            )
+            lambda s, a: admin_views.user_model(s, admin_ops.set_active(s, a, int(user_id), active))
         )
 
 
@@ -83,39 +82,24 @@ class UserAccessHandler(AdminHandler):
     @web.authenticated
     @require_admin
     def get(self, user_id: str) -> None:
-        self.run(lambda s, a: admin_ops.user_access(s, int(user_id)))
+        self.run(lambda s, a: admin_views.user_access(s, int(user_id)))
 
 
 class GroupsHandler(AdminHandler):
     @web.authenticated
     @require_admin
     def get(self) -> None:
-        self.run(
-            lambda s, a: {
-                "groups": [
-                    admin_ops.group_model(g) for g in s.scalars(select(Group).order_by(Group.id))
-                ]
-            }
-        )
+        self.run(lambda s, a: {"groups": admin_views.list_groups(s)})
 
     @web.authenticated
     @require_admin
     def post(self) -> None:
         body = self.json_body()
-
-        def op(s: Any, admin: Principal) -> Any:
-            name, description = body.get("name"), body.get("description", "")
-            if not isinstance(name, str) or not isinstance(description, str):
-                raise DirectoryError("name and description must be strings", "invalid_group_name")
-            if s.scalar(select(Group.id).where(Group.name == name.strip())) is not None:
-                raise DirectoryError(f"Group {name.strip()!r} already exists", "group_exists", 409)
-            group = directory.get_or_create_group(s, name, admin.email, description[:2000])
-            directory.audit(
-                s, "group.create", user_id=admin.user_id, actor=admin.email, resource=group.name
-            )
-            return admin_ops.group_model(group)
-
-        self.run(op, 201)
+        name, description = _string(body, "name"), _string(body, "description")
+        self.run(
+            lambda s, a: admin_views.group_model(admin_ops.create_group(s, a, name, description)),
+            201,
+        )
 
 
 class GroupHandler(AdminHandler):
@@ -123,8 +107,11 @@ class GroupHandler(AdminHandler):
     @require_admin
     def patch(self, group_id: str) -> None:
         body = self.json_body()
+        name, description = _optional_string(body, "name"), _optional_string(body, "description")
         self.run(
-            lambda s, a: admin_ops.group_model(admin_ops.rename_group(s, a, int(group_id), body))
+            lambda s, a: admin_views.group_model(
+                admin_ops.update_group(s, a, int(group_id), name, description)
+            )
         )
 
     @web.authenticated
@@ -137,41 +124,18 @@ class MembersHandler(AdminHandler):
     @web.authenticated
     @require_admin
     def get(self, group_id: str) -> None:
-        def op(s: Any, admin: Principal) -> Any:
-            group = admin_ops.get_group_by_id(s, int(group_id))
-            from jupyter_agnes.store.models import Membership
-
-            rows = s.execute(
-                select(Membership, User)
-                .join(User, User.id == Membership.user_id)
-                .where(Membership.group_id == group.id)
-                .order_by(User.email)
-            ).all()
-            return {
-                "members": [
-                    {
-                        "user_id": u.id,
-                        "email": u.email,
-                        "source": m.source,
-                        "added_by": m.added_by,
-                        "added_at": m.added_at.isoformat(),
-                    }
-                    for m, u in rows
-                ]
-            }
-
-        self.run(op)
+        self.run(lambda s, a: {"members": admin_views.list_members(s, int(group_id))})
 
     @web.authenticated
     @require_admin
     def post(self, group_id: str) -> None:
-        body = self.json_body()
-
-        def op(s: Any, admin: Principal) -> Any:
-            m = admin_ops.add_member(s, admin, int(group_id), body.get("email"))
-            return {"user_id": m.user_id, "group_id": m.group_id, "source": m.source}
-
-        self.run(op, 201)
+        email = _string(self.json_body(), "email")
+        self.run(
+            lambda s, a: admin_views.membership_model(
+                admin_ops.add_member(s, a, int(group_id), email)
+            ),
+            201,
+        )
 
 
 class MemberHandler(AdminHandler):
@@ -187,70 +151,29 @@ class GrantsHandler(AdminHandler):
     def get(self) -> None:
         group = self.get_argument("group", None)
         rtype = self.get_argument("resource_type", None)
-
-        def op(s: Any, admin: Principal) -> Any:
-            query = select(Grant, Group.name).join(Group, Group.id == Grant.group_id)
-            if group:
-                query = query.where(Group.name == group)
-            if rtype:
-                query = query.where(Grant.resource_type == rtype)
-            rows = s.execute(query.order_by(Grant.id)).all()
-            return {"grants": [admin_ops.grant_model(g, name) for g, name in rows]}
-
-        self.run(op)
+        self.run(lambda s, a: {"grants": admin_views.list_grants(s, group, rtype)})
 
     @web.authenticated
     @require_admin
     def post(self) -> None:
         body = self.json_body()
-
-        def op(s: Any, admin: Principal) -> Any:
-            group = admin_ops.resolve_group(s, body.get("group"))
-            rtype, rid = body.get("resource_type"), body.get("resource_id")
-            if not isinstance(rtype, str) or not isinstance(rid, str):
-                raise DirectoryError("resource_type and resource_id must be strings")
-            exists = s.scalar(
-                select(Grant.id).where(
-                    Grant.group_id == group.id,
-                    Grant.resource_type == rtype,
-                    Grant.resource_id == rid.strip(),
-                )
-            )
-            if exists is not None:
-                raise DirectoryError("Grant already exists", "grant_exists", 409)
-            grant = directory.add_grant(s, group, rtype, rid, admin.email)
-            directory.audit(
-                s,
-                "grant.add",
-                user_id=admin.user_id,
-                actor=admin.email,
-                resource=group.name,
-                params={"type": rtype, "id": rid},
-            )
-            return admin_ops.grant_model(grant, group.name)
-
-        self.run(op, 201)
+        group = body.get("group")
+        if isinstance(group, bool) or not isinstance(group, int | str):
+            raise api_error(400, "group must be a group name or id")
+        rtype, rid = _string(body, "resource_type"), _string(body, "resource_id")
+        self.run(
+            lambda s, a: admin_views.grant_view(s, admin_ops.add_grant(s, a, group, rtype, rid)),
+            201,
+        )
 
 
 class GrantHandler(AdminHandler):
     @web.authenticated
     @require_admin
     def delete(self, grant_id: str) -> None:
-        def op(s: Any, admin: Principal) -> None:
-            grant = s.get(Grant, int(grant_id))
-            if grant is None:
-                raise DirectoryError("Grant not found", "grant_not_found", 404)
-            directory.audit(
-                s,
-                "grant.remove",
-                user_id=admin.user_id,
-                actor=admin.email,
-                resource=f"grant:{grant.id}",
-                params={"type": grant.resource_type, "id": grant.resource_id},
-            )
-            s.delete(grant)
-
-        self.run(op, 204)
+        self.run(
+            lambda s, a: admin_ops.remove_grant(s, a, admin_ops.get_grant(s, int(grant_id))), 204
+        )
 
 
 class AdminTokensHandler(AdminHandler):
@@ -264,9 +187,10 @@ class AdminTokenHandler(AdminHandler):
     @web.authenticated
     @require_admin
     def delete(self, token_id: str) -> None:
-        admin = self.principal
-        if not self.agnes.auth.revoke_token(token_id, None, admin):
-            raise api_error(404, "Token not found")
+        try:
+            self.agnes.auth.revoke_token(token_id, None, self.principal)
+        except DirectoryError as exc:
+            raise api_error(exc.status, str(exc)) from exc
         self.set_status(204)
         self.finish()
 

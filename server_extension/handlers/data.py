@@ -30,6 +30,7 @@ from jupyter_agnes.query import (
     QueryRunner,
 )
 from server_extension.handlers.base import AgnesAPIHandler, api_error
+from server_extension.handlers.guards import require_admin_or_scheduler
 
 FORMATS = ("json", "arrow", "csv")
 STREAM_SLICE = 512 * 1024  # bytes per write + flush of a CSV body (Arrow goes per batch)
@@ -208,10 +209,8 @@ class QueryHandler(DataHandler):
 
 class SyncHandler(DataHandler):
     @web.authenticated
+    @require_admin_or_scheduler
     async def post(self) -> None:
-        principal = self.principal
-        if not (principal.is_admin or principal.is_service):
-            raise api_error(403, "Admin or scheduler access required", "Forbidden")
         body = self.json_body() if self.request.body else {}
         source = body.get("source")
         if source is not None:
@@ -219,17 +218,15 @@ class SyncHandler(DataHandler):
                 check_identifier(source, "source")
             except InvalidIdentifier as exc:
                 raise api_error(400, str(exc), "Bad Request") from exc
-        job = self.data.jobs.start(source, principal.email)
+        job = self.data.jobs.start(source, self.principal.email)
         self.set_header("Location", self.base_url.rstrip("/") + f"/agnes/api/sync/{job['id']}")
         self.write_json(job, status=202)
 
 
 class SyncJobHandler(DataHandler):
     @web.authenticated
+    @require_admin_or_scheduler
     async def get(self, job_id: str) -> None:
-        principal = self.principal
-        if not (principal.is_admin or principal.is_service):
-            raise api_error(403, "Admin or scheduler access required", "Forbidden")
         job = self.data.jobs.get(job_id)
         if job is None:
             raise api_error(404, "Sync job not found", "Not Found")

@@ -1,7 +1,9 @@
-"""Decorators for Agnes handlers: `@require_admin` and `@require_grant(type, id_from_path)`.
+"""Decorators for Agnes handlers: `@require_admin`, `@require_admin_or_scheduler` and
+`@require_grant(type, id_from_path)`.
 
 Put them under `@web.authenticated`, so an anonymous caller still gets 401 first.
-The rules themselves live in the core (`Principal.is_admin`, `Principal.has_grant`).
+The rules themselves live in the core (`Principal.is_admin`, `Principal.may_run_sync`,
+`Principal.has_grant`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from server_extension.handlers.base import api_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 ADMIN_REQUIRED = "Admin access required"
+ADMIN_OR_SCHEDULER_REQUIRED = "Admin or scheduler access required"
 
 
 def _guarded(method: F, check: Callable[..., None]) -> F:
@@ -41,6 +44,16 @@ def require_admin(method: F) -> F:
     def check(handler: Any, *_: Any, **__: Any) -> None:
         if not handler.principal.is_admin:
             raise api_error(403, ADMIN_REQUIRED, "Forbidden")
+
+    return _guarded(method, check)
+
+
+def require_admin_or_scheduler(method: F) -> F:
+    """403 `Admin or scheduler access required` unless the caller may run data rebuilds."""
+
+    def check(handler: Any, *_: Any, **__: Any) -> None:
+        if not handler.principal.may_run_sync:
+            raise api_error(403, ADMIN_OR_SCHEDULER_REQUIRED, "Forbidden")
 
     return _guarded(method, check)
 
