@@ -1,0 +1,302 @@
+"""The admin operations in the core (`auth.admin_ops`), on a real SQLite store: each op's
+guards and audit row, the create-missing-group option, grant types from one definition,
+and AuthService's rules for tokens (a PAT cannot mint a PAT)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from jupyter_agnes.auth import admin_ops, admin_views
+from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR
+from jupyter_agnes.auth.principal import Operator, Principal
+from jupyter_agnes.auth.service import AuthService
+from jupyter_agnes.paths import resolve_data_dir
+from jupyter_agnes.store import directory
+from jupyter_agnes.store.directory import DirectoryError
+from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.models import RESOURCE_TYPES, AuditEntry, Grant, Group, Membership
+
+CLI = Operator()
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[Store]:
+    store = open_store(resolve_data_dir(tmp_path))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def admin(store: Store) -> Principal:
+    """A signed-in human admin, as the REST API sees its caller."""
+    with store.write() as s:
+        user = directory.create_user(s, "boss@example.com")
+        directory.add_member(s, user, directory.get_group(s, "Admin"), "admin", "test")
+        uid = user.id
+    return Principal(uid, "boss@example.com", "", ("Admin", "Everyone"), True, "session")
+
+
+def audit_rows(store: Store, action: str) -> list[dict[str, Any]]:
+    with store.read() as s:
+        rows = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        )
+        return [
+            {"user_id": r.user_id, "actor": r.actor, "resource": r.resource, "params": r.params}
+            for r in rows
+        ]
+
+
+def refused(store: Store, op: Any, *args: Any, **kwargs: Any) -> DirectoryError:
+    with pytest.raises(DirectoryError) as info, store.write() as s:
+        op(s, *args, **kwargs)
+    return info.value
+
+
+# --- users -----------------------------------------------------------------------
+
+
+def test_add_user_audits_and_refuses_duplicates_and_long_names(store, admin):
+    with store.write() as s:
+        user = admin_ops.add_user(s, admin, "New@Example.com", "New", admin=True)
+        assert directory.user_group_names(s, user.id) == ["Admin", "Everyone"]
+    assert audit_rows(store, "user.add") == [
+        {
+            "user_id": admin.user_id,
+            "actor": "boss@example.com",
+            "resource": "new@example.com",
+            "params": {"admin": True},
+        }
+    ]
+    exc = refused(store, admin_ops.add_user, CLI, "NEW@example.com")
+    assert (exc.code, exc.status) == ("user_exists", 409)
+    exc = refused(store, admin_ops.add_user, CLI, "x@example.com", "n" * 201)
+    assert exc.status == 400 and "200" in str(exc)
+    assert refused(store, admin_ops.add_user, CLI, "not an email").code == "invalid_email"
+    assert len(audit_rows(store, "user.add")) == 1  # refusals leave no row
+
+
+def test_bootstrap_once(store):
+    with store.write() as s:
+        user = admin_ops.bootstrap_admin(s, CLI, "Root@Example.com", "Root")
+        assert "Admin" in directory.user_group_names(s, user.id)
+    assert audit_rows(store, "bootstrap")[0]["actor"] == "cli"
+    exc = refused(store, admin_ops.bootstrap_admin, CLI, "other@example.com")
+    assert exc.status == 409 and str(exc).startswith("An admin already exists")
+
+
+def test_deactivation_guards(store, admin):
+    exc = refused(store, admin_ops.set_active, admin, admin.user_id, False)
+    assert str(exc) == "You cannot deactivate yourself"
+    # The CLI is nobody's account, so only the last-admin rule stops it.
+    exc = refused(store, admin_ops.set_active, CLI, admin.user_id, False)
+    assert (str(exc), exc.status) == (admin_ops.LAST_ADMIN, 409)
+    with store.write() as s:
+        other = admin_ops.add_user(s, admin, "second@example.com", admin=True)
+        admin_ops.set_active(s, CLI, admin.user_id, False)
+        admin_ops.set_active(s, admin, other.id, True)
+    rows = audit_rows(store, "user.deactivate")
+    assert rows == [{"user_id": None, "actor": "cli", "resource": "boss@example.com", "params": {}}]
+    assert refused(store, admin_ops.set_active, CLI, 99999, False).status == 404
+
+
+# --- groups and members -----------------------------------------------------------------
+
+
+def test_group_create_update_delete(store, admin):
+    with store.write() as s:
+        gid = admin_ops.create_group(s, admin, "  analysts ", "people").id
+    assert refused(store, admin_ops.create_group, admin, "analysts").status == 409
+    assert refused(store, admin_ops.create_group, admin, "   ").code == "invalid_group_name"
+    assert refused(store, admin_ops.create_group, admin, "x" * 321).code == "invalid_group_name"
+    long = "d" * 2001
+    assert refused(store, admin_ops.create_group, admin, "g", long).code == "invalid_description"
+    assert refused(store, admin_ops.update_group, admin, gid, None, long).status == 400
+    with store.write() as s:
+        assert admin_ops.update_group(s, admin, gid, name="data").name == "data"
+        admin_ops.delete_group(s, admin, gid)
+    assert [r["resource"] for r in audit_rows(store, "group.create")] == ["analysts"]
+    assert audit_rows(store, "group.update")[0]["resource"] == "data"
+    assert audit_rows(store, "group.delete")[0]["resource"] == "data"
+
+
+def test_system_and_google_groups_are_read_only(store, admin):
+    with store.write() as s:
+        system_ids = [directory.get_group(s, name).id for name in ("Admin", "Everyone")]
+        google = directory.get_or_create_group(s, "eng@example.com", GOOGLE_SYNC_ACTOR)
+        synced = directory.get_or_create_user(s, "synced@example.com")
+        directory.add_member(s, synced, google, "google_sync", GOOGLE_SYNC_ACTOR)
+        gid, uid = google.id, synced.id
+    for group_id in system_ids:
+        assert refused(store, admin_ops.update_group, admin, group_id, "x").code == "system_group"
+        assert refused(store, admin_ops.delete_group, admin, group_id).code == "system_group"
+    for op, args in (
+        (admin_ops.update_group, (gid, "x")),
+        (admin_ops.delete_group, (gid,)),
+        (admin_ops.remove_member, (gid, uid)),
+        (admin_ops.add_member, (gid, "synced@example.com")),
+    ):
+        exc = refused(store, op, admin, *args)
+        assert (str(exc), exc.status) == ("google_managed_readonly", 409)
+
+
+def test_add_and_remove_member(store, admin):
+    with store.write() as s:
+        gid = admin_ops.create_group(s, admin, "analysts").id
+        member = admin_ops.add_member(s, admin, gid, "Fresh@Example.com")  # creates the user
+        assert (member.source, member.added_by) == ("admin", "boss@example.com")
+        uid = member.user_id
+    exc = refused(store, admin_ops.add_member, CLI, "analysts", "fresh@example.com")
+    assert (exc.code, exc.status) == ("already_member", 409)
+    assert refused(store, admin_ops.add_member, admin, gid, "nope").code == "invalid_email"
+    with store.read() as s:
+        everyone = directory.get_group(s, "Everyone").id
+        admin_gid = directory.get_group(s, "Admin").id
+    exc = refused(store, admin_ops.remove_member, admin, everyone, uid)
+    assert exc.code == "system_membership"
+    exc = refused(store, admin_ops.remove_member, admin, admin_gid, admin.user_id)
+    assert str(exc) == admin_ops.LAST_ADMIN
+    with store.write() as s:
+        admin_ops.remove_member(s, admin, gid, uid)
+    assert refused(store, admin_ops.remove_member, admin, gid, uid).status == 404
+    assert audit_rows(store, "group.add_member")[0]["params"] == {"email": "fresh@example.com"}
+    assert audit_rows(store, "group.remove_member")[0]["params"] == {"user_id": uid}
+
+
+def test_create_missing_group_is_an_explicit_option(store, admin):
+    exc = refused(store, admin_ops.add_member, admin, "new-team", "a@example.com")
+    assert (exc.code, exc.status) == ("group_not_found", 404)
+    exc = refused(store, admin_ops.add_grant, admin, "new-team", "lab", "*")
+    assert exc.status == 404
+    with store.write() as s:
+        admin_ops.add_member(s, CLI, "new-team", "a@example.com", create_missing_group=True)
+        admin_ops.add_grant(s, CLI, "other-team", "lab", "*", create_missing_group=True)
+        assert directory.get_group(s, "new-team").created_by == "cli"
+    # a group the option creates is audited like one created on purpose
+    created = audit_rows(store, "group.create")
+    assert [(r["resource"], r["actor"]) for r in created] == [
+        ("new-team", "cli"),
+        ("other-team", "cli"),
+    ]
+    # a refused op creates nothing: the bad value is checked before the group is made
+    refused(store, admin_ops.add_grant, CLI, "ghost", "root", "*", create_missing_group=True)
+    refused(store, admin_ops.add_member, CLI, "ghost", "bad", create_missing_group=True)
+    with store.read() as s:
+        assert s.scalar(select(Group).where(Group.name == "ghost")) is None
+
+
+# --- grants ----------------------------------------------------------------------
+
+
+def test_grant_types_come_from_the_one_definition(store, admin):
+    with store.write() as s:
+        gid = admin_ops.create_group(s, admin, "g").id
+        for rtype in RESOURCE_TYPES:
+            admin_ops.add_grant(s, admin, gid, rtype, "x")
+    exc = refused(store, admin_ops.add_grant, admin, gid, "root", "x")
+    assert exc.code == "invalid_resource_type"
+    assert str(exc) == f"resource_type must be one of {', '.join(RESOURCE_TYPES)}"
+
+
+def test_grant_add_and_remove(store, admin):
+    with store.write() as s:
+        gid = admin_ops.create_group(s, admin, "analysts").id
+        grant = admin_ops.add_grant(s, admin, "analysts", "table", " orders ")
+        assert admin_views.grant_view(s, grant)["resource_id"] == "orders"
+        grant_id = grant.id
+    exc = refused(store, admin_ops.add_grant, CLI, gid, "table", "orders")
+    assert (exc.code, exc.status) == ("grant_exists", 409)
+    assert refused(store, admin_ops.add_grant, admin, gid, "table", "").status == 400
+    assert refused(store, admin_ops.add_grant, admin, True, "table", "t").code == "invalid_group"
+    with store.write() as s:
+        admin_ops.remove_grant(s, admin, admin_ops.get_grant(s, grant_id))
+        admin_ops.add_grant(s, admin, gid, "lab", "*")
+        admin_ops.remove_grant(s, CLI, admin_ops.find_grant(s, "analysts", "lab", "*"))
+        assert s.scalar(select(Grant)) is None
+    exc = refused(store, admin_ops.find_grant, "analysts", "lab", "*")
+    assert (str(exc), exc.status) == ("analysts has no grant lab:*", 404)
+    assert refused(store, admin_ops.get_grant, grant_id).status == 404
+    adds, removes = audit_rows(store, "grant.add"), audit_rows(store, "grant.remove")
+    assert adds[0]["resource"] == "analysts"
+    assert adds[0]["params"] == {"type": "table", "id": "orders"}
+    # both ways of removing leave the same row shape: the group, the type, the id
+    assert [r["resource"] for r in removes] == ["analysts", "analysts"]
+    assert removes[0]["params"] == {"type": "table", "id": "orders", "grant_id": grant_id}
+    assert removes[1]["actor"] == "cli" and removes[1]["user_id"] is None
+
+
+def test_user_access_lists_grants_through_groups(store, admin):
+    with store.write() as s:
+        member = admin_ops.add_member(
+            s, admin, "viewers", "v@example.com", create_missing_group=True
+        )
+        admin_ops.add_grant(s, admin, "viewers", "dashboard", "sales.ipynb")
+        access = admin_views.user_access(s, member.user_id)
+        listed = admin_views.list_grants(s, group="viewers", resource_type="dashboard")
+        members = admin_views.list_members(s, member.group_id)
+    assert access["groups"] == ["Everyone", "viewers"] and not access["is_admin"]
+    assert [g["resource_id"] for g in access["grants"]] == ["sales.ipynb"]
+    assert [g["group"] for g in listed] == ["viewers"]
+    assert [m["email"] for m in members] == ["v@example.com"]
+    with store.read() as s:
+        assert s.get(Membership, (member.user_id, member.group_id)) is not None
+
+
+# --- tokens (AuthService) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("auth", "api_token", "message"),
+    [
+        ("pat", False, "This endpoint requires an interactive session, not a PAT"),
+        ("scheduler", True, "This endpoint requires an interactive session, not a service token"),
+        ("hub", True, "This endpoint requires an interactive session, not an API token"),
+    ],
+)
+def test_a_scripted_credential_cannot_mint_a_pat(store, admin, auth, api_token, message):
+    service = AuthService(store)
+    caller = Principal(admin.user_id, admin.email, "", admin.groups, True, auth)
+    with pytest.raises(DirectoryError) as info:
+        service.create_own_token(caller, "sneaky", None, api_token=api_token)
+    assert (str(info.value), info.value.status) == (message, 403)
+    assert service.list_tokens(admin.user_id) == []
+
+
+@pytest.mark.parametrize("auth", ["session", "hub", "dev"])
+def test_an_interactive_sign_in_mints_its_own_pat(store, admin, auth):
+    service = AuthService(store)
+    caller = Principal(admin.user_id, admin.email, "", admin.groups, True, auth)
+    created = service.create_own_token(caller, "mine", 3)
+    assert service.authenticate_bearer(created.token, "10.0.0.1").email == admin.email
+    row = audit_rows(store, "token.create")[0]
+    assert row["actor"] == admin.email and row["params"] == {
+        "name": "mine",
+        "owner_id": admin.user_id,
+    }
+
+
+def test_token_validation_and_revocation(store, admin):
+    service = AuthService(store)
+    with pytest.raises(DirectoryError, match="Token name is required") as info:
+        service.create_token(admin.user_id, "", None, CLI)
+    assert info.value.status == 400
+    created = service.create_token(admin.user_id, "ci", 1, CLI)
+    assert audit_rows(store, "token.create")[0]["actor"] == "cli"
+    with store.write() as s:
+        other = admin_ops.add_user(s, CLI, "other@example.com").id
+    with pytest.raises(DirectoryError, match="Token not found"):
+        service.revoke_token(created.id, other, CLI)  # someone else's token: not found
+    service.revoke_token(created.id, None, CLI)
+    with pytest.raises(DirectoryError, match="Token already revoked") as info:
+        service.revoke_token(created.id, None, CLI)
+    assert info.value.status == 409
+    with pytest.raises(DirectoryError, match="Token not found") as info:
+        service.revoke_token("doesnotexist", None, CLI)
+    assert info.value.status == 404
+    assert audit_rows(store, "token.revoke") == [
+        {"user_id": None, "actor": "cli", "resource": f"token:{created.id}", "params": {}}
+    ]
