@@ -19,7 +19,8 @@ Where the CLI and REST used to disagree, one behaviour was chosen:
   to cut it); a user name over 200 characters is refused by the CLI too (it was cut).
 * Audit rows have one shape: `user.add` always records `{"admin": bool}`; `grant.add` and
   `grant.remove` name the group as the resource, with the stripped id (REST's remove used
-  `grant:<id>`, which said nothing once the grant was gone).
+  `grant:<id>`, which said nothing once the grant was gone). The CLI is audited as actor
+  "cli" with no user id everywhere (deactivation used to record a made-up user 0).
 """
 
 from __future__ import annotations
@@ -130,8 +131,9 @@ def bootstrap_admin(s: Session, actor: Actor, email: str, name: str = "") -> Use
     once any human admin exists, so it cannot be used to take over a running install."""
     if directory.human_admin_count(s):
         raise DirectoryError(
-            "An admin already exists; use `jupyter agnes token create` or "
-            "`jupyter agnes user add EMAIL --admin` instead",
+            "An admin already exists; use `jupyter agnes token create`, "
+            "`jupyter agnes user add EMAIL --admin` or, for an existing user, "
+            "`jupyter agnes group add-member Admin EMAIL` instead",
             "admin_exists",
             409,
         )

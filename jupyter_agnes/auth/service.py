@@ -366,7 +366,8 @@ class AuthService(Configurable):
             return [pats.token_model(r, self.last_use.latest(r.id)) for r in s.scalars(query)]
 
     def revoke_token(self, token_id: str, user_id: int | None, actor: Actor) -> None:
-        """Revoke a token (with `user_id`, only that user's: another's is "not found")."""
+        """Revoke a token (with `user_id`, only that user's: another's is "not found");
+        a second revoke is 409 `Token already revoked` over REST and in the CLI alike."""
         with self.store.write() as s:
             row = s.get(PersonalAccessToken, token_id)
             if row is None or user_id not in (None, row.user_id):
