@@ -55,21 +55,21 @@ def with_kernel_ownership(base: type[MappingKernelManager]) -> type[MappingKerne
     """`base` with KernelOwnership mixed in (idempotent)."""
     if issubclass(base, KernelOwnership):
         return base
-    return type(f"Agnes{base.__name__}", (KernelOwnership, base), {})
+    return type(f"Agnes{base.__name__}", (KernelOwnership, base), {"__module__": __name__})
 
 
 def install_kernel_ownership(serverapp: Any) -> bool:
     """At link time, before the kernel manager exists: mix ownership into its class.
 
-    An operator's `kernel_manager_class` is extended, not replaced. Without one the
-    default is the plain async manager, unless a kernel gateway is configured (its
-    default is decided later; reading it here would decide it too early): then kernels
-    stay shared, as before, and the server logs why.
+    A `kernel_manager_class` already set (by the operator, or by other code at link time)
+    is extended, not replaced. Without one the default is the plain async manager, unless
+    a kernel gateway is configured (its default is decided later; reading it here would
+    decide it too early): then kernels stay shared, as before, and the server logs why.
     """
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-    server_config = serverapp.config.get("ServerApp", {})
-    if "kernel_manager_class" in server_config:
+    # Set by config or by code before us (trait_has_value does not build the default).
+    if serverapp.trait_has_value("kernel_manager_class"):
         base = serverapp.kernel_manager_class
     elif serverapp.config.get("GatewayClient", {}).get("url") or _gateway_url_in_env():
         serverapp.log.warning("Agnes: a kernel gateway is configured; kernels are not isolated")
