@@ -25,6 +25,7 @@ from server_extension.authorizer import AgnesAuthorizer
 from server_extension.html_snippet import install_posthog
 from server_extension.identity import AgnesIdentityProvider
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
+from server_extension.kernel_owners import install_kernel_ownership
 
 RUNTIME_FILE = "server.json"
 
@@ -59,6 +60,7 @@ class AgnesExtensionApp(ExtensionApp):
         # Respect an operator's (or JupyterHub's) choice; only replace the defaults.
         if serverapp.identity_provider_class in (IdentityProvider, PasswordIdentityProvider):
             serverapp.identity_provider_class = AgnesIdentityProvider
+            install_kernel_ownership(serverapp)  # per-user kernels, idle culling
             if serverapp.authorizer_class.__name__ == "AllowAllAuthorizer":
                 serverapp.authorizer_class = AgnesAuthorizer
             # Voila lets a dashboard's viewer talk to its kernel; only widget traffic may pass.
@@ -120,8 +122,10 @@ class AgnesExtensionApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         from server_extension.handlers import agnes_handlers
+        from server_extension.lab_isolation import isolation_handlers
 
         self.handlers.extend(agnes_handlers())
+        self.handlers.extend(isolation_handlers())  # before the server's own /api/kernels…
 
     @property
     def google_configured(self) -> bool:

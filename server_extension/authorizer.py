@@ -8,6 +8,7 @@ from jupyter_server.auth.authorizer import Authorizer
 
 from jupyter_agnes.auth import rbac
 from server_extension.identity import principal_of
+from server_extension.kernel_owners import kernel_in_path_allowed
 from server_extension.voila_access import kernel_request_allowed
 
 
@@ -15,6 +16,8 @@ class AgnesAuthorizer(Authorizer):
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
         principal = getattr(user, "principal", None) or principal_of(handler)
         if principal is None:
+            return False
+        if not kernel_in_path_allowed(handler, principal):  # someone else's kernel
             return False
         if rbac.may_use_server_resource(principal, action, resource):
             return True

@@ -17,6 +17,8 @@ from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.service import AuthFailure
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
 from jupyter_agnes.store.directory import audit_row
+from server_extension.kernel_owners import note_requester
+from server_extension.lab_workspaces import workspace_gate
 from server_extension.voila_access import voila_decision
 
 RATE_LIMITED_ACTION = "auth.rate_limited"
@@ -177,6 +179,7 @@ class AgnesIdentityProvider(IdentityProvider):
             return existing
         principal = self._resolve(handler)
         handler.request.agnes_principal = principal  # type: ignore[attr-defined]
+        note_requester(principal)  # owner of any kernel this request starts
         if principal is None:
             return None
         user = user_for(principal)
@@ -187,6 +190,8 @@ class AgnesIdentityProvider(IdentityProvider):
         elif voila_decision(handler, principal) is False:
             # Voila's handlers never ask the authorizer; decide here (rules in rbac).
             refusal = "This dashboard has not been shared with you"
+        else:
+            refusal = workspace_gate(handler, principal)  # may redirect /lab to the user's own
         if refusal:
             # Set the user first: the 403 page's template asks who is signed in.
             handler.current_user = handler._jupyter_current_user = user  # type: ignore[attr-defined]

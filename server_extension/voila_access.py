@@ -17,6 +17,7 @@ from tornado import web
 
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
+from server_extension.kernel_owners import may_use_kernel_id
 
 VOILA_PREFIX = "voila"
 # Package assets (JS, CSS, themes, templates): the same for everyone signed in.
@@ -69,7 +70,10 @@ def kernel_request_allowed(handler: web.RequestHandler, principal: Principal) ->
 
 def _may_use_kernel(handler: web.RequestHandler, principal: Principal, kernel_id: str) -> bool:
     dashboard = voila_kernel_dashboard(handler, kernel_id)
-    return dashboard is not None and rbac.may_open_dashboard(principal, dashboard)
+    if dashboard is None or not rbac.may_open_dashboard(principal, dashboard):
+        return False
+    # ... and it is the one Voila started for this principal (kernel_owners).
+    return may_use_kernel_id(handler.settings.get("kernel_manager"), principal, kernel_id)
 
 
 def voila_kernel_dashboard(handler: web.RequestHandler, kernel_id: str) -> str | None:

@@ -27,7 +27,7 @@ async def test_viewer_is_refused_lab_resources(jp_fetch, agnes):
     assert resp.code == 403
 
 
-async def test_analyst_with_lab_grant_and_admin_get_in(jp_fetch, agnes):
+async def test_analyst_with_lab_grant_and_admin_get_in(jp_fetch, jp_base_url, agnes):
     agnes.user("analyst@example.com", groups=("analysts",))
     agnes.grant("analysts", "lab", "*")
     analyst = agnes.pat("analyst@example.com")
@@ -35,6 +35,10 @@ async def test_analyst_with_lab_grant_and_admin_get_in(jp_fetch, agnes):
     for token in (analyst, admin):
         for path in LAB_PATHS:
             resp = await call(jp_fetch, *path, headers=bearer(token))
+            if path == ("lab",):  # /lab opens the user's own workspace (test_lab_isolation)
+                assert resp.code == 302, resp.code
+                own = resp.headers["Location"][len(jp_base_url) :].split("/")
+                resp = await call(jp_fetch, *own, headers=bearer(token))
             assert resp.code == 200, (path, resp.code)
 
 

@@ -70,7 +70,8 @@ def test_cli_and_server_share_a_data_dir(tmp_path):
         assert link.startswith(server.url + "agnes/auth/link?code=")
         browser = requests.Session()
         landed = browser.get(link, timeout=30)
-        assert landed.url == server.url + "lab"
+        # /lab, which opens the user's own workspace (test_lab_isolation)
+        assert landed.url.startswith(server.url + "lab/workspaces/agnes-user-")
         assert "code=" not in landed.url
         assert landed.status_code == 200
         assert browser.get(server.url + "agnes/api/me", timeout=10).json()["auth"] == "session"

@@ -148,6 +148,9 @@ async def test_snippet_on_lab_and_login_not_on_files(
     value = agnes.session_cookie("lab@example.com", admin=True)
     cookie = {"Cookie": f"agnes_session={value}", "Accept-Encoding": "gzip"}
     lab = await fetch(jp_fetch, "lab", headers=cookie)
+    assert lab.code == 302  # to the user's own workspace (test_lab_isolation)
+    workspace = lab.headers["Location"].split("/lab/", 1)[1]
+    lab = await fetch(jp_fetch, "lab", *workspace.split("/"), headers=cookie)
     assert lab.code == 200
     html = lab.body.decode()
     assert html.count('id="agnes-posthog-config"') == 1

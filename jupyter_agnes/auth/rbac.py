@@ -84,3 +84,32 @@ def may_read_dashboard_file(principal: Principal, path: str) -> bool:
 def may_browse_dashboard_tree(principal: Principal) -> bool:
     """Voila's own file tree lists every notebook: Lab users only (viewers use the index)."""
     return has_lab_access(principal)
+
+
+# --- one server, several analysts: whose kernels and Lab layout -------------------------
+# Not a security boundary (every kernel runs as the same Unix user); it keeps analysts
+# out of each other's way. See docs/security.md.
+
+PERSONAL_WORKSPACE_PREFIX = "agnes-user-"
+
+
+def may_use_kernel(principal: Principal, owner_id: int | None) -> bool:
+    """A kernel (and the sessions on it) belongs to whoever started it; admins reach all.
+
+    A kernel with no recorded owner (started before this server recorded owners, or by
+    the server itself) is the admins'.
+    """
+    return principal.is_admin or (owner_id is not None and owner_id == principal.user_id)
+
+
+def personal_workspace(principal: Principal) -> str:
+    """The JupyterLab workspace `/lab` opens for this principal: one per user, stable."""
+    return f"{PERSONAL_WORKSPACE_PREFIX}{principal.user_id}"
+
+
+def may_use_workspace(principal: Principal, name: str) -> bool:
+    """Another user's personal workspace is theirs (and the admins'); any other name is
+    shared, as in plain JupyterLab."""
+    if principal.is_admin or not name.startswith(PERSONAL_WORKSPACE_PREFIX):
+        return True
+    return name == personal_workspace(principal)
