@@ -14,8 +14,7 @@ from jupyter_agnes.auth import pat as pats
 from jupyter_agnes.auth.credentials import create_login_code
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.service import AuthService
-from jupyter_agnes.cli import CLIError
-from jupyter_agnes.cli.common import command, store_for
+from jupyter_agnes.cli.common import CLIError, command, store_for
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import Membership, PersonalAccessToken
