@@ -132,3 +132,16 @@ def test_the_core_never_imports_the_web_framework(banned: str) -> None:
         and any(n == banned or n.startswith(banned + ".") for n in imported_names(module, path))
     ]
     assert offenders == []
+
+
+def test_the_store_never_imports_auth() -> None:
+    # The dependency points one way: auth -> store.
+    graph = import_graph()
+    offenders = {
+        (module, target)
+        for module, targets in graph.items()
+        if module.startswith("jupyter_agnes.store")
+        for target in targets
+        if target.startswith("jupyter_agnes.auth")
+    }
+    assert offenders == set()
