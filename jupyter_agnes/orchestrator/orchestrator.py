@@ -14,7 +14,7 @@ from sqlalchemy import select
 from traitlets import Any as AnyTrait
 from traitlets.config import Configurable
 
-from jupyter_agnes.orchestrator.build import analytics_path, build_analytics, read_catalog_rows
+from jupyter_agnes.orchestrator.build import analytics_path, build_analytics, read_catalog
 from jupyter_agnes.orchestrator.contract import (
     ExtractError,
     ExtractInfo,
@@ -159,27 +159,16 @@ class SyncOrchestrator(Configurable):
             return {}
         con = open_readonly(path)
         try:
-            _, rows = read_catalog_rows(con)
+            _, tables = read_catalog(con)
         finally:
             con.close()
         infos: dict[str, ExtractInfo] = {}
-        for r in rows:
-            src = str(r["source"])
-            if src == exclude:
+        for table in tables:
+            if table.source == exclude:
                 continue
+            src = table.source
             info = infos.setdefault(src, ExtractInfo(src, extract_dir(self.data_dir, src)))
-            info.tables.append(
-                TableMeta(
-                    name=str(r["table_name"]),
-                    source=src,
-                    description=str(r["description"]),
-                    rows=int(r["rows"] or 0),
-                    size_bytes=int(r["size_bytes"] or 0),
-                    extracted_at=str(r["extracted_at"] or ""),
-                    query_mode=str(r["query_mode"]),
-                    paths=tuple(r["paths"]),  # type: ignore[arg-type]
-                )
-            )
+            info.tables.append(table)
         return infos
 
     def _settle_ownership(
