@@ -54,21 +54,16 @@ class RebuildReport:
         }
 
 
-def _capture(exc: BaseException) -> None:
-    try:
-        from jupyter_agnes.observability import capture_exception
-    except ImportError:
-        return
-    try:
-        capture_exception(exc, component="orchestrator")
-    except Exception:  # observability must never break a rebuild
-        log.debug("capture_exception failed", exc_info=True)
-
-
 class SyncOrchestrator(Configurable):
     """Builds `<data-dir>/analytics.duckdb` from `<data-dir>/extracts/*`."""
 
     store = AnyTrait(None, allow_none=True, help="An open jupyter_agnes Store (opened lazily).")
+    observability = AnyTrait(
+        None,
+        allow_none=True,
+        help="The `Observability` told of failed rebuilds (the server passes its own); "
+        "None: this process's (the CLI).",
+    )
 
     def __init__(self, data_dir: str | Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -81,6 +76,17 @@ class SyncOrchestrator(Configurable):
 
             self.store = open_store(self.data_dir)
         return self.store
+
+    def _capture(self, exc: BaseException) -> None:
+        try:
+            if self.observability is not None:
+                self.observability.capture_exception(exc, component="orchestrator")
+            else:
+                from jupyter_agnes import observability
+
+                observability.capture_exception(exc, component="orchestrator")
+        except Exception:  # observability must never break a rebuild
+            log.debug("capture_exception failed", exc_info=True)
 
     def rebuild(self, progress: Progress | None = None) -> RebuildReport:
         """Rebuild every source."""
@@ -97,7 +103,7 @@ class SyncOrchestrator(Configurable):
             with rebuild_lock(self.data_dir):
                 report = self._rebuild_locked(only, progress)
         except Exception as exc:
-            _capture(exc)
+            self._capture(exc)
             raise
         report.duration_s = time.perf_counter() - started
         return report
@@ -127,7 +133,7 @@ class SyncOrchestrator(Configurable):
                     scanned.add(src)
                 except ExtractError as exc:
                     report.problems.append(str(exc))
-                    _capture(exc)
+                    self._capture(exc)
                 done += 1
                 if progress:
                     progress(done, total, f"read {src}")
