@@ -7,7 +7,7 @@ from typing import Any
 from jupyter_server.auth.authorizer import Authorizer
 
 from jupyter_agnes.auth import rbac
-from server_extension.identity import principal_of
+from server_extension.request_helpers import principal_of
 from server_extension.voila_access import kernel_request_allowed
 
 
