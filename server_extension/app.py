@@ -1,4 +1,5 @@
-"""The `agnes` ExtensionApp: opens the store, installs the identity provider, adds routes."""
+"""The `agnes` ExtensionApp: installs the identity provider, builds `AgnesServices`
+(services.py) once at startup, adds routes."""
 
 from __future__ import annotations
 
@@ -12,20 +13,16 @@ from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvi
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode, default
 
-from jupyter_agnes import __version__, observability
-from jupyter_agnes.auth.principal import Principal
-from jupyter_agnes.auth.ratelimit import RateLimiter
-from jupyter_agnes.auth.service import AuthService
+from jupyter_agnes._version import __version__
 from jupyter_agnes.auth.sessions import SecretError
-from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from jupyter_agnes.paths import default_data_dir, resolve_data_dir
-from jupyter_agnes.store import directory
-from jupyter_agnes.store.engine import Store, StoreError, open_store
+from jupyter_agnes.store.engine import StoreError, open_store
 from server_extension.authorizer import AgnesAuthorizer
 from server_extension.html_snippet import install_posthog
 from server_extension.identity import AgnesIdentityProvider
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.kernel_owners import install_kernel_ownership
+from server_extension.services import SETTINGS_KEY, AgnesServices, build_services
 
 RUNTIME_FILE = "server.json"
 
@@ -50,8 +47,7 @@ class AgnesExtensionApp(ExtensionApp):
     def _data_dir_default(self) -> str:
         return str(default_data_dir())
 
-    store: Store
-    auth: AuthService
+    services: AgnesServices | None = None
 
     # --- link time: before the server builds its identity provider ---------------
 
@@ -73,15 +69,20 @@ class AgnesExtensionApp(ExtensionApp):
     def initialize_settings(self) -> None:
         data_dir = resolve_data_dir(self.data_dir)
         try:
-            self.store = open_store(data_dir)
-            self.auth = AuthService(self.store, parent=self)
+            store = open_store(data_dir)
+            try:
+                services = build_services(self, data_dir, store)
+            except BaseException:
+                store.close()
+                raise
         except (StoreError, SecretError, OSError) as exc:
             # jupyter-server would log a failed extension and serve 500s behind our identity
             # provider; refusing to start is the only safe answer.
             self.log.critical("Agnes cannot start: %s", exc)
             raise SystemExit(f"Agnes cannot start: {exc}") from None
-        self.ratelimiter = RateLimiter(parent=self)
-        if self.auth.local_dev_mode:
+        self.services = services
+        self.settings[SETTINGS_KEY] = services
+        if services.auth.local_dev_mode:
             ip = self.serverapp.ip
             if not _is_loopback(ip):
                 raise SystemExit(
@@ -91,11 +92,11 @@ class AgnesExtensionApp(ExtensionApp):
             self.log.warning(
                 "LOCAL_DEV_MODE=1: every request is signed in as %s (an admin). "
                 "Never use this on a shared machine.",
-                self.auth.local_dev_user_email,
+                services.auth.local_dev_user_email,
             )
-        self.observability = ObservabilitySettings(parent=self)
-        install_posthog(self.serverapp.web_app, self.observability, self.serverapp.base_url)
-        self._set_kernel_env({"AGNES_DATA_DIR": str(data_dir), **self.observability.as_env()})
+        observability = services.observability.settings
+        install_posthog(self.serverapp.web_app, observability, self.serverapp.base_url)
+        self._set_kernel_env({"AGNES_DATA_DIR": str(data_dir), **observability.as_env()})
         self.settings["agnes_version"] = __version__
         self._write_runtime_file(data_dir)
 
@@ -127,26 +128,6 @@ class AgnesExtensionApp(ExtensionApp):
         self.handlers.extend(agnes_handlers())
         self.handlers.extend(isolation_handlers())  # before the server's own /api/kernels…
 
-    @property
-    def google_configured(self) -> bool:
-        from server_extension.handlers.google import google_service
-
-        return bool(google_service(self).configured)
-
-    def principal_for_foreign_user(self, user: Any) -> Principal | None:
-        """A user signed in by another identity provider (JupyterHub): match by email."""
-        username = getattr(user, "username", "") or ""
-        try:
-            with self.store.read() as s:
-                row = directory.get_user_by_email(s, username)
-                user_id = row.id if row is not None else None
-        except directory.DirectoryError:
-            return None
-        return self.auth.load_principal(user_id, "hub") if user_id is not None else None
-
     async def stop_extension(self) -> None:
-        observability.shutdown()
-        if getattr(self, "auth", None) is not None:
-            self.auth.close()
-        if getattr(self, "store", None) is not None:
-            self.store.close()
+        if self.services is not None:
+            self.services.close()

@@ -7,8 +7,8 @@ from typing import Any
 from jupyter_server.auth.authorizer import Authorizer
 
 from jupyter_agnes.auth import rbac
-from server_extension.identity import principal_of
 from server_extension.kernel_owners import kernel_in_path_allowed
+from server_extension.request_helpers import principal_of
 from server_extension.voila_access import kernel_request_allowed
 
 

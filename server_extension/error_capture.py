@@ -4,9 +4,12 @@ Tornado routes every uncaught handler exception through
 `RequestHandler._handle_request_exception` -> `log_exception`, before it sends the
 500. jupyter-server's handlers (core, Voila, other extensions) do not override
 `log_exception`, so wrapping it on `tornado.web.RequestHandler` covers them all,
-not only Agnes handlers. `HTTPError`s are deliberate answers, not crashes, and are
-not captured. The wrapper only queues an event: a dead PostHog can't slow the
-response. It never changes the 500 body (jupyter-server sends no traceback).
+not only Agnes handlers. The wrapper holds no state: it sends to the PostHog client
+of the server the handler belongs to (its `AgnesServices`), so two servers in one
+process never report into each other's project, and a server without PostHog sends
+nothing. `HTTPError`s are deliberate answers, not crashes, and are not captured.
+The wrapper only queues an event: a dead PostHog can't slow the response. It never
+changes the 500 body (jupyter-server sends no traceback).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from typing import Any
 from tornado import web
 from tornado.web import HTTPError, RequestHandler
 
-from jupyter_agnes import observability
 from server_extension.handlers.base import AgnesAPIHandler, api_error
+from server_extension.services import SETTINGS_KEY, AgnesServices
 
 log = logging.getLogger("jupyter_agnes.observability")
 
@@ -29,8 +32,11 @@ _ORIGINAL_ATTR = "_agnes_original_log_exception"
 def _capture(handler: RequestHandler, value: BaseException | None) -> None:
     if value is None or isinstance(value, HTTPError):
         return
+    services = handler.settings.get(SETTINGS_KEY)
+    if not isinstance(services, AgnesServices) or not services.observability.enabled:
+        return  # a server without Agnes or without PostHog
     request = handler.request
-    observability.capture_exception(
+    services.observability.capture_exception(
         value,
         component="server",
         properties={
@@ -45,7 +51,10 @@ def _capture(handler: RequestHandler, value: BaseException | None) -> None:
 
 
 def install_error_capture() -> bool:
-    """Wrap `RequestHandler.log_exception` once per process; True if newly installed."""
+    """Wrap `RequestHandler.log_exception` once per process; True if newly installed.
+
+    Stateless (see the module docstring): each server's client is found per request.
+    """
     if getattr(RequestHandler, _ORIGINAL_ATTR, None) is not None:
         return False
     original = RequestHandler.log_exception
@@ -92,7 +101,7 @@ class DebugThrowHandler(AgnesAPIHandler):
     @web.authenticated
     def get(self) -> None:
         _ = self.principal  # 401 before anything else
-        if not observability.get_settings().debug_routes:
+        if not self.agnes.observability.settings.debug_routes:
             raise api_error(404, "Not found", "Not Found")
         kind = self.get_argument("kind", "ValueError")
         exc_class = DEBUG_KINDS.get(kind)

@@ -1,11 +1,12 @@
 """Inject the PostHog browser snippet into every HTML page, as it streams.
 
-`PostHogSnippetTransform` is a tornado `OutputTransform`. The extension inserts it at
-the *front* of `web_app.transforms` so it sees plain bytes before gzip:
+`PostHogSnippetTransform` is a tornado `OutputTransform`. Tornado builds transforms
+from the request alone, so each server inserts its own `SnippetTransforms` (which
+holds that server's settings and base_url and builds the transform per request) at
+the *front* of `web_app.transforms`, so it sees plain bytes before gzip:
 
-    PostHogSnippetTransform.configure(settings, base_url=serverapp.base_url)
     if snippet_enabled(settings):
-        web_app.transforms.insert(0, PostHogSnippetTransform)
+        web_app.transforms.insert(0, SnippetTransforms(settings, serverapp.base_url))
 
 It puts the snippet before the first `</head>` while holding back at most
 `HOLD_BACK` bytes between chunks (Voila streams many small chunks, and `</head>`
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
@@ -121,28 +123,27 @@ class HeadInjector:
 
 
 class PostHogSnippetTransform(OutputTransform):
-    """Tornado builds this per request from the request alone; settings are class-wide."""
+    """One response's transform; `SnippetTransforms` builds it with its server's settings."""
 
-    settings: ClassVar[ObservabilitySettings | None] = None
-    base_url: ClassVar[str] = "/"
-
-    @classmethod
-    def configure(cls, settings: ObservabilitySettings | None, base_url: str = "/") -> None:
-        cls.settings = settings
-        cls.base_url = base_url or "/"
-
-    def __init__(self, request: HTTPServerRequest) -> None:
+    def __init__(
+        self,
+        request: HTTPServerRequest,
+        settings: ObservabilitySettings | None = None,
+        base_url: str = "/",
+    ) -> None:
         self.request = request
+        self.settings = settings
+        self.base_url = base_url or "/"
         self.injector: HeadInjector | None = None
 
     def transform_first_chunk(
         self, status_code: int, headers: HTTPHeaders, chunk: bytes, finishing: bool
     ) -> tuple[int, HTTPHeaders, bytes]:
-        settings = type(self).settings
+        settings = self.settings
         if not snippet_enabled(settings):
             return status_code, headers, chunk
         req = self.request
-        if not should_inject(req.method or "", req.path, type(self).base_url, status_code, headers):
+        if not should_inject(req.method or "", req.path, self.base_url, status_code, headers):
             return status_code, headers, chunk
         try:
             # The identity provider leaves the user on the request during prepare().
@@ -171,20 +172,28 @@ class PostHogSnippetTransform(OutputTransform):
         return self.injector.feed(chunk, finishing)
 
 
+@dataclass(frozen=True)
+class SnippetTransforms:
+    """What one server puts in `web_app.transforms`: tornado calls it with each request."""
+
+    settings: ObservabilitySettings
+    base_url: str = "/"
+
+    def __call__(self, request: HTTPServerRequest) -> PostHogSnippetTransform:
+        return PostHogSnippetTransform(request, self.settings, self.base_url)
+
+
 def install_posthog(web_app: Any, settings: ObservabilitySettings, base_url: str = "/") -> bool:
-    """One call for the extension: client settings, error capture and the snippet.
+    """One call for the extension: error capture and this server's snippet transform.
 
     Returns False (and installs nothing) when PostHog is not configured.
     """
-    from jupyter_agnes import observability
     from server_extension.error_capture import install_error_capture
 
-    observability.configure(settings)
-    PostHogSnippetTransform.configure(settings, base_url=base_url)
     if not snippet_enabled(settings):
         return False
     install_error_capture()
-    if PostHogSnippetTransform not in web_app.transforms:
+    if not any(isinstance(t, SnippetTransforms) for t in web_app.transforms):
         # At the front: before GZipContentEncoding, so we see plain bytes.
-        web_app.transforms.insert(0, PostHogSnippetTransform)
+        web_app.transforms.insert(0, SnippetTransforms(settings, base_url))
     return True

@@ -21,8 +21,8 @@ from tornado import web
 
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
-from server_extension.identity import principal_of
 from server_extension.kernel_owners import kernel_owner, may_use_kernel_id, tracks_owners
+from server_extension.request_helpers import principal_of
 
 FOREIGN_KERNEL = "This kernel belongs to another user"
 FOREIGN_SESSION = "This session belongs to another user"

@@ -6,9 +6,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from jupyter_agnes.auth.service import AuthService
+    from jupyter_agnes.store.engine import Store
+    from server_extension.services import AgnesServices
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -57,17 +62,17 @@ def jp_auth_header() -> dict[str, str]:
 
 @dataclass
 class Agnes:
-    """Direct access to the running extension's store and credentials, for setup."""
+    """Direct access to the running extension's services (store, credentials), for setup."""
 
-    app: Any
-
-    @property
-    def store(self) -> Any:
-        return self.app.store
+    services: AgnesServices
 
     @property
-    def auth(self) -> Any:
-        return self.app.auth
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def auth(self) -> AuthService:
+        return self.services.auth
 
     def user(self, email: str, *, admin: bool = False, groups: tuple[str, ...] = ()) -> int:
         from jupyter_agnes.store import directory
@@ -98,5 +103,7 @@ class Agnes:
 
 @pytest.fixture
 def agnes(jp_serverapp: Any) -> Iterator[Agnes]:
-    yield Agnes(jp_serverapp.web_app.settings["agnes"])
+    from server_extension.services import SETTINGS_KEY
+
+    yield Agnes(jp_serverapp.web_app.settings[SETTINGS_KEY])
 

@@ -68,7 +68,9 @@ def jp_server_config(tmp_path, google_config) -> dict[str, Any]:
 
 @pytest.fixture
 def agnes(jp_serverapp):
-    return jp_serverapp.web_app.settings["agnes"]
+    from server_extension.services import SETTINGS_KEY
+
+    return jp_serverapp.web_app.settings[SETTINGS_KEY]
 
 
 def cookies_of(resp) -> dict[str, str]:
@@ -191,9 +193,7 @@ async def test_lab_user_lands_in_lab(agnes, jp_fetch, jp_base_url, google) -> No
 
 @pytest.mark.parametrize("admin_group", [ADMINS, PREFIXED_ADMINS])
 async def test_admin_mapping(agnes, jp_fetch, jp_serverapp, google, admin_group) -> None:
-    from server_extension.handlers.google import google_service
-
-    google_service(agnes).policy.admin_group_email = admin_group
+    agnes.google.policy.admin_group_email = admin_group
     google.set_user("boss@acme.com", groups=[admin_group])
     resp, _ = await google_login(jp_fetch)
     info = await me(jp_fetch, cookie_header({"agnes_session": cookies_of(resp)["agnes_session"]}))
@@ -283,9 +283,7 @@ async def test_consent_refused_at_google(agnes, jp_fetch, google) -> None:
 
 
 async def test_not_configured(agnes, jp_fetch) -> None:
-    from server_extension.handlers.google import google_service
-
-    google_service(agnes).settings.client_secret = ""
+    agnes.google.settings.client_secret = ""
     for path in ("agnes/auth/google/login", "agnes/auth/google/callback"):
         resp = await fetch(jp_fetch, path, params={"code": "c", "state": "s"})
         assert error_of(resp) == "google_not_configured"
@@ -330,9 +328,7 @@ async def test_removed_user_refused_and_pat_loses_rights(agnes, jp_fetch, google
 
 
 async def test_login_rate_limited_with_retry_after(agnes, jp_fetch, google) -> None:
-    from server_extension.handlers.google import google_service
-
-    google_service(agnes).limiter.per_minute = 3
+    agnes.google.limiter.per_minute = 3
     codes = []
     for i in range(5):
         # a spoofed X-Forwarded-For from an untrusted peer does not buy a new bucket

@@ -14,7 +14,7 @@ import tornado.web
 
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
-from server_extension.html_snippet import PostHogSnippetTransform
+from server_extension.html_snippet import SnippetTransforms
 from tests.fakes.posthog_server import FakePostHog
 from tests.observability_tornado import TornadoThread
 
@@ -56,12 +56,10 @@ def stack() -> Iterator[tuple[FakePostHog, TornadoThread]]:
             api_key="phc_browser", host=ph.url, identify_pii="full", environment="browser-test",
             release="r1",
         )
-        PostHogSnippetTransform.configure(settings, base_url="/")
         app = tornado.web.Application([(r"/lab(.*)", Page)], compress_response=True)
-        app.transforms.insert(0, PostHogSnippetTransform)
+        app.transforms.insert(0, SnippetTransforms(settings, "/"))
         with TornadoThread(app) as srv:
             yield ph, srv
-        PostHogSnippetTransform.configure(None)
 
 
 def test_snippet_in_chromium(stack: tuple[FakePostHog, TornadoThread]) -> None:

@@ -15,8 +15,8 @@ import pytest
 
 from jupyter_agnes import observability
 from jupyter_agnes.auth.principal import Principal
-from jupyter_agnes.observability import people
-from jupyter_agnes.observability.posthog_client import ObservabilitySettings, peek_client
+from jupyter_agnes.observability import peek_client, people
+from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from tests.fakes.posthog_server import FakePostHog
 from tests.obs_helpers import reset_observability, running_posthog
 

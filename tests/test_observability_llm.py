@@ -248,7 +248,7 @@ def test_telemetry_never_raises(ph: FakePostHog) -> None:
 def test_disabled_emits_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     with trace_generation("anthropic", "claude-x") as t:
         t.set_output("x")
-    from jupyter_agnes.observability.posthog_client import peek_client
+    from jupyter_agnes.observability import peek_client
 
     assert peek_client() is None
 

@@ -9,12 +9,9 @@ from typing import Any
 
 import pytest
 from apihelpers import bearer
-from jupyter_server.utils import url_path_join
 
-from jupyter_agnes import observability
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
-from server_extension.error_capture import DebugThrowHandler, uninstall_error_capture
-from server_extension.html_snippet import PostHogSnippetTransform, install_posthog
+from server_extension.html_snippet import SnippetTransforms
 from tests.fakes.posthog_server import FakePostHog
 
 
@@ -22,26 +19,30 @@ from tests.fakes.posthog_server import FakePostHog
 def ph() -> Iterator[FakePostHog]:
     with FakePostHog() as fake:
         yield fake
-        observability.shutdown()
 
 
 @pytest.fixture
-def posthog_on(jp_serverapp: Any, ph: FakePostHog) -> Iterator[ObservabilitySettings]:
-    """What the extension does at startup when POSTHOG_API_KEY is set."""
-    web_app = jp_serverapp.web_app
-    settings = ObservabilitySettings(
-        api_key="phc_server", host=ph.url, environment="test-env", debug_routes=True
-    )
-    assert install_posthog(web_app, settings, jp_serverapp.base_url) is True
-    route = url_path_join(jp_serverapp.base_url, "agnes/api/debug/throw")
-    web_app.add_handlers(".*$", [(route, DebugThrowHandler)])
-    yield settings
-    observability.shutdown()
-    observability.configure(None)
-    PostHogSnippetTransform.configure(None)
-    if PostHogSnippetTransform in web_app.transforms:
-        web_app.transforms.remove(PostHogSnippetTransform)
-    uninstall_error_capture()
+def agnes_extra_config(ph: FakePostHog) -> dict[str, Any]:
+    """PostHog configured the way an operator does: the server builds its own client."""
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"jupyter_agnes": True, "jupyterlab": True, "voila": True}
+        },
+        "ObservabilitySettings": {
+            "api_key": "phc_server", "host": ph.url, "environment": "test-env",
+            "debug_routes": True,
+        },
+    }
+
+
+@pytest.fixture
+def posthog_on(jp_serverapp: Any, agnes: Any) -> Iterator[ObservabilitySettings]:
+    """The running server's PostHog settings; its client is shut down afterwards."""
+    observer = agnes.services.observability
+    assert observer.enabled
+    assert any(isinstance(t, SnippetTransforms) for t in jp_serverapp.web_app.transforms)
+    yield observer.settings
+    observer.shutdown()
 
 
 async def fetch(jp_fetch: Any, *parts: str, headers: dict[str, str] | None = None, **kw: Any):
@@ -50,8 +51,8 @@ async def fetch(jp_fetch: Any, *parts: str, headers: dict[str, str] | None = Non
     )
 
 
-def exceptions(ph: FakePostHog, n: int = 1) -> list[dict[str, Any]]:
-    observability.flush()
+def exceptions(ph: FakePostHog, agnes: Any, n: int = 1) -> list[dict[str, Any]]:
+    agnes.services.observability.flush()
     ph.wait_for_events(lambda evs: sum(e["event"] == "$exception" for e in evs) >= n)
     return ph.named("$exception")
 
@@ -68,7 +69,7 @@ async def test_agnes_handler_exception_is_captured(
     assert resp.code == 500
     body = resp.body.decode()
     assert "Traceback" not in body and "kaboom" not in body and 'File "' not in body
-    [event] = exceptions(ph)
+    [event] = exceptions(ph, agnes)
     props = event["properties"]
     assert props["component"] == "server"
     assert props["status"] == 500 and props["method"] == "GET"
@@ -93,7 +94,7 @@ async def test_core_handler_exception_is_captured(
     resp = await fetch(jp_fetch, "api", "contents", "x.ipynb", headers=bearer(token))
     assert resp.code == 500
     assert b"Traceback" not in resp.body
-    [event] = exceptions(ph)
+    [event] = exceptions(ph, agnes)
     assert event["properties"]["handler"] == "ContentsHandler"
     assert event["properties"]["component"] == "server"
     assert event["properties"]["$exception_list"][0]["type"] == "RuntimeError"
@@ -109,8 +110,8 @@ async def test_http_errors_are_not_captured(
                        headers=bearer(token))
     assert resp.code == 400
     # A marker event proves the queue was delivered, and nothing else came with it.
-    observability.capture("marker")
-    observability.flush()
+    agnes.services.observability.capture("marker")
+    agnes.services.observability.flush()
     ph.wait_for_events(lambda evs: any(e["event"] == "marker" for e in evs))
     assert ph.named("$exception") == []
 
@@ -166,15 +167,6 @@ async def test_snippet_on_lab_and_login_not_on_files(
     assert files.body == b"<html><head></head><body>data</body></html>"
     api = await fetch(jp_fetch, "agnes", "api", "me", headers=cookie)
     assert b"posthog" not in api.body
-
-
-@pytest.fixture
-def agnes_extra_config() -> dict[str, Any]:
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"jupyter_agnes": True, "jupyterlab": True, "voila": True}
-        }
-    }
 
 
 NOTEBOOK = {

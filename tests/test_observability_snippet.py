@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import tornado.web
+from tornado.httputil import HTTPServerRequest
 
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
@@ -126,6 +127,14 @@ class NoHead(Base):
         self.write(b"<html><body>no head here</body></html>")
 
 
+# The settings the test servers' transforms use; a test may swap them mid-way.
+ACTIVE: dict[str, ObservabilitySettings | None] = {"settings": None}
+
+
+def transforms(request: HTTPServerRequest) -> PostHogSnippetTransform:
+    return PostHogSnippetTransform(request, ACTIVE["settings"], BASE)
+
+
 def make_app(compress: bool, twice: bool = False) -> tornado.web.Application:
     routes = [
         ("page", Page), ("stream", Stream), ("slow", Slow), ("big", Big),
@@ -136,19 +145,19 @@ def make_app(compress: bool, twice: bool = False) -> tornado.web.Application:
     app = tornado.web.Application(
         [(BASE + path, cls) for path, cls in routes], compress_response=compress
     )
-    app.transforms.insert(0, PostHogSnippetTransform)
+    app.transforms.insert(0, transforms)
     if twice:
-        app.transforms.insert(0, PostHogSnippetTransform)
+        app.transforms.insert(0, transforms)
     return app
 
 
 @pytest.fixture(autouse=True)
 def configured() -> Iterator[ObservabilitySettings]:
     s = settings()
-    PostHogSnippetTransform.configure(s, base_url=BASE)
+    ACTIVE["settings"] = s
     RELEASE.clear()
     yield s
-    PostHogSnippetTransform.configure(None)
+    ACTIVE["settings"] = None
     RELEASE.set()
 
 
@@ -277,7 +286,7 @@ def test_disabled_settings_do_nothing(server: tuple[TornadoThread, bool]) -> Non
     srv, _ = server
     off = ObservabilitySettings(api_key="")
     assert snippet_enabled(off) is False
-    PostHogSnippetTransform.configure(off, base_url=BASE)
+    ACTIVE["settings"] = off
     r = get(srv, "page")
     assert r.content == PAGE
 

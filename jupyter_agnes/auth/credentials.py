@@ -1,4 +1,8 @@
-"""Credential-wide operations shared by deactivation, logout and the CLI."""
+"""Login links (one-time codes) for the CLI and the login-link route.
+
+Revoking every credential of a user is part of deactivation, a store rule:
+`store.directory.revoke_all_credentials`.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,9 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session as DBSession
 
-from jupyter_agnes.auth.sessions import revoke_user_sessions
 from jupyter_agnes.store.models import LoginCode, User, utcnow
 
 LOGIN_CODE_MAX_MINUTES = 24 * 60
-
-
-def revoke_all_credentials(s: DBSession, user_id: int) -> None:
-    """Sessions end now; PATs stay revocable by the owner but fail while inactive."""
-    revoke_user_sessions(s, user_id)
-    s.execute(
-        update(LoginCode)
-        .where(LoginCode.user_id == user_id, LoginCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
 
 
 def _hash_code(code: str) -> str:

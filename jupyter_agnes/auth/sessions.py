@@ -84,11 +84,3 @@ def revoke_session(s: DBSession, session_id: str) -> None:
         .where(Session.id == session_id, Session.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-
-
-def revoke_user_sessions(s: DBSession, user_id: int) -> None:
-    s.execute(
-        update(Session)
-        .where(Session.user_id == user_id, Session.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )

@@ -2,20 +2,20 @@
 
 from jupyter_agnes.catalog.catalog import (
     Catalog,
-    CatalogEntry,
     CatalogError,
     CatalogSnapshot,
     TableNotFound,
 )
 from jupyter_agnes.catalog.connection import AnalyticsConnection, connect_analytics
 from jupyter_agnes.catalog.values import to_jsonable
+from jupyter_agnes.orchestrator.contract import TableMeta  # a catalog entry
 
 __all__ = [
     "AnalyticsConnection",
     "Catalog",
-    "CatalogEntry",
     "CatalogError",
     "CatalogSnapshot",
+    "TableMeta",
     "TableNotFound",
     "connect_analytics",
     "to_jsonable",

@@ -11,7 +11,8 @@ import duckdb
 
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.catalog.values import to_jsonable
-from jupyter_agnes.orchestrator.build import analytics_path, read_catalog_rows
+from jupyter_agnes.orchestrator.build import analytics_path, read_catalog
+from jupyter_agnes.orchestrator.contract import TableMeta
 from jupyter_agnes.orchestrator.duck import file_identity, open_readonly
 from jupyter_agnes.orchestrator.identifiers import IDENTIFIER_RE, quote_ident
 
@@ -27,53 +28,14 @@ class TableNotFound(LookupError):
 
 
 @dataclass(frozen=True)
-class CatalogEntry:
-    name: str
-    source: str
-    description: str
-    rows: int
-    size_bytes: int
-    extracted_at: str
-    query_mode: str
-    paths: tuple[str, ...]  # server-side only: never sent to clients
-    columns: tuple[dict[str, str], ...]
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "description": self.description,
-            "rows": self.rows,
-            "size_bytes": self.size_bytes,
-            "extracted_at": self.extracted_at,
-            "query_mode": self.query_mode,
-            "columns": [dict(c) for c in self.columns],
-        }
-
-
-@dataclass(frozen=True)
 class CatalogSnapshot:
     build_id: str
     path: Path
     identity: tuple[int, int, int] | None
-    entries: dict[str, CatalogEntry] = field(default_factory=dict)
+    entries: dict[str, TableMeta] = field(default_factory=dict)
 
-    def granted(self, principal: Principal) -> list[CatalogEntry]:
+    def granted(self, principal: Principal) -> list[TableMeta]:
         return [e for n, e in sorted(self.entries.items()) if principal.has_grant("table", n)]
-
-
-def _entry(row: dict[str, Any]) -> CatalogEntry:
-    return CatalogEntry(
-        name=str(row["table_name"]),
-        source=str(row["source"]),
-        description=str(row["description"] or ""),
-        rows=int(row["rows"] or 0),
-        size_bytes=int(row["size_bytes"] or 0),
-        extracted_at=str(row["extracted_at"] or ""),
-        query_mode=str(row["query_mode"]),
-        paths=tuple(row["paths"]),
-        columns=tuple(row["columns"]),
-    )
 
 
 class Catalog:
@@ -98,17 +60,17 @@ class Catalog:
                 return self._snapshot
             con = open_readonly(self.path)
             try:
-                build_id, rows = read_catalog_rows(con)
+                build_id, tables = read_catalog(con)
             finally:
                 con.close()
-            entries = {str(r["table_name"]): _entry(r) for r in rows}
+            entries = {t.name: t for t in tables}
             self._snapshot = CatalogSnapshot(build_id, self.path, identity, entries)
             return self._snapshot
 
     def list_tables(self, principal: Principal) -> list[dict[str, Any]]:
         return [e.public() for e in self.snapshot().granted(principal)]
 
-    def lookup(self, principal: Principal, name: str) -> CatalogEntry:
+    def lookup(self, principal: Principal, name: str) -> TableMeta:
         key = name.lower() if IDENTIFIER_RE.fullmatch(name or "") else ""
         entry = self.snapshot().entries.get(key)
         if entry is None or not principal.has_grant("table", key):

@@ -8,15 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from jupyter_agnes import __version__
+from jupyter_agnes._version import __version__
+from jupyter_agnes.cli.common import CLIError
 
-
-class CLIError(Exception):
-    """A failure to report as one line; `code` is the exit status."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+__all__ = ["CLIError", "build_parser", "main", "run"]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -17,8 +17,7 @@ from jupyter_agnes.auth import admin_ops
 from jupyter_agnes.auth.credentials import create_login_code
 from jupyter_agnes.auth.principal import Operator
 from jupyter_agnes.auth.service import AuthService
-from jupyter_agnes.cli import CLIError
-from jupyter_agnes.cli.common import command, store_for
+from jupyter_agnes.cli.common import CLIError, command, store_for
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store

@@ -11,6 +11,14 @@ from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store.engine import Store, open_store
 
 
+class CLIError(Exception):
+    """A failure to report as one line; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",

@@ -7,8 +7,7 @@ import os
 import socket
 import sys
 
-from jupyter_agnes.cli import CLIError
-from jupyter_agnes.cli.common import add_data_dir
+from jupyter_agnes.cli.common import CLIError, add_data_dir
 from jupyter_agnes.paths import resolve_data_dir
 
 
@@ -79,9 +78,14 @@ def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _make_sample_data(data_dir: str) -> None:
-    from jupyter_agnes.cli import main
+    from jupyter_agnes.cli.data import cmd_sample_data
+    from jupyter_agnes.connectors.sample_data import DEFAULT_ROWS, DEFAULT_SEED
+
     print("Generating sample data (about 1 M order items)…", flush=True)
-    if main(["sample-data", "--data-dir", data_dir]) != 0:  # also rebuilds analytics
+    args = argparse.Namespace(
+        data_dir=data_dir, rows=DEFAULT_ROWS, seed=DEFAULT_SEED, no_rebuild=False
+    )
+    if cmd_sample_data(args) != 0:  # also rebuilds analytics
         raise CLIError("sample data generation failed")
 
 

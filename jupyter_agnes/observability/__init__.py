@@ -1,30 +1,25 @@
 """Observability: PostHog events, exceptions, feature flags and LLM traces.
 
+`Observability` (observer.py) owns one client and its settings. The server extension
+builds one per app and passes it where it is needed. A kernel or a CLI run is one app:
+it uses this process's instance, `process_observability()`, which the functions below
+call. The server never uses them, so two servers in one process cannot share a client.
+
 Every function here is safe to call anywhere: it never raises, and it is a no-op
 (no client, no thread, no socket) while `POSTHOG_API_KEY` is unset.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from jupyter_agnes.auth.principal import Principal
-from jupyter_agnes.observability import people
-from jupyter_agnes.observability.posthog_client import (
-    ObservabilitySettings,
-    configure,
-    get_client,
-    get_settings,
-)
-from jupyter_agnes.observability.posthog_client import flush as _flush
-from jupyter_agnes.observability.posthog_client import shutdown as _shutdown
+from jupyter_agnes.observability.observer import Observability, event_properties
+from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 
 __all__ = [
+    "Observability",
     "ObservabilitySettings",
     "capture",
     "capture_exception",
@@ -33,55 +28,44 @@ __all__ = [
     "feature_enabled",
     "flush",
     "get_settings",
+    "peek_client",
+    "process_observability",
     "shutdown",
 ]
 
-log = logging.getLogger("jupyter_agnes.observability")
-
-_flag_pool: ThreadPoolExecutor | None = None
-_flag_pool_lock = threading.Lock()
+_lock = threading.Lock()
+_process: Observability | None = None
 
 
-def event_properties(
-    properties: dict[str, Any] | None, user: Principal | None, settings: ObservabilitySettings
-) -> dict[str, Any]:
-    """Super-properties, the caller's, then the user facts the identify mode allows.
+def process_observability() -> Observability:
+    """This process's instance (kernels, the CLI), built from the environment on first use."""
+    global _process
+    with _lock:
+        if _process is None:
+            _process = Observability()
+        return _process
 
-    User facts come only from the identify mode: the caller's `email`, `user_id`, … are
-    dropped, so no call site can leak more than the operator allowed.
+
+def configure(settings: ObservabilitySettings | None) -> None:
+    """Give this process's instance these settings (None re-reads the env).
+
+    A client built from earlier settings is shut down first.
     """
-    mode = settings.identify_pii
-    props: dict[str, Any] = dict(settings.super_properties())
-    extra = dict(properties or {})
-    for key in people.USER_KEYS:
-        extra.pop(key, None)
-    props.update(extra)
-    props.update(people.user_properties(user, mode))
-    if not people.is_identified(user, mode):
-        # Anonymous events must not create person profiles.
-        props["$process_person_profile"] = False
-    else:
-        person = people.person_set(user, mode)
-        if person:
-            props["$set"] = person
-    return props
+    global _process
+    with _lock:
+        old, _process = _process, Observability(settings) if settings is not None else None
+    if old is not None:
+        old.shutdown()
 
 
-def _resolve_distinct_id(user: Principal | None, distinct_id: str | None, mode: str) -> str:
-    # In `none` mode no caller-chosen id (it may be a user id) leaves the process.
-    if distinct_id and mode != "none":
-        return distinct_id
-    return people.distinct_id_for(user, mode)
+def get_settings() -> ObservabilitySettings:
+    return process_observability().settings
 
 
-def _send(what: str, send: Callable[[Any, ObservabilitySettings], None]) -> None:
-    """Run `send(client, settings)` while PostHog is on; a failure is logged, never raised."""
-    try:
-        client = get_client()
-        if client is not None:
-            send(client, get_settings())
-    except Exception:
-        log.debug("%s failed", what, exc_info=True)
+def peek_client() -> Any:
+    """This process's client if one was built; never builds one."""
+    current = _process
+    return current.peek_client() if current is not None else None
 
 
 def capture(
@@ -91,16 +75,7 @@ def capture(
     user: Principal | None = None,
     distinct_id: str | None = None,
 ) -> None:
-    """Queue one event. Never blocks on the network, never raises."""
-
-    def send(client: Any, settings: ObservabilitySettings) -> None:
-        client.capture(
-            event,
-            distinct_id=_resolve_distinct_id(user, distinct_id, settings.identify_pii),
-            properties=event_properties(properties, user, settings),
-        )
-
-    _send(f"capture({event})", send)
+    process_observability().capture(event, properties, user=user, distinct_id=distinct_id)
 
 
 def capture_exception(
@@ -110,71 +85,23 @@ def capture_exception(
     properties: dict[str, Any] | None = None,
     user: Principal | None = None,
 ) -> None:
-    """Queue one `$exception` event tagged with `component`. Never raises."""
-
-    def send(client: Any, settings: ObservabilitySettings) -> None:
-        props = {**(properties or {}), "component": component}
-        client.capture_exception(
-            exc,
-            distinct_id=people.distinct_id_for(user, settings.identify_pii),
-            properties=event_properties(props, user, settings),
-        )
-
-    _send("capture_exception", send)
-
-
-def flush(timeout: float = 2.0) -> None:
-    """Deliver queued events, waiting at most `timeout` seconds. Never raises."""
-    try:
-        _flush(timeout)
-    except Exception:
-        log.debug("flush failed", exc_info=True)
-
-
-def shutdown() -> None:
-    """Flush (bounded) and stop the client; call on server shutdown. Never raises."""
-    global _flag_pool
-    try:
-        _shutdown()
-        with _flag_pool_lock:
-            pool, _flag_pool = _flag_pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-    except Exception:
-        log.debug("shutdown failed", exc_info=True)
-
-
-def _flags_executor() -> ThreadPoolExecutor:
-    global _flag_pool
-    with _flag_pool_lock:
-        if _flag_pool is None:
-            _flag_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="agnes-flags")
-        return _flag_pool
+    process_observability().capture_exception(
+        exc, component=component, properties=properties, user=user
+    )
 
 
 def feature_enabled(key: str, user: Principal | None, default: bool) -> bool:
-    """The flag's value for `user`; `default` on any error, or after `flags_timeout` (2 s)."""
-    try:
-        client = get_client()
-        if client is None:
-            return default
-        settings = get_settings()
-        mode = settings.identify_pii
-        distinct = people.distinct_id_for(user, mode)
-        person = people.user_properties(user, mode)
+    return process_observability().feature_enabled(key, user, default)
 
-        def evaluate() -> bool:
-            flags = client.evaluate_flags(distinct, flag_keys=[key], person_properties=person)
-            return bool(flags.is_enabled(key, default))
 
-        # The SDK's own timeout covers each socket read; this bounds the whole call.
-        future = _flags_executor().submit(evaluate)
-        try:
-            return future.result(timeout=settings.flags_timeout)
-        except FutureTimeout:
-            future.cancel()
-            log.info("feature flag %r timed out; using default %s", key, default)
-            return default
-    except Exception as exc:
-        log.info("feature flag %r failed (%s); using default %s", key, type(exc).__name__, default)
-        return default
+def flush(timeout: float = 2.0) -> None:
+    current = _process
+    if current is not None:
+        current.flush(timeout)
+
+
+def shutdown() -> None:
+    """Flush (bounded) and stop this process's client. Never raises."""
+    current = _process
+    if current is not None:
+        current.shutdown()

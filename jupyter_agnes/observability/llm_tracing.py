@@ -213,13 +213,14 @@ class GenerationTrace:
             return
         self._emitted = True
         try:
-            from jupyter_agnes import observability
-            from jupyter_agnes.observability.posthog_client import get_settings
+            # LLM calls run in kernels and the CLI: one app per process.
+            from jupyter_agnes.observability import process_observability
 
-            settings = get_settings()
+            observer = process_observability()
+            settings = observer.settings
             if not settings.enabled:
                 return
-            observability.capture("$ai_generation", self.properties(exc, settings), user=self.user)
+            observer.capture("$ai_generation", self.properties(exc, settings), user=self.user)
         except Exception:
             log.debug("could not emit $ai_generation", exc_info=True)
 

@@ -1,4 +1,4 @@
-"""PostHog settings and the lazy, thread-safe client singleton.
+"""PostHog settings, and building and closing one SDK client.
 
 PostHog is opt-in. Without an API key nothing is built: the `posthog` package is not
 even imported, so no thread starts and no socket opens. With a key, events go to a
@@ -8,7 +8,6 @@ that is down, slow or black-holed never slows a request or a cell.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 from typing import Any
@@ -152,60 +151,10 @@ def _clean_host(value: str) -> str:
     return value
 
 
-# --- the singleton -------------------------------------------------------------------
-
-_lock = threading.RLock()
-_settings: ObservabilitySettings | None = None
-_client: Any = None
-_atexit_registered = False
+# --- building and closing an SDK client (the state lives in observer.Observability) ---
 
 
-def configure(settings: ObservabilitySettings | None) -> None:
-    """Use these settings from now on (the server passes its configured instance).
-
-    A client built from earlier settings is shut down first; None re-reads the env.
-    """
-    global _settings
-    with _lock:
-        old = _detach_client()
-        _settings = settings
-    if old is not None:
-        _close_client(old, timeout=2.0)
-
-
-def get_settings() -> ObservabilitySettings:
-    global _settings
-    with _lock:
-        if _settings is None:
-            _settings = ObservabilitySettings()
-        return _settings
-
-
-def peek_client() -> Any:
-    """The client if one was built; never builds one."""
-    return _client
-
-
-def get_client() -> Any:
-    """The shared `posthog.Posthog`, built on first use; None when disabled."""
-    global _client, _atexit_registered
-    client = _client
-    if client is not None:
-        return client
-    settings = get_settings()
-    if not settings.enabled:
-        return None
-    with _lock:
-        if _client is None:
-            _client = _build_client(settings)
-            if not _atexit_registered:
-                # Kernels and CLIs exit through atexit: deliver what is queued, briefly.
-                atexit.register(_flush_at_exit)
-                _atexit_registered = True
-        return _client
-
-
-def _build_client(settings: ObservabilitySettings) -> Any:
+def build_posthog(settings: ObservabilitySettings) -> Any:
     import posthog  # imported only when enabled: it is heavy and spawns threads
 
     key = settings.api_key.strip()
@@ -234,14 +183,7 @@ def _on_send_error(error: Exception, _batch: Any) -> None:
     log.warning("PostHog upload failed: %s", type(error).__name__)
 
 
-def _detach_client() -> Any:
-    global _client
-    with _lock:
-        client, _client = _client, None
-        return client
-
-
-def _close_client(client: Any, timeout: float) -> None:
+def close_posthog(client: Any, timeout: float) -> None:
     """Flush, then shut the SDK down on a daemon thread so a dead host can't hang us."""
     try:
         client.flush(timeout_seconds=timeout)
@@ -257,27 +199,3 @@ def _quiet_shutdown(client: Any) -> None:
         client.shutdown()
     except Exception:
         log.debug("PostHog shutdown failed", exc_info=True)
-
-
-def flush(timeout: float = 2.0) -> None:
-    client = _client
-    if client is None:
-        return
-    try:
-        client.flush(timeout_seconds=timeout)
-    except Exception:
-        log.debug("PostHog flush failed", exc_info=True)
-
-
-def shutdown(timeout: float = 2.0) -> None:
-    """Deliver what is queued (bounded by `timeout`) and stop the client.
-
-    A later capture builds a fresh client, so this is safe to call more than once.
-    """
-    client = _detach_client()
-    if client is not None:
-        _close_client(client, timeout)
-
-
-def _flush_at_exit() -> None:
-    flush(2.0)

@@ -189,3 +189,9 @@ def read_catalog_rows(con: duckdb.DuckDBPyConnection) -> tuple[str, list[dict[st
         row["columns"] = json.loads(str(row["columns"] or "[]"))
         row["paths"] = tuple(row["paths"] or ())
     return (build[0] if build else ""), rows
+
+
+def read_catalog(con: duckdb.DuckDBPyConnection) -> tuple[str, list[TableMeta]]:
+    """The build id and the catalog's tables, parsed once for every reader."""
+    build_id, rows = read_catalog_rows(con)
+    return build_id, [TableMeta.from_catalog_row(r) for r in rows]

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -40,6 +41,9 @@ class ExtractError(Exception):
 
 @dataclass(frozen=True)
 class TableMeta:
+    """One table: read from an extract's `_meta`, then kept in the analytics catalog
+    (the catalog adds `columns`). The catalog and the orchestrator share this type."""
+
     name: str  # canonical (lower-case): DuckDB identifiers are case-insensitive
     source: str
     description: str
@@ -47,7 +51,36 @@ class TableMeta:
     size_bytes: int
     extracted_at: str
     query_mode: str
-    paths: tuple[str, ...] = ()  # absolute parquet paths when query_mode == 'local'
+    paths: tuple[str, ...] = ()  # absolute parquet paths when 'local'; never sent to clients
+    columns: tuple[dict[str, str], ...] = ()  # name and type; known once built
+
+    @classmethod
+    def from_catalog_row(cls, row: Mapping[str, Any]) -> TableMeta:
+        """Parse one row of analytics.duckdb's catalog table (see `build.read_catalog`)."""
+        return cls(
+            name=str(row["table_name"]),
+            source=str(row["source"]),
+            description=str(row["description"] or ""),
+            rows=int(row["rows"] or 0),
+            size_bytes=int(row["size_bytes"] or 0),
+            extracted_at=str(row["extracted_at"] or ""),
+            query_mode=str(row["query_mode"]),
+            paths=tuple(row["paths"] or ()),
+            columns=tuple(row.get("columns") or ()),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What API clients may see: everything but the server-side paths."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "description": self.description,
+            "rows": self.rows,
+            "size_bytes": self.size_bytes,
+            "extracted_at": self.extracted_at,
+            "query_mode": self.query_mode,
+            "columns": [dict(c) for c in self.columns],
+        }
 
 
 @dataclass

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from traitlets import Any as AnyTrait
 from traitlets.config import Configurable
 
-from jupyter_agnes.orchestrator.build import analytics_path, build_analytics, read_catalog_rows
+from jupyter_agnes.orchestrator.build import analytics_path, build_analytics, read_catalog
 from jupyter_agnes.orchestrator.contract import (
     ExtractError,
     ExtractInfo,
@@ -54,21 +54,16 @@ class RebuildReport:
         }
 
 
-def _capture(exc: BaseException) -> None:
-    try:
-        from jupyter_agnes.observability import capture_exception
-    except ImportError:
-        return
-    try:
-        capture_exception(exc, component="orchestrator")
-    except Exception:  # observability must never break a rebuild
-        log.debug("capture_exception failed", exc_info=True)
-
-
 class SyncOrchestrator(Configurable):
     """Builds `<data-dir>/analytics.duckdb` from `<data-dir>/extracts/*`."""
 
     store = AnyTrait(None, allow_none=True, help="An open jupyter_agnes Store (opened lazily).")
+    observability = AnyTrait(
+        None,
+        allow_none=True,
+        help="The `Observability` told of failed rebuilds (the server passes its own); "
+        "None: this process's (the CLI).",
+    )
 
     def __init__(self, data_dir: str | Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -81,6 +76,17 @@ class SyncOrchestrator(Configurable):
 
             self.store = open_store(self.data_dir)
         return self.store
+
+    def _capture(self, exc: BaseException) -> None:
+        try:
+            if self.observability is not None:
+                self.observability.capture_exception(exc, component="orchestrator")
+            else:
+                from jupyter_agnes import observability
+
+                observability.capture_exception(exc, component="orchestrator")
+        except Exception:  # observability must never break a rebuild
+            log.debug("capture_exception failed", exc_info=True)
 
     def rebuild(self, progress: Progress | None = None) -> RebuildReport:
         """Rebuild every source."""
@@ -97,7 +103,7 @@ class SyncOrchestrator(Configurable):
             with rebuild_lock(self.data_dir):
                 report = self._rebuild_locked(only, progress)
         except Exception as exc:
-            _capture(exc)
+            self._capture(exc)
             raise
         report.duration_s = time.perf_counter() - started
         return report
@@ -127,7 +133,7 @@ class SyncOrchestrator(Configurable):
                     scanned.add(src)
                 except ExtractError as exc:
                     report.problems.append(str(exc))
-                    _capture(exc)
+                    self._capture(exc)
                 done += 1
                 if progress:
                     progress(done, total, f"read {src}")
@@ -159,27 +165,16 @@ class SyncOrchestrator(Configurable):
             return {}
         con = open_readonly(path)
         try:
-            _, rows = read_catalog_rows(con)
+            _, tables = read_catalog(con)
         finally:
             con.close()
         infos: dict[str, ExtractInfo] = {}
-        for r in rows:
-            src = str(r["source"])
-            if src == exclude:
+        for table in tables:
+            if table.source == exclude:
                 continue
+            src = table.source
             info = infos.setdefault(src, ExtractInfo(src, extract_dir(self.data_dir, src)))
-            info.tables.append(
-                TableMeta(
-                    name=str(r["table_name"]),
-                    source=src,
-                    description=str(r["description"]),
-                    rows=int(r["rows"] or 0),
-                    size_bytes=int(r["size_bytes"] or 0),
-                    extracted_at=str(r["extracted_at"] or ""),
-                    query_mode=str(r["query_mode"]),
-                    paths=tuple(r["paths"]),  # type: ignore[arg-type]
-                )
-            )
+            info.tables.append(table)
         return infos
 
     def _settle_ownership(

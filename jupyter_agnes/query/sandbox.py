@@ -23,8 +23,9 @@ from traitlets import Float, Int, default
 from traitlets.config import Configurable
 
 from jupyter_agnes.auth.principal import Principal
-from jupyter_agnes.catalog.catalog import Catalog, CatalogEntry, CatalogSnapshot
+from jupyter_agnes.catalog.catalog import Catalog, CatalogSnapshot
 from jupyter_agnes.envknobs import env_float, env_int
+from jupyter_agnes.orchestrator.contract import TableMeta
 from jupyter_agnes.orchestrator.identifiers import IDENTIFIER_RE, quote_ident, quote_literal
 from jupyter_agnes.paths import error_line
 from jupyter_agnes.query.classify import CheckCache
@@ -42,7 +43,7 @@ def sql_sha256(sql: str) -> str:
 
 
 def _build_sandbox(
-    snapshot: CatalogSnapshot, entries: list[CatalogEntry]
+    snapshot: CatalogSnapshot, entries: list[TableMeta]
 ) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(
         ":memory:",

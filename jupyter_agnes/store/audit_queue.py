@@ -14,22 +14,27 @@ import logging
 import threading
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from jupyter_agnes.store.models import AuditEntry
-
-if TYPE_CHECKING:
-    from jupyter_agnes.store.engine import Store
 
 log = logging.getLogger("jupyter_agnes.audit")
 MAX_BATCH = 500
 _LIVE: weakref.WeakSet[AuditQueue] = weakref.WeakSet()
 
 
+class WritableStore(Protocol):
+    """What the queue needs of `engine.Store` (which owns the queue): one write transaction."""
+
+    def write(self) -> AbstractContextManager[Session]: ...
+
+
 class AuditQueue:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: WritableStore) -> None:
         self._store = store
         self._cond = threading.Condition()
         self._pending: deque[dict[str, Any]] = deque()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,10 +18,12 @@ from jupyter_agnes.store.models import (
     AuditEntry,
     Grant,
     Group,
+    LoginCode,
     Membership,
     User,
     utcnow,
 )
+from jupyter_agnes.store.models import Session as UserSession
 
 ADMIN_GROUP = "Admin"
 EVERYONE_GROUP = "Everyone"
@@ -80,9 +82,25 @@ def get_or_create_user(s: Session, email: str, name: str = "") -> User:
     return get_user_by_email(s, email) or create_user(s, email, name)
 
 
-def set_user_active(s: Session, user: User, active: bool) -> None:
-    from jupyter_agnes.auth.credentials import revoke_all_credentials
+def revoke_user_sessions(s: Session, user_id: int) -> None:
+    s.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
+
+def revoke_all_credentials(s: Session, user_id: int) -> None:
+    """Sessions end now; PATs stay revocable by the owner but fail while inactive."""
+    revoke_user_sessions(s, user_id)
+    s.execute(
+        update(LoginCode)
+        .where(LoginCode.user_id == user_id, LoginCode.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+
+
+def set_user_active(s: Session, user: User, active: bool) -> None:
     user.active = active
     user.deactivated_at = None if active else utcnow()
     if not active:

@@ -10,7 +10,8 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from jupyter_agnes.auth.principal import Principal
-from server_extension.identity import principal_of
+from server_extension.request_helpers import principal_of
+from server_extension.services import AgnesServices, agnes_services
 
 MAX_JSON_BODY = 1024 * 1024
 MISSING_CREDENTIALS = "Missing or invalid Authorization header"
@@ -39,8 +40,8 @@ class AgnesAPIHandler(APIHandler):
     """JSON in and out; 401 (not 403 or a redirect) when nobody is signed in."""
 
     @property
-    def agnes(self) -> Any:
-        return self.settings["agnes"]
+    def agnes(self) -> AgnesServices:
+        return agnes_services(self)
 
     @property
     def principal(self) -> Principal:

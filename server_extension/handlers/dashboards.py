@@ -12,7 +12,7 @@ from tornado import web
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.dashboards.index import visible_dashboards
-from server_extension.identity import principal_of
+from server_extension.request_helpers import principal_of
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

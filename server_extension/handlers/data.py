@@ -9,19 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from http.client import responses
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from jupyter_agnes.catalog import Catalog, CatalogError, TableNotFound
-from jupyter_agnes.orchestrator import InvalidIdentifier, SyncOrchestrator, check_identifier
-from jupyter_agnes.orchestrator.jobs import SyncJobs
-from jupyter_agnes.paths import resolve_data_dir
+from jupyter_agnes.catalog import CatalogError, TableNotFound
+from jupyter_agnes.orchestrator import InvalidIdentifier, check_identifier
 from jupyter_agnes.query import (
     ARROW_STREAM_TYPE,
     CSV_TYPE,
@@ -31,36 +27,16 @@ from jupyter_agnes.query import (
 )
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 from server_extension.handlers.guards import require_admin_or_scheduler
+from server_extension.services import DataServices
 
 FORMATS = ("json", "arrow", "csv")
 STREAM_SLICE = 512 * 1024  # bytes per write + flush of a CSV body (Arrow goes per batch)
 
 
-class DataServices:
-    """Per-server data objects, created on first use and kept in the tornado settings."""
-
-    def __init__(self, app: Any) -> None:
-        data_dir = resolve_data_dir(getattr(app, "data_dir", None) or None)
-        store = getattr(app, "store", None)
-        self.data_dir = Path(data_dir)
-        self.catalog = Catalog(self.data_dir)
-        self.runner = QueryRunner(self.data_dir, catalog=self.catalog, store=store, parent=app)
-        self.orchestrator = SyncOrchestrator(self.data_dir, store=store, parent=app)
-        self.jobs = SyncJobs(self.orchestrator, self.orchestrator.system_store())
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agnes-query")
-
-    @classmethod
-    def of(cls, handler: AgnesAPIHandler) -> DataServices:
-        services = handler.settings.get("agnes_data")
-        if services is None:
-            services = handler.settings.setdefault("agnes_data", cls(handler.agnes))
-        return services
-
-
 class DataHandler(AgnesAPIHandler):
     @property
     def data(self) -> DataServices:
-        return DataServices.of(self)
+        return self.agnes.data
 
     async def blocking(self, fn: Any, *args: Any) -> Any:
         return await self.submit(fn, *args)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-import time
-from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,72 +18,22 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
 
 from jupyter_agnes.auth import rbac
-from jupyter_agnes.auth.google_oauth import (
-    GoogleAuthError,
-    GoogleOAuthSettings,
-    GoogleOIDCClient,
-    LoginState,
-)
-from jupyter_agnes.auth.google_policy import Denied, GooglePolicyConfig, decide
+from jupyter_agnes.auth.google_oauth import GoogleAuthError, LoginState
+from jupyter_agnes.auth.google_policy import Denied, decide
 from jupyter_agnes.auth.google_sync import (
     apply_google_login,
     audit_login_failure,
     login_failure_row,
 )
-from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.redirects import safe_next
-from server_extension.identity import (
-    agnes_app,
-    audit_rate_limited,
-    client_ip,
-    is_lab_path,
-    set_session_cookie,
-)
+from server_extension.identity import is_lab_path
+from server_extension.request_helpers import audit_rate_limited, client_ip, set_session_cookie
+from server_extension.services import STATE_MAX_AGE_S, GoogleLoginService, agnes_services
 
 log = logging.getLogger("jupyter_agnes.auth.google")
 
 STATE_COOKIE = "agnes_oauth"
-STATE_MAX_AGE_S = 600
 VIEWER_LANDING = "agnes/dashboards"
-_USED_STATES_MAX = 10_000
-
-
-class GoogleLoginService:
-    """Per-server Google sign-in objects; configured through the agnes app's config."""
-
-    def __init__(self, parent: Any) -> None:
-        self.settings = GoogleOAuthSettings(parent=parent)
-        self.client = GoogleOIDCClient(self.settings)
-        self.policy = GooglePolicyConfig(parent=parent)
-        existing = getattr(parent, "ratelimiter", None)  # share the app's buckets
-        self.limiter: RateLimiter = existing or RateLimiter(parent=parent)
-        self._used: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def configured(self) -> bool:
-        return self.settings.configured
-
-    def consume_state(self, state: str) -> bool:
-        """True the first time a state is presented; a replay gets False."""
-        now = time.monotonic()
-        with self._lock:
-            while self._used and next(iter(self._used.values())) < now - STATE_MAX_AGE_S:
-                self._used.popitem(last=False)
-            if state in self._used:
-                return False
-            self._used[state] = now
-            while len(self._used) > _USED_STATES_MAX:
-                self._used.popitem(last=False)
-            return True
-
-
-def google_service(app: Any) -> GoogleLoginService:
-    service = getattr(app, "_agnes_google", None)
-    if service is None:
-        service = GoogleLoginService(app)
-        app._agnes_google = service
-    return service
 
 
 def google_handlers() -> list[tuple[str, type]]:
@@ -101,7 +48,7 @@ class _GoogleHandler(JupyterHandler):
 
     @property
     def google(self) -> GoogleLoginService:
-        return google_service(agnes_app(self))
+        return agnes_services(self).google
 
     def fail(self, code: str) -> None:
         self.redirect(self.base_url + "agnes/login?" + urlencode({"error": code}))
@@ -114,7 +61,7 @@ class _GoogleHandler(JupyterHandler):
         if not self.google.configured:
             # queued: a refusal must not cost a store commit on the event loop
             row = login_failure_row("google_not_configured", "", client_ip(self))
-            agnes_app(self).store.audit_queue.put(row)
+            agnes_services(self).store.audit_queue.put(row)
             self.fail("google_not_configured")
             return True
         return False
@@ -123,7 +70,7 @@ class _GoogleHandler(JupyterHandler):
         allowed, retry = self.google.limiter.check((client_ip(self), self.route))
         if allowed:
             return False
-        audit_rate_limited(self, self.route, self.google.limiter)
+        audit_rate_limited(self, self.route)
         self.set_status(429)
         self.set_header("Retry-After", str(retry))
         self.set_header("Content-Type", "application/json")
@@ -175,7 +122,7 @@ class GoogleLoginHandler(_GoogleHandler):
             path=self.cookie_path(),
             httponly=True,
             samesite="Lax",  # sent on the top-level redirect back from Google
-            secure=self.request.protocol == "https" or agnes_app(self).auth.secure_cookies,
+            secure=self.request.protocol == "https" or agnes_services(self).auth.secure_cookies,
         )
         self.set_header("Cache-Control", "no-store")
         self.redirect(url)
@@ -197,7 +144,7 @@ class GoogleCallbackHandler(_GoogleHandler):
 
     async def _callback(self) -> None:
         ip = client_ip(self)
-        app = agnes_app(self)
+        services = agnes_services(self)
         raw = self.get_signed_cookie(STATE_COOKIE, max_age_days=STATE_MAX_AGE_S / 86400)
         self.clear_cookie(STATE_COOKIE, path=self.cookie_path())
         try:
@@ -212,7 +159,7 @@ class GoogleCallbackHandler(_GoogleHandler):
             claims = await asyncio.to_thread(self._verify, login)
         except GoogleAuthError as exc:
             log.warning("Google sign-in refused: %s", exc)
-            await asyncio.to_thread(audit_login_failure, app.store, exc.code, "", ip)
+            await asyncio.to_thread(audit_login_failure, services.store, exc.code, "", ip)
             return self.fail(exc.code)
 
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
@@ -225,14 +172,14 @@ class GoogleCallbackHandler(_GoogleHandler):
             decision = decide(email, verified, hd, groups, self.google.policy)
         name = claims.get("name") if isinstance(claims.get("name"), str) else ""
         outcome = await asyncio.to_thread(
-            apply_google_login, app.store, email, name, decision, ip=ip, groups_source=source
+            apply_google_login, services.store, email, name, decision, ip=ip, groups_source=source
         )
         if not outcome.ok:
             log.info("Google sign-in refused for %s: %s", email, outcome.code)
             return self.fail(outcome.code)
         assert outcome.user_id is not None
         try:
-            cookie, expires = app.auth.start_session(outcome.user_id, "google", ip)
+            cookie, expires = services.auth.start_session(outcome.user_id, "google", ip)
         except Exception:  # deactivated between the sync and now
             return self.fail("deactivated")
         set_session_cookie(self, cookie, expires)
@@ -244,7 +191,7 @@ class GoogleCallbackHandler(_GoogleHandler):
         return self.google.client.verify_id_token(tokens["id_token"], login.nonce)
 
     def _landing(self, next_url: str, user_id: int) -> str:
-        principal = agnes_app(self).auth.load_principal(user_id, "session")
+        principal = agnes_services(self).auth.load_principal(user_id, "session")
         lab = principal is not None and rbac.has_lab_access(principal)
         # A viewer sent here from a Lab page would only meet a 403: show their dashboards.
         if next_url and (lab or not is_lab_path(next_url, self.base_url)):

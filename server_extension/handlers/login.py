@@ -11,14 +11,14 @@ from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.credentials import redeem_login_code
 from jupyter_agnes.auth.redirects import safe_next
 from jupyter_agnes.store import directory
-from server_extension.identity import (
-    agnes_app,
+from server_extension.pages import LOGIN_ERRORS, login_page, logout_page
+from server_extension.request_helpers import (
     clear_session_cookie,
     client_ip,
     set_session_cookie,
     spend_rate_limit,
 )
-from server_extension.pages import LOGIN_ERRORS, login_page, logout_page
+from server_extension.services import agnes_services
 
 
 def login_url(handler: JupyterHandler, next_url: str | None = None) -> str:
@@ -32,9 +32,8 @@ class LoginPageHandler(JupyterHandler):
         # No default: after sign-in, people land where their role lets them work.
         next_url = safe_next(self.get_argument("next", None), "")
         error = self.get_argument("error", None)
-        app = agnes_app(self)
         google = None
-        if getattr(app, "google_configured", False):
+        if agnes_services(self).google.configured:
             google = self.base_url + "agnes/auth/google/login"
             if next_url:
                 google += "?" + urlencode({"next": next_url})
@@ -63,8 +62,8 @@ class LoginLinkHandler(JupyterHandler):
     def get(self) -> None:
         spend_rate_limit(self, "login_link")
         code = self.get_argument("code", "")
-        app = agnes_app(self)
-        with app.store.write() as s:
+        services = agnes_services(self)
+        with services.store.write() as s:
             user_id = redeem_login_code(s, code)
             directory.audit(
                 s,
@@ -77,7 +76,7 @@ class LoginLinkHandler(JupyterHandler):
             self.redirect(login_url(self) + "?error=link_invalid")
             return
         try:
-            cookie, expires = app.auth.start_session(user_id, "login_link", client_ip(self))
+            cookie, expires = services.auth.start_session(user_id, "login_link", client_ip(self))
         except Exception:  # deactivated between link creation and use
             self.redirect(login_url(self) + "?error=deactivated")
             return
@@ -112,6 +111,6 @@ class LogoutHandler(JupyterHandler):
     def post(self) -> None:
         principal = getattr(self.current_user, "principal", None)
         if principal is not None and principal.auth == "session":
-            agnes_app(self).auth.end_session(principal.credential_id)
+            agnes_services(self).auth.end_session(principal.credential_id)
         clear_session_cookie(self)
         self.redirect(login_url(self))

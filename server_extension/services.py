@@ -1,0 +1,144 @@
+"""`AgnesServices`: everything one Agnes server uses, built once at startup.
+
+`AgnesExtensionApp.initialize_settings` calls `build_services` and leaves the result in
+the tornado settings; handlers reach it through `agnes_services(handler)` (or
+`AgnesAPIHandler.agnes`). Nothing here is process-wide, so two servers in one process
+(tests, embedding) each have their own store, clients, limiter and PostHog client.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+from traitlets.config import Configurable
+
+from jupyter_agnes.auth.google_oauth import GoogleOAuthSettings, GoogleOIDCClient
+from jupyter_agnes.auth.google_policy import GooglePolicyConfig
+from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.ratelimit import RateLimiter
+from jupyter_agnes.auth.service import AuthService
+from jupyter_agnes.catalog import Catalog
+from jupyter_agnes.observability import Observability, ObservabilitySettings
+from jupyter_agnes.orchestrator import SyncOrchestrator
+from jupyter_agnes.orchestrator.jobs import SyncJobs
+from jupyter_agnes.query import QueryRunner
+from jupyter_agnes.store import directory
+from jupyter_agnes.store.engine import Store
+
+SETTINGS_KEY = "agnes_services"
+STATE_MAX_AGE_S = 600
+_USED_STATES_MAX = 10_000
+
+
+class GoogleLoginService:
+    """Google sign-in objects, configured through the agnes app's config."""
+
+    def __init__(self, parent: Configurable, limiter: RateLimiter) -> None:
+        self.settings = GoogleOAuthSettings(parent=parent)
+        self.client = GoogleOIDCClient(self.settings)
+        self.policy = GooglePolicyConfig(parent=parent)
+        self.limiter = limiter  # the server's buckets: one budget per client and route
+        self._used: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return self.settings.configured
+
+    def consume_state(self, state: str) -> bool:
+        """True the first time a state is presented; a replay gets False."""
+        now = time.monotonic()
+        with self._lock:
+            while self._used and next(iter(self._used.values())) < now - STATE_MAX_AGE_S:
+                self._used.popitem(last=False)
+            if state in self._used:
+                return False
+            self._used[state] = now
+            while len(self._used) > _USED_STATES_MAX:
+                self._used.popitem(last=False)
+            return True
+
+
+class DataServices:
+    """The catalog, the query runner, the orchestrator and its jobs, and the thread pool
+    the data handlers run blocking work on."""
+
+    def __init__(
+        self, data_dir: Path, store: Store, observability: Observability, parent: Configurable
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.catalog = Catalog(self.data_dir)
+        self.runner = QueryRunner(self.data_dir, catalog=self.catalog, store=store, parent=parent)
+        self.orchestrator = SyncOrchestrator(
+            self.data_dir, store=store, observability=observability, parent=parent
+        )
+        self.jobs = SyncJobs(self.orchestrator, store)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agnes-query")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class AgnesServices:
+    """One server's wiring. `store` and `auth` are what most handlers need."""
+
+    data_dir: Path
+    store: Store
+    auth: AuthService
+    ratelimiter: RateLimiter
+    google: GoogleLoginService
+    data: DataServices
+    observability: Observability
+
+    @property
+    def jobs(self) -> SyncJobs:
+        return self.data.jobs
+
+    def principal_for_foreign_user(self, user: Any) -> Principal | None:
+        """A user signed in by another identity provider (JupyterHub): match by email."""
+        username = getattr(user, "username", "") or ""
+        try:
+            with self.store.read() as s:
+                row = directory.get_user_by_email(s, username)
+                user_id = row.id if row is not None else None
+        except directory.DirectoryError:
+            return None
+        return self.auth.load_principal(user_id, "hub") if user_id is not None else None
+
+    def close(self) -> None:
+        self.observability.shutdown()
+        self.data.close()
+        self.auth.close()
+        self.store.close()
+
+
+def build_services(app: Configurable, data_dir: Path, store: Store) -> AgnesServices:
+    """Every service of one server, configured through `app` (the extension app)."""
+    auth = AuthService(store, parent=app)
+    limiter = RateLimiter(parent=app)
+    observability = Observability(ObservabilitySettings(parent=app))
+    return AgnesServices(
+        data_dir=data_dir,
+        store=store,
+        auth=auth,
+        ratelimiter=limiter,
+        google=GoogleLoginService(app, limiter),
+        data=DataServices(data_dir, store, observability, app),
+        observability=observability,
+    )
+
+
+def agnes_services(handler: web.RequestHandler) -> AgnesServices:
+    """The services of the server `handler` belongs to."""
+    services = handler.settings.get(SETTINGS_KEY)
+    if not isinstance(services, AgnesServices):
+        raise RuntimeError("the agnes extension is not initialised on this server")
+    return services
