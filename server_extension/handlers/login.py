@@ -18,7 +18,7 @@ from server_extension.identity import (
     set_session_cookie,
     spend_rate_limit,
 )
-from server_extension.pages import LOGIN_ERRORS, login_page, logout_page
+from server_extension.pages import LOGIN_ERRORS, is_local_viewer, login_page, logout_page
 
 
 def login_url(handler: JupyterHandler, next_url: str | None = None) -> str:
@@ -44,6 +44,10 @@ class LoginPageHandler(JupyterHandler):
             login_page(
                 error_code=error if error in LOGIN_ERRORS else None,
                 google_login_url=google,
+                signed_out=self.get_argument("signed_out", None) == "1",
+                data_dir=app.store.data_dir
+                if is_local_viewer(self.request.remote_ip, self.request.headers)
+                else None,
             )
         )
 
@@ -114,4 +118,4 @@ class LogoutHandler(JupyterHandler):
         if principal is not None and principal.auth == "session":
             agnes_app(self).auth.end_session(principal.credential_id)
         clear_session_cookie(self)
-        self.redirect(login_url(self))
+        self.redirect(login_url(self) + "?signed_out=1")
