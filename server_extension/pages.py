@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import shlex
+from collections.abc import Mapping
 from html import escape
+from pathlib import Path
 
 LOGIN_ERRORS = {
     "no_email": "Your Google account did not share an email address.",
@@ -12,6 +16,7 @@ LOGIN_ERRORS = {
     "state_mismatch": "The sign-in attempt expired or was tampered with. Please try again.",
     "oauth_failed": "Google sign-in failed. Please try again.",
     "deactivated": "Your Agnes account has been deactivated. Ask an admin.",
+    # Shown by the sign-in page's own "not configured" paragraph, never a second time.
     "google_not_configured": "Google sign-in is not configured on this server.",
     "link_invalid": "That login link is invalid, expired or already used.",
     "rate_limited": "Too many sign-in attempts. Wait a minute and try again.",
@@ -27,8 +32,10 @@ min-height:100vh;align-items:center;justify-content:center;color:#1d2330}}
 main{{background:#fff;padding:2.5rem;border-radius:12px;box-shadow:0 2px 12px #0002;
 max-width:26rem}}
 h1{{margin-top:0;font-size:1.5rem}} .error{{background:#fdecea;color:#8a1c12;padding:.75rem;
-border-radius:6px}} .btn{{display:inline-block;background:#1a73e8;color:#fff;padding:.7rem 1.2rem;
-border-radius:6px;text-decoration:none;font-weight:600}} code{{background:#eef;padding:0 .25rem}}
+border-radius:6px}} .notice{{background:#e6f4ea;color:#1e4620;padding:.75rem;border-radius:6px}}
+.btn{{display:inline-block;background:#1a73e8;color:#fff;padding:.7rem 1.2rem;
+border-radius:6px;text-decoration:none;font-weight:600}} code{{background:#eef;padding:0 .25rem;
+overflow-wrap:anywhere}}
 .muted{{color:#5b6475;font-size:.9rem}} button.btn{{border:0;font-size:1rem;cursor:pointer}}
 </style></head><body><main>
 <h1>{heading}</h1>
@@ -37,9 +44,53 @@ border-radius:6px;text-decoration:none;font-weight:600}} code{{background:#eef;p
 """
 
 
-def login_page(*, error_code: str | None, google_login_url: str | None) -> str:
+# Headers a reverse proxy adds: a loopback peer sending one is relaying someone else.
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+
+
+def is_local_viewer(remote_ip: str | None, headers: Mapping[str, str]) -> bool:
+    """True when the page is read on the server's own machine: a loopback peer that is not
+    a proxy forwarding another client. Only then may the sign-in page name the data dir
+    (where Agnes keeps its secrets stays private, as in API errors)."""
+    try:
+        loopback = ipaddress.ip_address(remote_ip or "").is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(name in headers for name in _PROXY_HEADERS)
+
+
+def _login_link_hint(data_dir: Path | None, *, alert: bool) -> str:
+    """How to sign in without Google: the exact `login-link` command for this server's data
+    dir when the viewer may see it, else the command with a placeholder."""
+    dir_arg = shlex.quote(str(data_dir)) if data_dir is not None else "DATA_DIR"
+    command = f"jupyter agnes login-link --data-dir {dir_arg} --email you@example.com"
+    where = ""
+    if data_dir is None:
+        where = (
+            '<p class="muted">DATA_DIR is the directory this server was started with '
+            "(<code>--data-dir</code> or <code>AGNES_DATA_DIR</code>). Open this page on the "
+            "server's own machine to see the exact command.</p>"
+        )
+    status = ' class="error" role="alert"' if alert else ""
+    return (
+        f"<p{status}>{escape(LOGIN_ERRORS['google_not_configured'])}</p>"
+        "<p>An admin can print a one-time login link on the server with "
+        f'<code id="agnes-login-link-command">{escape(command)}</code>.</p>' + where
+    )
+
+
+def login_page(
+    *,
+    error_code: str | None,
+    google_login_url: str | None,
+    signed_out: bool = False,
+    data_dir: Path | None = None,
+) -> str:
+    """The sign-in page. `error_code` shows only a known message; `data_dir` is named in
+    the login-link hint, so pass it only when `is_local_viewer`."""
+    notice = '<p class="notice" role="status">You are signed out.</p>' if signed_out else ""
     error = ""
-    if error_code:
+    if error_code and error_code != "google_not_configured":
         message = LOGIN_ERRORS.get(error_code, "Sign-in failed. Please try again.")
         error = f'<p class="error" role="alert">{escape(message)}</p>'
     if google_login_url:
@@ -48,16 +99,13 @@ def login_page(*, error_code: str | None, google_login_url: str | None) -> str:
             "Sign in with Google</a></p>"
         )
     else:
-        google = (
-            "<p>Google sign-in is not configured on this server.</p>"
-            "<p>An admin can print a one-time login link with "
-            "<code>jupyter agnes login-link --email you@example.com</code>.</p>"
-        )
+        google = _login_link_hint(data_dir, alert=error_code == "google_not_configured")
     tokens = (
         '<p class="muted">Scripts and the REST API use personal access tokens '
         "(<code>Authorization: Bearer agnes_pat_…</code>), not this page.</p>"
     )
-    return _PAGE.format(title="Sign in", heading="Sign in to Agnes", body=error + google + tokens)
+    body = notice + error + google + tokens
+    return _PAGE.format(title="Sign in", heading="Sign in to Agnes", body=body)
 
 
 def logout_page(*, email: str, action_url: str, xsrf_form_html: str, cancel_url: str) -> str:

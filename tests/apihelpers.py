@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 
@@ -43,3 +44,9 @@ def assert_401(resp, reason: str) -> None:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def utc_iso(text: object) -> dt.datetime:
+    """An API time: an ISO 8601 string with an explicit UTC offset (not epoch seconds)."""
+    assert isinstance(text, str) and text.endswith("+00:00"), text
+    return dt.datetime.fromisoformat(text)

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from apihelpers import assert_401, bearer, call
+from apihelpers import assert_401, bearer, call, utc_iso
 from datahelpers import make_extract
 
 from jupyter_agnes.orchestrator import SyncOrchestrator
@@ -77,9 +77,12 @@ async def test_scheduler_sync_returns_a_job_that_finishes_with_a_report(jp_fetch
     assert job["requested_by"] == "scheduler@system.local"
     assert job["source"] is None
     assert resp.headers["Location"].endswith(f"/agnes/api/sync/{job['id']}")
+    assert utc_iso(job["created_at"]) and job["finished_at"] is None  # ISO 8601, not epoch
 
     done = await finished(jp_fetch, job["id"], bearer(SCHEDULER))
     assert done["status"] == "done", done
+    assert done["created_at"] == job["created_at"]
+    assert utc_iso(done["finished_at"]) >= utc_iso(done["created_at"])
     assert done["error"] is None
     report = done["report"]
     assert report["sources"] == {"late": ["late_t"], "shop": ["orders"]}

@@ -13,7 +13,12 @@ import pytest
 
 from jupyter_agnes.catalog import connect_analytics
 from jupyter_agnes.connectors.sample_data import generate_sample_data
-from jupyter_agnes.dashboards.sales import build_dashboard, find_by_class, kpi_value
+from jupyter_agnes.dashboards.sales import (
+    build_dashboard,
+    find_by_class,
+    iter_widgets,
+    kpi_value,
+)
 from jupyter_agnes.dashboards.sales_data import Filters, build_query
 from jupyter_agnes.orchestrator import SyncOrchestrator
 
@@ -132,11 +137,31 @@ def test_chart_and_top_table_follow_filters(conn):
 
 def test_start_after_end_shows_a_message_not_an_exception(conn):
     box = build_dashboard(conn)
+    date_error = find_by_class(box, "agnes-date-error")
+    assert date_error.value == "" and date_error.layout.display == "none"
     find_by_class(box, "agnes-filter-start").value = dt.date(2024, 6, 1)
     find_by_class(box, "agnes-filter-end").value = dt.date(2024, 1, 1)
-    assert "start date is after the end date" in find_by_class(box, "agnes-dashboard-status").value
+    assert "start date is after the end date" in date_error.value
+    assert date_error.layout.display != "none"
+    assert "start date" not in find_by_class(box, "agnes-dashboard-status").value  # said once
     assert kpis(box)["revenue"] == "0.00"
     assert "No completed orders" in find_by_class(box, "agnes-revenue-chart-box").value
+    # Fixing the range hides the message again and brings the figures back.
+    find_by_class(box, "agnes-filter-end").value = dt.date(2024, 12, 31)
+    assert date_error.value == "" and date_error.layout.display == "none"
+    assert kpis(box)["revenue"] != "0.00"
+
+
+def test_the_date_range_error_sits_with_the_date_pickers(conn):
+    """Next to the dates (the same small box), not at the bottom under the table."""
+    box = build_dashboard(conn)
+    dates = find_by_class(box, "agnes-filter-dates")
+    inside = list(iter_widgets(dates))
+    for css in ("agnes-filter-start", "agnes-filter-end", "agnes-date-error"):
+        assert find_by_class(box, css) in inside, css
+    assert find_by_class(box, "agnes-filter-region") not in inside
+    assert find_by_class(box, "agnes-dashboard-status") not in inside
+    assert dates in box.children[1].children  # the filter row, the first row of widgets
 
 
 def test_cleared_date_picker_means_the_data_bound(conn):

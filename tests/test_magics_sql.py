@@ -192,3 +192,14 @@ def test_hostile_values_and_odd_types_are_escaped_and_converted(kernel: AgnesKer
     assert kernel.value("len(odd['long'][0])") == "5000"  # only the display is cut
     ename, evalue = kernel.fails("%%sql --format polars\nSELECT INTERVAL 3 DAY AS i")
     assert ename == "AgnesMagicError" and "try --format arrow or df" in evalue
+
+
+def test_date_trunc_displays_dates_and_keeps_timestamps_in_the_variable(kernel: AgnesKernel) -> None:
+    run = kernel.ok(
+        "%%sql -o months\nSELECT date_trunc('month', TIMESTAMP '2024-05-17 10:00') AS m,"
+        " TIMESTAMP '2024-05-17 10:00' AS t"
+    )
+    assert "<td>2024-05-01</td><td>2024-05-17 10:00:00</td>" in run.html, run.html
+    # Only the display shows dates: the DataFrame keeps datetime64 values.
+    kind = kernel.value("months['m'].dtype.kind, str(months['m'][0])")
+    assert kind == "('M', '2024-05-01 00:00:00')"

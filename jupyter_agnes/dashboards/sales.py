@@ -6,7 +6,8 @@ sales_render; this file only wires widgets to them.
 
 Stable CSS classes (for browser tests and styling): agnes-filter-start, -end,
 -region, -category, -top-n; agnes-kpi plus agnes-kpi-revenue, -orders, -aov;
-agnes-revenue-chart-box, agnes-top-products, agnes-dashboard-status.
+agnes-revenue-chart-box, agnes-top-products, agnes-dashboard-status; agnes-date-error
+(under the date pickers, inside agnes-filter-dates).
 """
 
 from __future__ import annotations
@@ -89,13 +90,19 @@ class SalesDashboard:
         self.chart = _classed(w.HTML(), "agnes-revenue-chart-box")
         self.table = _classed(w.HTML(), "agnes-top-products")
         self.status = _classed(w.HTML(), "agnes-dashboard-status")
+        # A bad range is the date pickers' problem: say so under them, not below the table.
+        self.date_error = _classed(w.HTML(), "agnes-date-error")
+        self.date_error.layout.display = "none"
+        dates = _classed(
+            w.VBox([w.HBox([self.start, self.end]), self.date_error]), "agnes-filter-dates"
+        )
         for control in (self.start, self.end, self.region, self.category, self.top_n):
             control.observe(self._on_change, names="value")
         self.widget = _classed(
             w.VBox(
                 [
                     w.HTML(_CSS),
-                    w.HBox([self.start, self.end, self.region, self.category, self.top_n]),
+                    w.HBox([dates, self.region, self.category, self.top_n]),
                     w.HBox(list(self.kpis.values())),
                     w.HTML("<h4>Revenue by month</h4>"),
                     self.chart,
@@ -123,8 +130,10 @@ class SalesDashboard:
 
     def refresh(self) -> None:
         filters = self.filters()
-        if filters.start > filters.end:
-            self._show(SalesSummary(), "The start date is after the end date.", error=True)
+        bad_range = filters.start > filters.end
+        self._show_date_error("The start date is after the end date." if bad_range else "")
+        if bad_range:
+            self._show(SalesSummary(), "", error=True)  # the message is by the dates
             return
         started = time.perf_counter()
         try:
@@ -140,6 +149,14 @@ class SalesDashboard:
         )
         self._show(summary, note, error=False)
 
+    def _show_date_error(self, message: str) -> None:
+        self.date_error.value = (
+            f'<span class="agnes-dashboard-error" role="alert">{html.escape(message)}</span>'
+            if message
+            else ""
+        )
+        self.date_error.layout.display = "" if message else "none"
+
     def _show(self, summary: SalesSummary, note: str, *, error: bool) -> None:
         self.last_summary = summary
         for key, tile in render.kpis(summary).items():
@@ -147,7 +164,7 @@ class SalesDashboard:
         self.chart.value = render.revenue_chart_svg(summary.by_month)
         self.table.value = render.top_table_html(summary.top_products, summary.revenue)
         css = "agnes-dashboard-error" if error else "agnes-dashboard-ok"
-        self.status.value = f'<span class="{css}">{html.escape(note)}</span>'
+        self.status.value = f'<span class="{css}">{html.escape(note)}</span>' if note else ""
 
 
 def build_dashboard(conn: duckdb.DuckDBPyConnection) -> w.Widget:

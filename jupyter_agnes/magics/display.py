@@ -48,11 +48,26 @@ def footer_text(shown: int, total: int, elapsed_s: float, truncated: bool = Fals
     return text + " · truncated by the server" if truncated else text
 
 
+def _at_midnight(value: Any) -> bool:
+    # pandas Timestamps (timestamp[ns]) carry nanoseconds that .time() drops.
+    return value.time() == dt.time(0) and getattr(value, "nanosecond", 0) == 0
+
+
+def _shown_values(column: pa.ChunkedArray) -> list[Any]:
+    """One column's values as displayed: a timestamp column whose shown values are all at
+    midnight (`date_trunc('month', …)`, DuckDB's date arithmetic) reads as dates, not
+    `2024-05-01 00:00:00`. Only the display changes; the variable keeps its timestamps."""
+    values = column.to_pylist()
+    if pa.types.is_timestamp(column.type) and all(v is None or _at_midnight(v) for v in values):
+        return [None if v is None else v.date() for v in values]
+    return values
+
+
 def result_bundle(table: pa.Table, limit: int, elapsed_s: float, truncated: bool) -> dict[str, str]:
     """The mimebundle %%sql displays: the first `limit` rows and the footer."""
     head = table.slice(0, limit)
     columns = head.schema.names
-    values = [c.to_pylist() for c in head.columns]
+    values = [_shown_values(c) for c in head.columns]
     rows = list(zip(*values, strict=True)) if values else []
     footer = footer_text(len(rows), table.num_rows, elapsed_s, truncated)
     return {

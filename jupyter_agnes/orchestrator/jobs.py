@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,11 @@ class SyncJobs:
         return row.runner != self.runner and runner_alive(row.runner)
 
 
+def _iso(when: datetime | None) -> str | None:
+    """ISO 8601 with its UTC offset, as the catalog's `extracted_at` and the token APIs."""
+    return when.astimezone(timezone.utc).isoformat() if when else None
+
+
 def _as_dict(
     row: SyncJob, status: str, error: str | None, progress: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -164,8 +170,8 @@ def _as_dict(
         "status": status,
         "source": row.source,
         "requested_by": row.requested_by,
-        "created_at": row.created_at.timestamp(),
-        "finished_at": row.finished_at.timestamp() if row.finished_at else None,
+        "created_at": _iso(row.created_at),
+        "finished_at": _iso(row.finished_at),
         "progress": progress or row.progress or {"done": 0, "total": 0, "label": ""},
         "report": row.report,
         "error": error,

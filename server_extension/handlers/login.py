@@ -11,7 +11,7 @@ from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.credentials import redeem_login_code
 from jupyter_agnes.auth.redirects import safe_next
 from jupyter_agnes.store import directory
-from server_extension.pages import LOGIN_ERRORS, login_page, logout_page
+from server_extension.pages import LOGIN_ERRORS, is_local_viewer, login_page, logout_page
 from server_extension.request_helpers import (
     clear_session_cookie,
     client_ip,
@@ -43,6 +43,10 @@ class LoginPageHandler(JupyterHandler):
             login_page(
                 error_code=error if error in LOGIN_ERRORS else None,
                 google_login_url=google,
+                signed_out=self.get_argument("signed_out", None) == "1",
+                data_dir=agnes_services(self).data_dir
+                if is_local_viewer(self.request.remote_ip, self.request.headers)
+                else None,
             )
         )
 
@@ -113,4 +117,4 @@ class LogoutHandler(JupyterHandler):
         if principal is not None and principal.auth == "session":
             agnes_services(self).auth.end_session(principal.credential_id)
         clear_session_cookie(self)
-        self.redirect(login_url(self))
+        self.redirect(login_url(self) + "?signed_out=1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 from fakes.posthog_server import FakePostHog
 from server_process import agnes_cli, agnes_server
 from test_observability_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+
+SIGNED_OUT_URL = re.compile(r".*/agnes/login\?signed_out=1$")  # where sign-out lands
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -191,7 +194,8 @@ def test_new_team_member_journey(world) -> None:
             page.goto(server.url + "logout", wait_until="load")  # JupyterLab's menu: asks
             assert "/logout" in page.url and "/agnes/login" not in page.url
             page.click("#agnes-logout-confirm")
-            page.wait_for_url("**/agnes/login")
+            page.wait_for_url(SIGNED_OUT_URL)
+            assert page.inner_text("p.notice") == "You are signed out."
             google.set_user("viewer@example.com", groups=[VIEWERS], name="Vi Ewer")
             sign_in_with_google(page, server.url + "agnes/login")
             assert page.url.startswith(server.url + "agnes/dashboards")
@@ -205,7 +209,7 @@ def test_new_team_member_journey(world) -> None:
             # the dashboards page signs out with one click (a POST carrying the XSRF token)
             page.goto(server.url + "agnes/dashboards", wait_until="load")
             page.click("#agnes-sign-out")
-            page.wait_for_url("**/agnes/login")
+            page.wait_for_url(SIGNED_OUT_URL)
             gone = page.evaluate("() => fetch('/agnes/api/me').then(r => r.status)")
             assert gone == 401, gone
         finally:
