@@ -2,15 +2,18 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+RUN_VENV := .venv-run
 DATA_DIR ?= .agnes-data
 PORT ?= 8888
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test test-notebooks lint bench system-deps clean
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+# What `make run` installs: the package and its runtime dependencies, nothing else. A pattern
+# rule, so the notebook check below builds $(RUN_VENV) by exactly the same recipe.
+%/.installed: pyproject.toml
+	test -x $*/bin/python || $(PYTHON) -m venv $*
+	$*/bin/python -m pip install -q --upgrade pip
+	$*/bin/python -m pip install -q -e .
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml
@@ -32,13 +35,24 @@ system-deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	  else echo "missing: sudo apt-get install $(APT_PACKAGES)"; exit 1; fi; fi
 
-# One pytest run: unit, server, kernel and browser tests, then every notebook through nbval.
+# Unit, server, kernel and browser tests with the test extras; then every shipped notebook
+# through nbval in `make run`'s environment, where a test-only package cannot help it pass.
 NBVAL := --nbval-lax --nbval-kernel-name agnes --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 test: $(VENV)/.test-installed system-deps
-	$(PY) -m pytest tests notebooks $(NBVAL)
+	$(PY) -m pytest tests
+	$(MAKE) test-notebooks
+
+# $(RUN_VENV) = `make run`'s install plus a test runner only (versions as in the test extra).
+RUN_ENV_RUNNER := "pytest>=8" "nbval>=0.11" "pytest-timeout>=2.3"
+$(RUN_VENV)/.runner-installed: $(RUN_VENV)/.installed
+	$(RUN_VENV)/bin/python -m pip install -q $(RUN_ENV_RUNNER)
+	touch $@
+
+test-notebooks: $(RUN_VENV)/.runner-installed
+	$(RUN_VENV)/bin/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check jupyter_agnes server_extension tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(RUN_VENV) .pytest_cache

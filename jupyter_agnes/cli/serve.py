@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import socket
 import sys
 
 from jupyter_agnes.cli.common import CLIError, add_data_dir
+from jupyter_agnes.cli.hints import cli_command
 from jupyter_agnes.paths import resolve_data_dir
+from jupyter_agnes.workspace import Workspace, prepare_workspace
 
 
 def lab_argv(ip: str, port: int, extra: list[str]) -> list[str]:
@@ -22,9 +25,32 @@ def lab_argv(ip: str, port: int, extra: list[str]) -> list[str]:
     return argv + extra
 
 
-def _exec_lab(data_dir: str, ip: str, port: int, extra: list[str]) -> int:
+ROOT_DIR_OPTIONS = ("--ServerApp.root_dir=", "--ServerApp.notebook_dir=", "--notebook-dir=")
+
+
+def operator_root_dir(extra: list[str]) -> str | None:
+    """The root dir the operator passed on the command line, if any (the last one wins)."""
+    given = [arg.split("=", 1)[1] for arg in extra if arg.startswith(ROOT_DIR_OPTIONS)]
+    return given[-1] if given else None
+
+
+def kernel_url(ip: str, port: int, extra: list[str]) -> str:
+    """This server's URL as seen from a kernel on the same machine (notebooks read AGNES_URL)."""
+    options = dict(arg.split("=", 1) for arg in extra if "=" in arg)
+    scheme = "https" if options.get("--ServerApp.certfile") else "http"
+    host = "127.0.0.1" if ip in ("0.0.0.0", "", "::") else ip
+    host = f"[{host}]" if ":" in host else host
+    base = "/" + options.get("--ServerApp.base_url", "/").strip("/")
+    return f"{scheme}://{host}:{port}{base.rstrip('/')}/"
+
+
+def _exec_lab(data_dir: str, ip: str, port: int, extra: list[str], own_url: bool) -> int:
+    """Replace this process with JupyterLab. Kernels inherit AGNES_DATA_DIR and AGNES_URL;
+    `own_url` sets AGNES_URL even when the environment already names another server."""
     os.environ["AGNES_DATA_DIR"] = data_dir
     argv = lab_argv(ip, port, extra)
+    if own_url or not os.environ.get("AGNES_URL"):
+        os.environ["AGNES_URL"] = kernel_url(ip, port, extra)
     sys.stdout.flush()
     os.execv(argv[0], argv)  # noqa: S606 - argv is built above, no shell
     return 0  # pragma: no cover
@@ -32,7 +58,7 @@ def _exec_lab(data_dir: str, ip: str, port: int, extra: list[str]) -> int:
 
 def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     data_dir = resolve_data_dir(args.data_dir)
-    return _exec_lab(str(data_dir), args.ip, args.port, extra)
+    return _exec_lab(str(data_dir), args.ip, args.port, extra, own_url=False)
 
 
 def free_port(ip: str, preferred: int) -> int:
@@ -47,7 +73,8 @@ def free_port(ip: str, preferred: int) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
-    """Sample data + an admin + a fresh PAT + a login link, then serve. Safe to re-run."""
+    """Sample data + an admin + a fresh PAT + a login link + the example notebooks, then serve.
+    Safe to re-run: data and the user's notebooks are kept."""
     from jupyter_agnes.auth.credentials import create_login_code
     from jupyter_agnes.auth.service import AuthService
     from jupyter_agnes.store import directory
@@ -67,14 +94,31 @@ def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
     with store.write() as s:
         code = create_login_code(s, s.get(directory.User, user_id), 60)
     store.close()
-    host = "127.0.0.1" if args.ip in ("127.0.0.1", "0.0.0.0") else args.ip
+    root_dir = operator_root_dir(extra)
+    if root_dir is None:
+        workspace = prepare_workspace(data_dir)
+        extra = [*extra, f"--ServerApp.root_dir={workspace.path}"]
+        notebooks = _workspace_line(workspace)
+    else:
+        notebooks = f"{root_dir} (your --ServerApp.root_dir; no notebooks copied)"
+    url = kernel_url(args.ip, port, extra)
     print("\n" + "=" * 72)
-    print(f"  Agnes is starting on http://{host}:{port}/  (data: {data_dir})")
-    print(f"  Open (one-time, 60 min): http://{host}:{port}/agnes/auth/link?code={code}")
+    print(f"  Agnes is starting on {url}  (data: {data_dir})")
+    print(f"  Open (one-time, 60 min): {url}agnes/auth/link?code={code}")
     print(f"  Admin PAT for {args.email}:")
     print(f"    {token}")
+    print(f"  Notebooks: {notebooks}")
+    print("  Manage this server from another terminal (users, login links, grants, PATs):")
+    print(f"    {cli_command(data_dir, 'user add teammate@example.com')}")
+    print(f"    or: export AGNES_DATA_DIR={shlex.quote(str(data_dir))}")
     print("=" * 72 + "\n", flush=True)
-    return _exec_lab(str(data_dir), args.ip, port, extra)
+    return _exec_lab(str(data_dir), args.ip, port, extra, own_url=True)
+
+
+def _workspace_line(workspace: Workspace) -> str:
+    if not workspace.copied:
+        return f"{workspace.path} (all there; your copies are never overwritten)"
+    return f"{workspace.path} (copied what was missing: {', '.join(workspace.copied)})"
 
 
 def _make_sample_data(data_dir: str) -> None:
@@ -92,7 +136,11 @@ def _make_sample_data(data_dir: str) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     for name, func, text in (
         ("serve", cmd_serve, "start JupyterLab with Agnes (no browser)"),
-        ("quickstart", cmd_quickstart, "sample data, an admin, a PAT and a login link, then serve"),
+        (
+            "quickstart",
+            cmd_quickstart,
+            "sample data, an admin, a PAT, a login link and the example notebooks, then serve",
+        ),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--ip", default="127.0.0.1")
