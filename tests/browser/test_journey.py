@@ -1,7 +1,7 @@
 """A new team member's first day, in headless Chromium against a real `jupyter agnes serve`.
 
 Fake Google signs people in, fake PostHog receives the browser's events. Screenshots of each
-step go to tests/e2e/artifacts/ (git-ignored).
+step go to tests/browser/artifacts/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
-from fakes.posthog_server import FakePostHog
-from server_process import agnes_cli, agnes_server
-from test_observability_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+
+from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
+from tests.fakes.posthog_server import FakePostHog
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+from tests.support.server_process import agnes_cli, agnes_server
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

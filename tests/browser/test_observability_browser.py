@@ -1,7 +1,7 @@
 """The snippet in headless Chromium: posthog-js from the fake host, events at the fake.
 
 Runs on a plain tornado app carrying the transform, so it needs no Jupyter server;
-the full Lab flow lives in test_observability_server.py.
+the full Lab flow lives in tests/server/test_observability_server.py.
 """
 
 from __future__ import annotations
@@ -16,19 +16,9 @@ from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from server_extension.html_snippet import PostHogSnippetTransform
 from tests.fakes.posthog_server import FakePostHog
-from tests.observability_tornado import TornadoThread
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+from tests.support.observability_tornado import TornadoThread
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-    "--disable-blink-features=AutomationControlled",
-]
-
-DESKTOP_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/130.0.0.0 Safari/537.36"
-)
 EVIL = "</script><script>alert(1)</script>"
 MALLORY = Principal(
     user_id=66, email=f"m{EVIL}@evil.com", name=f"Mallory {EVIL}", groups=(), is_admin=False,

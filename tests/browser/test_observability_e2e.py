@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import requests
-from server_process import agnes_cli, agnes_server
 
 from tests.fakes.posthog_server import FakePostHog
-from tests.test_observability_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+from tests.support.server_process import agnes_cli, agnes_server
 
 
 def test_lab_pageview_reaches_posthog(tmp_path: Path) -> None:

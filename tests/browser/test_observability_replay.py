@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from server_process import agnes_cli, agnes_server
 
-from tests.fakes.posthog_server import FakePostHog, decode_snapshot
-from tests.test_observability_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+from tests.fakes.posthog_server import FakePostHog
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+from tests.support.server_process import agnes_cli, agnes_server
 
 HOST = "agnes-replay.test"  # mapped to 127.0.0.1 inside Chromium only
 SECRET_CELL = "SECRET_CELL_7c1e"
@@ -136,30 +136,6 @@ def masked(text: str) -> bool:
 
 
 # --- unit checks on the fake's decoding ---------------------------------------------------
-
-
-def test_decode_snapshot_expands_and_rejects() -> None:
-    import gzip
-
-    packed = gzip.compress(json.dumps({"node": {"id": 1}}).encode()).decode("latin-1")
-    full = {"type": 2, "cv": "2024-10", "data": packed, "timestamp": 1}
-    assert decode_snapshot(full) == {"type": 2, "data": {"node": {"id": 1}}, "timestamp": 1}
-    mutation = {"type": 3, "cv": "2024-10",
-                "data": {"source": 0, "adds": gzip.compress(b"[1]").decode("latin-1"),
-                         "texts": [], "removes": None}}
-    assert decode_snapshot(mutation)["data"]["adds"] == [1]
-    plain = {"type": 4, "data": {"href": "x"}}
-    assert decode_snapshot(plain) is plain
-    with pytest.raises(OSError):  # not gzip: the fake records an error and keeps the item
-        decode_snapshot({"type": 2, "cv": "2024-10", "data": "not gzip"})
-
-
-def test_recording_off_by_default() -> None:
-    with FakePostHog() as ph:
-        assert ph.flags_body()["sessionRecording"] is False
-    with FakePostHog(recording={"sampleRate": "1.00"}) as ph:
-        rec = ph.flags_body()["sessionRecording"]
-        assert rec["endpoint"] == "/s/" and rec["sampleRate"] == "1.00"
 
 
 # --- the browser session (run once, checked by the tests below) -------------------------

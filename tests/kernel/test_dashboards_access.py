@@ -21,7 +21,7 @@ from tornado.websocket import WebSocketClientConnection
 from jupyter_agnes.connectors.sample_data import generate_sample_data
 from jupyter_agnes.orchestrator import SyncOrchestrator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SALES = "dashboards/sales.ipynb"
 KERNEL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

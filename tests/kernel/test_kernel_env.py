@@ -6,7 +6,8 @@ import json
 import os
 
 import pytest
-from apihelpers import bearer, call
+
+from tests.support.apihelpers import bearer, call
 
 
 @pytest.fixture

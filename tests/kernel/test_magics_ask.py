@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from magics_helpers import assert_magic_errors, kernel_on, sample_data
-from magics_kernel import AgnesKernel, kernel_env
 
 from tests.fakes.llm_server import DEFAULT_TEXT, ERROR_BODY_MARKER, FakeLLMServer
+from tests.support.magics_helpers import assert_magic_errors, kernel_on, sample_data
+from tests.support.magics_kernel import AgnesKernel, kernel_env
 
 API_KEY = "sk-ant-test-key-that-must-never-show-4b1d"
 QUESTION_SQL = "SELECT count(*) AS n FROM orders WHERE status = 'completed'"
@@ -166,7 +166,7 @@ def test_no_api_key_fails_at_once_naming_the_variable(
 def test_traces_carry_the_kernel_session_notebook_and_cell(
     data_dir: Path, fake: FakeLLMServer, tmp_path: Path
 ) -> None:
-    from fakes.posthog_server import FakePostHog
+    from tests.fakes.posthog_server import FakePostHog
 
     with FakePostHog() as ph:
         env = kernel_env(

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from datahelpers import make_extract
-from magics_helpers import assert_magic_errors, kernel_on, sample_data
-from magics_kernel import AgnesKernel, kernel_env
+
+from tests.support.datahelpers import make_extract
+from tests.support.magics_helpers import assert_magic_errors, kernel_on, sample_data
+from tests.support.magics_kernel import AgnesKernel, kernel_env
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import duckdb
 import requests
-from magics_helpers import assert_magic_errors
-from magics_kernel import AgnesKernel, kernel_env
-from server_process import agnes_cli, agnes_server
+
+from tests.support.magics_helpers import assert_magic_errors
+from tests.support.magics_kernel import AgnesKernel, kernel_env
+from tests.support.server_process import agnes_cli, agnes_server
 
 BAD_PAT = "agnes_pat_" + "x" * 43
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from magics_helpers import assert_magic_errors, kernel_on, sample_data
-from magics_kernel import AgnesKernel, kernel_env
+
+from tests.support.magics_helpers import assert_magic_errors, kernel_on, sample_data
+from tests.support.magics_kernel import AgnesKernel, kernel_env
 
 FOOTER = re.compile(r"showing ([\d,]+) of ([\d,]+) rows · (\d+\.\d\d) s")
 

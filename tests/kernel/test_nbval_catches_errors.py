@@ -9,7 +9,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from server_process import agnes_cli
+
+from tests.support.server_process import agnes_cli
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from pg_server import postgres_server
 from sqlalchemy import text
 
 from jupyter_agnes.auth import admin_ops
@@ -11,6 +10,7 @@ from jupyter_agnes.auth.service import AuthFailure, AuthService
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import StoreError, open_store
+from tests.support.pg_server import postgres_server
 
 
 @pytest.fixture
@@ -60,14 +60,13 @@ def test_postgres_store_end_to_end(tmp_path, pg_url):
 
 
 def test_postgres_keeps_sync_jobs_and_queued_audit_rows(tmp_path, pg_url, monkeypatch):
-    from datahelpers import make_extract
     from sqlalchemy import func, select
-    from test_sync_jobs import wait_done
 
     from jupyter_agnes.orchestrator import SyncOrchestrator
     from jupyter_agnes.orchestrator import jobs as jobs_module
     from jupyter_agnes.orchestrator.jobs import SyncJobs
     from jupyter_agnes.store.models import AuditEntry, SyncJob
+    from tests.support.datahelpers import make_extract, wait_done
 
     data_dir = resolve_data_dir(tmp_path)
     make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(10)"})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from apihelpers import bearer, call
+
+from tests.support.apihelpers import bearer, call
 
 SCHEDULER = "sched-" + "x" * 40
 

@@ -8,11 +8,11 @@ import json
 
 import pyarrow as pa
 import pytest
-from apihelpers import bearer
-from datahelpers import make_extract
 from jupyter_server.utils import url_path_join
 
 from jupyter_agnes.orchestrator import SyncOrchestrator
+from tests.support.apihelpers import bearer
+from tests.support.datahelpers import make_extract
 
 
 async def call(jp_fetch, *parts, method="GET", headers=None, body=None):

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from datahelpers import make_extract
-from server_process import agnes_cli, agnes_server
+
+from tests.support.datahelpers import make_extract
+from tests.support.server_process import agnes_cli, agnes_server
 
 READERS = 8
 REBUILDS = 10

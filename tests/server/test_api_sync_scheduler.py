@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 import pytest
-from apihelpers import assert_401, bearer, call
-from datahelpers import make_extract
 
 from jupyter_agnes.orchestrator import SyncOrchestrator
+from tests.support.apihelpers import assert_401, bearer, call
+from tests.support.datahelpers import make_extract
 
 SCHEDULER = "sched-" + "s" * 40
 MIN_LEN = 32

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from apihelpers import bearer
-from test_pat_lifecycle import call
+from tests.support.apihelpers import bearer, call
 
 LAB_PATHS = [
     ("api", "kernels"),

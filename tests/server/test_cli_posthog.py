@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from fakes.posthog_server import FakePostHog
+from tests.fakes.posthog_server import FakePostHog
 
 
 def test_cli_failure_reaches_posthog_before_exit(tmp_path):

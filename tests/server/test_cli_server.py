@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import requests
-from server_process import agnes_cli, agnes_server, free_port
+
+from tests.support.server_process import agnes_cli, agnes_server, free_port
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from apihelpers import call
 from jupyter_server.auth.identity import IdentityProvider, User
+
+from tests.support.apihelpers import call
 
 
 class HeaderIdentityProvider(IdentityProvider):

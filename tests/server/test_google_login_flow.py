@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
-from fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.models import AuditEntry
+from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 
 ADMINS = "ops-admins@acme.com"  # no prefix: mapped anyway
 PREFIXED_ADMINS = "agnes-admins@acme.com"

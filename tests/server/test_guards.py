@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from apihelpers import bearer
 from jupyter_server.utils import url_path_join
 from tornado import web
 
 from server_extension.handlers.base import AgnesAPIHandler
 from server_extension.handlers.guards import require_admin, require_grant
+from tests.support.apihelpers import bearer
 
 
 class AdminOnly(AgnesAPIHandler):

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from apihelpers import bearer
 from jupyter_server.utils import url_path_join
 
 from jupyter_agnes import observability
@@ -16,6 +15,7 @@ from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from server_extension.error_capture import DebugThrowHandler, uninstall_error_capture
 from server_extension.html_snippet import PostHogSnippetTransform, install_posthog
 from tests.fakes.posthog_server import FakePostHog
+from tests.support.apihelpers import bearer
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from server_extension.html_snippet import (
     path_excluded,
     snippet_enabled,
 )
-from tests.observability_tornado import TornadoThread
+from tests.support.observability_tornado import TornadoThread
 
 BASE = "/a%40b/"
 EVIL = "</script><script>alert(1)</script>"

@@ -6,10 +6,17 @@ import json
 from datetime import timedelta
 
 import pytest
-from apihelpers import assert_401, bearer, call, cookie_header, delete_token, post_token
 from sqlalchemy import update
 
 from jupyter_agnes.store.models import PersonalAccessToken, utcnow
+from tests.support.apihelpers import (
+    assert_401,
+    bearer,
+    call,
+    cookie_header,
+    delete_token,
+    post_token,
+)
 
 
 async def test_me_with_pat(jp_fetch, agnes):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from apihelpers import bearer
 from sqlalchemy import select
-from test_pat_lifecycle import call
 
 from jupyter_agnes.store.models import AuditEntry
+from tests.support.apihelpers import bearer, call
 
 BAD = "Bearer agnes_pat_" + "Z" * 43
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from test_pat_lifecycle import call
+
+from tests.support.apihelpers import call
 
 BAD = "Bearer agnes_pat_" + "Z" * 43
 

@@ -6,11 +6,11 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelpers import bearer, call, cookie_header, delete_token, post_token
 
 from jupyter_agnes.auth.credentials import create_login_code
 from jupyter_agnes.auth.redirects import safe_next
 from jupyter_agnes.store import directory
+from tests.support.apihelpers import bearer, call, cookie_header, delete_token, post_token
 
 
 async def test_cookie_session_state_change_needs_xsrf(jp_fetch, agnes):

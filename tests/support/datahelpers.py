@@ -1,13 +1,17 @@
-"""Helpers for the data-layer tests: build extracts (valid and broken) and principals."""
+"""Helpers for the data-layer tests: build extracts (valid and broken) and principals, and
+wait for a sync job."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.orchestrator import ExtractWriter
+from jupyter_agnes.orchestrator.jobs import SyncJobs
 
 META_DDL = (
     "CREATE TABLE _meta (table_name VARCHAR, description VARCHAR, rows BIGINT, "
@@ -57,3 +61,15 @@ def user(*tables: str, user_id: int = 2) -> Principal:
         user_id, f"user{user_id}@example.com", "User", ("Everyone",), False, "pat",
         grants=frozenset(("table", t) for t in tables),
     )
+
+
+def wait_done(jobs: SyncJobs, job_id: str) -> dict[str, Any]:
+    """The job's row once it is neither queued nor running (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = jobs.get(job_id)
+        assert job is not None
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job never finished: {job}")

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from magics_kernel import AgnesKernel, kernel_env
-from server_process import agnes_cli
+
+from tests.support.magics_kernel import AgnesKernel, kernel_env
+from tests.support.server_process import agnes_cli
 
 
 def sample_data(factory: pytest.TempPathFactory, name: str, rows: int) -> Path:

@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from server_process import free_port
+from tests.support.server_process import free_port
 
 
 def _bin(name: str) -> str:

@@ -15,7 +15,7 @@ from jupyter_agnes.store.directory import audit_row
 from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import AuditEntry
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def entries(store) -> list[AuditEntry]:

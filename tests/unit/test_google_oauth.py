@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pytest
 import requests
-from fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 
 from jupyter_agnes.auth.google_oauth import (
     GoogleAuthError,
@@ -20,6 +19,7 @@ from jupyter_agnes.auth.google_oauth import (
     LoginState,
     pkce_challenge,
 )
+from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 
 REDIRECT = "http://127.0.0.1:9/agnes/auth/google/callback"
 
@@ -325,34 +325,3 @@ def test_unreadable_key_file_is_no_data(google, tmp_path) -> None:
     assert c.fetch_groups("ann@acme.com") is None
     c = GoogleOIDCClient(settings_for(google, admin_sdk_key_file=str(tmp_path / "missing.json")))
     assert c.fetch_groups("ann@acme.com") is None
-
-
-def test_fake_runs_as_a_separate_process(tmp_path) -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).parent / "fakes" / "google_server.py"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            "--port",
-            "0",
-            "--user",
-            "ann@acme.com",
-            "--groups",
-            "agnes-a@acme.com",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        port = int(proc.stdout.readline())
-        base = f"http://127.0.0.1:{port}"
-        requests.post(base + "/_fake/config", json={"modes": {"directory": "500"}}, timeout=5)
-        state = requests.get(base + "/_fake/state", timeout=5).json()
-        assert state["modes"] == {"directory": "500"} and state["users"] == ["ann@acme.com"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

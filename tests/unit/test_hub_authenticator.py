@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 import requests
-from fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 from oauthenticator.oauth2 import _serialize_state
 from traitlets.config import Config
 
 from jupyter_agnes.hub import AgnesGoogleOAuthenticator
+from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 
 CALLBACK = "http://127.0.0.1:9/hub/oauth_callback"
 ADMINS = "ops-admins@acme.com"  # the admin group does not carry the prefix

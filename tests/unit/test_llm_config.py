@@ -1,14 +1,10 @@
 """LLM settings from env and traitlets, the provider factory, retry-after parsing and
-backoff, and the fake LLM server run as its own process (as kernels will use it)."""
+backoff (the fake LLM as its own process: tests/server/test_fakes_standalone.py)."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from email.utils import formatdate
-from pathlib import Path
 
 import pytest
 from traitlets.config import Config
@@ -24,9 +20,8 @@ from jupyter_agnes.llm import (
 )
 from jupyter_agnes.llm.retry import parse_retry_after
 from tests.fakes.llm_server import FakeLLMServer
-from tests.obs_helpers import LLM_ENV, clear_env
+from tests.support.obs_helpers import LLM_ENV, clear_env
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV = (
     *LLM_ENV,
     "AGNES_LLM_VERIFY_SSL",
@@ -182,40 +177,3 @@ def test_backoff_is_jittered_exponential_and_capped() -> None:
         assert len(delays) > 1  # jittered
     assert policy.delay(0, 5.0) == 5.0  # retry-after wins
     assert policy.delay(0, 60.0) is None  # beyond the cap: give up rather than wait
-
-
-# --- the fake as a standalone process -------------------------------------------------
-
-
-def test_fake_server_runs_standalone_for_kernels() -> None:
-    env = {**os.environ, "FAKE_LLM_SQL": "SELECT 7 AS seven", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.llm_server", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        port = int(proc.stdout.readline())
-        env2 = {**env, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "k"}
-        code = (
-            "from jupyter_agnes.llm import get_provider\n"
-            "s={'type':'object','properties':{'sql':{'type':'string'},"
-            "'explanation':{'type':'string'}},'required':['sql','explanation']}\n"
-            "print(get_provider().extract_json('q', s, 'sql')['sql'])\n"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env=env2,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert out.stdout.strip() == "SELECT 7 AS seven"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -22,7 +22,7 @@ from jupyter_agnes.llm import (
     get_provider,
 )
 from tests.fakes.llm_server import DEFAULT_TEXT, ERROR_BODY_MARKER, FakeLLMServer
-from tests.obs_helpers import LLM_ENV, clear_env
+from tests.support.obs_helpers import LLM_ENV, clear_env
 
 PROVIDERS = ["anthropic", "openai_compat"]
 HI = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]

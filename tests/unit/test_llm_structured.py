@@ -19,7 +19,7 @@ from jupyter_agnes.llm import (
     strict_schema,
 )
 from tests.fakes.llm_server import FakeLLMServer
-from tests.obs_helpers import LLM_ENV, clear_env
+from tests.support.obs_helpers import LLM_ENV, clear_env
 
 SQL_SCHEMA = {
     "type": "object",

@@ -17,7 +17,7 @@ from jupyter_agnes.llm import LLMError, LLMSettings, RetryPolicy, get_provider
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from tests.fakes.llm_server import ERROR_BODY_MARKER, FakeLLMServer
 from tests.fakes.posthog_server import FakePostHog
-from tests.obs_helpers import LLM_ENV, reset_observability, running_posthog
+from tests.support.obs_helpers import LLM_ENV, reset_observability, running_posthog
 
 KEY = "sk-secret-key-do-not-leak"
 HI = [{"role": "user", "content": "Say hello"}]

@@ -18,9 +18,9 @@ from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.observability import people
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings, peek_client
 from tests.fakes.posthog_server import FakePostHog
-from tests.obs_helpers import reset_observability, running_posthog
+from tests.support.obs_helpers import reset_observability, running_posthog
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OBS_ENV = (
     "POSTHOG_API_KEY",
     "POSTHOG_HOST",

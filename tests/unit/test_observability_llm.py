@@ -22,7 +22,7 @@ from jupyter_agnes.observability.llm_tracing import (
 )
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from tests.fakes.posthog_server import FakePostHog
-from tests.obs_helpers import reset_observability, running_posthog
+from tests.support.obs_helpers import reset_observability, running_posthog
 
 SECRET_BODY = "provider-echoed-SECRET-PROMPT"
 BOB = Principal(

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from datahelpers import make_extract, make_raw_extract, meta_row
 from sqlalchemy import select
 
 from jupyter_agnes.orchestrator import (
@@ -23,6 +22,7 @@ from jupyter_agnes.orchestrator import (
     rebuild_lock,
 )
 from jupyter_agnes.store.models import TableOwner
+from tests.support.datahelpers import make_extract, make_raw_extract, meta_row
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-from datahelpers import admin, make_extract, user
-
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.query import QueryRunner
+from tests.support.datahelpers import admin, make_extract, user
 
 
 def version_table(i: int) -> dict[str, str]:

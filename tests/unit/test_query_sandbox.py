@@ -9,13 +9,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from datahelpers import admin, make_extract, user
 from sqlalchemy import select
 
 from jupyter_agnes.catalog import AnalyticsConnection, Catalog, TableNotFound
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.query import QueryError, QueryRunner, sql_sha256
 from jupyter_agnes.store.models import AuditEntry
+from tests.support.datahelpers import admin, make_extract, user
 
 
 @pytest.fixture(scope="module")

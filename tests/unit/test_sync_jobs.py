@@ -1,19 +1,15 @@
 """Sync jobs live in the store: they survive a restart, and a job whose process died reads
-as interrupted instead of running forever. Unit level, then a real server restarted."""
+as interrupted instead of running forever (tests/server/test_sync_jobs_restart.py restarts
+a real server)."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
-from datahelpers import make_extract
-from server_process import agnes_server, bootstrap_pat
 from sqlalchemy import func, select
 
 from jupyter_agnes.orchestrator import SyncOrchestrator
@@ -21,6 +17,7 @@ from jupyter_agnes.orchestrator import jobs as jobs_module
 from jupyter_agnes.orchestrator.jobs import INTERRUPTED, SyncJobs, runner_alive, runner_name
 from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import SyncJob, utcnow
+from tests.support.datahelpers import make_extract, wait_done
 
 
 @pytest.fixture
@@ -32,17 +29,6 @@ def data_dir(tmp_path: Path) -> Path:
 def tracker(data_dir: Path, store=None) -> SyncJobs:
     store = store or open_store(data_dir)
     return SyncJobs(SyncOrchestrator(data_dir, store=store), store)
-
-
-def wait_done(jobs: SyncJobs, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = jobs.get(job_id)
-        assert job is not None
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job never finished: {job}")
 
 
 def dead_runner() -> str:
@@ -126,24 +112,3 @@ def test_old_jobs_are_pruned(data_dir, monkeypatch):
     with store.read() as s:
         assert s.scalar(select(func.count()).select_from(SyncJob)) == 3
     assert jobs.get(ids[0]) is None and jobs.get(ids[-1])["status"] == "done"
-
-
-def test_a_real_server_restart_keeps_the_job(tmp_path):
-    data_dir = tmp_path / "data"
-    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(50)"})
-    headers = {"Authorization": f"Bearer {bootstrap_pat(data_dir)}"}
-    with agnes_server(data_dir) as server:
-        resp = requests.post(server.url + "agnes/api/sync", headers=headers, timeout=30)
-        assert resp.status_code == 202, resp.text
-        job_id = resp.json()["id"]
-        deadline = time.monotonic() + 60
-        while (job := requests.get(f"{server.url}agnes/api/sync/{job_id}", headers=headers,
-                                   timeout=30).json())["status"] in ("queued", "running"):
-            assert time.monotonic() < deadline, job
-            time.sleep(0.05)
-        assert job["status"] == "done"
-    with agnes_server(data_dir) as server:
-        again = requests.get(f"{server.url}agnes/api/sync/{job_id}", headers=headers, timeout=30)
-        assert again.status_code == 200 and again.json() == job
-        gone = requests.get(f"{server.url}agnes/api/sync/{'f' * 32}", headers=headers, timeout=30)
-        assert gone.status_code == 404 and gone.json()["message"] == "Sync job not found"
