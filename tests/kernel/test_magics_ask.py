@@ -17,7 +17,7 @@ QUESTION_SQL = "SELECT count(*) AS n FROM orders WHERE status = 'completed'"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sample_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_data(tmp_path_factory, "ask", 1000)
 
 
@@ -29,9 +29,9 @@ def fake() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture(scope="module")
-def kernel(data_dir: Path, fake: FakeLLMServer) -> Iterator[AgnesKernel]:
+def kernel(sample_data_dir: Path, fake: FakeLLMServer) -> Iterator[AgnesKernel]:
     with kernel_on(
-        data_dir,
+        sample_data_dir,
         AGNES_LLM_PROVIDER="anthropic",
         ANTHROPIC_API_KEY=API_KEY,
         ANTHROPIC_BASE_URL=fake.url,
@@ -51,7 +51,7 @@ def sent_text(fake: FakeLLMServer) -> str:
 
 
 def test_text_to_sql_runs_end_to_end(
-    kernel: AgnesKernel, fake: FakeLLMServer, data_dir: Path
+    kernel: AgnesKernel, fake: FakeLLMServer, sample_data_dir: Path
 ) -> None:
     run = kernel.ok("%%ask --format sql --run -o done\nHow many orders were completed?")
     body = fake.requests[-1]["body"]
@@ -69,7 +69,7 @@ def test_text_to_sql_runs_end_to_end(
     assert "showing 1 of 1 rows" in run.html
     import duckdb
 
-    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+    con = duckdb.connect(str(sample_data_dir / "analytics.duckdb"), read_only=True)
     (expected,) = con.execute(QUESTION_SQL).fetchone()
     con.close()
     assert kernel.value("int(done.n[0])") == str(expected)
@@ -153,9 +153,9 @@ def test_llm_errors_are_one_line_and_never_echo_the_key(
 
 
 def test_no_api_key_fails_at_once_naming_the_variable(
-    data_dir: Path, fake: FakeLLMServer, tmp_path: Path
+    sample_data_dir: Path, fake: FakeLLMServer, tmp_path: Path
 ) -> None:
-    env = kernel_env(tmp_path, AGNES_DATA_DIR=str(data_dir), ANTHROPIC_BASE_URL=fake.url)
+    env = kernel_env(tmp_path, AGNES_DATA_DIR=str(sample_data_dir), ANTHROPIC_BASE_URL=fake.url)
     with AgnesKernel(env, tmp_path) as k:
         ename, evalue = k.fails("%%ask --format sql --run\nHow many orders?")
         assert ename == "AgnesMagicError"
@@ -164,14 +164,14 @@ def test_no_api_key_fails_at_once_naming_the_variable(
 
 
 def test_traces_carry_the_kernel_session_notebook_and_cell(
-    data_dir: Path, fake: FakeLLMServer, tmp_path: Path
+    sample_data_dir: Path, fake: FakeLLMServer, tmp_path: Path
 ) -> None:
     from tests.fakes.posthog_server import FakePostHog
 
     with FakePostHog() as ph:
         env = kernel_env(
             tmp_path,
-            AGNES_DATA_DIR=str(data_dir),
+            AGNES_DATA_DIR=str(sample_data_dir),
             ANTHROPIC_API_KEY=API_KEY,
             ANTHROPIC_BASE_URL=fake.url,
             AGNES_LLM_MAX_RETRIES="0",

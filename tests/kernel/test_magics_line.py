@@ -14,13 +14,13 @@ from tests.support.magics_kernel import AgnesKernel, kernel_env
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sample_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_data(tmp_path_factory, "line", 2000)
 
 
 @pytest.fixture(scope="module")
-def kernel(data_dir: Path) -> Iterator[AgnesKernel]:
-    with kernel_on(data_dir) as k:
+def kernel(sample_data_dir: Path) -> Iterator[AgnesKernel]:
+    with kernel_on(sample_data_dir) as k:
         yield k
 
 
@@ -39,10 +39,10 @@ def test_tables_and_describe(kernel: AgnesKernel) -> None:
         assert ename == "AgnesMagicError" and "not found" in evalue
 
 
-def test_whoami_status_help_and_bad_commands(kernel: AgnesKernel, data_dir: Path) -> None:
+def test_whoami_status_help_and_bad_commands(kernel: AgnesKernel, sample_data_dir: Path) -> None:
     assert "<td>local</td>" in kernel.ok("%agnes whoami").html
     status = kernel.ok("%agnes status").html
-    assert str(data_dir) in status and "llm_api_key" in status
+    assert str(sample_data_dir) in status and "llm_api_key" in status
     assert "missing: set ANTHROPIC_API_KEY" in status
     help_text = kernel.ok("%agnes help").stdout
     assert "%agnes connect URL" in help_text and "%%sql" in help_text
@@ -66,14 +66,14 @@ def test_whoami_status_help_and_bad_commands(kernel: AgnesKernel, data_dir: Path
 
 
 def test_rebuild_while_another_kernel_holds_a_connection(
-    kernel: AgnesKernel, data_dir: Path, tmp_path: Path
+    kernel: AgnesKernel, sample_data_dir: Path, tmp_path: Path
 ) -> None:
     kernel.ok(
         "%%sql -o before\nCREATE TABLE keep_me AS SELECT 1 AS a; SELECT count(*) AS n FROM orders"
     )
     n_orders = kernel.value("int(before.n[0])")
-    make_extract(data_dir, "extra", {"extra_t": "SELECT range AS id FROM range(7)"})
-    env = kernel_env(tmp_path, AGNES_DATA_DIR=str(data_dir))
+    make_extract(sample_data_dir, "extra", {"extra_t": "SELECT range AS id FROM range(7)"})
+    env = kernel_env(tmp_path, AGNES_DATA_DIR=str(sample_data_dir))
     with AgnesKernel(env, tmp_path) as other:
         other.ok("%sql SELECT count(*) FROM orders")  # it holds the file open too
         run = other.ok("%agnes rebuild")
@@ -113,12 +113,12 @@ def test_without_data_the_error_says_what_to_set(tmp_path: Path) -> None:
 
 
 def test_loading_twice_is_harmless_and_works_in_a_plain_kernel(
-    kernel: AgnesKernel, data_dir: Path, tmp_path: Path
+    kernel: AgnesKernel, sample_data_dir: Path, tmp_path: Path
 ) -> None:
     kernel.ok("%load_ext jupyter_agnes\n%load_ext jupyter_agnes")
     kernel.ok("import jupyter_agnes\njupyter_agnes.load_ipython_extension(get_ipython())")
     kernel.ok("%sql SELECT 1 AS one")
-    env = kernel_env(tmp_path, AGNES_DATA_DIR=str(data_dir))
+    env = kernel_env(tmp_path, AGNES_DATA_DIR=str(sample_data_dir))
     with AgnesKernel(env, tmp_path, kernel_name="python3") as plain:
         assert plain.run("%sql SELECT 1").status == "error"  # not loaded yet
         plain.ok("%load_ext jupyter_agnes")

@@ -17,18 +17,18 @@ FOOTER = re.compile(r"showing ([\d,]+) of ([\d,]+) rows · (\d+\.\d\d) s")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sample_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_data(tmp_path_factory, "magics", 3000)
 
 
 @pytest.fixture(scope="module")
-def kernel(data_dir: Path) -> Iterator[AgnesKernel]:
-    with kernel_on(data_dir) as k:
+def kernel(sample_data_dir: Path) -> Iterator[AgnesKernel]:
+    with kernel_on(sample_data_dir) as k:
         yield k
 
 
-def truth(data_dir: Path, sql: str, params: dict | None = None) -> list[tuple]:
-    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+def truth(sample_data_dir: Path, sql: str, params: dict | None = None) -> list[tuple]:
+    con = duckdb.connect(str(sample_data_dir / "analytics.duckdb"), read_only=True)
     try:
         return con.execute(sql, params or {}).fetchall()
     finally:
@@ -39,8 +39,8 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_cell_result_footer_and_output_variable(kernel: AgnesKernel, data_dir: Path) -> None:
-    (total,) = truth(data_dir, "SELECT count(*) FROM order_items")[0]
+def test_cell_result_footer_and_output_variable(kernel: AgnesKernel, sample_data_dir: Path) -> None:
+    (total,) = truth(sample_data_dir, "SELECT count(*) FROM order_items")[0]
     run = kernel.ok("%%sql -o items --limit 3\nSELECT * FROM order_items ORDER BY order_item_id")
     match = FOOTER.search(run.html)
     assert match, run.html[-300:]
@@ -52,7 +52,7 @@ def test_cell_result_footer_and_output_variable(kernel: AgnesKernel, data_dir: P
         kernel.value("type(items).__module__.split('.')[0], len(items)") == f"('pandas', {total})"
     )
     assert kernel.value("list(items.columns)") == str(
-        [r[0] for r in truth(data_dir, "DESCRIBE order_items")]
+        [r[0] for r in truth(sample_data_dir, "DESCRIBE order_items")]
     )
     # the plain-text fallback carries the same footer
     plain = [
@@ -61,8 +61,8 @@ def test_cell_result_footer_and_output_variable(kernel: AgnesKernel, data_dir: P
     assert FOOTER.search(plain[-1])
 
 
-def test_default_limit_var_and_formats(kernel: AgnesKernel, data_dir: Path) -> None:
-    (n_orders,) = truth(data_dir, "SELECT count(*) FROM orders")[0]
+def test_default_limit_var_and_formats(kernel: AgnesKernel, sample_data_dir: Path) -> None:
+    (n_orders,) = truth(sample_data_dir, "SELECT count(*) FROM orders")[0]
     run = kernel.ok("%%sql\nSELECT * FROM orders")
     assert FOOTER.search(run.html).group(1, 2) == ("20", f"{n_orders:,}")
     assert kernel.value("len(_sql)") == str(n_orders)
@@ -88,9 +88,9 @@ def test_cell_executes_exactly_once(kernel: AgnesKernel) -> None:
     assert kernel.value("int(first.v[0]), int(second.v[0])") == "(1, 2)"
 
 
-def test_parameters_are_bound_from_the_namespace(kernel: AgnesKernel, data_dir: Path) -> None:
+def test_parameters_are_bound_from_the_namespace(kernel: AgnesKernel, sample_data_dir: Path) -> None:
     (expected,) = truth(
-        data_dir, "SELECT count(*) FROM customers WHERE region = $r", {"r": "Europe"}
+        sample_data_dir, "SELECT count(*) FROM customers WHERE region = $r", {"r": "Europe"}
     )[0]
     kernel.ok("region = 'Europe'")
     kernel.ok("%%sql -o n\nSELECT count(*) AS n FROM customers WHERE region = $region")
@@ -98,7 +98,7 @@ def test_parameters_are_bound_from_the_namespace(kernel: AgnesKernel, data_dir: 
     kernel.ok("import datetime\nsince = datetime.date(2024, 1, 1)")
     kernel.ok("%sql -o recent SELECT count(*) AS n FROM orders WHERE order_date >= $since")
     (recent,) = truth(
-        data_dir, "SELECT count(*) FROM orders WHERE order_date >= DATE '2024-01-01'"
+        sample_data_dir, "SELECT count(*) FROM orders WHERE order_date >= DATE '2024-01-01'"
     )[0]
     assert kernel.value("recent.n[0]") == str(recent)
     ename, evalue = kernel.fails("%%sql\nSELECT * FROM orders WHERE customer_id = $no_such_var")
@@ -152,9 +152,9 @@ def test_sql_errors_raise_real_exceptions(kernel: AgnesKernel) -> None:
 
 
 def test_ddl_and_multi_statement_cells_use_scratch(
-    kernel: AgnesKernel, data_dir: Path, tmp_path: Path
+    kernel: AgnesKernel, sample_data_dir: Path, tmp_path: Path
 ) -> None:
-    analytics = data_dir / "analytics.duckdb"
+    analytics = sample_data_dir / "analytics.duckdb"
     before = digest(analytics), analytics.stat().st_mtime_ns
     run = kernel.ok(
         "%%sql -o mine\n"
@@ -170,10 +170,10 @@ def test_ddl_and_multi_statement_cells_use_scratch(
     assert ename == "AgnesMagicError"
     assert (digest(analytics), analytics.stat().st_mtime_ns) == before
     assert truth(
-        data_dir, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'intruder'"
+        sample_data_dir, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'intruder'"
     ) == [(0,)]
     # Scratch is per kernel: a second kernel on the same data does not see my_orders.
-    env = kernel_env(tmp_path, AGNES_DATA_DIR=str(data_dir))
+    env = kernel_env(tmp_path, AGNES_DATA_DIR=str(sample_data_dir))
     with AgnesKernel(env, tmp_path) as other:
         ename, evalue = other.fails("%sql SELECT * FROM my_orders")
         assert ename == "AgnesMagicError" and "my_orders" in evalue

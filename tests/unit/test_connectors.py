@@ -21,13 +21,6 @@ def visible(data_dir: Path) -> list[str]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
 def files(tmp_path: Path) -> Path:
     d = tmp_path / "files"
     d.mkdir()

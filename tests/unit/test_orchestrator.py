@@ -26,13 +26,6 @@ from tests.support.datahelpers import make_extract, make_raw_extract, meta_row
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
 def orch(data_dir: Path) -> SyncOrchestrator:
     o = SyncOrchestrator(data_dir)
     yield o

@@ -21,9 +21,10 @@ from tests.support.datahelpers import make_extract, wait_done
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    make_extract(tmp_path, "shop", {"orders": "SELECT range AS id FROM range(50)"})
-    return tmp_path
+def shop_data_dir(data_dir: Path) -> Path:
+    """The fresh data dir with one source, `shop`, to sync."""
+    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(50)"})
+    return data_dir
 
 
 def tracker(data_dir: Path, store=None) -> SyncJobs:
@@ -46,47 +47,47 @@ def add_row(store, runner: str, status: str = "running") -> str:
     return job_id
 
 
-def test_a_finished_job_is_read_back_by_a_new_tracker(data_dir):
-    first = tracker(data_dir)
+def test_a_finished_job_is_read_back_by_a_new_tracker(shop_data_dir):
+    first = tracker(shop_data_dir)
     job = first.start(None, "boss@example.com")
     done = wait_done(first, job["id"])
     assert done["status"] == "done" and done["report"]["sources"] == {"shop": ["orders"]}
     assert done["progress"]["done"] == done["progress"]["total"] > 0
-    again = tracker(data_dir).get(job["id"])  # a restarted server: nothing in memory
+    again = tracker(shop_data_dir).get(job["id"])  # a restarted server: nothing in memory
     assert again == done
     assert again["finished_at"] >= again["created_at"]
 
 
-def test_a_failed_job_keeps_its_error(data_dir):
-    (data_dir / "analytics.duckdb").mkdir()  # the build cannot be swapped in
-    jobs = tracker(data_dir)
+def test_a_failed_job_keeps_its_error(shop_data_dir):
+    (shop_data_dir / "analytics.duckdb").mkdir()  # the build cannot be swapped in
+    jobs = tracker(shop_data_dir)
     job = wait_done(jobs, jobs.start(None, "boss@example.com")["id"])
     assert job["status"] == "failed" and job["error"], job
-    assert str(data_dir) not in job["error"] and "<data-dir>/analytics.duckdb" in job["error"]
-    assert tracker(data_dir).get(job["id"])["error"] == job["error"]
+    assert str(shop_data_dir) not in job["error"] and "<data-dir>/analytics.duckdb" in job["error"]
+    assert tracker(shop_data_dir).get(job["id"])["error"] == job["error"]
 
 
-def test_a_job_whose_process_died_reads_as_interrupted(data_dir):
-    store = open_store(data_dir)
+def test_a_job_whose_process_died_reads_as_interrupted(shop_data_dir):
+    store = open_store(shop_data_dir)
     job_id = add_row(store, dead_runner())
-    job = tracker(data_dir, store).get(job_id)
+    job = tracker(shop_data_dir, store).get(job_id)
     assert job["status"] == "interrupted" and job["error"] == INTERRUPTED
 
 
-def test_a_job_of_this_process_without_a_thread_reads_as_interrupted(data_dir):
-    store = open_store(data_dir)
-    jobs = tracker(data_dir, store)
+def test_a_job_of_this_process_without_a_thread_reads_as_interrupted(shop_data_dir):
+    store = open_store(shop_data_dir)
+    jobs = tracker(shop_data_dir, store)
     job_id = add_row(store, jobs.runner, status="queued")
     assert jobs.get(job_id)["status"] == "interrupted"
 
 
-def test_live_and_remote_runners_are_trusted(data_dir):
-    store = open_store(data_dir)
+def test_live_and_remote_runners_are_trusted(shop_data_dir):
+    store = open_store(shop_data_dir)
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
         try:
             assert runner_alive(runner_name(live.pid))
             job_id = add_row(store, runner_name(live.pid))
-            assert tracker(data_dir, store).get(job_id)["status"] == "running"
+            assert tracker(shop_data_dir, store).get(job_id)["status"] == "running"
         finally:
             live.kill()
         live.wait()
@@ -95,16 +96,16 @@ def test_live_and_remote_runners_are_trusted(data_dir):
     assert not runner_alive(f"{socket.gethostname()}:{live.pid}:")  # never started here
 
 
-def test_a_reused_pid_is_not_the_runner(data_dir):
+def test_a_reused_pid_is_not_the_runner(shop_data_dir):
     pid, ticks = runner_name().split(":")[1:]
     assert runner_alive(f"{socket.gethostname()}:{pid}:{ticks}")
     assert not runner_alive(f"{socket.gethostname()}:{pid}:{int(ticks) + 1}")
 
 
-def test_old_jobs_are_pruned(data_dir, monkeypatch):
+def test_old_jobs_are_pruned(shop_data_dir, monkeypatch):
     monkeypatch.setattr(jobs_module, "KEEP_JOBS", 3)
-    store = open_store(data_dir)
-    jobs = tracker(data_dir, store)
+    store = open_store(shop_data_dir)
+    jobs = tracker(shop_data_dir, store)
     ids = []
     for _ in range(5):
         ids.append(jobs.start(None, "boss@example.com")["id"])
