@@ -1,11 +1,11 @@
-# The two commands: `make run` and `make test`. Both build .venv themselves.
+# The two commands: `make run` and `make test` (`make test-unit` for the fast tests). Both build .venv themselves.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= .agnes-data
 PORT ?= 8888
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test test-unit lint bench system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,14 @@ system-deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	  else echo "missing: sudo apt-get install $(APT_PACKAGES)"; exit 1; fi; fi
 
-# One pytest run: unit, server, kernel and browser tests, then every notebook through nbval.
+# One pytest run: unit, server, kernel, browser and postgres tests, then every notebook through nbval.
 NBVAL := --nbval-lax --nbval-kernel-name agnes --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 test: $(VENV)/.test-installed system-deps
 	$(PY) -m pytest tests notebooks $(NBVAL)
+
+# The fast in-process tests only (tests/unit): no servers, kernels or browsers.
+test-unit: $(VENV)/.test-installed
+	$(PY) -m pytest tests/unit
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check jupyter_agnes server_extension tests benchmarks
