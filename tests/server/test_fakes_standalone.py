@@ -1,5 +1,5 @@
 """The fakes run as their own processes, as kernels and `jupyter agnes serve` use them
-(the in-process fakes are exercised by the unit tests)."""
+(the other tests start them in-process)."""
 
 from __future__ import annotations
 
