@@ -1,4 +1,4 @@
-# The two commands: `make run` and `make test`. Both build .venv themselves.
+# The two commands: `make run` and `make test` (`make test-unit` for the fast tests). Both build .venv themselves.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ RUN_VENV := .venv-run
 DATA_DIR ?= .agnes-data
 PORT ?= 8888
 
-.PHONY: run test test-notebooks lint bench system-deps clean
+.PHONY: run test test-unit test-notebooks lint bench system-deps clean
 
 # What `make run` installs: the package and its runtime dependencies, nothing else. A pattern
 # rule, so the notebook check below builds $(RUN_VENV) by exactly the same recipe.
@@ -35,8 +35,8 @@ system-deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	  else echo "missing: sudo apt-get install $(APT_PACKAGES)"; exit 1; fi; fi
 
-# Unit, server, kernel and browser tests with the test extras; then every shipped notebook
-# through nbval in `make run`'s environment, where a test-only package cannot help it pass.
+# Unit, server, kernel, browser and postgres tests with the test extras; then every shipped
+# notebook through nbval in `make run`'s environment, where a test-only package cannot help it pass.
 NBVAL := --nbval-lax --nbval-kernel-name agnes --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 test: $(VENV)/.test-installed system-deps
 	$(PY) -m pytest tests
@@ -50,6 +50,10 @@ $(RUN_VENV)/.runner-installed: $(RUN_VENV)/.installed
 
 test-notebooks: $(RUN_VENV)/.runner-installed
 	$(RUN_VENV)/bin/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
+
+# The fast in-process tests only (tests/unit): no servers, kernels or browsers.
+test-unit: $(VENV)/.test-installed
+	$(PY) -m pytest tests/unit
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check jupyter_agnes server_extension tests benchmarks

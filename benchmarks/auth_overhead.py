@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from common import free_port, load_tool, process, requests_per_second
-from server_process import bootstrap_pat
+
+from tests.support.server_process import bootstrap_pat
 
 PY = sys.executable
 

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+# The repo root, so the test helpers import as tests.… (one import root with pytest).
+sys.path.insert(0, str(ROOT))
 
-from server_process import free_port, spawn, stop_process_group, wait_healthy  # noqa: E402
+from tests.support.server_process import free_port, spawn, stop_process_group, wait_healthy  # noqa: E402
 
 __all__ = ["free_port", "load_tool", "process", "requests_per_second"]
 

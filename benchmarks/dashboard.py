@@ -22,9 +22,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from common import ROOT, process  # also puts tests/ on sys.path
-from fakes.posthog_server import FakePostHog
-from server_process import free_port
+from common import ROOT, process  # also puts the repo root on sys.path
+
+from tests.fakes.posthog_server import FakePostHog
+from tests.support.server_process import free_port
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -27,9 +27,13 @@ import duckdb
 import pyarrow as pa
 import requests
 from common import process
-from server_process import agnes_cli, bootstrap_pat, free_port  # tests/ on sys.path via common
 
 from jupyter_agnes.orchestrator import ExtractWriter, SyncOrchestrator, analytics_path
+from tests.support.server_process import (  # repo root on sys.path via common
+    agnes_cli,
+    bootstrap_pat,
+    free_port,
+)
 
 PY = sys.executable
 TABLES_PER_SOURCE = 5

@@ -28,16 +28,14 @@ import tracemalloc
 from pathlib import Path
 
 import requests
-from common import ROOT, load_tool, process, requests_per_second
-from fakes.posthog_server import FakePostHog  # tests/ is on sys.path via common
-from server_process import bootstrap_pat, free_port
-
-sys.path.insert(0, str(ROOT))
+from common import load_tool, process, requests_per_second
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from jupyter_agnes.observability.posthog_client import ObservabilitySettings
 from jupyter_agnes.observability.snippet import CONFIG_ELEMENT_ID
 from server_extension.html_snippet import PostHogSnippetTransform
+from tests.fakes.posthog_server import FakePostHog  # repo root on sys.path via common
+from tests.support.server_process import bootstrap_pat, free_port
 
 PY = sys.executable
 API_KEY = "phc_benchmark0000000000000000000000000000000"

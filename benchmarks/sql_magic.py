@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import common  # noqa: F401  (puts tests/ on sys.path)
+import common  # noqa: F401  (puts the repo root on sys.path)
 
 BIG_SELECT = (
     "SELECT range AS id, range * 0.5 AS x, 'customer ' || (range % 5000) AS name, "
@@ -40,9 +40,8 @@ SMALL = "SELECT 42"
 
 
 def build_data(rows: int) -> Path:
-    from datahelpers import make_extract
-
     from jupyter_agnes.orchestrator import SyncOrchestrator
+    from tests.support.datahelpers import make_extract
 
     data_dir = Path(tempfile.mkdtemp(prefix="agnes-bench-sql-"))
     make_extract(data_dir, "bench", {"big": BIG_SELECT.format(rows=rows)})

@@ -12,6 +12,30 @@ import os
 
 log = logging.getLogger("jupyter_agnes")
 
+# Every environment variable jupyter_agnes reads (or hands to the LLM SDKs it configures):
+# config/agnes.env.template documents each one. Tests clear them all before each test.
+KNOWN_PREFIXES = ("AGNES_", "POSTHOG_", "GOOGLE_")
+KNOWN_NAMES = frozenset({
+    "LOCAL_DEV_MODE",
+    "LOCAL_DEV_USER_EMAIL",
+    "LOCAL_DEV_GROUPS",
+    "SCHEDULER_API_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_BASE_URL",
+    "RELEASE_CHANNEL",
+    "JPY_SESSION_NAME",
+    # jupyter-server's own, read only to tell whether kernels run on a gateway.
+    "JUPYTER_GATEWAY_URL",
+})
+
+
+def is_known(name: str) -> bool:
+    """Whether `name` is one of jupyter_agnes's environment knobs."""
+    return name in KNOWN_NAMES or name.startswith(KNOWN_PREFIXES)
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from fakes.llm_server import FakeLLMServer  # noqa: E402
-from server_process import agnes_cli, agnes_server, bootstrap_pat  # noqa: E402
+from tests.fakes.llm_server import FakeLLMServer  # noqa: E402
+from tests.support.server_process import agnes_cli, agnes_server, bootstrap_pat  # noqa: E402
 
 SAMPLE_ROWS = "20000"
 # What the fake LLM answers for text-to-SQL in 02-ask-agnes.ipynb.

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real jupyter-server (pytest-jupyter) running the Agnes extension."""
+"""Shared fixtures: a real jupyter-server (pytest-jupyter) running the Agnes extension,
+one fresh data dir, an environment without Agnes knobs, and kind markers from folders."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from jupyter_agnes import envknobs
+
 if TYPE_CHECKING:
     from jupyter_agnes.auth.service import AuthService
     from jupyter_agnes.store.engine import Store
@@ -17,24 +20,51 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-# Keep every test hermetic: no telemetry, no dev shortcuts leaking in from the shell.
-for _var in (
-    "POSTHOG_API_KEY",
-    "LOCAL_DEV_MODE",
-    "SCHEDULER_API_TOKEN",
-    "AGNES_JWT_SECRET",
-    "AGNES_DB_URL",
-    "GOOGLE_CLIENT_ID",
-    "GOOGLE_CLIENT_SECRET",
-):
-    os.environ.pop(_var, None)
+TESTS_DIR = Path(__file__).resolve().parent
+# Each test lives in the folder of what it needs; the folder is also its marker (pyproject).
+KINDS = ("unit", "server", "kernel", "browser", "postgres", "hub")
+
+
+def knobs_in_environ() -> list[str]:
+    """The environment variables set now that jupyter_agnes reads (envknobs.is_known)."""
+    return [name for name in os.environ if envknobs.is_known(name)]
+
+
+# Module-scoped fixtures (kernels, `jupyter agnes serve`) start before any function fixture
+# and inherit os.environ, so a developer's shell is scrubbed once here as well.
+for _name in knobs_in_environ():
+    del os.environ[_name]
+
+
+@pytest.fixture(autouse=True)
+def no_environment_knobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without any knob, whatever set one before it; tests set their own."""
+    for name in knobs_in_environ():
+        monkeypatch.delenv(name)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.resolve()
+        if path.is_relative_to(TESTS_DIR):  # not notebooks/
+            kind = path.relative_to(TESTS_DIR).parts[0]
+            if kind in KINDS:
+                item.add_marker(kind)
 
 
 @pytest.fixture
-def agnes_data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "agnes-data"
+def data_dir(tmp_path: Path) -> Path:
+    """A fresh, empty data dir, 0700 like the ones Agnes creates."""
+    path = tmp_path / "data"
     path.mkdir(mode=0o700)
+    path.chmod(0o700)  # whatever the umask
     return path
+
+
+@pytest.fixture
+def agnes_data_dir(data_dir: Path) -> Path:
+    """The data dir the in-process jupyter-server (jp_serverapp) runs Agnes on."""
+    return data_dir
 
 
 @pytest.fixture

@@ -1,0 +1,53 @@
+"""RBAC through the real authorizer: viewers vs analysts with a `lab` grant vs admins."""
+
+from __future__ import annotations
+
+from tests.support.apihelpers import bearer, call
+
+LAB_PATHS = [
+    ("api", "kernels"),
+    ("api", "contents"),
+    ("api", "sessions"),
+    ("api", "kernelspecs"),
+    ("api", "terminals"),
+    ("lab",),
+]
+
+
+async def test_viewer_is_refused_lab_resources(jp_fetch, agnes):
+    viewer = agnes.pat("viewer@example.com")
+    for path in LAB_PATHS:
+        resp = await call(jp_fetch, *path, headers=bearer(viewer))
+        assert resp.code == 403, path
+    # but may use who-am-I and their own tokens
+    assert (await call(jp_fetch, "agnes", "api", "me", headers=bearer(viewer))).code == 200
+    assert (await call(jp_fetch, "agnes", "api", "tokens", headers=bearer(viewer))).code == 200
+    resp = await call(jp_fetch, "api", "kernels", method="POST", headers=bearer(viewer), body="{}")
+    assert resp.code == 403
+
+
+async def test_analyst_with_lab_grant_and_admin_get_in(jp_fetch, jp_base_url, agnes):
+    agnes.user("analyst@example.com", groups=("analysts",))
+    agnes.grant("analysts", "lab", "*")
+    analyst = agnes.pat("analyst@example.com")
+    admin = agnes.pat("root@example.com", admin=True)
+    for token in (analyst, admin):
+        for path in LAB_PATHS:
+            resp = await call(jp_fetch, *path, headers=bearer(token))
+            if path == ("lab",):  # /lab opens the user's own workspace (test_lab_isolation)
+                assert resp.code == 302, resp.code
+                own = resp.headers["Location"][len(jp_base_url) :].split("/")
+                resp = await call(jp_fetch, *own, headers=bearer(token))
+            assert resp.code == 200, (path, resp.code)
+
+
+async def test_grant_removal_applies_to_the_next_request(jp_fetch, agnes):
+    from jupyter_agnes.store import directory
+
+    agnes.user("temp@example.com", groups=("temps",))
+    agnes.grant("temps", "lab", "*")
+    token = agnes.pat("temp@example.com")
+    assert (await call(jp_fetch, "api", "contents", headers=bearer(token))).code == 200
+    with agnes.store.write() as s:
+        directory.remove_grant(s, directory.get_group(s, "temps"), "lab", "*")
+    assert (await call(jp_fetch, "api", "contents", headers=bearer(token))).code == 403
