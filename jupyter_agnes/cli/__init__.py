@@ -6,29 +6,46 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from jupyter_agnes._version import __version__
-from jupyter_agnes.cli.common import CLIError
+from jupyter_agnes.cli.common import CLIError, HelpFormatter
 
 __all__ = ["CLIError", "build_parser", "main", "run"]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """Usage mistakes are one line too (subcommand parsers inherit this class)."""
+    """Usage mistakes are one line too, and help keeps its examples' line breaks
+    (subcommand parsers inherit this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+START_HERE = """\
+Start here:
+  jupyter agnes quickstart                 sample data, an admin, the notebooks, then Lab
+  jupyter agnes user add ann@example.com   then give a group of hers a grant
+  jupyter agnes grant --help               what a group can be granted
+
+Every command has its own --help, e.g. `jupyter agnes user add --help`."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     from jupyter_agnes.cli import admin, data, serve
 
     parser = OneLineErrorParser(
-        prog="jupyter agnes", description="Agnes: data, identity and dashboards for Jupyter."
+        prog="jupyter agnes",
+        description="Agnes: data, identity and dashboards for Jupyter.\n"
+        "The commands work on the data dir directly, with or without a running server.",
+        epilog=START_HERE,
     )
     parser.add_argument("--version", action="version", version=__version__)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     serve.add_commands(sub)
     admin.add_commands(sub)

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from jupyter_agnes.auth import admin_ops
-from jupyter_agnes.auth.credentials import create_login_code
+from jupyter_agnes.auth.credentials import LOGIN_CODE_MAX_MINUTES, create_login_code
 from jupyter_agnes.auth.principal import Operator
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.cli.common import CLIError, command, store_for
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store
-from jupyter_agnes.store.models import RESOURCE_TYPES
+from jupyter_agnes.store.models import GRANT_TYPES, RESOURCE_TYPES
 
 # The CLI acts as the operator on the server's machine: audited as "cli", never "yourself".
 CLI = Operator()
@@ -129,51 +130,141 @@ def cmd_revoke_grant(args: argparse.Namespace) -> int:
     return 0
 
 
+EMAIL_HELP = "the user's email address (their sign-in name)"
+GROUP_HELP = "the group's name (created if missing), e.g. Sales or a Google group's email"
+
+
+def grant_types_epilog() -> str:
+    """What ID is for each grant type, and an example of each: from the one definition
+    of grant types, so a new type shows up here by itself."""
+    width = max(map(len, GRANT_TYPES)) + 4
+    kinds = [
+        textwrap.fill(
+            t.id_names, 78, initial_indent=f"  {rtype:<{width - 2}}", subsequent_indent=" " * width
+        )
+        for rtype, t in GRANT_TYPES.items()
+    ]
+    examples = [
+        f"  jupyter agnes grant Sales {rtype} {t.example}" for rtype, t in GRANT_TYPES.items()
+    ]
+    return "What ID is, per TYPE:\n" + "\n".join(kinds) + "\n\nExamples:\n" + "\n".join(examples)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     with command(
-        sub, "bootstrap", cmd_bootstrap, help="create the first admin and print a PAT"
+        sub,
+        "bootstrap",
+        cmd_bootstrap,
+        help="create the first admin and print their PAT",
+        description="Create the first admin (a member of the Admin group) and print a personal"
+        " access token (PAT) for them.\nRefused once an admin exists: then use `user add"
+        " --admin` or `token create`.",
+        epilog="Example:\n  jupyter agnes bootstrap --email you@example.com --name 'Your Name'",
     ) as p:
-        p.add_argument("--email", required=True)
-        p.add_argument("--name", default="")
+        p.add_argument("--email", required=True, help=EMAIL_HELP)
+        p.add_argument("--name", default="", help="their display name (default: none)")
 
-    user = sub.add_parser("user", help="add or deactivate users").add_subparsers(
-        dest="user_command", required=True
-    )
-    with command(user, "add", cmd_user_add) as p:
-        p.add_argument("email")
-        p.add_argument("--name", default="")
-        p.add_argument("--admin", action="store_true")
-    with command(user, "deactivate", cmd_user_deactivate) as p:
-        p.add_argument("email")
+    user = sub.add_parser(
+        "user",
+        help="add or deactivate users",
+        description="Add or deactivate users. A user is in the Everyone group and sees what"
+        " their groups are granted (see `jupyter agnes grant --help`).",
+    ).add_subparsers(dest="user_command", required=True, metavar="COMMAND", title="commands")
+    with command(
+        user,
+        "add",
+        cmd_user_add,
+        help="add a user (refused if the email is taken)",
+        epilog="Examples:\n  jupyter agnes user add ann@example.com --name Ann\n"
+        "  jupyter agnes user add boss@example.com --admin",
+    ) as p:
+        p.add_argument("email", metavar="EMAIL", help=EMAIL_HELP)
+        p.add_argument("--name", default="", help="their display name (default: none)")
+        p.add_argument("--admin", action="store_true", help="also put them in the Admin group")
+    with command(
+        user,
+        "deactivate",
+        cmd_user_deactivate,
+        help="deactivate a user: their sessions end and their PATs stop working",
+    ) as p:
+        p.add_argument("email", metavar="EMAIL", help=EMAIL_HELP)
 
-    token = sub.add_parser("token", help="create or revoke personal access tokens").add_subparsers(
-        dest="token_command", required=True
-    )
-    with command(token, "create", cmd_token_create) as p:
-        p.add_argument("--email", required=True)
-        p.add_argument("--name", required=True)
-        p.add_argument("--expires-in-days", type=int, default=None)
-    with command(token, "revoke", cmd_token_revoke) as p:
-        p.add_argument("id")
+    token = sub.add_parser(
+        "token",
+        help="create or revoke personal access tokens (PATs)",
+        description="Create or revoke personal access tokens (PATs): what scripts and"
+        " notebooks send as `Authorization: Bearer …` to the REST API.",
+    ).add_subparsers(dest="token_command", required=True, metavar="COMMAND", title="commands")
+    with command(
+        token,
+        "create",
+        cmd_token_create,
+        help="create a PAT for a user and print it (it is shown only once)",
+        epilog="Example:\n  jupyter agnes token create --email ann@example.com --name laptop",
+    ) as p:
+        p.add_argument("--email", required=True, help=EMAIL_HELP)
+        p.add_argument("--name", required=True, help="a label for the token, e.g. laptop")
+        p.add_argument(
+            "--expires-in-days",
+            type=int,
+            default=None,
+            metavar="DAYS",
+            help="its lifetime (default: 90; at most $AGNES_PAT_MAX_DAYS, 365 if unset)",
+        )
+    with command(token, "revoke", cmd_token_revoke, help="revoke a PAT by its id") as p:
+        p.add_argument(
+            "id",
+            metavar="ID",
+            help="the token's id, not the token itself (GET /agnes/api/admin/tokens lists them)",
+        )
 
-    link_help = "print a one-time browser login link"
-    with command(sub, "login-link", cmd_login_link, help=link_help) as p:
-        p.add_argument("--email", required=True)
-        p.add_argument("--minutes", type=int, default=10)
-        p.add_argument("--url", default=None, help="server URL (default: the running server's)")
+    with command(
+        sub,
+        "login-link",
+        cmd_login_link,
+        help="print a one-time browser login link for a user",
+        description="Print a one-time browser login link for a user: opening it signs them in.",
+        epilog="Example:\n  jupyter agnes login-link --email ann@example.com --minutes 30",
+    ) as p:
+        p.add_argument("--email", required=True, help=EMAIL_HELP)
+        p.add_argument(
+            "--minutes",
+            type=int,
+            default=10,
+            help=f"how long the link works (default: 10, at most {LOGIN_CODE_MAX_MINUTES})",
+        )
+        p.add_argument(
+            "--url", default=None, help="the server's URL (default: the running server's)"
+        )
 
-    group = sub.add_parser("group", help="manage group membership").add_subparsers(
-        dest="group_command", required=True
-    )
-    with command(group, "add-member", cmd_group_add_member) as p:
-        p.add_argument("group")
-        p.add_argument("email")
+    group = sub.add_parser(
+        "group",
+        help="manage group membership",
+        description="Manage group membership. Grants go to groups, so a user gets what"
+        " their groups are granted.",
+    ).add_subparsers(dest="group_command", required=True, metavar="COMMAND", title="commands")
+    with command(
+        group,
+        "add-member",
+        cmd_group_add_member,
+        help="put a user in a group (both created if missing)",
+        epilog="Example:\n  jupyter agnes group add-member Sales ann@example.com",
+    ) as p:
+        p.add_argument("group", metavar="GROUP", help=GROUP_HELP)
+        p.add_argument("email", metavar="EMAIL", help=EMAIL_HELP)
 
-    for name, func, text in (
-        ("grant", cmd_grant, "grant a resource to a group"),
-        ("revoke-grant", cmd_revoke_grant, "remove a grant from a group"),
+    type_epilog = grant_types_epilog()
+    for name, func, text, group_help in (
+        ("grant", cmd_grant, "grant a group a table, a dashboard or JupyterLab", GROUP_HELP),
+        ("revoke-grant", cmd_revoke_grant, "remove a grant from a group", "the group's name"),
     ):
-        with command(sub, name, func, help=text) as p:
-            p.add_argument("group")
-            p.add_argument("type", choices=RESOURCE_TYPES, help="the grant type")
-            p.add_argument("id")
+        epilog = type_epilog.replace("agnes grant ", f"agnes {name} ")
+        with command(sub, name, func, help=text, epilog=epilog) as p:
+            p.add_argument("group", metavar="GROUP", help=group_help)
+            p.add_argument(
+                "type",
+                choices=RESOURCE_TYPES,
+                metavar="TYPE",
+                help=f"the grant's type: {', '.join(RESOURCE_TYPES)}",
+            )
+            p.add_argument("id", metavar="ID", help="what of that TYPE (see below)")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from jupyter_agnes.cli.common import command
+from jupyter_agnes.cli.common import command, sentence
 from jupyter_agnes.paths import resolve_data_dir
 
 
@@ -107,27 +107,76 @@ def _positive(text: str) -> int:
     return value
 
 
+NO_REBUILD_HELP = "do not rebuild analytics.duckdb afterwards (run `jupyter agnes rebuild` later)"
+
+
 def add_data_commands(subparsers: Any) -> None:
     """Register the data commands on the `jupyter agnes` sub-parser collection."""
     from jupyter_agnes.connectors.sample_data import DEFAULT_ROWS, DEFAULT_SEED
 
-    extract = subparsers.add_parser("extract", help="Turn data into an extract")
-    kinds = extract.add_subparsers(dest="extract_kind", metavar="KIND")
+    extract = subparsers.add_parser(
+        "extract",
+        help="turn data into an extract (a source's tables), then rebuild analytics",
+        description="Turn data into an extract: one source's tables, stored in the data dir."
+        " Then analytics.duckdb is rebuilt, so the tables can be queried and granted.",
+    )
+    kinds = extract.add_subparsers(dest="extract_kind", metavar="KIND", title="kinds")
     kinds.required = True
-    local_help = "A folder of CSV, Parquet and JSON files"
-    with command(kinds, "local", cmd_extract_local, help=local_help) as local:
-        local.add_argument("--source", required=True, help="Source name (letters, digits, _)")
-        local.add_argument("--path", required=True, help="Folder holding the files")
-        local.add_argument("--no-rebuild", action="store_true", help="Do not rebuild analytics")
-
-    sample_help = "Generate the synthetic sales extract"
-    with command(subparsers, "sample-data", cmd_sample_data, help=sample_help) as sample:
-        sample.add_argument(
-            "--rows", type=_positive, default=DEFAULT_ROWS, help="About N order items"
+    local_help = "extract a folder of CSV, Parquet and JSON files: one table per file"
+    with command(
+        kinds,
+        "local",
+        cmd_extract_local,
+        help=local_help,
+        description=sentence(local_help)
+        + "\nEach file directly in the folder becomes a table named after it (orders.csv is"
+        " `orders`); a file that cannot be read is reported and skipped.",
+        epilog="Example:\n  jupyter agnes extract local --source crm --path ~/exports/crm",
+    ) as local:
+        local.add_argument(
+            "--source",
+            required=True,
+            help="the source's name (letters, digits, _); extracting it again replaces it",
         )
-        sample.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Random seed")
-        sample.add_argument("--no-rebuild", action="store_true", help="Do not rebuild analytics")
+        local.add_argument("--path", required=True, metavar="DIR", help="the folder of files")
+        local.add_argument("--no-rebuild", action="store_true", help=NO_REBUILD_HELP)
 
-    rebuild_help = "Rebuild analytics.duckdb from the extracts"
-    with command(subparsers, "rebuild", cmd_rebuild, help=rebuild_help) as rebuild:
-        rebuild.add_argument("--source", default=None, help="Rebuild only this source")
+    sample_help = "generate the synthetic sales extract (source `sample`)"
+    with command(
+        subparsers,
+        "sample-data",
+        cmd_sample_data,
+        help=sample_help,
+        description=sentence(sample_help)
+        + "\nIts tables: customers, products, orders and order_items.",
+        epilog="Example (a small, quick one):\n  jupyter agnes sample-data --rows 10000",
+    ) as sample:
+        sample.add_argument(
+            "--rows",
+            type=_positive,
+            default=DEFAULT_ROWS,
+            metavar="N",
+            help=f"about N order items (default: {DEFAULT_ROWS})",
+        )
+        sample.add_argument(
+            "--seed",
+            type=int,
+            default=DEFAULT_SEED,
+            help=f"the random seed: the same seed gives the same data (default: {DEFAULT_SEED})",
+        )
+        sample.add_argument("--no-rebuild", action="store_true", help=NO_REBUILD_HELP)
+
+    rebuild_help = "rebuild analytics.duckdb from the extracts"
+    with command(
+        subparsers,
+        "rebuild",
+        cmd_rebuild,
+        help=rebuild_help,
+        description=sentence(rebuild_help)
+        + "\nPrints each source's tables (the ids for `jupyter agnes grant GROUP table ID`).",
+    ) as rebuild:
+        rebuild.add_argument(
+            "--source",
+            default=None,
+            help="re-read only this source; the others stay as last built (default: all)",
+        )

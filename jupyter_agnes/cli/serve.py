@@ -133,19 +133,48 @@ def _make_sample_data(data_dir: str) -> None:
         raise CLIError("sample data generation failed")
 
 
+LAB_OPTIONS = (
+    "Any other option goes to JupyterLab as --Class.trait=value, e.g."
+    " --ServerApp.root_dir=/srv/notebooks or --ServerApp.base_url=/agnes/."
+)
+SERVE_DESCRIPTION = (
+    "Start JupyterLab with Agnes on the data dir, without opening a browser. Its kernels get"
+    f" AGNES_DATA_DIR and AGNES_URL.\n{LAB_OPTIONS}\n\n"
+    "Example:\n  jupyter agnes serve --port 8890 --ServerApp.root_dir=/srv/notebooks"
+)
+QUICKSTART_DESCRIPTION = (
+    "The first run in one command: generate the sample data (once), make an admin, print a"
+    " fresh PAT and a one-time login link, copy the example notebooks and dashboards into"
+    " <data dir>/workspace (unless you pass --ServerApp.root_dir; your copies are never"
+    " overwritten), then serve as `jupyter agnes serve` does. Safe to run again: data and"
+    f" notebooks are kept.\n{LAB_OPTIONS}\n\n"
+    "Example (what `make run` runs):\n  jupyter agnes quickstart --data-dir .agnes-data --port 8888"
+)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for name, func, text in (
-        ("serve", cmd_serve, "start JupyterLab with Agnes (no browser)"),
+    for name, func, text, description in (
+        ("serve", cmd_serve, "start JupyterLab with Agnes (no browser)", SERVE_DESCRIPTION),
         (
             "quickstart",
             cmd_quickstart,
             "sample data, an admin, a PAT, a login link and the example notebooks, then serve",
+            QUICKSTART_DESCRIPTION,
         ),
     ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--ip", default="127.0.0.1")
-        p.add_argument("--port", type=int, default=8888)
+        p = sub.add_parser(name, help=text, description=description)
+        p.add_argument(
+            "--ip", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)"
+        )
+        port_help = "the port to listen on (default: 8888)"
+        if name == "quickstart":
+            port_help = "the port to listen on, or a free one if it is taken (default: 8888)"
+        p.add_argument("--port", type=int, default=8888, help=port_help)
         add_data_dir(p)
         if name == "quickstart":
-            p.add_argument("--email", default="admin@localhost")
+            p.add_argument(
+                "--email",
+                default="admin@localhost",
+                help="the admin's email address (default: admin@localhost)",
+            )
         p.set_defaults(func=func, takes_extra=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -48,7 +48,30 @@ class Base(DeclarativeBase):
 
 
 MEMBER_SOURCES = ("admin", "google_sync", "system_seed")
-RESOURCE_TYPES = ("table", "dashboard", "lab")
+
+
+class GrantType(NamedTuple):
+    """What a grant type's id names, and an example id (as typed in a shell)."""
+
+    id_names: str
+    example: str
+
+
+# The one definition of grant types: REST validation, the CLI's choices and `grant --help`
+# derive from it, so a new type is one entry here plus its rule (auth/rbac.py) and test.
+GRANT_TYPES: dict[str, GrantType] = {
+    "table": GrantType("a table's name in analytics.duckdb, or '*' for every table", "orders"),
+    "dashboard": GrantType(
+        "a dashboard's id: its notebook's name under the dashboards folder, without .ipynb"
+        " (dashboards/sales.ipynb is `sales`; `jupyter agnes dashboards list` lists them),"
+        " or '*' for every dashboard",
+        "sales",
+    ),
+    "lab": GrantType(
+        "always '*': JupyterLab itself (run code, edit files, open every notebook)", "'*'"
+    ),
+}
+RESOURCE_TYPES = tuple(GRANT_TYPES)
 
 
 class User(Base):
