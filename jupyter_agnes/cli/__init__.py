@@ -28,11 +28,9 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 START_HERE = """\
 Start here:
-  jupyter agnes quickstart                 sample data, an admin, the notebooks, then Lab
-  jupyter agnes user add ann@example.com   then give a group of hers a grant
-  jupyter agnes grant --help               what a group can be granted
-
-Every command has its own --help, e.g. `jupyter agnes user add --help`."""
+  jupyter agnes quickstart        the first run: sample data, an admin, then Lab
+  jupyter agnes grant --help      what a group can be granted, with examples
+  jupyter agnes COMMAND --help    any command's options, with examples"""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,7 +158,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         (
             "quickstart",
             cmd_quickstart,
-            "sample data, an admin, a PAT, a login link and the example notebooks, then serve",
+            "set up sample data, an admin, a PAT, a login link and the notebooks, then serve",
             QUICKSTART_DESCRIPTION,
         ),
     ):
