@@ -7,6 +7,7 @@ shows no errors from the snippet.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import requests
@@ -38,7 +39,8 @@ def test_lab_pageview_reaches_posthog(tmp_path: Path) -> None:
                     page.on("console", lambda m: m.type == "error" and console_errors.append(
                         m.text))
                     page.goto(link, wait_until="load")
-                    assert page.url.rstrip("/").endswith("/lab")
+                    # Lab, in the signed-in user's own workspace.
+                    assert re.search(r"/lab/workspaces/agnes-user-\d+$", page.url.rstrip("/"))
                     page.wait_for_function(
                         "() => window.posthog && window.posthog.__loaded", timeout=30000
                     )
