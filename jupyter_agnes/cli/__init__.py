@@ -22,7 +22,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jupyter_agnes.cli import admin, data, serve
+    from jupyter_agnes.cli import admin, data, hub, serve
 
     parser = OneLineErrorParser(
         prog="jupyter agnes", description="Agnes: data, identity and dashboards for Jupyter."
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     serve.add_commands(sub)
+    hub.add_commands(sub)
     admin.add_commands(sub)
     data.add_data_commands(sub)
     return parser
