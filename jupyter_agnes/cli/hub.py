@@ -32,6 +32,7 @@ def find_proxy() -> str:
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
+    from jupyter_agnes.auth.google_oauth import GoogleOAuthSettings
     from jupyter_agnes.hub.config import HubSettings, free_loopback_port, prepare_hub
 
     data_dir = resolve_data_dir(args.data_dir)
@@ -44,7 +45,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
         proxy_api_port=free_loopback_port(),
         service_port=free_loopback_port(),
         proxy_command=proxy,
-        google=bool(os.environ.get("GOOGLE_CLIENT_ID")),
+        google=GoogleOAuthSettings().configured,
     )
     config = prepare_hub(settings)
     hub_url = settings.public_url + "hub/"
@@ -52,7 +53,6 @@ def cmd_hub(args: argparse.Namespace) -> int:
     # writes the same when it starts).
     (data_dir / "server.json").write_text(json.dumps({"url": hub_url, "pid": os.getpid()}))
     _print_banner(args, data_dir, settings.public_url)
-    os.environ["PATH"] = os.pathsep.join([str(Path(proxy).parent), os.environ.get("PATH", "")])
     os.umask(0o077)  # the hub database's journal and the proxy's files: private too
     os.chdir(settings.hub_dir)
     argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
