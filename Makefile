@@ -6,7 +6,7 @@ RUN_VENV := .venv-run
 DATA_DIR ?= .agnes-data
 PORT ?= 8888
 
-.PHONY: run test test-unit test-notebooks lint bench system-deps clean
+.PHONY: run hub test test-unit test-notebooks lint bench system-deps clean
 
 # What `make run` installs: the package and its runtime dependencies, nothing else. A pattern
 # rule, so the notebook check below builds $(RUN_VENV) by exactly the same recipe.
@@ -25,9 +25,19 @@ $(VENV)/.test-installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/jupyter agnes quickstart --data-dir $(DATA_DIR) --port $(PORT)
 
-# Debian's Chromium (browser tests) and PostgreSQL (store tests); npm's posthog-js (fake PostHog).
+# JupyterHub with the Agnes service (the team deployment's first part), set up like `make run`.
+HUB_PORT ?= 8000
+CHP := .hub-node/node_modules/.bin/configurable-http-proxy
+hub: $(VENV)/.installed $(CHP)
+	$(VENV)/bin/jupyter agnes hub --quickstart --data-dir $(DATA_DIR) --port $(HUB_PORT)
+
+# Debian's Chromium (browser tests) and PostgreSQL (store tests); npm's posthog-js (fake PostHog)
+# and configurable-http-proxy (JupyterHub's proxy; `jupyter agnes hub` finds it in .hub-node).
 APT_PACKAGES := chromium postgresql
-system-deps:
+$(CHP):
+	npm install --no-save --no-audit --no-fund --silent --prefix .hub-node configurable-http-proxy@5
+
+system-deps: $(CHP)
 	@test -d tests/fakes/node_modules/posthog-js || \
 	  npm install --no-save --no-audit --no-fund --silent --prefix tests/fakes posthog-js@1.449.2
 	@if ! command -v chromium >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \

@@ -42,6 +42,12 @@ class AgnesExtensionApp(ExtensionApp):
     load_other_extensions = True
 
     data_dir = Unicode(config=True, help="Agnes data dir (AGNES_DATA_DIR).")
+    public_url = Unicode(
+        "",
+        config=True,
+        help="The URL `jupyter agnes login-link` prints links under (server.json); "
+        "default: this server's own. The hub's Agnes service sets the hub's /hub/ URL.",
+    )
 
     @default("data_dir")
     def _data_dir_default(self) -> str:
@@ -53,9 +59,13 @@ class AgnesExtensionApp(ExtensionApp):
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
         super()._link_jupyter_server_extension(serverapp)
-        # Respect an operator's (or JupyterHub's) choice; only replace the defaults.
-        if serverapp.identity_provider_class in (IdentityProvider, PasswordIdentityProvider):
-            serverapp.identity_provider_class = AgnesIdentityProvider
+        # Respect an operator's (or JupyterHub's) choice; only replace the defaults. A
+        # subclass of ours (the hub's Agnes service) gets the rest of the Agnes wiring.
+        provider = serverapp.identity_provider_class
+        ours = issubclass(provider, AgnesIdentityProvider)
+        if ours or provider in (IdentityProvider, PasswordIdentityProvider):
+            if not ours:
+                serverapp.identity_provider_class = AgnesIdentityProvider
             install_kernel_ownership(serverapp)  # per-user kernels, idle culling
             if serverapp.authorizer_class.__name__ == "AllowAllAuthorizer":
                 serverapp.authorizer_class = AgnesAuthorizer
@@ -118,7 +128,7 @@ class AgnesExtensionApp(ExtensionApp):
 
     def _write_runtime_file(self, data_dir: Path) -> None:
         # Lets `jupyter agnes login-link` print a URL for the running server.
-        info = {"url": self.serverapp.connection_url, "pid": os.getpid()}
+        info = {"url": self.public_url or self.serverapp.connection_url, "pid": os.getpid()}
         (data_dir / RUNTIME_FILE).write_text(json.dumps(info))
 
     def initialize_handlers(self) -> None:

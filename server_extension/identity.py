@@ -82,7 +82,7 @@ class AgnesIdentityProvider(IdentityProvider):
         existing = getattr(handler, "_jupyter_current_user", None)
         if existing:
             return existing
-        principal = self._resolve(handler)
+        principal = await self.resolve(handler)
         handler.request.agnes_principal = principal  # type: ignore[attr-defined]
         note_requester(principal)  # owner of any kernel this request starts
         if principal is None:
@@ -107,6 +107,10 @@ class AgnesIdentityProvider(IdentityProvider):
     def is_lab_page(handler: web.RequestHandler) -> bool:
         # JupyterLab's page handlers carry no @authorized check of their own.
         return is_lab_path(handler.request.path, handler.settings.get("base_url", "/"))
+
+    async def resolve(self, handler: web.RequestHandler) -> Principal | None:
+        """The request's principal (the hub's service provider adds the hub's credentials)."""
+        return self._resolve(handler)
 
     def _resolve(self, handler: web.RequestHandler) -> Principal | None:
         services = agnes_services(handler)

@@ -34,7 +34,7 @@ Start here:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jupyter_agnes.cli import admin, data, serve
+    from jupyter_agnes.cli import admin, data, hub, serve
 
     parser = OneLineErrorParser(
         prog="jupyter agnes",
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     serve.add_commands(sub)
+    hub.add_commands(sub)
     admin.add_commands(sub)
     data.add_data_commands(sub)
     return parser

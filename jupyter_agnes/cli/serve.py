@@ -7,6 +7,7 @@ import os
 import shlex
 import socket
 import sys
+from pathlib import Path
 
 from jupyter_agnes.cli.common import CLIError, add_data_dir
 from jupyter_agnes.cli.hints import cli_command
@@ -72,28 +73,37 @@ def free_port(ip: str, preferred: int) -> int:
     raise CLIError(f"No free port on {ip}")
 
 
-def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
-    """Sample data + an admin + a fresh PAT + a login link + the example notebooks, then serve.
-    Safe to re-run: data and the user's notebooks are kept."""
+def seed_admin(data_dir: Path, email: str) -> tuple[str, str]:
+    """Sample data (once), `email` in Admin, a fresh PAT and a 60-minute login code:
+    what `quickstart` and `hub --quickstart` print. Returns (PAT, login code)."""
     from jupyter_agnes.auth.credentials import create_login_code
     from jupyter_agnes.auth.service import AuthService
     from jupyter_agnes.store import directory
     from jupyter_agnes.store.engine import open_store
 
-    data_dir = resolve_data_dir(args.data_dir)
     store = open_store(data_dir)
-    if not (data_dir / "extracts" / "sample" / "extract.duckdb").exists():
-        _make_sample_data(str(data_dir))
-    with store.write() as s:
-        user = directory.get_or_create_user(s, args.email, "Admin")
-        admin = directory.get_group(s, directory.ADMIN_GROUP)
-        directory.add_member(s, user, admin, "admin", "quickstart")
-        user_id = user.id
-    token = AuthService(store).create_token(user_id, "quickstart", None).token
+    try:
+        if not (data_dir / "extracts" / "sample" / "extract.duckdb").exists():
+            _make_sample_data(str(data_dir))
+        with store.write() as s:
+            user = directory.get_or_create_user(s, email, "Admin")
+            admin = directory.get_group(s, directory.ADMIN_GROUP)
+            directory.add_member(s, user, admin, "admin", "quickstart")
+            user_id = user.id
+        token = AuthService(store).create_token(user_id, "quickstart", None).token
+        with store.write() as s:
+            code = create_login_code(s, s.get(directory.User, user_id), 60)
+    finally:
+        store.close()
+    return token, code
+
+
+def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
+    """Sample data + an admin + a fresh PAT + a login link + the example notebooks, then serve.
+    Safe to re-run: data and the user's notebooks are kept."""
+    data_dir = resolve_data_dir(args.data_dir)
+    token, code = seed_admin(data_dir, args.email)
     port = free_port(args.ip, args.port)
-    with store.write() as s:
-        code = create_login_code(s, s.get(directory.User, user_id), 60)
-    store.close()
     root_dir = operator_root_dir(extra)
     if root_dir is None:
         workspace = prepare_workspace(data_dir)

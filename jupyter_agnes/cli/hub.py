@@ -1,0 +1,96 @@
+"""`jupyter agnes hub`: JupyterHub + configurable-http-proxy + the Agnes service, from one
+data dir (the hub's state in `<data-dir>/hub/`, 0700)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from jupyter_agnes.cli.common import CLIError, add_data_dir
+from jupyter_agnes.cli.hints import cli_command
+from jupyter_agnes.paths import resolve_data_dir
+
+PROXY = "configurable-http-proxy"
+# `make system-deps` installs the proxy here (beside the checkout, ignored by git).
+CHECKOUT_PROXY_BIN = Path(__file__).resolve().parents[2] / ".hub-node" / "node_modules" / ".bin"
+PROXY_HINT = (
+    f"{PROXY} (npm) is not on PATH. Install it: `make system-deps` in the Agnes checkout, "
+    f"or `npm install -g {PROXY}@5`."
+)
+
+
+def find_proxy() -> str:
+    """configurable-http-proxy on PATH, else the one `make system-deps` installed."""
+    found = shutil.which(PROXY) or shutil.which(PROXY, path=str(CHECKOUT_PROXY_BIN))
+    if found is None:
+        raise CLIError(PROXY_HINT)
+    return found
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    from jupyter_agnes.auth.google_oauth import GoogleOAuthSettings
+    from jupyter_agnes.hub.config import HubSettings, free_loopback_port, prepare_hub
+
+    data_dir = resolve_data_dir(args.data_dir)
+    proxy = find_proxy()
+    settings = HubSettings(
+        data_dir=str(data_dir),
+        ip=args.ip,
+        port=args.port,
+        hub_port=free_loopback_port(),
+        proxy_api_port=free_loopback_port(),
+        service_port=free_loopback_port(),
+        proxy_command=proxy,
+        google=GoogleOAuthSettings().configured,
+    )
+    config = prepare_hub(settings)
+    hub_url = settings.public_url + "hub/"
+    # `login-link` prints links under this URL: the hub, the front door (the service
+    # writes the same when it starts).
+    (data_dir / "server.json").write_text(json.dumps({"url": hub_url, "pid": os.getpid()}))
+    _print_banner(args, data_dir, settings.public_url)
+    os.umask(0o077)  # the hub database's journal and the proxy's files: private too
+    os.chdir(settings.hub_dir)
+    argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+    sys.stdout.flush()
+    os.execv(argv[0], argv)  # noqa: S606 - argv is built above, no shell
+    return 0  # pragma: no cover
+
+
+def _print_banner(args: argparse.Namespace, data_dir: Path, url: str) -> None:
+    from jupyter_agnes.cli.serve import seed_admin
+
+    lines = [f"  JupyterHub with Agnes is starting on {url}  (data: {data_dir})"]
+    if args.quickstart:
+        token, code = seed_admin(data_dir, args.email)
+        lines += [
+            f"  Open (one-time, 60 min): {url}hub/agnes/auth/link?code={code}",
+            f"  Admin PAT for {args.email} (use it on {url}services/agnes/agnes/api/…):",
+            f"    {token}",
+        ]
+    lines += [
+        f"  Agnes API and dashboards: {url}services/agnes/",
+        "  Sign-in links for teammates, from another terminal:",
+        f"    {cli_command(data_dir, 'login-link teammate@example.com')}",
+    ]
+    print("\n" + "=" * 72 + "\n" + "\n".join(lines) + "\n" + "=" * 72 + "\n", flush=True)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "hub", help="run JupyterHub with the Agnes service (the team deployment, first part)"
+    )
+    p.add_argument("--ip", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    add_data_dir(p)
+    p.add_argument(
+        "--quickstart",
+        action="store_true",
+        help="also make sample data, an admin, a PAT and a login link, and print them",
+    )
+    p.add_argument("--email", default="admin@localhost", help="the --quickstart admin")
+    p.set_defaults(func=cmd_hub)

@@ -1,0 +1,138 @@
+"""The hub `jupyter agnes hub` runs, configured in code from the data dir.
+
+`prepare_hub` creates `<data-dir>/hub/` (0700) with the hub's secrets (0600) and writes
+`<data-dir>/hub/jupyterhub_config.py`, a two-line file that calls `configure` with the
+values chosen at start (ports, paths), so an operator can read what runs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_agnes import envknobs
+
+SERVICE_NAME = "agnes"
+SERVICE_ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+HUB_DIR = "hub"
+DB_FILE = "jupyterhub.sqlite"
+COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
+PROXY_TOKEN_FILE = "proxy_token"
+CONFIG_FILE = "jupyterhub_config.py"
+SERVICE_START_TIMEOUT_S = 180
+# Where people land after signing in: per-user servers come in a later step.
+LANDING_URL = f"/services/{SERVICE_NAME}/agnes/dashboards"
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """What one hub run needs; everything else follows from `data_dir`."""
+
+    data_dir: str
+    ip: str
+    port: int
+    hub_port: int  # the hub's own API, loopback only
+    proxy_api_port: int  # configurable-http-proxy's REST API, loopback only
+    service_port: int  # the Agnes service, loopback only (reached through the proxy)
+    proxy_command: str
+    google: bool  # Google sign-in configured (GOOGLE_CLIENT_ID): the hub uses it
+
+    @property
+    def hub_dir(self) -> Path:
+        return Path(self.data_dir) / HUB_DIR
+
+    @property
+    def public_url(self) -> str:
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0", "::") else self.ip
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _private_file(path: Path, make: Any = None) -> Path:
+    """Create `path` 0600 (with `make()`'s text) if missing; tighten it if it exists."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(make() if make else "")
+    path.chmod(0o600)
+    return path
+
+
+def prepare_hub(settings: HubSettings) -> Path:
+    """Create the hub's state in the data dir and write its config file; return that file."""
+    hub_dir = settings.hub_dir
+    hub_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    hub_dir.chmod(0o700)
+    # An empty file is a valid new SQLite database: created here so it is 0600 from the start.
+    _private_file(hub_dir / DB_FILE)
+    _private_file(hub_dir / COOKIE_SECRET_FILE, lambda: secrets.token_hex(32))
+    _private_file(hub_dir / PROXY_TOKEN_FILE, lambda: secrets.token_hex(32))
+    config = hub_dir / CONFIG_FILE
+    fields = ", ".join(f"{k}={v!r}" for k, v in asdict(settings).items())
+    config.write_text(
+        '"""Written by `jupyter agnes hub` at each start; edits are overwritten."""\n'
+        "from jupyter_agnes.hub.config import HubSettings, configure\n\n"
+        f"configure(get_config(), HubSettings({fields}))  # noqa: F821\n"
+    )
+    config.chmod(0o600)
+    return config
+
+
+def service_environment() -> dict[str, str]:
+    """The Agnes knobs of the hub's environment, handed on to the service (the hub's
+    spawner passes only a few variables by default)."""
+    return {name: value for name, value in os.environ.items() if envknobs.is_known(name)}
+
+
+def configure(c: Any, settings: HubSettings) -> None:
+    """Fill the traitlets config `c` of a JupyterHub that fronts the Agnes service."""
+    hub_dir = settings.hub_dir
+    c.JupyterHub.ip = settings.ip
+    c.JupyterHub.port = settings.port
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = settings.hub_port
+    c.JupyterHub.db_url = f"sqlite:///{hub_dir / DB_FILE}"
+    c.JupyterHub.cookie_secret_file = str(hub_dir / COOKIE_SECRET_FILE)
+    c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
+    c.ConfigurableHTTPProxy.command = [settings.proxy_command]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = (hub_dir / PROXY_TOKEN_FILE).read_text().strip()
+    c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
+    c.JupyterHub.default_url = LANDING_URL
+
+    if settings.google:
+        c.JupyterHub.authenticator_class = "agnes-google"
+        c.AgnesGoogleOAuthenticator.oauth_callback_url = settings.public_url + "hub/oauth_callback"
+        c.AgnesGoogleOAuthenticator.agnes_data_dir = settings.data_dir
+    else:
+        c.JupyterHub.authenticator_class = "jupyter_agnes.hub.login_link.AgnesLinkAuthenticator"
+        c.AgnesLinkAuthenticator.agnes_data_dir = settings.data_dir
+    c.JupyterHub.spawner_class = "jupyter_agnes.hub.spawner.NoServerSpawner"
+
+    c.JupyterHub.services = [
+        {
+            "name": SERVICE_NAME,
+            "url": f"http://127.0.0.1:{settings.service_port}",
+            "command": [
+                *(sys.executable, "-m", "jupyter_agnes.hub.service"),
+                *("--data-dir", settings.data_dir, "--hub-url", settings.public_url + "hub/"),
+            ],
+            "environment": service_environment(),
+            # A loaded machine takes over the default 30 s to import jupyter-server & co.
+            "timeout": SERVICE_START_TIMEOUT_S,
+            "oauth_no_confirm": True,  # the hub's own service: no "authorize access?" page
+        }
+    ]
+    # Every signed-in hub user may reach the service; what they may do there is Agnes's call.
+    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", SERVICE_ACCESS_SCOPE]}]
