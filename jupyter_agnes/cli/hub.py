@@ -81,16 +81,30 @@ def _print_banner(args: argparse.Namespace, data_dir: Path, url: str) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    summary = "run JupyterHub with the Agnes service (the team deployment, first part)"
     p = sub.add_parser(
-        "hub", help="run JupyterHub with the Agnes service (the team deployment, first part)"
+        "hub",
+        help=summary,
+        description=(
+            "Run JupyterHub, its proxy (configurable-http-proxy) and the Agnes service at "
+            "/services/agnes/. The hub's state lives in DIR/hub (mode 0700)."
+        ),
     )
-    p.add_argument("--ip", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--ip", default="127.0.0.1", help="the address the proxy listens on (default: 127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", type=int, default=8000, help="the proxy's public port (default: 8000)"
+    )
     add_data_dir(p)
     p.add_argument(
         "--quickstart",
         action="store_true",
         help="also make sample data, an admin, a PAT and a login link, and print them",
     )
-    p.add_argument("--email", default="admin@localhost", help="the --quickstart admin")
+    p.add_argument(
+        "--email",
+        default="admin@localhost",
+        help="the admin that --quickstart makes (default: admin@localhost)",
+    )
     p.set_defaults(func=cmd_hub)
