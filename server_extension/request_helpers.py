@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 from tornado import web
 
@@ -116,3 +117,9 @@ def set_session_cookie(handler: web.RequestHandler, value: str, expires: datetim
 
 def clear_session_cookie(handler: web.RequestHandler) -> None:
     handler.clear_cookie(SESSION_COOKIE, path=handler.settings.get("base_url", "/"))
+
+
+def server_root_dir(handler: web.RequestHandler) -> Path:
+    """The folder the server serves (Lab's root, Voila's notebooks): `dashboards/` is in it."""
+    root = handler.settings.get("server_root_dir") or handler.settings["contents_manager"].root_dir
+    return Path(root)

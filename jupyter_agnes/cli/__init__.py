@@ -22,7 +22,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jupyter_agnes.cli import admin, data, serve
+    from jupyter_agnes.cli import admin, dashboards, data, serve
 
     parser = OneLineErrorParser(
         prog="jupyter agnes", description="Agnes: data, identity and dashboards for Jupyter."
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     serve.add_commands(sub)
     admin.add_commands(sub)
+    dashboards.add_commands(sub)
     data.add_data_commands(sub)
     return parser
 
