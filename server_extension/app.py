@@ -23,6 +23,7 @@ from server_extension.identity import AgnesIdentityProvider
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.kernel_owners import install_kernel_ownership
 from server_extension.services import SETTINGS_KEY, AgnesServices, build_services
+from server_extension.voila_header import install_voila_header
 
 
 def _is_loopback(ip: str) -> bool:
@@ -94,6 +95,7 @@ class AgnesExtensionApp(ExtensionApp):
             )
         observability = services.observability.settings
         install_posthog(self.serverapp.web_app, observability, self.serverapp.base_url)
+        install_voila_header(self.serverapp.web_app, self.serverapp.base_url)
         self._set_kernel_env({"AGNES_DATA_DIR": str(data_dir), **observability.as_env()})
         self.settings["agnes_version"] = __version__
         self._write_runtime_file(data_dir)
