@@ -33,6 +33,8 @@ def shown(resource_id: str) -> str:
 
 
 def known_list(ids: tuple[str, ...]) -> str:
+    """Sorted, at most MAX_SHOWN of them (a catalog can hold thousands of tables)."""
+    ids = tuple(sorted(ids))
     listed = ", ".join(ids[:MAX_SHOWN])
     more = len(ids) - MAX_SHOWN
     return listed + (f" (and {more} more)" if more > 0 else "")
