@@ -18,8 +18,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection
 
-from jupyter_agnes.connectors.sample_data import generate_sample_data
-from jupyter_agnes.orchestrator import SyncOrchestrator
+from tests.support.datahelpers import build_sample_analytics
 
 REPO = Path(__file__).resolve().parents[2]
 SALES = "dashboards/sales.ipynb"
@@ -28,11 +27,7 @@ KERNEL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 @pytest.fixture
 def sample_analytics(agnes_data_dir: Path) -> Path:
-    generate_sample_data(agnes_data_dir, rows=2000, seed=3)
-    orch = SyncOrchestrator(agnes_data_dir)
-    orch.rebuild()
-    orch.store.close()
-    return agnes_data_dir
+    return build_sample_analytics(agnes_data_dir)
 
 
 @pytest.fixture
