@@ -106,7 +106,9 @@ class AgnesIdentityProvider(IdentityProvider):
         refusal = None
         if self.is_lab_page(handler) and not rbac.may_use_server_resource(principal, "read", "lab"):
             dashboards = handler.settings.get("base_url", "/") + DASHBOARDS_PAGE
-            if is_page_view(handler):  # a person opening Lab: show what they may open
+            # A person opening Lab in a browser: show what they may open. A script (bearer
+            # token) or an API call keeps its 403.
+            if is_page_view(handler) and not self.is_token_authenticated(handler):
                 handler.redirect(dashboards)
                 raise web.Finish()
             refusal = f"Lab access requires a lab grant. Your dashboards are at {dashboards}"
