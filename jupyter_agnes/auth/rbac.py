@@ -80,7 +80,10 @@ def dashboard_path(ident: str) -> str | None:
 
 
 def granted_dashboard_path(resource_id: str) -> str | None:
-    """The notebook a stored `dashboard` grant names: an id, or (older grants) a path."""
+    """The notebook a stored `dashboard` grant names: an id, or (older grants) a path;
+    None for `*` (every dashboard) and for anything malformed."""
+    if resource_id == "*":
+        return None
     if resource_id.endswith(NOTEBOOK_SUFFIX):
         return normalize_dashboard_path(resource_id)
     return dashboard_path(resource_id)
