@@ -7,6 +7,10 @@ from pathlib import Path
 
 from jupyter_agnes.envknobs import env_str
 
+# `<data-dir>/server.json`: the running server's URL and root dir, written by the server
+# extension at startup, read by the CLI (`login-link`, `grant`, `dashboards list`).
+RUNTIME_FILE = "server.json"
+
 
 def default_data_dir() -> Path:
     """`$AGNES_DATA_DIR`, else `<jupyter data dir>/agnes` (e.g. ~/.local/share/jupyter/agnes)."""

@@ -15,7 +15,7 @@ from traitlets import Unicode, default
 
 from jupyter_agnes._version import __version__
 from jupyter_agnes.auth.sessions import SecretError
-from jupyter_agnes.paths import default_data_dir, resolve_data_dir
+from jupyter_agnes.paths import RUNTIME_FILE, default_data_dir, resolve_data_dir
 from jupyter_agnes.store.engine import StoreError, open_store
 from server_extension.authorizer import AgnesAuthorizer
 from server_extension.html_snippet import install_posthog
@@ -23,8 +23,7 @@ from server_extension.identity import AgnesIdentityProvider
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.kernel_owners import install_kernel_ownership
 from server_extension.services import SETTINGS_KEY, AgnesServices, build_services
-
-RUNTIME_FILE = "server.json"
+from server_extension.voila_header import install_voila_header
 
 
 def _is_loopback(ip: str) -> bool:
@@ -106,6 +105,7 @@ class AgnesExtensionApp(ExtensionApp):
             )
         observability = services.observability.settings
         install_posthog(self.serverapp.web_app, observability, self.serverapp.base_url)
+        install_voila_header(self.serverapp.web_app, self.serverapp.base_url)
         self._set_kernel_env({"AGNES_DATA_DIR": str(data_dir), **observability.as_env()})
         self.settings["agnes_version"] = __version__
         self._write_runtime_file(data_dir)
@@ -127,8 +127,13 @@ class AgnesExtensionApp(ExtensionApp):
         manager.start_kernel = start_kernel_with_agnes_env
 
     def _write_runtime_file(self, data_dir: Path) -> None:
-        # Lets `jupyter agnes login-link` print a URL for the running server.
-        info = {"url": self.public_url or self.serverapp.connection_url, "pid": os.getpid()}
+        # Lets `jupyter agnes login-link` print a URL for the running server, and `grant`
+        # and `dashboards list` find its dashboards folder.
+        info = {
+            "url": self.public_url or self.serverapp.connection_url,
+            "pid": os.getpid(),
+            "root_dir": str(Path(self.serverapp.root_dir).resolve()),
+        }
         (data_dir / RUNTIME_FILE).write_text(json.dumps(info))
 
     def initialize_handlers(self) -> None:

@@ -14,6 +14,9 @@ may be split across them); it never buffers a page. Headers are edited in place,
 so every header, including several Set-Cookie, survives; Content-Length is fixed
 or dropped. It leaves alone non-HTML, encoded and attachment responses, user-file
 routes, and pages that already hold `posthog.init`.
+
+The streaming part (`StreamInjector`, `start_injection`) is shared: `voila_header.py`
+uses it to put a header after `<body…>` of Voila pages.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def snippet_enabled(settings: ObservabilitySettings | None) -> bool:
     return settings is not None and settings.enabled
 
 
-def _relative_path(path: str, base_url: str) -> str | None:
+def relative_path(path: str, base_url: str) -> str | None:
+    """`path` below `base_url` as '/…' (either may be percent-encoded); None if outside."""
     for candidate in (path, unquote(path)):
         for base in (base_url, unquote(base_url)):
             if candidate.startswith(base):
@@ -68,7 +72,7 @@ def _relative_path(path: str, base_url: str) -> str | None:
 
 def path_excluded(path: str, base_url: str = "/") -> bool:
     base = base_url if base_url.endswith("/") else base_url + "/"
-    rel = _relative_path(path, base)
+    rel = relative_path(path, base)
     if rel is None:  # not under our server: don't guess, don't inject
         return True
     rel = re.sub(r"/{2,}", "/", rel)
@@ -90,8 +94,12 @@ def should_inject(method: str, path: str, base_url: str, status: int, headers: H
     return not path_excluded(path, base_url)
 
 
-class HeadInjector:
-    """Streaming 'insert before the first </head>' with a bounded hold-back."""
+class StreamInjector:
+    """Insert `snippet` where `locate` says, as a page streams: never buffers the page,
+    holds back at most `hold_back` bytes between chunks (a marker may be split across
+    them). Subclasses say where (`locate`) and when not to (`already_there`)."""
+
+    hold_back = HOLD_BACK
 
     def __init__(self, snippet: bytes) -> None:
         self.snippet = snippet
@@ -99,27 +107,63 @@ class HeadInjector:
         self.injected = False
         self._held = b""
 
+    def locate(self, data: bytes) -> int | None:
+        """Where to insert in `data`, or None if the place has not streamed yet."""
+        raise NotImplementedError
+
+    def already_there(self, data: bytes, end: int) -> bool:
+        """Leave the page alone: `data[:end]` shows it already has what we would add."""
+        return False
+
     def feed(self, chunk: bytes, finishing: bool) -> bytes:
         if self.done:
             return chunk
         data = self._held + chunk if self._held else chunk
         self._held = b""
-        match = HEAD_CLOSE.search(data)
-        end = match.start() if match else len(data)
-        if ALREADY.search(data, 0, end):
+        at = self.locate(data)
+        if self.already_there(data, len(data) if at is None else at):
             self.done = True
             return data
-        if match:
+        if at is not None:
             self.done = self.injected = True
-            return data[:end] + self.snippet + data[end:]
+            return data[:at] + self.snippet + data[at:]
         if finishing:
             self.done = True
             return data
-        if len(data) <= HOLD_BACK:
+        if len(data) <= self.hold_back:
             self._held = data
             return b""
-        self._held = data[-HOLD_BACK:]
-        return data[:-HOLD_BACK]
+        self._held = data[-self.hold_back :]
+        return data[: -self.hold_back]
+
+
+class HeadInjector(StreamInjector):
+    """Before the first `</head>`, unless the head already loads PostHog."""
+
+    def locate(self, data: bytes) -> int | None:
+        match = HEAD_CLOSE.search(data)
+        return match.start() if match else None
+
+    def already_there(self, data: bytes, end: int) -> bool:
+        return bool(ALREADY.search(data, 0, end))
+
+
+def start_injection(
+    injector: StreamInjector, headers: HTTPHeaders, chunk: bytes, finishing: bool
+) -> bytes:
+    """Feed a response's first chunk, fixing the headers a changed body invalidates."""
+    out = injector.feed(chunk, finishing)
+    if finishing:
+        if injector.injected:
+            if "Content-Length" in headers:
+                headers["Content-Length"] = str(len(out))
+            headers.pop("Etag", None)  # the body now differs per user
+    else:
+        # We can't know the final length yet: fall back to chunked encoding.
+        if "Content-Length" in headers:
+            del headers["Content-Length"]
+        headers.pop("Etag", None)
+    return out
 
 
 class PostHogSnippetTransform(OutputTransform):
@@ -153,18 +197,7 @@ class PostHogSnippetTransform(OutputTransform):
             log.warning("PostHog snippet not rendered", exc_info=True)
             return status_code, headers, chunk
         self.injector = HeadInjector(snippet)
-        out = self.injector.feed(chunk, finishing)
-        if finishing:
-            if self.injector.injected:
-                if "Content-Length" in headers:
-                    headers["Content-Length"] = str(len(out))
-                headers.pop("Etag", None)  # the body now differs per user
-        else:
-            # We can't know the final length yet: fall back to chunked encoding.
-            if "Content-Length" in headers:
-                del headers["Content-Length"]
-            headers.pop("Etag", None)
-        return status_code, headers, out
+        return status_code, headers, start_injection(self.injector, headers, chunk, finishing)
 
     def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
         if self.injector is None:

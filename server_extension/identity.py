@@ -16,6 +16,7 @@ from jupyter_agnes.auth.sessions import SESSION_COOKIE
 from server_extension.kernel_owners import note_requester
 from server_extension.lab_workspaces import workspace_gate
 from server_extension.request_helpers import (
+    DASHBOARDS_PAGE,
     clear_session_cookie,
     client_ip,
     reject_credential,
@@ -34,6 +35,20 @@ def is_lab_path(path: str, base_url: str) -> bool:
         path == base_url + prefix or path.startswith(base_url + prefix + "/")
         for prefix in LAB_PAGE_PREFIXES
     )
+
+
+# Path segments of Lab's APIs, assets and sockets: no person views those as pages.
+_NOT_PAGE_SEGMENTS = frozenset({"api", "extensions", "static", "websocket"})
+
+
+def is_page_view(handler: web.RequestHandler) -> bool:
+    """A GET of a Lab page (not an API call, asset or websocket) under base_url."""
+    request = handler.request
+    if request.method not in ("GET", "HEAD") or "Upgrade" in request.headers:
+        return False
+    base = handler.settings.get("base_url", "/")
+    rel = request.path[len(base) :] if request.path.startswith(base) else request.path
+    return not _NOT_PAGE_SEGMENTS.intersection(rel.split("/"))
 
 
 @dataclass
@@ -90,7 +105,12 @@ class AgnesIdentityProvider(IdentityProvider):
         user = user_for(principal)
         refusal = None
         if self.is_lab_page(handler) and not rbac.may_use_server_resource(principal, "read", "lab"):
-            dashboards = handler.settings.get("base_url", "/") + "agnes/dashboards"
+            dashboards = handler.settings.get("base_url", "/") + DASHBOARDS_PAGE
+            # A person opening Lab in a browser: show what they may open. A script (bearer
+            # token) or an API call keeps its 403.
+            if is_page_view(handler) and not self.is_token_authenticated(handler):
+                handler.redirect(dashboards)
+                raise web.Finish()
             refusal = f"Lab access requires a lab grant. Your dashboards are at {dashboards}"
         elif voila_decision(handler, principal) is False:
             # Voila's handlers never ask the authorizer; decide here (rules in rbac).

@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 from tornado import web
 
+from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
 from jupyter_agnes.store.directory import audit_row
 from server_extension.services import agnes_services
 
 RATE_LIMITED_ACTION = "auth.rate_limited"
+DASHBOARDS_PAGE = "agnes/dashboards"  # relative to base_url
+
+
+def landing_page(principal: Principal | None) -> str:
+    """Where a signed-in user starts, relative to base_url: Lab, or their dashboards
+    (Lab would only refuse a user without a `lab` grant)."""
+    return "lab" if principal is not None and rbac.has_lab_access(principal) else DASHBOARDS_PAGE
 
 
 def client_ip(handler: web.RequestHandler) -> str:
@@ -116,3 +125,9 @@ def set_session_cookie(handler: web.RequestHandler, value: str, expires: datetim
 
 def clear_session_cookie(handler: web.RequestHandler) -> None:
     handler.clear_cookie(SESSION_COOKIE, path=handler.settings.get("base_url", "/"))
+
+
+def server_root_dir(handler: web.RequestHandler) -> Path:
+    """The folder the server serves (Lab's root, Voila's notebooks): `dashboards/` is in it."""
+    root = handler.settings.get("server_root_dir") or handler.settings["contents_manager"].root_dir
+    return Path(root)

@@ -21,6 +21,8 @@ Where the CLI and REST used to disagree, one behaviour was chosen:
   `grant.remove` name the group as the resource, with the stripped id (REST's remove used
   `grant:<id>`, which said nothing once the grant was gone). The CLI is audited as actor
   "cli" with no user id everywhere (deactivation used to record a made-up user 0).
+* A grant must name something that exists (`grant_targets.KnownResources`, passed in by
+  REST and the CLI alike); a dashboard is stored by id, also when named by its old path.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR
+from jupyter_agnes.auth.grant_targets import KnownResources
 from jupyter_agnes.auth.principal import Actor
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import ADMIN_GROUP, DirectoryError
@@ -91,11 +95,33 @@ def get_grant(s: Session, grant_id: int) -> Grant:
     return grant
 
 
+def _same_grant_ids(resource_type: str, resource_id: str) -> list[str]:
+    """`resource_id` first, then the other spellings of the same dashboard (its id and its
+    older path form), so a grant made either way is found either way."""
+    ids = [resource_id]
+    if resource_type == "dashboard":
+        ident = rbac.canonical_dashboard_grant(resource_id)
+        path = rbac.dashboard_path(ident) if ident and ident != "*" else None
+        ids += [i for i in (ident, path) if i and i not in ids]
+    return ids
+
+
+def _find_same_grant(
+    s: Session, group: Group, resource_type: str, resource_id: str
+) -> Grant | None:
+    for rid in _same_grant_ids(resource_type, resource_id):
+        grant = directory.find_grant(s, group, resource_type, rid)
+        if grant is not None:
+            return grant
+    return None
+
+
 def find_grant(s: Session, group_ref: int | str, resource_type: str, resource_id: str) -> Grant:
-    """The grant `(type, id)` held by a group, named by id or by name."""
+    """The grant `(type, id)` held by a group, named by id or by name (a dashboard by its
+    id or its path form, whichever the grant was stored as)."""
     group = resolve_group(s, group_ref)
     resource_id = directory.check_grant(resource_type, resource_id)
-    grant = directory.find_grant(s, group, resource_type, resource_id)
+    grant = _find_same_grant(s, group, resource_type, resource_id)
     if grant is None:
         raise DirectoryError(
             f"{group.name} has no grant {resource_type}:{resource_id}", "grant_not_found", 404
@@ -290,15 +316,21 @@ def add_grant(
     resource_type: str,
     resource_id: str,
     *,
+    known: KnownResources,
     create_missing_group: bool = False,
 ) -> Grant:
     """Grant `(type, id)` to a group named by id or name; 409 if it already holds it.
-    The type must be one of `store.models.RESOURCE_TYPES`, the one list of grant types."""
-    resource_id = directory.check_grant(resource_type, resource_id)
+    The type must be one of `store.models.RESOURCE_TYPES`, the one list of grant types;
+    the id must be one `known` holds (404 listing them otherwise), and is stored the way
+    `known` spells it (a dashboard by id, even when named by its path)."""
+    resource_id = known.canonical(resource_type, directory.check_grant(resource_type, resource_id))
     group = _group_for(s, actor, group_ref, create_missing_group)
-    if directory.find_grant(s, group, resource_type, resource_id) is not None:
+    existing = _find_same_grant(s, group, resource_type, resource_id)
+    if existing is not None:
         raise DirectoryError(
-            f"{group.name} already has grant {resource_type}:{resource_id}", "grant_exists", 409
+            f"{group.name} already has grant {resource_type}:{existing.resource_id}",
+            "grant_exists",
+            409,
         )
     grant = directory.add_grant(s, group, resource_type, resource_id, actor.email)
     _audit(s, actor, "grant.add", group.name, {"type": resource_type, "id": resource_id})

@@ -51,13 +51,70 @@ def normalize_dashboard_path(path: str) -> str | None:
     return "/".join(parts)
 
 
+# --- dashboard ids ---------------------------------------------------------------------
+# A dashboard is a notebook under `<root>/dashboards/`; its id is its name there without
+# `.ipynb` (`sales`, `team/kpis`), the same whatever the server's root is. Grants name
+# dashboards by id. Grants stored before ids existed name a notebook by its path relative
+# to the root (`dashboards/sales.ipynb`): a grant id ending in `.ipynb` is such a path.
+
+DASHBOARDS_FOLDER = "dashboards"
+NOTEBOOK_SUFFIX = ".ipynb"
+
+
+def dashboard_id(path: str) -> str | None:
+    """The id of the notebook at root-relative `path`; None outside `dashboards/`."""
+    norm = normalize_dashboard_path(path)
+    prefix = DASHBOARDS_FOLDER + "/"
+    if norm is None or not norm.startswith(prefix) or not norm.endswith(NOTEBOOK_SUFFIX):
+        return None
+    ident = norm[len(prefix) : -len(NOTEBOOK_SUFFIX)]
+    return ident if ident and not ident.endswith("/") else None
+
+
+def dashboard_path(ident: str) -> str | None:
+    """Root-relative path of dashboard `ident`; None if `ident` is not a well-formed id."""
+    if not ident or ident.endswith(NOTEBOOK_SUFFIX):
+        return None
+    path = normalize_dashboard_path(f"{DASHBOARDS_FOLDER}/{ident}{NOTEBOOK_SUFFIX}")
+    return path if path is not None and dashboard_id(path) == ident else None
+
+
+def granted_dashboard_path(resource_id: str) -> str | None:
+    """The notebook a stored `dashboard` grant names: an id, or (older grants) a path;
+    None for `*` (every dashboard) and for anything malformed."""
+    if resource_id == "*":
+        return None
+    if resource_id.endswith(NOTEBOOK_SUFFIX):
+        return normalize_dashboard_path(resource_id)
+    return dashboard_path(resource_id)
+
+
+def canonical_dashboard_grant(resource_id: str) -> str | None:
+    """How a new `dashboard` grant is stored: the id, for an id or for the path form of a
+    notebook under dashboards/ (`dashboards/sales.ipynb` -> `sales`); `*` stays `*`.
+    None when it names no dashboard (another folder, `..`, control characters)."""
+    if resource_id == "*":
+        return resource_id
+    if resource_id.endswith(NOTEBOOK_SUFFIX):
+        return dashboard_id(resource_id)
+    return resource_id if dashboard_path(resource_id) is not None else None
+
+
+def _dashboard_grant_ids(norm: str) -> tuple[str, ...]:
+    """The grant ids that open the notebook at normalized path `norm`: its id and its path."""
+    ident = dashboard_id(norm)
+    return (norm,) if ident is None else (ident, norm)
+
+
 def may_open_dashboard(principal: Principal, path: str) -> bool:
-    """Render a notebook in Voila: a `dashboard:<path>` grant, or Lab access (which can
-    already open and run every notebook)."""
+    """Render a notebook in Voila: a `dashboard` grant naming it (by id, or by path for
+    grants made before ids), or Lab access (which can already open and run every notebook)."""
     norm = normalize_dashboard_path(path)
     if norm is None:
         return False
-    return principal.has_grant("dashboard", norm) or has_lab_access(principal)
+    if has_lab_access(principal):
+        return True
+    return any(principal.has_grant("dashboard", rid) for rid in _dashboard_grant_ids(norm))
 
 
 def may_read_dashboard_file(principal: Principal, path: str) -> bool:
@@ -66,12 +123,12 @@ def may_read_dashboard_file(principal: Principal, path: str) -> bool:
     norm = normalize_dashboard_path(path)
     if norm is None:
         return False
-    if has_lab_access(principal) or principal.has_grant("dashboard", norm):
+    if may_open_dashboard(principal, norm):
         return True
-    if norm.lower().endswith(".ipynb"):
+    if norm.lower().endswith(NOTEBOOK_SUFFIX):
         return False
     for rtype, rid in principal.grants:
-        granted = normalize_dashboard_path(rid) if rtype == "dashboard" else None
+        granted = granted_dashboard_path(rid) if rtype == "dashboard" else None
         if granted is None:
             continue
         folder = granted.rpartition("/")[0]

@@ -67,6 +67,11 @@ class Catalog:
             self._snapshot = CatalogSnapshot(build_id, self.path, identity, entries)
             return self._snapshot
 
+    def table_names(self) -> list[str] | None:
+        """Every table's name, whatever the grants; None before analytics.duckdb exists."""
+        snapshot = self.snapshot()
+        return None if snapshot.identity is None else sorted(snapshot.entries)
+
     def list_tables(self, principal: Principal) -> list[dict[str, Any]]:
         return [e.public() for e in self.snapshot().granted(principal)]
 

@@ -19,6 +19,7 @@ from jupyter_agnes.auth.credentials import LOGIN_CODE_MAX_MINUTES, create_login_
 from jupyter_agnes.auth.principal import Operator
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.cli.common import CLIError, command, store_for
+from jupyter_agnes.cli.dashboards import add_root_dir, known_resources_for
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store
@@ -117,9 +118,12 @@ def cmd_group_add_member(args: argparse.Namespace) -> int:
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
+    known = known_resources_for(args)  # the id must name an existing table or dashboard
     with core_errors(), store_for(args).write() as s:
-        admin_ops.add_grant(s, CLI, args.group, args.type, args.id, create_missing_group=True)
-    print(f"Granted {args.type}:{args.id} to {args.group}")
+        stored = admin_ops.add_grant(
+            s, CLI, args.group, args.type, args.id, known=known, create_missing_group=True
+        ).resource_id
+    print(f"Granted {args.type}:{stored} to {args.group}")
     return 0
 
 
@@ -268,3 +272,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                 help=f"the grant's type: {', '.join(RESOURCE_TYPES)}",
             )
             p.add_argument("id", metavar="ID", help="what of that TYPE (see below)")
+            if name == "grant":
+                add_root_dir(p)

@@ -13,10 +13,12 @@ from typing import Any
 from tornado import web
 
 from jupyter_agnes.auth import admin_ops, admin_views
+from jupyter_agnes.auth.grant_targets import known_resources
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.store.directory import DirectoryError
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 from server_extension.handlers.guards import require_admin
+from server_extension.request_helpers import server_root_dir
 
 
 def _string(body: dict[str, Any], key: str, default: str = "") -> str:
@@ -161,8 +163,11 @@ class GrantsHandler(AdminHandler):
         if isinstance(group, bool) or not isinstance(group, int | str):
             raise api_error(400, "group must be a group name or id")
         rtype, rid = _string(body, "resource_type"), _string(body, "resource_id")
+        known = known_resources(self.agnes.data.catalog.table_names(), server_root_dir(self))
         self.run(
-            lambda s, a: admin_views.grant_view(s, admin_ops.add_grant(s, a, group, rtype, rid)),
+            lambda s, a: admin_views.grant_view(
+                s, admin_ops.add_grant(s, a, group, rtype, rid, known=known)
+            ),
             201,
         )
 

@@ -11,8 +11,8 @@ from tornado import web
 
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
-from jupyter_agnes.dashboards.index import visible_dashboards
-from server_extension.request_helpers import principal_of
+from jupyter_agnes.dashboards.index import Dashboard, visible_dashboards
+from server_extension.request_helpers import principal_of, server_root_dir
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -33,14 +33,22 @@ box-shadow:0 2px 12px #0002}} h1{{margin-top:0}} li{{margin:.4rem 0}}
 """
 
 
-def render_index(base_url: str, principal: Principal, paths: list[str], xsrf_form_html: str) -> str:
-    if paths:
+def render_index(
+    base_url: str, principal: Principal, dashboards: list[Dashboard], xsrf_form_html: str
+) -> str:
+    if dashboards:
         items = "".join(
             f'<li><a class="agnes-dashboard-link" '
-            f'href="{escape(base_url + "voila/render/" + quote(path))}">{escape(path)}</a></li>'
-            for path in paths
+            f'href="{escape(base_url + "voila/render/" + quote(d.path))}">{escape(d.title)}</a>'
+            f'{_id_note(d, principal)}</li>'
+            for d in dashboards
         )
         body = f'<ul id="agnes-dashboards">{items}</ul>'
+    elif rbac.has_lab_access(principal):
+        body = (
+            '<p id="agnes-dashboards-empty">There are no dashboards yet: notebooks in the '
+            f"<code>{rbac.DASHBOARDS_FOLDER}/</code> folder appear here.</p>"
+        )
     else:
         body = '<p id="agnes-dashboards-empty">No dashboards have been shared with you yet.</p>'
     lab = ""
@@ -55,6 +63,13 @@ def render_index(base_url: str, principal: Principal, paths: list[str], xsrf_for
     )
 
 
+def _id_note(dashboard: Dashboard, principal: Principal) -> str:
+    """Admins see the id to grant (`jupyter agnes grant GROUP dashboard ID`)."""
+    if not principal.is_admin or dashboard.id is None:
+        return ""
+    return f' <span class="muted agnes-dashboard-id">{escape(dashboard.id)}</span>'
+
+
 class DashboardsIndexHandler(JupyterHandler):
     @property
     def principal(self) -> Principal:
@@ -66,11 +81,10 @@ class DashboardsIndexHandler(JupyterHandler):
     @web.authenticated
     def get(self) -> None:
         principal = self.principal
-        root_dir = self.settings.get("server_root_dir") or self.contents_manager.root_dir
-        paths = visible_dashboards(root_dir, principal)
+        dashboards = visible_dashboards(server_root_dir(self), principal)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(render_index(self.base_url, principal, paths, self.xsrf_form_html()))
+        self.finish(render_index(self.base_url, principal, dashboards, self.xsrf_form_html()))
 
 
 def _voila_file_rules(settings: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -102,7 +116,7 @@ def _guarded_voila_files_handler() -> type | None:
     class GuardedVoilaFilesHandler(JupyterHandler, AllowListFileHandler):
         def initialize(self) -> None:  # type: ignore[override]
             allow, deny = _voila_file_rules(self.settings)
-            root = self.settings.get("server_root_dir") or self.contents_manager.root_dir
+            root = str(server_root_dir(self))
             AllowListFileHandler.initialize(self, allowlist=allow, denylist=deny, path=root)
 
         @property

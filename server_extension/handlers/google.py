@@ -27,13 +27,17 @@ from jupyter_agnes.auth.google_sync import (
 )
 from jupyter_agnes.auth.redirects import safe_next
 from server_extension.identity import is_lab_path
-from server_extension.request_helpers import audit_rate_limited, client_ip, set_session_cookie
+from server_extension.request_helpers import (
+    audit_rate_limited,
+    client_ip,
+    landing_page,
+    set_session_cookie,
+)
 from server_extension.services import STATE_MAX_AGE_S, GoogleLoginService, agnes_services
 
 log = logging.getLogger("jupyter_agnes.auth.google")
 
 STATE_COOKIE = "agnes_oauth"
-VIEWER_LANDING = "agnes/dashboards"
 
 
 def google_handlers() -> list[tuple[str, type]]:
@@ -196,4 +200,4 @@ class GoogleCallbackHandler(_GoogleHandler):
         # A viewer sent here from a Lab page would only meet a 403: show their dashboards.
         if next_url and (lab or not is_lab_path(next_url, self.base_url)):
             return next_url
-        return self.base_url + ("lab" if lab else VIEWER_LANDING)
+        return self.base_url + landing_page(principal)

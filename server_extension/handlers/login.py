@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
 
-from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.credentials import redeem_login_code
 from jupyter_agnes.auth.redirects import safe_next
 from jupyter_agnes.store import directory
@@ -15,6 +14,7 @@ from server_extension.pages import LOGIN_ERRORS, is_local_viewer, login_page, lo
 from server_extension.request_helpers import (
     clear_session_cookie,
     client_ip,
+    landing_page,
     set_session_cookie,
     spend_rate_limit,
 )
@@ -85,8 +85,10 @@ class LoginLinkHandler(JupyterHandler):
             self.redirect(login_url(self) + "?error=deactivated")
             return
         set_session_cookie(self, cookie, expires)
-        # Redirect so the code leaves the address bar and browser history.
-        self.redirect(self.base_url + "lab")
+        # Redirect so the code leaves the address bar and browser history; to where this
+        # user can work (a viewer without Lab would meet a refusal there).
+        principal = services.auth.load_principal(user_id, "session")
+        self.redirect(self.base_url + landing_page(principal))
 
 
 class LogoutHandler(JupyterHandler):
@@ -101,7 +103,7 @@ class LogoutHandler(JupyterHandler):
             self.redirect(login_url(self))
             return
         self.set_header("Cache-Control", "no-store")
-        cancel = "lab" if rbac.has_lab_access(principal) else "agnes/dashboards"
+        cancel = landing_page(principal)
         self.finish(
             logout_page(
                 email=principal.email,

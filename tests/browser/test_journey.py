@@ -35,7 +35,10 @@ def world(tmp_path: Path):
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     agnes_cli("sample-data", "--rows", "20000", "--data-dir", str(data_dir))
     agnes_cli("grant", ANALYSTS, "lab", "*", "--data-dir", str(data_dir))
-    agnes_cli("grant", VIEWERS, "dashboard", "dashboards/sales.ipynb", "--data-dir", str(data_dir))
+    # as the README says, by id; no server runs yet, so name the root it will serve
+    agnes_cli(
+        "grant", VIEWERS, "dashboard", "sales", "--root-dir", str(root), "--data-dir", str(data_dir)
+    )
     with FakeGoogle() as google, FakePostHog(serve_js=True) as posthog:
         key_file = tmp_path / "sa.json"
         key_file.write_text(json.dumps(google.service_account_json()))
@@ -191,7 +194,7 @@ def test_new_team_member_journey(world) -> None:
             assert page.inner_text(KPI) != before
             shot(page, "04-dashboard")
 
-            # 4. sign out; a viewer sees only the dashboard and gets 403 on /lab
+            # 4. sign out; a viewer sees only the dashboard and is sent back from /lab
             page.goto(server.url + "logout", wait_until="load")  # JupyterLab's menu: asks
             assert "/logout" in page.url and "/agnes/login" not in page.url
             page.click("#agnes-logout-confirm")
@@ -202,10 +205,19 @@ def test_new_team_member_journey(world) -> None:
             assert page.url.startswith(server.url + "agnes/dashboards")
             links = [a.get_attribute("href") for a in page.query_selector_all("a[href*='voila']")]
             assert links == ["/voila/render/dashboards/sales.ipynb"], links
+            assert page.inner_text("a.agnes-dashboard-link") == "Sales dashboard"
             shot(page, "05-viewer-dashboards")
             resp = page.goto(server.url + "lab", wait_until="load")
-            assert resp is not None and resp.status == 403
-            shot(page, "06-viewer-lab-403")
+            assert resp is not None and resp.status == 200
+            assert page.url.startswith(server.url + "agnes/dashboards")
+            shot(page, "06-viewer-lab-redirected")
+            # the dashboard's header stays visible once Voila has rendered, and leads back
+            page.click("a.agnes-dashboard-link")
+            page.wait_for_selector(KPI, state="visible", timeout=120_000)
+            assert page.is_visible("#agnes-voila-header")
+            shot(page, "06b-viewer-dashboard-header")
+            page.click("#agnes-back-to-dashboards")
+            page.wait_for_url(re.compile(r".*/agnes/dashboards$"))
             viewer = page.evaluate("() => fetch('/agnes/api/me').then(r => r.json())")
             # the dashboards page signs out with one click (a POST carrying the XSRF token)
             page.goto(server.url + "agnes/dashboards", wait_until="load")

@@ -18,8 +18,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection
 
-from jupyter_agnes.connectors.sample_data import generate_sample_data
-from jupyter_agnes.orchestrator import SyncOrchestrator
+from tests.support.datahelpers import build_sample_analytics
 
 REPO = Path(__file__).resolve().parents[2]
 SALES = "dashboards/sales.ipynb"
@@ -28,11 +27,7 @@ KERNEL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 @pytest.fixture
 def sample_analytics(agnes_data_dir: Path) -> Path:
-    generate_sample_data(agnes_data_dir, rows=2000, seed=3)
-    orch = SyncOrchestrator(agnes_data_dir)
-    orch.rebuild()
-    orch.store.close()
-    return agnes_data_dir
+    return build_sample_analytics(agnes_data_dir)
 
 
 @pytest.fixture
@@ -200,7 +195,7 @@ async def test_anonymous_is_sent_to_log_in(jp_fetch, jp_base_url):
 @pytest.mark.parametrize(
     "parts",
     [
-        ("lab",),
+        ("lab", "api", "settings"),  # a viewer opening a Lab *page* is redirected instead
         ("api", "contents"),
         ("api", "contents", "dashboards", "sales.ipynb"),
         ("api", "kernels"),
@@ -243,15 +238,19 @@ async def test_admin_reaches_the_tree_and_any_dashboard(jp_fetch, agnes):
     assert resp.code == 200
 
 
-async def test_index_lists_only_granted_dashboards(jp_fetch, agnes):
+async def test_index_lists_only_granted_dashboards(jp_fetch, agnes, jp_base_url):
     headers = viewer(
         agnes, "viewer@example.com", SALES, "private/secret.ipynb", "nope/missing.ipynb"
     )
     page = (await get(jp_fetch, "agnes", "dashboards", headers=headers)).body.decode()
     links = re.findall(r'class="agnes-dashboard-link" href="([^"]+)">([^<]+)<', page)
-    assert [text for _, text in links] == ["dashboards/sales.ipynb", "private/secret.ipynb"]
-    assert all(href.split("voila/render/")[1] == text for href, text in links)
-    assert "Open JupyterLab" not in page
+    # titles as link text (both notebooks are copies of the sales dashboard)
+    assert [text for _, text in links] == ["Sales dashboard", "Sales dashboard"]
+    assert [href.split(f"{jp_base_url}voila/render/")[1] for href, _ in links] == [
+        "dashboards/sales.ipynb",
+        "private/secret.ipynb",  # an old path grant of a notebook outside dashboards/
+    ]
+    assert "Open JupyterLab" not in page and "agnes-dashboard-id" not in page
 
     empty = viewer(agnes, "nothing@example.com")
     page = (await get(jp_fetch, "agnes", "dashboards", headers=empty)).body.decode()
@@ -260,14 +259,44 @@ async def test_index_lists_only_granted_dashboards(jp_fetch, agnes):
 
 async def test_index_for_admin_lists_every_dashboard_escaped(jp_fetch, jp_root_dir, agnes):
     hostile = jp_root_dir / "dashboards" / '<img src=x onerror="alert(1)">.ipynb'
-    shutil.copy(jp_root_dir / SALES, hostile)
+    notebook = json.loads((jp_root_dir / SALES).read_text())
+    notebook["metadata"]["title"] = "<script>alert(2)</script>"
+    hostile.write_text(json.dumps(notebook))
     headers = cookie(agnes.session_cookie("root@example.com", admin=True))
     resp = await get(jp_fetch, "agnes", "dashboards", headers=headers)
     assert resp.code == 200
     page = resp.body.decode()
-    assert "<img src=x" not in page
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.ipynb" in page
+    assert "<img src=x" not in page and "<script>alert" not in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page  # its id, for admins
+    assert "%3Cimg%20src%3Dx%20onerror%3D%22alert%281%29%22%3E.ipynb" in page  # its href
     texts = re.findall(r'class="agnes-dashboard-link" href="[^"]+">([^<]+)<', page)
-    assert len(texts) == 3 and "dashboards/team/ops.ipynb" in texts
-    assert not any("checkpoint" in t or "private" in t for t in texts)
+    assert texts == ["&lt;script&gt;alert(2)&lt;/script&gt;", "Sales dashboard", "Sales dashboard"]
+    assert "private" not in page and "checkpoint" not in page
     assert "Open JupyterLab" in page
+
+
+async def test_shared_by_id_renders_with_a_header_whose_links_work(jp_fetch, agnes, jp_base_url):
+    """`grant … dashboard sales` (the id) opens the dashboard; the Voila page has a header
+    back to the dashboards and to sign out (PostHog is off here), under base_url."""
+    headers = viewer(agnes, "viewer@example.com", "sales")
+    code, page = await render(jp_fetch, headers)
+    assert code == 200, page[:2000]
+    header = re.search(r'<body[^>]*>\s*<nav id="agnes-voila-header".*?</nav>', page, re.S)
+    assert header is not None, page[:3000]
+    hrefs = re.findall(r'href="([^"]+)"', header.group(0))
+    assert hrefs == [f"{jp_base_url}agnes/dashboards", f"{jp_base_url}agnes/logout"]
+    assert "&larr; Dashboards" in header.group(0) and "Sign out" in header.group(0)
+    assert "agnes-posthog-config" not in page
+    # the id grant reaches the dashboard's kernel as the path grant does (voila_access)
+    kid = kernel_id_of(page)
+    assert (await get(jp_fetch, "api", "kernels", kid, headers=headers)).code == 200
+    # the links, as the browser follows them: the index, and the sign-out confirmation
+    index = await get(jp_fetch, *hrefs[0][len(jp_base_url) :].split("/"), headers=headers)
+    assert index.code == 200 and "Sales dashboard" in index.body.decode()
+    logout = await get(jp_fetch, *hrefs[1][len(jp_base_url) :].split("/"), headers=headers)
+    assert logout.code == 200
+    assert 'method="post"' in logout.body.decode().lower() and "_xsrf" in logout.body.decode()
+    # the old path form still opens it too (SALES is what older stores hold)
+    legacy = viewer(agnes, "legacy@example.com", SALES)
+    assert (await render(jp_fetch, legacy))[0] == 200

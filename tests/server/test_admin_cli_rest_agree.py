@@ -13,6 +13,13 @@ from sqlalchemy import select
 from jupyter_agnes.cli import build_parser, main
 from jupyter_agnes.store.models import RESOURCE_TYPES, AuditEntry
 from tests.support.apihelpers import bearer, call
+from tests.support.datahelpers import build_sample_analytics
+
+
+@pytest.fixture
+def agnes_data_dir(data_dir):
+    """Tables exist (a grant must name a known one): the sample data, built before start."""
+    return build_sample_analytics(data_dir)
 
 
 @pytest.fixture
@@ -116,7 +123,7 @@ async def test_missing_groups_404_over_rest_and_are_created_audited_by_the_cli(
 async def test_removing_a_grant_leaves_the_same_audit_row(jp_fetch, agnes, cli):
     admin = agnes.pat("boss@example.com", admin=True)
     assert cli("grant", "analysts", "table", "orders")[0] == 0
-    body = {"group": "analysts", "resource_type": "table", "resource_id": "returns"}
+    body = {"group": "analysts", "resource_type": "table", "resource_id": "customers"}
     code, grant = await rest(jp_fetch, admin, "POST", "grants", body=body)
     assert code == 201
     code, _ = await rest(jp_fetch, admin, "DELETE", "grants", grant["id"])
@@ -124,7 +131,7 @@ async def test_removing_a_grant_leaves_the_same_audit_row(jp_fetch, agnes, cli):
     assert cli("revoke-grant", "analysts", "table", "orders") == (0, "")
     rows = audit(agnes, "grant.remove")
     assert [(r.resource, r.params["type"], r.params["id"]) for r in rows] == [
-        ("analysts", "table", "returns"),
+        ("analysts", "table", "customers"),
         ("analysts", "table", "orders"),
     ]
     assert [r.actor for r in rows] == ["boss@example.com", "cli"]

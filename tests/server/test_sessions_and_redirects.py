@@ -109,7 +109,8 @@ async def test_login_link_is_one_time_and_leaves_no_code_in_url(jp_fetch, agnes,
         "agnes", "auth", "link", params={"code": code}, follow_redirects=False, raise_error=False
     )
     assert resp.code == 302
-    assert resp.headers["Location"] == f"{jp_base_url}lab"
+    # no code left in the address; a user without `lab` lands on their dashboards
+    assert resp.headers["Location"] == f"{jp_base_url}agnes/dashboards"
     set_cookie = resp.headers["Set-Cookie"]
     assert "agnes_session=" in set_cookie and "HttpOnly" in set_cookie
     assert "SameSite=Lax" in set_cookie

@@ -73,3 +73,17 @@ def wait_done(jobs: SyncJobs, job_id: str) -> dict[str, Any]:
             return job
         time.sleep(0.02)
     raise AssertionError(f"job never finished: {job}")
+
+
+def build_sample_analytics(data_dir: Path, rows: int = 2000, seed: int = 3) -> Path:
+    """The sample extract and analytics.duckdb in `data_dir` (its tables: sample_data.TABLES)."""
+    from jupyter_agnes.connectors.sample_data import generate_sample_data
+    from jupyter_agnes.orchestrator import SyncOrchestrator
+
+    generate_sample_data(data_dir, rows=rows, seed=seed)
+    orch = SyncOrchestrator(data_dir)
+    try:
+        orch.rebuild()
+    finally:
+        orch.store.close()
+    return data_dir

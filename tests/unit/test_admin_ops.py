@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from jupyter_agnes.auth import admin_ops, admin_views
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR
+from jupyter_agnes.auth.grant_targets import KnownResources
 from jupyter_agnes.auth.principal import Operator, Principal
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.paths import resolve_data_dir
@@ -21,6 +22,8 @@ from jupyter_agnes.store.engine import Store, open_store
 from jupyter_agnes.store.models import RESOURCE_TYPES, AuditEntry, Grant, Group, Membership
 
 CLI = Operator()
+# What the grants below may name (REST and the CLI read these from the catalog and disk).
+KNOWN = KnownResources(tables=("orders", "t"), dashboards=("sales", "team/kpis"))
 
 
 @pytest.fixture
@@ -170,11 +173,13 @@ def test_add_and_remove_member(store, admin):
 def test_create_missing_group_is_an_explicit_option(store, admin):
     exc = refused(store, admin_ops.add_member, admin, "new-team", "a@example.com")
     assert (exc.code, exc.status) == ("group_not_found", 404)
-    exc = refused(store, admin_ops.add_grant, admin, "new-team", "lab", "*")
+    exc = refused(store, admin_ops.add_grant, admin, "new-team", "lab", "*", known=KNOWN)
     assert exc.status == 404
     with store.write() as s:
         admin_ops.add_member(s, CLI, "new-team", "a@example.com", create_missing_group=True)
-        admin_ops.add_grant(s, CLI, "other-team", "lab", "*", create_missing_group=True)
+        admin_ops.add_grant(
+            s, CLI, "other-team", "lab", "*", known=KNOWN, create_missing_group=True
+        )
         assert directory.get_group(s, "new-team").created_by == "cli"
     # a group the option creates is audited like one created on purpose
     created = audit_rows(store, "group.create")
@@ -183,7 +188,16 @@ def test_create_missing_group_is_an_explicit_option(store, admin):
         ("other-team", "cli"),
     ]
     # a refused op creates nothing: the bad value is checked before the group is made
-    refused(store, admin_ops.add_grant, CLI, "ghost", "root", "*", create_missing_group=True)
+    refused(
+        store,
+        admin_ops.add_grant,
+        CLI,
+        "ghost",
+        "root",
+        "*",
+        create_missing_group=True,
+        known=KNOWN,
+    )
     refused(store, admin_ops.add_member, CLI, "ghost", "bad", create_missing_group=True)
     with store.read() as s:
         assert s.scalar(select(Group).where(Group.name == "ghost")) is None
@@ -196,8 +210,8 @@ def test_grant_types_come_from_the_one_definition(store, admin):
     with store.write() as s:
         gid = admin_ops.create_group(s, admin, "g").id
         for rtype in RESOURCE_TYPES:
-            admin_ops.add_grant(s, admin, gid, rtype, "x")
-    exc = refused(store, admin_ops.add_grant, admin, gid, "root", "x")
+            admin_ops.add_grant(s, admin, gid, rtype, "*", known=KNOWN)
+    exc = refused(store, admin_ops.add_grant, admin, gid, "root", "x", known=KNOWN)
     assert exc.code == "invalid_resource_type"
     assert str(exc) == f"resource_type must be one of {', '.join(RESOURCE_TYPES)}"
 
@@ -205,16 +219,19 @@ def test_grant_types_come_from_the_one_definition(store, admin):
 def test_grant_add_and_remove(store, admin):
     with store.write() as s:
         gid = admin_ops.create_group(s, admin, "analysts").id
-        grant = admin_ops.add_grant(s, admin, "analysts", "table", " orders ")
+        grant = admin_ops.add_grant(s, admin, "analysts", "table", " orders ", known=KNOWN)
         assert admin_views.grant_view(s, grant)["resource_id"] == "orders"
         grant_id = grant.id
-    exc = refused(store, admin_ops.add_grant, CLI, gid, "table", "orders")
+    exc = refused(store, admin_ops.add_grant, CLI, gid, "table", "orders", known=KNOWN)
     assert (exc.code, exc.status) == ("grant_exists", 409)
-    assert refused(store, admin_ops.add_grant, admin, gid, "table", "").status == 400
-    assert refused(store, admin_ops.add_grant, admin, True, "table", "t").code == "invalid_group"
+    assert refused(store, admin_ops.add_grant, admin, gid, "table", "", known=KNOWN).status == 400
+    assert (
+        refused(store, admin_ops.add_grant, admin, True, "table", "t", known=KNOWN).code
+        == "invalid_group"
+    )
     with store.write() as s:
         admin_ops.remove_grant(s, admin, admin_ops.get_grant(s, grant_id))
-        admin_ops.add_grant(s, admin, gid, "lab", "*")
+        admin_ops.add_grant(s, admin, gid, "lab", "*", known=KNOWN)
         admin_ops.remove_grant(s, CLI, admin_ops.find_grant(s, "analysts", "lab", "*"))
         assert s.scalar(select(Grant)) is None
     exc = refused(store, admin_ops.find_grant, "analysts", "lab", "*")
@@ -234,12 +251,12 @@ def test_user_access_lists_grants_through_groups(store, admin):
         member = admin_ops.add_member(
             s, admin, "viewers", "v@example.com", create_missing_group=True
         )
-        admin_ops.add_grant(s, admin, "viewers", "dashboard", "sales.ipynb")
+        admin_ops.add_grant(s, admin, "viewers", "dashboard", "sales", known=KNOWN)
         access = admin_views.user_access(s, member.user_id)
         listed = admin_views.list_grants(s, group="viewers", resource_type="dashboard")
         members = admin_views.list_members(s, member.group_id)
     assert access["groups"] == ["Everyone", "viewers"] and not access["is_admin"]
-    assert [g["resource_id"] for g in access["grants"]] == ["sales.ipynb"]
+    assert [g["resource_id"] for g in access["grants"]] == ["sales"]
     assert [g["group"] for g in listed] == ["viewers"]
     assert [m["email"] for m in members] == ["v@example.com"]
     with store.read() as s:

@@ -62,3 +62,61 @@ def test_tree_is_for_lab_users():
     assert not rbac.may_browse_dashboard_tree(who(SALES))
     assert rbac.may_browse_dashboard_tree(who(("lab", "*")))
     assert rbac.may_browse_dashboard_tree(who(admin=True))
+
+
+# --- ids: the name under dashboards/; older grants name the path ------------------------
+
+
+@pytest.mark.parametrize(
+    "path, ident",
+    [
+        ("dashboards/sales.ipynb", "sales"),
+        ("/dashboards/team/kpis.ipynb", "team/kpis"),
+        ("dashboards/dashboards/x.ipynb", "dashboards/x"),
+        ("sales.ipynb", None),
+        ("private/secret.ipynb", None),
+        ("dashboards/logo.png", None),
+        ("dashboards/.ipynb", None),
+        ("dashboards/../private/secret.ipynb", None),
+    ],
+)
+def test_dashboard_id_is_the_name_under_the_folder(path, ident):
+    assert rbac.dashboard_id(path) == ident
+    if ident is not None:
+        assert rbac.dashboard_path(ident) == path.lstrip("/")
+
+
+@pytest.mark.parametrize(
+    "given, stored",
+    [
+        ("sales", "sales"),
+        ("team/kpis", "team/kpis"),
+        ("dashboards/sales.ipynb", "sales"),  # today's path form, stored as the id
+        ("*", "*"),
+        ("sales.ipynb", None),  # a path relative to the root: not under dashboards/
+        ("../private/secret", None),
+        ("team//kpis", None),
+        ("sales\x1b[2J", None),
+        ("x" * 2000, None),
+    ],
+)
+def test_canonical_grant(given, stored):
+    assert rbac.canonical_dashboard_grant(given) == stored
+
+
+def test_id_and_legacy_path_grants_open_the_same_dashboard():
+    for grant in (("dashboard", "sales"), SALES):
+        viewer = who(grant)
+        assert rbac.may_open_dashboard(viewer, "dashboards/sales.ipynb")
+        assert rbac.may_read_dashboard_file(viewer, "dashboards/logo.png")
+        assert not rbac.may_open_dashboard(viewer, "dashboards/team/sales.ipynb")
+        assert not rbac.may_open_dashboard(viewer, "sales.ipynb")
+        assert not rbac.may_read_dashboard_file(viewer, "private/salaries.png")
+    nested = who(("dashboard", "team/kpis"))
+    assert rbac.may_open_dashboard(nested, "dashboards/team/kpis.ipynb")
+    assert rbac.may_read_dashboard_file(nested, "dashboards/team/chart.png")
+    assert not rbac.may_read_dashboard_file(nested, "dashboards/logo.png")
+    # an old grant of a notebook outside dashboards/ keeps opening it
+    assert rbac.may_open_dashboard(
+        who(("dashboard", "private/report.ipynb")), "private/report.ipynb"
+    )
