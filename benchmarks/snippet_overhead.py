@@ -129,7 +129,6 @@ def injector_peak(
     body_bytes = size_mb * 1024 * 1024 - len(head) - len(head_rest) - len(end)
     n_full, rest = divmod(body_bytes, len(chunk))
     last = chunk[:rest]
-    PostHogSnippetTransform.configure(settings, base_url="/")
     out_hash = hashlib.sha256()
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -137,7 +136,9 @@ def injector_peak(
         HTTPServerRequest(
             start_line=RequestStartLine("GET", "/voila/render/x", "HTTP/1.1"),
             headers=HTTPHeaders({"Host": "127.0.0.1"}),
-        )
+        ),
+        settings,
+        base_url="/",
     )
     _, headers, out = transform.transform_first_chunk(
         200, HTTPHeaders({"Content-Type": "text/html; charset=utf-8"}), head, False
