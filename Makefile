@@ -47,8 +47,10 @@ system-deps: $(CHP)
 
 # Unit, server, kernel, browser and postgres tests with the test extras; then every shipped
 # notebook through nbval in `make run`'s environment, where a test-only package cannot help it pass.
+# The browser test of the first hour (tests/browser/test_first_hour.py) runs `make run`'s
+# quickstart from $(RUN_VENV) too, so it is built first.
 NBVAL := --nbval-lax --nbval-kernel-name agnes --nbval-sanitize-with notebooks/nbval_sanitize.cfg
-test: $(VENV)/.test-installed system-deps
+test: $(VENV)/.test-installed $(RUN_VENV)/.runner-installed system-deps
 	$(PY) -m pytest tests
 	$(MAKE) test-notebooks
 

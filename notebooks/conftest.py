@@ -20,16 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.llm_server import FakeLLMServer  # noqa: E402
+from tests.fakes.llm_server import REGION_REVENUE_SQL, FakeLLMServer  # noqa: E402
 from tests.support.server_process import agnes_cli, agnes_server, bootstrap_pat  # noqa: E402
 
 SAMPLE_ROWS = "20000"
-# What the fake LLM answers for text-to-SQL in 02-ask-agnes.ipynb.
-FAKE_SQL = (
-    "SELECT c.region, round(sum(oi.amount), 2) AS revenue FROM order_items oi "
-    "JOIN orders o USING (order_id) JOIN customers c USING (customer_id) "
-    "GROUP BY c.region ORDER BY revenue DESC"
-)
 
 _stack = contextlib.ExitStack()
 _env: dict[str, str] = {}
@@ -45,7 +39,7 @@ def notebook_env() -> dict[str, str]:
     data_dir = tmp / "data"
     agnes_cli("sample-data", "--rows", SAMPLE_ROWS, "--data-dir", str(data_dir))
     pat = bootstrap_pat(data_dir)
-    llm = _stack.enter_context(FakeLLMServer(sql=FAKE_SQL))
+    llm = _stack.enter_context(FakeLLMServer(sql=REGION_REVENUE_SQL))
     # Hermetic: a developer's own PostHog key must not reach the notebook server or kernels.
     server = _stack.enter_context(
         agnes_server(data_dir, root_dir=ROOT / "notebooks", env={"POSTHOG_API_KEY": ""})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from jupyter_server.auth.identity import IdentityProvider, User
@@ -92,6 +92,12 @@ class AgnesIdentityProvider(IdentityProvider):
         from server_extension.handlers.login import LoginRedirectHandler, LogoutHandler
 
         return [(r"/login", LoginRedirectHandler), (r"/logout", LogoutHandler)]
+
+    def identity_model(self, user: User) -> dict[str, Any]:
+        """`/api/me`'s identity (JupyterLab asks for it on every load): the base `User`
+        fields only. The base class serialises the whole dataclass, and the principal
+        riding on an `AgnesUser` is neither JSON nor anyone's business in the browser."""
+        return {f.name: getattr(user, f.name) for f in fields(User)}
 
     async def get_user(self, handler: web.RequestHandler) -> User | None:
         existing = getattr(handler, "_jupyter_current_user", None)

@@ -16,13 +16,13 @@ import pytest
 
 from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 from tests.fakes.posthog_server import FakePostHog
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA, shot
+from tests.support.lab_driver import notebook_state, run_all_cells, wait_for_kernel_idle
 from tests.support.server_process import agnes_cli, agnes_server
 
 SIGNED_OUT_URL = re.compile(r".*/agnes/login\?signed_out=1$")  # where sign-out lands
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 ANALYSTS, VIEWERS = "agnes-analysts@example.com", "agnes-viewers@example.com"
 KPI = ".agnes-kpi-revenue .agnes-kpi-value"
 # Text that only appears inside notebook cells: it must never reach PostHog.
@@ -62,74 +62,12 @@ def world(tmp_path: Path):
             yield server, google, posthog
 
 
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
-
-
 def sign_in_with_google(page, url: str) -> None:
     page.goto(url, wait_until="load")
     assert "/agnes/login" in page.url
     shot(page, "01-login")
     page.click("#google-login")
     page.wait_for_load_state("load")
-
-
-def wait_for_kernel_idle(page, notebook: str) -> None:
-    """Wait until the notebook's kernel is started and idle, as the server and Lab both see it.
-
-    Lab's toolbar indicator reads 'idle' before any kernel exists, and "Run All" on a
-    notebook whose kernel is still starting runs nothing, so neither is enough alone.
-    """
-    page.wait_for_function(
-        """async (path) => {
-            const r = await fetch('/api/sessions');
-            if (!r.ok) return false;
-            const s = (await r.json()).find(x => x.path.endsWith(path));
-            return !!(s && s.kernel && s.kernel.execution_state === 'idle');
-        }""",
-        arg=notebook,
-        polling=500,
-        timeout=180_000,
-    )
-    page.wait_for_selector(".jp-StatusBar-Item:has-text('| Idle')", timeout=120_000)
-
-
-PROMPTS_JS = "() => [...document.querySelectorAll('.jp-InputPrompt')].map(p => p.innerText.trim())"
-
-
-def run_all_cells(page) -> None:
-    """Run > Run All Cells, once more if within 60 s no cell has started: the gesture is
-    Lab's, not what this test checks, and a lost click must not fail the journey."""
-    before = page.evaluate(PROMPTS_JS)
-    for attempt in range(2):
-        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-        try:
-            page.wait_for_function(
-                f"(before) => {{ const now = ({PROMPTS_JS})(); "
-                "return now.some(p => p.includes('*')) || now.join() !== before.join(); }",
-                arg=before,
-                timeout=60_000,
-            )
-            return
-        except Exception:
-            if attempt:
-                raise
-            print("Run All Cells started nothing within 60 s; clicking it again")
-
-
-def notebook_state(page) -> str:
-    """What the notebook shows: prompts, error outputs and any open dialog, for failure reports."""
-    return page.evaluate(
-        """() => JSON.stringify({
-            prompts: [...document.querySelectorAll('.jp-InputPrompt')].map(p => p.innerText.trim()),
-            errors: [...document.querySelectorAll(".jp-OutputArea-output[data-mime-type*='error']")]
-                .map(e => e.innerText.slice(0, 300)),
-            dialog: document.querySelector('.jp-Dialog')?.innerText ?? null,
-            status: [...document.querySelectorAll('.jp-StatusBar-Item')].map(e => e.innerText).join(' / '),
-        })"""
-    )
 
 
 def test_new_team_member_journey(world) -> None:

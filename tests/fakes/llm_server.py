@@ -34,6 +34,13 @@ from typing import Any
 # Put into every error body; tests assert it never reaches exceptions or events.
 ERROR_BODY_MARKER = "fake-error-body-detail-7f3a"
 DEFAULT_SQL = "SELECT 42 AS answer"
+# What the fake answers for text-to-SQL in notebooks/02-ask-agnes.ipynb ("Which region brings
+# in the most revenue?"): the notebook's next cell reads its `region` column.
+REGION_REVENUE_SQL = (
+    "SELECT c.region, round(sum(oi.amount), 2) AS revenue FROM order_items oi "
+    "JOIN orders o USING (order_id) JOIN customers c USING (customer_id) "
+    "GROUP BY c.region ORDER BY revenue DESC"
+)
 DEFAULT_TEXT = "Hello from the fake LLM. This answer arrives in several small chunks."
 MAX_BODY = 10 * 1024 * 1024
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.support.apihelpers import bearer, call
 
 LAB_PATHS = [
@@ -51,3 +53,15 @@ async def test_grant_removal_applies_to_the_next_request(jp_fetch, agnes):
     with agnes.store.write() as s:
         directory.remove_grant(s, directory.get_group(s, "temps"), "lab", "*")
     assert (await call(jp_fetch, "api", "contents", headers=bearer(token))).code == 403
+
+
+async def test_jupyter_servers_own_who_am_i_answers_lab(jp_fetch, agnes):
+    """JupyterLab asks `/api/me` on every load; it must not 500 on an Agnes user."""
+    agnes.user("analyst@example.com", groups=("analysts",))
+    agnes.grant("analysts", "lab", "*")
+    for token in (agnes.pat("analyst@example.com"), agnes.pat("viewer@example.com")):
+        resp = await call(jp_fetch, "api", "me", headers=bearer(token))
+        assert resp.code == 200, resp.body
+        identity = json.loads(resp.body)["identity"]
+        assert identity["username"].endswith("@example.com")
+        assert "principal" not in identity  # groups and grants stay on the server
