@@ -22,6 +22,7 @@ from server_extension.html_snippet import install_posthog
 from server_extension.identity import AgnesIdentityProvider
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.kernel_owners import install_kernel_ownership
+from server_extension.lab_workspaces import keep_workspaces_in, workspace_list_handlers
 from server_extension.services import SETTINGS_KEY, AgnesServices, build_services
 from server_extension.voila_header import install_voila_header
 
@@ -91,6 +92,7 @@ class AgnesExtensionApp(ExtensionApp):
             raise SystemExit(f"Agnes cannot start: {exc}") from None
         self.services = services
         self.settings[SETTINGS_KEY] = services
+        keep_workspaces_in(self.serverapp, data_dir)  # user ids are per data dir
         if services.auth.local_dev_mode:
             ip = self.serverapp.ip
             if not _is_loopback(ip):
@@ -142,6 +144,7 @@ class AgnesExtensionApp(ExtensionApp):
 
         self.handlers.extend(agnes_handlers())
         self.handlers.extend(isolation_handlers())  # before the server's own /api/kernels…
+        self.handlers.extend(workspace_list_handlers())  # before JupyterLab's own list
 
     async def stop_extension(self) -> None:
         if self.services is not None:
