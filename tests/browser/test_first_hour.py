@@ -53,9 +53,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLMServer) -> Iter
         "ANTHROPIC_BASE_URL": llm.url,
         "ANTHROPIC_API_KEY": "sk-ant-fake-first-hour",
         "POSTHOG_API_KEY": "",
-        # Lab keeps workspaces and settings under ~/.jupyter unless told otherwise; a
-        # workspace named after user 2 of another data dir must not open here.
-        "JUPYTERLAB_WORKSPACES_DIR": str(data_dir.parent / "lab-workspaces"),
+        # Lab keeps settings under ~/.jupyter unless told otherwise (Agnes keeps its
+        # workspaces in the data dir itself).
         "JUPYTERLAB_SETTINGS_DIR": str(data_dir.parent / "lab-settings"),
     }
     with quickstart(data_dir, env) as qs:
@@ -179,12 +178,6 @@ def test_a_second_analyst_sees_none_of_the_first_ones_notebooks_or_sessions(
     assert b_page.evaluate(STATUS_JS, f"/lab/api/workspaces/{a_workspace}") == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="GET /lab/api/workspaces (the list; Lab's Running panel shows its names) is "
-    "jupyterlab_server's own handler: it lists every user's workspace with its layout",
-)
 def test_a_second_analyst_is_not_shown_the_first_ones_workspace(
     browser: Any, server: Quickstart
 ) -> None:
@@ -197,6 +190,9 @@ def test_a_second_analyst_is_not_shown_the_first_ones_workspace(
     assert NOTEBOOK_01 not in json.dumps(listed["workspaces"]["values"])  # A's open tabs
     running = running_panel_text(b_page)
     assert a_workspace not in running.split(), running
+    # Kept in the data dir: user ids (and so workspace names) are only unique there.
+    saved = [p.name for p in (server.data_dir / "lab" / "workspaces").iterdir()]
+    assert any(name.startswith(f"{a_workspace}-") for name in saved), saved
 
 
 def test_a_viewers_login_link_lands_on_their_dashboards(browser: Any, server: Quickstart) -> None:

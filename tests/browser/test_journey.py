@@ -17,7 +17,12 @@ import pytest
 from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 from tests.fakes.posthog_server import FakePostHog
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA, shot
-from tests.support.lab_driver import notebook_state, run_all_cells, wait_for_kernel_idle
+from tests.support.lab_driver import (
+    ERROR_OUTPUT,
+    notebook_state,
+    run_all_cells,
+    wait_for_kernel_idle,
+)
 from tests.support.server_process import agnes_cli, agnes_server
 
 SIGNED_OUT_URL = re.compile(r".*/agnes/login\?signed_out=1$")  # where sign-out lands
@@ -97,8 +102,7 @@ def test_new_team_member_journey(world) -> None:
                 run_all_cells(page)
                 # An error output aborts the rest of "Run All": stop waiting at once then.
                 first = page.wait_for_selector(
-                    ".jp-OutputArea-output table.agnes-sql-result, "
-                    ".jp-OutputArea-output[data-mime-type*='error']",
+                    f".jp-OutputArea-output table.agnes-sql-result, {ERROR_OUTPUT}",
                     timeout=180_000,
                 )
                 table = page.wait_for_selector(".jp-OutputArea-output table.agnes-sql-result",
@@ -116,7 +120,7 @@ def test_new_team_member_journey(world) -> None:
                 "![...document.querySelectorAll('.jp-InputPrompt')].some(p => p.innerText.includes('*'))",
                 timeout=180_000,
             )
-            errors = page.query_selector_all(".jp-OutputArea-output[data-mime-type*='error']")
+            errors = page.query_selector_all(ERROR_OUTPUT)
             assert errors == [], [e.inner_text()[:300] for e in errors]
             shot(page, "03-notebook")
 
