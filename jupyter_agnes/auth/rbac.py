@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from jupyter_agnes.auth.principal import Principal
 
 # jupyter-server resources that make up "working in Lab": code execution and files.
@@ -164,9 +166,17 @@ def personal_workspace(principal: Principal) -> str:
     return f"{PERSONAL_WORKSPACE_PREFIX}{principal.user_id}"
 
 
+def _workspace_slug(name: str) -> str:
+    """Roughly the file name JupyterLab stores `name` under (lower case, spaces to hyphens,
+    only word characters and hyphens), before its 4-hex-digit signature."""
+    return re.sub(r"[^\w-]", "", re.sub(r"\s+", "-", name.strip().lower()))
+
+
 def may_use_workspace(principal: Principal, name: str) -> bool:
     """Another user's personal workspace is theirs (and the admins'); any other name is
-    shared, as in plain JupyterLab."""
-    if principal.is_admin or not name.startswith(PERSONAL_WORKSPACE_PREFIX):
+    shared, as in plain JupyterLab. JupyterLab files `AGNES-user-3` or `agnes user 3` next
+    to `agnes-user-3` with only a 4-hex-digit signature apart, so any name whose file name
+    would carry the personal prefix is treated as personal."""
+    if principal.is_admin or name == personal_workspace(principal):
         return True
-    return name == personal_workspace(principal)
+    return PERSONAL_WORKSPACE_PREFIX not in _workspace_slug(name)
