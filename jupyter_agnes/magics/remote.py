@@ -73,6 +73,7 @@ class RemoteBackend:
     ) -> None:
         self.url = url
         self.token_env = token_env
+        self.timeout = timeout
         self.hub = hub  # the hub's Agnes service with the server's hub token
         self.label = "Agnes service" if hub else "Agnes server"
         scheme = "token" if hub else "Bearer"  # what JupyterHub's own clients send
@@ -91,7 +92,10 @@ class RemoteBackend:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise AgnesMagicError(f"The {self.label} at {self.url} timed out") from None
+            raise AgnesMagicError(
+                f"The {self.label} at {self.url} did not answer within {self.timeout:g} s; "
+                "is it running?"
+            ) from None
         except httpx.HTTPError as exc:
             raise AgnesMagicError(
                 f"Cannot reach the {self.label} at {self.url} ({type(exc).__name__}): "
