@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 import requests
+from nbclient import NotebookClient
 
 from jupyter_agnes.hub.config import SERVICE_ACCESS_SCOPE
 from tests.hub.test_hub_service import SERVICE, Hub, _hub_token, hub  # noqa: F401 - the fixture
@@ -19,6 +21,7 @@ from tests.support.magics_helpers import assert_magic_errors
 from tests.support.magics_kernel import AgnesKernel, kernel_env
 
 pytestmark = pytest.mark.timeout(300)
+ROOT = Path(__file__).resolve().parents[2]
 BEA = "bea@example.com"
 NOT_FOUND = "Table customers not found (HTTP 404)"
 
@@ -103,3 +106,28 @@ def test_a_kernel_uses_the_service_with_its_hub_token(hub: Hub, tmp_path: Path) 
         )
         assert len(traceback) == 1
         assert token not in run.everything()
+
+
+def test_notebook_01_runs_unchanged_under_the_hub(hub: Hub, tmp_path: Path) -> None:  # noqa: F811
+    """Every cell runs against the service (outputs are compared on the notebook's own
+    sample data in tests/kernel/test_magics_service.py)."""
+    reader = "nb-reader@example.com"
+    hub.cli("user", "add", reader)
+    hub.cli("group", "add-member", "Readers", reader)
+    for table in ("orders", "order_items", "customers", "products"):
+        hub.cli("grant", "Readers", "table", table)
+    token = _hub_token(hub.signed_in(reader), hub, reader, [SERVICE_ACCESS_SCOPE])
+    nb = nbformat.read(ROOT / "notebooks" / "01-getting-started.ipynb", as_version=4)
+    for cell in nb.cells:  # saved outputs must not pass for a run
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    env = kernel_env(
+        tmp_path, AGNES_SERVICE_URL=hub.url + SERVICE, JUPYTERHUB_API_TOKEN=token, MPLBACKEND="Agg"
+    )
+    client = NotebookClient(
+        nb, kernel_name="agnes", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute(env=env)  # raises CellExecutionError on the first failing cell
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code)
+    assert "big_orders" in str(code[-1].outputs)
