@@ -175,15 +175,27 @@ def test_notebook_01_runs_unchanged(setup: Setup, tmp_path: Path) -> None:
     assert " passed" in result.stdout
 
 
-def test_a_stopped_server_is_one_clear_line(tmp_path: Path) -> None:
+def test_cut_results_and_a_stopped_server_are_one_clear_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     agnes_cli("sample-data", "--rows", "100", "--data-dir", str(data_dir))
     pat = agnes_cli("bootstrap", "--email", "root@example.com", "--data-dir", str(data_dir))
     token = pat.stdout.strip().splitlines()[-1]
-    with agnes_server(data_dir) as server:
+    with agnes_server(data_dir, env={"AGNES_QUERY_MAX_ROWS": "10"}) as server:
         env = kernel_env(tmp_path, AGNES_SERVICE_URL=server.url, JUPYTERHUB_API_TOKEN=token)
         with AgnesKernel(env, tmp_path) as k:
             k.ok("%sql SELECT count(*) FROM orders")
+            # Scratch never holds a silently cut table.
+            k.ok("%sql CREATE TEMP TABLE few AS SELECT * FROM orders LIMIT 3")
+            assert_magic_errors(
+                k,
+                {
+                    "%sql CREATE TEMP TABLE t AS SELECT * FROM orders": "so the table was not created",
+                    "%sql SELECT * FROM few JOIN orders USING (order_id)": (
+                        "Table orders has more rows than the server sends at once"
+                    ),
+                },
+            )
+            assert k.value(f"{SCRATCH}.tables()") == "['few']"
             server.proc.terminate()
             server.proc.wait(30)
             for code in ("%sql SELECT count(*) FROM orders", "%agnes tables", "%agnes whoami"):
