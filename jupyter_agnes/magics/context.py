@@ -8,14 +8,17 @@ from typing import Any
 
 from jupyter_agnes.magics.local import LocalBackend
 from jupyter_agnes.magics.settings import AgnesMagicSettings
+from jupyter_agnes.orchestrator.build import analytics_path
 
 HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 
 
 class AgnesContext:
     """Remote mode once `%agnes connect` succeeded; else, in a per-user server under
-    JupyterHub (AGNES_SERVICE_URL and JUPYTERHUB_API_TOKEN set), the hub's Agnes service
-    with the server's own hub token, so grants apply; else local mode."""
+    JupyterHub (AGNES_SERVICE_URL and JUPYTERHUB_API_TOKEN set, and no readable local
+    analytics.duckdb), the hub's Agnes service with the server's own hub token, so grants
+    apply; else local mode. A per-user server cannot read the service's data dir; the
+    service's own kernels (dashboards) can, and stay local even if the env leaks in."""
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
@@ -32,7 +35,12 @@ class AgnesContext:
     def service(self) -> Any:
         """The hub's Agnes service backend, or None outside a hub's per-user server."""
         settings = self.settings
-        if self._service is None and settings.service_url and settings.hub_api_token:
+        if (
+            self._service is None
+            and settings.service_url
+            and settings.hub_api_token
+            and not os.access(analytics_path(Path(settings.data_dir)), os.R_OK)
+        ):
             from jupyter_agnes.magics.remote import RemoteBackend, normalise_url
 
             # The spawner sets the URL; a hub's internal URLs are often plain http.

@@ -83,6 +83,8 @@ def test_the_magics_use_the_server_from_the_env(setup: Setup, tmp_path: Path) ->
         assert ANALYST in k.ok("%agnes whoami").html  # no %agnes connect
         status = k.ok("%agnes status").html
         assert "<td>remote</td>" in status and "JUPYTERHUB_API_TOKEN" in status
+        disconnected = k.ok("%agnes disconnect").stdout
+        assert f"Back to the Agnes service at {setup.server.url}" in disconnected
         k.ok("%sql -o n SELECT count(*) AS n FROM orders")
         assert int(k.value("int(n.n[0])")) > 0
         tables = k.ok("%agnes tables").html
@@ -108,6 +110,14 @@ def test_the_magics_use_the_server_from_the_env(setup: Setup, tmp_path: Path) ->
         assert ename == "AgnesMagicError" and "HTTP 404" in evalue
         # The half-run cell kept its first statement's table, as in local mode; nothing else.
         assert k.value(f"{SCRATCH}.tables()") == "['t']"
+
+
+def test_a_readable_data_dir_keeps_local_mode(setup: Setup, tmp_path: Path) -> None:
+    """The service's own kernels (dashboards) read its data dir even if the env leaks in."""
+    env = {**setup.env(tmp_path), "AGNES_DATA_DIR": str(setup.data_dir)}
+    with AgnesKernel(env, tmp_path) as k:
+        assert "<td>local</td>" in k.ok("%agnes status").html
+        k.ok("%sql SELECT count(*) FROM customers")  # no grants apply locally
 
 
 def test_scratch_ddl_over_granted_tables(setup: Setup, tmp_path: Path) -> None:
