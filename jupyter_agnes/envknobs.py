@@ -26,6 +26,8 @@ KNOWN_NAMES = frozenset({
     "OPENAI_BASE_URL",
     "RELEASE_CHANNEL",
     "JPY_SESSION_NAME",
+    # JupyterHub's, set in single-user servers: the magics send it to the Agnes service.
+    "JUPYTERHUB_API_TOKEN",
     # jupyter-server's own, read only to tell whether kernels run on a gateway.
     "JUPYTER_GATEWAY_URL",
 })

@@ -22,7 +22,7 @@ HELP = """\
 %agnes connect URL [--token-env VAR] [--insecure]
                                  remote mode: use the Agnes server at URL with the PAT
                                  held in the env var VAR (default AGNES_TOKEN)
-%agnes disconnect                back to local mode
+%agnes disconnect                back to local mode (under JupyterHub: the Agnes service)
 %agnes status                    mode, data, server, LLM settings
 %agnes help                      this text
 
@@ -31,7 +31,8 @@ HELP = """\
 %%ask [--model M] [--format markdown|code|json|sql] [--run] [-o VAR] [--with-samples]
                                  ask the configured LLM; {var} is filled from the notebook
 
-Local mode reads $AGNES_DATA_DIR/analytics.duckdb; `$name` in SQL binds notebook variables."""
+Local mode reads $AGNES_DATA_DIR/analytics.duckdb; under JupyterHub the magics use the
+Agnes service with your server's hub token. `$name` in SQL binds notebook variables."""
 
 COMMANDS = ("tables", "describe", "rebuild", "whoami", "connect", "disconnect", "status", "help")
 
@@ -143,7 +144,8 @@ class AgnesLineMagics(Magics):
 
     def _cmd_disconnect(self, _: Any) -> None:
         self.ctx.set_remote(None)
-        print("Back to local mode")
+        service = self.ctx.service()
+        print(f"Back to the Agnes service at {service.url}" if service else "Back to local mode")
 
     def _cmd_status(self, _: Any) -> None:
         backend = self.ctx.backend()

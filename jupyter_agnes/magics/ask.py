@@ -105,6 +105,13 @@ class AskMagics(Magics):
         The answer goes to VAR (default _ask); with --run, VAR (default _sql) gets the
         query result and _ask the {"sql", "explanation"} answer.
         """
+        if self.ctx.remote is None and self.ctx.service() is not None:
+            # The provider key must not be handed to per-user servers; the service has no
+            # LLM endpoint yet.
+            raise AgnesMagicError(
+                "%%ask is not available in a JupyterHub server yet: LLM calls must go "
+                "through the Agnes service, which does not offer them yet"
+            )
         args = self.parser.parse_line(line)
         var = check_var(args.var, "%%ask") if args.var else None
         limit = check_limit(args.limit, "%%ask") if args.limit is not None else None

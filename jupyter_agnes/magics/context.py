@@ -8,15 +8,23 @@ from typing import Any
 
 from jupyter_agnes.magics.local import LocalBackend
 from jupyter_agnes.magics.settings import AgnesMagicSettings
+from jupyter_agnes.orchestrator.build import analytics_path
+
+HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 
 
 class AgnesContext:
-    """Remote mode once `%agnes connect` succeeded; local mode otherwise."""
+    """Remote mode once `%agnes connect` succeeded; else, in a per-user server under
+    JupyterHub (AGNES_SERVICE_URL and JUPYTERHUB_API_TOKEN set, and no readable local
+    analytics.duckdb), the hub's Agnes service with the server's own hub token, so grants
+    apply; else local mode. A per-user server cannot read the service's data dir; the
+    service's own kernels (dashboards) can, and stay local even if the env leaks in."""
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.settings = AgnesMagicSettings(parent=shell)
         self.remote: Any = None  # RemoteBackend, imported lazily (httpx)
+        self._service: Any = None  # the hub's Agnes service, when configured
         self._local: LocalBackend | None = None
 
     def local(self) -> LocalBackend:
@@ -24,8 +32,29 @@ class AgnesContext:
             self._local = LocalBackend(Path(self.settings.data_dir))
         return self._local
 
+    def service(self) -> Any:
+        """The hub's Agnes service backend, or None outside a hub's per-user server."""
+        settings = self.settings
+        if (
+            self._service is None
+            and settings.service_url
+            and settings.hub_api_token
+            and not os.access(analytics_path(Path(settings.data_dir)), os.R_OK)
+        ):
+            from jupyter_agnes.magics.remote import RemoteBackend, normalise_url
+
+            # The spawner sets the URL; a hub's internal URLs are often plain http.
+            url = normalise_url(settings.service_url, insecure=True)
+            self._service = RemoteBackend(
+                url, settings.hub_api_token, HUB_TOKEN_ENV, settings.remote_timeout, hub=True
+            )
+        return self._service
+
     def backend(self) -> Any:
-        return self.remote if self.remote is not None else self.local()
+        if self.remote is not None:
+            return self.remote
+        service = self.service()
+        return service if service is not None else self.local()
 
     def set_remote(self, backend: Any) -> None:
         if self.remote is not None:
@@ -34,6 +63,8 @@ class AgnesContext:
 
     def close(self) -> None:
         self.set_remote(None)
+        if self._service is not None:
+            self._service.close()
         if self._local is not None:
             self._local.close()
 

@@ -1,7 +1,10 @@
-"""Remote mode: every magic goes through an Agnes server's REST API with a PAT.
+"""Remote mode: every magic goes through an Agnes server's REST API with a token.
 
-The server applies the caller's grants; query results come back as Arrow IPC.
-The token is kept in memory only and never shown, logged or put in an error.
+Either `%agnes connect URL` with a PAT, or, in a per-user server under JupyterHub, the
+Agnes service at AGNES_SERVICE_URL with the server's own hub token (JUPYTERHUB_API_TOKEN).
+The server applies the caller's grants; query results come back as Arrow IPC. Scratch
+DDL runs in a per-kernel DuckDB (magics/scratch.py). The token is kept in memory only
+and never shown, logged or put in an error.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from jupyter_agnes.catalog.values import to_jsonable
 from jupyter_agnes.magics.errors import AgnesMagicError, first_line
 from jupyter_agnes.magics.params import bind_params
 from jupyter_agnes.magics.results import SqlResult
+from jupyter_agnes.magics.scratch import Scratch
 
 ARROW_STREAM_TYPE = "application/vnd.apache.arrow.stream"
+EMPTY = pa.table({})
 _parser: duckdb.DuckDBPyConnection | None = None
 
 
@@ -63,16 +68,23 @@ def normalise_url(url: str, insecure: bool = False) -> str:
 class RemoteBackend:
     mode = "remote"
 
-    def __init__(self, url: str, token: str, token_env: str, timeout: float) -> None:
+    def __init__(
+        self, url: str, token: str, token_env: str, timeout: float, hub: bool = False
+    ) -> None:
         self.url = url
         self.token_env = token_env
+        self.timeout = timeout
+        self.hub = hub  # the hub's Agnes service with the server's hub token
+        self.label = "Agnes service" if hub else "Agnes server"
+        scheme = "token" if hub else "Bearer"  # what JupyterHub's own clients send
         self._client = httpx.Client(
             base_url=url,
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"{scheme} {token}"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,
         )
         self.me: dict[str, Any] = {}
+        self.scratch = Scratch(self._server_read)
 
     # --- HTTP plumbing ---------------------------------------------------------------
 
@@ -80,10 +92,14 @@ class RemoteBackend:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise AgnesMagicError(f"The Agnes server at {self.url} timed out") from None
+            raise AgnesMagicError(
+                f"The {self.label} at {self.url} did not answer within {self.timeout:g} s; "
+                "is it running?"
+            ) from None
         except httpx.HTTPError as exc:
             raise AgnesMagicError(
-                f"Cannot reach the Agnes server at {self.url} ({type(exc).__name__})"
+                f"Cannot reach the {self.label} at {self.url} ({type(exc).__name__}): "
+                "is it running?"
             ) from None
         if response.status_code >= 400:
             raise AgnesMagicError(self._error_text(response))
@@ -98,8 +114,15 @@ class RemoteBackend:
                 message = str(body.get("message") or body.get("reason") or "")
         except ValueError:
             pass
+        if not message and status in (502, 503, 504):  # the hub's proxy, not the server
+            return (
+                f"The {self.label} at {self.url} is unavailable (HTTP {status}); "
+                "it may be stopped or restarting"
+            )
         if status == 401:
             hint = f"; check the token in {self.token_env}"
+            if self.hub:
+                hint = f"; the hub token in {self.token_env} was refused: restart your server"
             return f"{message or 'Not authenticated'} (HTTP 401){hint}"
         return f"{message or response.reason_phrase or 'Request failed'} (HTTP {status})"
 
@@ -112,6 +135,7 @@ class RemoteBackend:
 
     def close(self) -> None:
         self._client.close()
+        self.scratch.close()
 
     # --- the API -----------------------------------------------------------------------
 
@@ -123,21 +147,36 @@ class RemoteBackend:
         return {"mode": "remote", "server": self.url, **me}
 
     def run_sql(self, sql: str, namespace: Mapping[str, Any]) -> SqlResult:
+        """Each statement in turn: reads over Agnes tables on the server, the rest in
+        scratch. Every `$name` is looked up before anything runs."""
         statements = _statements(sql)
-        if len(statements) != 1:
-            raise AgnesMagicError(
-                f"Remote mode runs one read statement per cell (got {len(statements)}); "
-                "scratch tables and DDL need local mode"
-            )
-        params = {
-            k: to_jsonable(v)
-            for k, v in bind_params(statements[0].named_parameters, namespace).items()
-        }
+        if not statements:
+            raise AgnesMagicError("The cell holds no SQL statement")
+        bound = [bind_params(st.named_parameters, namespace) for st in statements]
         started = time.perf_counter()
-        body = {"sql": sql, "params": params, "format": "arrow"}
+        table, truncated = EMPTY, False
+        try:
+            for statement, params in zip(statements, bound, strict=True):
+                text = sql if len(statements) == 1 else statement.query
+                if statement.type == duckdb.StatementType.SELECT and not (
+                    self.scratch.needs_scratch(text)
+                ):
+                    table, truncated = self._server_read(text, params)
+                else:
+                    table, truncated = self.scratch.run(text, params) or EMPTY, False
+        finally:
+            self.scratch.end_cell()
+        kind = statements[-1].type.name
+        return SqlResult(table, time.perf_counter() - started, truncated, kind)
+
+    def _server_read(self, sql: str, params: Mapping[str, Any]) -> tuple[pa.Table, bool]:
+        body = {
+            "sql": sql,
+            "params": {k: to_jsonable(v) for k, v in params.items()},
+            "format": "arrow",
+        }
         response = self._request("POST", "agnes/api/query", json=body)
-        table, truncated = read_arrow_stream(response.content)
-        return SqlResult(table, time.perf_counter() - started, truncated, statements[0].type.name)
+        return read_arrow_stream(response.content)
 
     def tables(self) -> list[dict[str, Any]]:
         body = self._json("GET", "agnes/api/catalog")
@@ -190,6 +229,7 @@ class RemoteBackend:
             "server_version": health.get("version") if isinstance(health, dict) else None,
             "user": me.get("email"),
             "token_env": self.token_env,
+            "scratch_tables": self.scratch.tables(),
         }
 
 

@@ -35,6 +35,16 @@ class AgnesMagicSettings(Configurable):
         config=True
     )
 
+    service_url = Unicode(
+        help="The hub's Agnes service, ending in /services/agnes/ (env AGNES_SERVICE_URL, set "
+        "by the hub's spawner). With a hub token, the magics use it without %agnes connect."
+    ).tag(config=True)
+
+    # A secret: read from the env only, never from config files.
+    hub_api_token = Unicode(
+        help="This single-user server's hub token (env JUPYTERHUB_API_TOKEN, set by the hub)."
+    )
+
     notebook_path = Unicode(
         help="The notebook this kernel runs, for LLM traces (env JPY_SESSION_NAME, which "
         "jupyter-server sets for kernels it starts)."
@@ -58,6 +68,14 @@ class AgnesMagicSettings(Configurable):
     @default("ask_max_tokens")
     def _default_ask_max_tokens(self) -> int:
         return env_int("AGNES_ASK_MAX_TOKENS", 2048, minimum=1)
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return env_str("AGNES_SERVICE_URL")
+
+    @default("hub_api_token")
+    def _default_hub_api_token(self) -> str:
+        return env_str("JUPYTERHUB_API_TOKEN")
 
     @default("notebook_path")
     def _default_notebook_path(self) -> str:

@@ -100,6 +100,31 @@ def check_query(sql: str, granted: set[str] | frozenset[str]) -> CheckedQuery:
     return CheckedQuery(sql, frozenset(used), frozenset(statement.named_parameters))
 
 
+def referenced_tables(sql: str) -> set[str]:
+    """Lower-cased names of the tables one read statement names, CTEs excluded; parse
+    only (nothing is bound). The magics use it to tell scratch reads from server reads."""
+    (tree_json,) = _parser().execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()  # type: ignore[misc]
+    tree = json.loads(tree_json)
+    if tree.get("error"):
+        raise QueryRefused(str(tree.get("error_message", "unsupported statement"))[:500])
+    ctes: set[str] = set()
+    _collect_ctes(tree, ctes)
+    names: set[str] = set()
+    _collect_tables(tree, names)
+    return names - ctes
+
+
+def _collect_tables(node: Any, out: set[str]) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "BASE_TABLE":
+            out.add(str(node.get("table_name", "")).lower())
+        for value in node.values():
+            _collect_tables(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _collect_tables(value, out)
+
+
 def _collect_ctes(node: Any, out: set[str]) -> None:
     if isinstance(node, dict):
         cte_map = node.get("cte_map")

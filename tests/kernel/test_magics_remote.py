@@ -88,13 +88,16 @@ def test_remote_mode_applies_the_callers_grants(tmp_path: Path) -> None:
             assert_magic_errors(
                 k,
                 {
-                    "%sql CREATE TABLE t AS SELECT 1": "Only a single read statement",
-                    "%%sql\nSELECT 1; SELECT 2": "one read statement per cell",
                     "%sql SELECT * FROM read_csv('/etc/passwd')": "HTTP 4",
                     "%sql SELECT * FROM orders WHERE customer_id = $nobody": "Unknown parameter $nobody",
                     "%agnes rebuild": "Admin or scheduler access required (HTTP 403)",
                 },
             )
+
+            # DDL and several statements per cell run too: scratch lives in the kernel.
+            k.ok("%sql CREATE TEMP TABLE t AS SELECT 1 AS one")
+            k.ok("%%sql -o two\nSELECT 1; SELECT 2 + one AS n FROM t")
+            assert k.value("int(two.n[0])") == "3"
 
             # A bad token is refused at connect; the earlier connection stays in place.
             ename, evalue = k.fails(f"%agnes connect {server.url} --token-env BAD_PAT")
