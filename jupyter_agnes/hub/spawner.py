@@ -47,6 +47,35 @@ def spawn_refused(message: str, reason: str, status_code: int = 403) -> SpawnExc
     return exc
 
 
+async def require_lab_access(api_url: str, token: str, username: str) -> None:
+    """Ask the Agnes service, as the user (`token`), whether they have Lab access; a
+    `SpawnException` says why not (reason `agnes-no-lab`, `agnes-no-account` or
+    `agnes-service`)."""
+    try:
+        async with httpx.AsyncClient(timeout=LAB_CHECK_TIMEOUT_S) as client:
+            resp = await client.get(
+                api_url + "agnes/api/me", headers={"Authorization": f"token {token}"}
+            )
+    except httpx.HTTPError as exc:
+        raise spawn_refused(
+            f"The Agnes service is not reachable ({exc}); try again shortly.", "agnes-service", 503
+        ) from None
+    if resp.status_code == 200:
+        if resp.json().get("lab_access"):
+            return
+        raise spawn_refused(NO_LAB, "agnes-no-lab")
+    if resp.status_code in (401, 403):
+        raise spawn_refused(
+            f"{username} has no active Agnes account, so the hub starts no server.",
+            "agnes-no-account",
+        )
+    raise spawn_refused(
+        f"The Agnes service answered {resp.status_code} when checking your access.",
+        "agnes-service",
+        503,
+    )
+
+
 class NoServerSpawner(Spawner):
     async def start(self) -> Any:
         raise spawn_refused(REFUSAL, "agnes-no-servers")
@@ -113,30 +142,7 @@ class AgnesLocalSpawner(LocalProcessSpawner):
             raise spawn_refused(f"Could not start your server: {exc}", "agnes-start", 500) from exc
 
     async def _require_lab_access(self) -> None:
-        url = self.agnes_api_url + "agnes/api/me"
-        try:
-            async with httpx.AsyncClient(timeout=LAB_CHECK_TIMEOUT_S) as client:
-                resp = await client.get(url, headers={"Authorization": f"token {self.api_token}"})
-        except httpx.HTTPError as exc:
-            raise spawn_refused(
-                f"The Agnes service is not reachable ({exc}); try again shortly.",
-                "agnes-service",
-                503,
-            ) from None
-        if resp.status_code == 200:
-            if resp.json().get("lab_access"):
-                return
-            raise spawn_refused(NO_LAB, "agnes-no-lab")
-        if resp.status_code in (401, 403):
-            raise spawn_refused(
-                f"{self.user.name} has no active Agnes account, so the hub starts no server.",
-                "agnes-no-account",
-            )
-        raise spawn_refused(
-            f"The Agnes service answered {resp.status_code} when checking your access.",
-            "agnes-service",
-            503,
-        )
+        await require_lab_access(self.agnes_api_url, self.api_token, self.user.name)
 
     def _require_interpreter(self) -> None:
         command = self.cmd[0]

@@ -195,6 +195,14 @@ def test_viewer_cannot_spawn_and_is_told_why(hub: SpawnHub) -> None:
     assert model["servers"] == {}
     with pytest.raises(KeyError):
         pwd.getpwnam(unix_username(VERA))  # no Unix user either
+    home = session.get(f"{hub.url}hub/home", timeout=60)  # through the service's OAuth
+    assert home.status_code == 200 and home.url == f"{hub.url}{SERVICE}agnes/dashboards"
+
+
+def test_analyst_home_is_the_hubs(hub: SpawnHub) -> None:
+    session = hub.signed_in(SQUAT)  # has lab; its spawn fails later, in its own test
+    home = session.get(f"{hub.url}hub/home", timeout=60)
+    assert home.status_code == 200 and home.url == f"{hub.url}hub/home"
 
 
 def _wait_for_failure(
