@@ -125,6 +125,7 @@ def configure(c: Any, settings: HubSettings) -> None:
     c.JupyterHub.spawner_class = "jupyter_agnes.hub.spawner.AgnesLocalSpawner"
     c.AgnesLocalSpawner.agnes_api_url = f"http://127.0.0.1:{settings.service_port}{SERVICE_PREFIX}"
     c.AgnesLocalSpawner.agnes_service_url = settings.public_url + SERVICE_PREFIX.lstrip("/")
+    c.AgnesLocalSpawner.server_log_dir = str(hub_dir / "server-logs")
     c.Spawner.start_timeout = SERVER_START_TIMEOUT_S
     c.Spawner.http_timeout = SERVER_START_TIMEOUT_S
 

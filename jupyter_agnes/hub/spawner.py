@@ -14,10 +14,13 @@ message the hub shows on its pages and returns from its API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
+import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from jupyterhub.spawner import LocalProcessSpawner, Spawner, SpawnException, set_user_setuid
@@ -45,6 +48,17 @@ def spawn_refused(message: str, reason: str, status_code: int = 403) -> SpawnExc
     exc = SpawnException(message, reason=reason, status_code=status_code)
     exc.jupyterhub_message = message  # type: ignore[attr-defined]  # the spawn-pending page
     return exc
+
+
+def last_error_line(log_path: Path, limit: int = 400) -> str:
+    """The last line of a server's output that names an error, else its last line."""
+    try:
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return "(no output)"
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or ["(no output)"])[-1][:limit]
 
 
 async def require_lab_access(api_url: str, token: str, username: str) -> None:
@@ -97,6 +111,9 @@ class AgnesLocalSpawner(LocalProcessSpawner):
     agnes_api_url = Unicode(
         config=True, help="The Agnes service's URL as the hub reaches it (ends in /)."
     )
+    server_log_dir = Unicode(
+        config=True, help="Where each server's output goes (0700); empty: the hub's output."
+    )
     agnes_service_url = Unicode(
         config=True, help="The Agnes service's URL as users' servers reach it (ends in /)."
     )
@@ -136,10 +153,49 @@ class AgnesLocalSpawner(LocalProcessSpawner):
             )
         except UnixUserError as exc:
             raise spawn_refused(str(exc), "agnes-unix-user", 500) from None
+        log = self._open_server_log()
         try:
-            return await super().start()
+            ip, port = await super().start()
         except OSError as exc:
             raise spawn_refused(f"Could not start your server: {exc}", "agnes-start", 500) from exc
+        finally:
+            if log is not None:
+                log.close()  # the server has its own copy of the descriptor
+        await self._wait_listening(ip, port)
+        return ip, port
+
+    def _server_log_path(self) -> Path:
+        return Path(self.server_log_dir) / f"{self.unix_name}.log"
+
+    def _open_server_log(self) -> IO[bytes] | None:
+        """The server's output goes to a file only the hub's user reads, so a server that
+        dies while starting can say why on the hub's page."""
+        if not self.server_log_dir:
+            return None
+        Path(self.server_log_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        log = open(self._server_log_path(), "wb")  # closed once Popen has it
+        os.chmod(log.name, 0o600)
+        self.popen_kwargs = {**self.popen_kwargs, "stdout": log, "stderr": subprocess.STDOUT}
+        return log
+
+    async def _wait_listening(self, ip: str, port: int) -> None:
+        """Until the server accepts connections; if its process ends first, a
+        `SpawnException` with the last error line of its output."""
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            status = self.proc.poll()
+            if status is not None:
+                raise spawn_refused(
+                    f"Your server stopped while starting (exit status {status}): "
+                    f"{last_error_line(self._server_log_path())}",
+                    "agnes-server-exited",
+                    500,
+                )
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection(ip, port)
+                writer.close()
+                return
+            await asyncio.sleep(0.5)
 
     async def _require_lab_access(self) -> None:
         await require_lab_access(self.agnes_api_url, self.api_token, self.user.name)

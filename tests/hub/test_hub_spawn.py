@@ -21,6 +21,7 @@ import requests
 
 from jupyter_agnes.hub.spawner import CHECKOUT_USER_VENV
 from jupyter_agnes.hub.unix_names import unix_username
+from jupyter_agnes.hub.unix_users import ensure_unix_user
 from tests.hub.test_hub_service import SERVICE, Hub, hub_token, require_proxy, stop
 from tests.support.hub_kernel import run_in_new_kernel
 from tests.support.server_process import (
@@ -43,8 +44,9 @@ ADMIN = "admin@example.com"
 ANA = "ana@example.com"
 VERA = "vera@example.com"
 SQUAT = "squat@example.com"  # its Unix name is taken by a user Agnes did not create
+BROKEN = "broken@example.com"  # its home is not its own: its server dies while starting
 FIVE = [f"analyst{i}@example.com" for i in range(5)]
-ANALYSTS = [ANA, SQUAT, *FIVE]
+ANALYSTS = [ANA, SQUAT, BROKEN, *FIVE]
 
 
 def _kill_and_remove_unix_user(name: str) -> None:
@@ -225,6 +227,16 @@ def test_spawn_failure_shows_its_reason_on_the_hub_page(hub: SpawnHub) -> None:
     text = _wait_for_failure(session, hub, SQUAT, page)
     assert f"The Unix user {name} already exists and was not created by Agnes" in text, text
     assert "Failed to start your server on the last attempt" not in text
+
+
+def test_a_server_that_dies_while_starting_says_why_on_the_hub_page(hub: SpawnHub) -> None:
+    entry = ensure_unix_user(unix_username(BROKEN), BROKEN, hub.base / "homes")
+    os.chown(entry.pw_dir, 0, 0)  # the server cannot write its runtime files there
+    session, _ = hub.session_and_token(BROKEN)
+    page = session.get(f"{hub.url}hub/spawn", timeout=60)
+    text = _wait_for_failure(session, hub, BROKEN, page)
+    assert "Your server stopped while starting (exit status" in text, text
+    assert "Permission denied" in text, text
 
 
 def test_five_analysts_spawn_at_once(hub: SpawnHub) -> None:
