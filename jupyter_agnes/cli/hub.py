@@ -74,6 +74,7 @@ def _print_banner(args: argparse.Namespace, data_dir: Path, url: str) -> None:
         ]
     lines += [
         f"  Agnes API and dashboards: {url}services/agnes/",
+        f"  Lab users start their own server (as their own Unix user) at {url}hub/home",
         "  Sign-in links for teammates, from another terminal:",
         f"    {cli_command(data_dir, 'login-link teammate@example.com')}",
     ]
@@ -82,7 +83,7 @@ def _print_banner(args: argparse.Namespace, data_dir: Path, url: str) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "hub", help="run JupyterHub with the Agnes service (the team deployment, first part)"
+        "hub", help="run JupyterHub with the Agnes service and per-user servers (team deployment)"
     )
     p.add_argument("--ip", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

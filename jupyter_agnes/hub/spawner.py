@@ -50,6 +50,17 @@ def spawn_refused(message: str, reason: str, status_code: int = 403) -> SpawnExc
     return exc
 
 
+def runnable_by_others(command: Path) -> bool:
+    """Executable by any user, and every directory above it traversable (a venv under
+    root's home is not, whatever its own modes)."""
+    real = command.resolve()
+    try:
+        modes = [real.stat().st_mode, *(d.stat().st_mode for d in real.parents)]
+    except OSError:
+        return False
+    return all(mode & 0o001 for mode in modes)
+
+
 def last_error_line(log_path: Path, limit: int = 400) -> str:
     """The last line of a server's output that names an error, else its last line."""
     try:
@@ -202,8 +213,7 @@ class AgnesLocalSpawner(LocalProcessSpawner):
 
     def _require_interpreter(self) -> None:
         command = self.cmd[0]
-        mode = os.stat(command).st_mode if os.path.exists(command) else 0
-        if not mode & 0o001:
+        if not runnable_by_others(Path(command)):
             raise spawn_refused(
                 f"The analysts' Python ({command}) is missing or not executable by them: "
                 "build it with `make .venv-user` or set AGNES_HUB_USER_VENV.",
