@@ -25,10 +25,22 @@ $(VENV)/.test-installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/jupyter agnes quickstart --data-dir $(DATA_DIR) --port $(PORT)
 
+# The analysts' servers run as their own Unix users, who cannot read root's home (where the
+# default python3 may live): their venv comes from Debian's Python, beside the checkout.
+USER_VENV := .venv-user
+SYSTEM_PYTHON ?= /usr/bin/python3
+$(USER_VENV)/.user-installed: pyproject.toml
+	test -x $(USER_VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(USER_VENV) || \
+	  { echo "needs Debian's venv: apt-get install python3-venv"; exit 1; }
+	$(USER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(USER_VENV)/bin/python -m pip install -q -e . "jupyterhub>=6" ipykernel
+	chmod -R a+rX $(USER_VENV)
+	touch $@
+
 # JupyterHub with the Agnes service (the team deployment's first part), set up like `make run`.
 HUB_PORT ?= 8000
 CHP := .hub-node/node_modules/.bin/configurable-http-proxy
-hub: $(VENV)/.installed $(CHP)
+hub: $(VENV)/.installed $(CHP) $(USER_VENV)/.user-installed
 	$(VENV)/bin/jupyter agnes hub --quickstart --data-dir $(DATA_DIR) --port $(HUB_PORT)
 
 # Debian's Chromium (browser tests) and PostgreSQL (store tests); npm's posthog-js (fake PostHog)
@@ -50,7 +62,7 @@ system-deps: $(CHP)
 # The browser test of the first hour (tests/browser/test_first_hour.py) runs `make run`'s
 # quickstart from $(RUN_VENV) too, so it is built first.
 NBVAL := --nbval-lax --nbval-kernel-name agnes --nbval-sanitize-with notebooks/nbval_sanitize.cfg
-test: $(VENV)/.test-installed $(RUN_VENV)/.runner-installed system-deps
+test: $(VENV)/.test-installed $(RUN_VENV)/.runner-installed system-deps $(USER_VENV)/.user-installed
 	$(PY) -m pytest tests
 	$(MAKE) test-notebooks
 
@@ -71,4 +83,4 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check jupyter_agnes server_extension tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(RUN_VENV) .pytest_cache
+	rm -rf $(VENV) $(RUN_VENV) $(USER_VENV) .pytest_cache

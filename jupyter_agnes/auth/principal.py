@@ -41,6 +41,7 @@ class Principal:
             "name": self.name,
             "groups": list(self.groups),
             "is_admin": self.is_admin,
+            "lab_access": self.lab_access,
             "auth": self.auth,
         }
 

@@ -74,6 +74,7 @@ def _print_banner(args: argparse.Namespace, data_dir: Path, url: str) -> None:
         ]
     lines += [
         f"  Agnes API and dashboards: {url}services/agnes/",
+        f"  Lab users start their own server (as their own Unix user) at {url}hub/home",
         "  Sign-in links for teammates, from another terminal:",
         f"    {cli_command(data_dir, 'login-link teammate@example.com')}",
     ]
@@ -81,13 +82,14 @@ def _print_banner(args: argparse.Namespace, data_dir: Path, url: str) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    summary = "run JupyterHub with the Agnes service (the team deployment, first part)"
+    summary = "run JupyterHub with the Agnes service and per-user servers (team deployment)"
     p = sub.add_parser(
         "hub",
         help=summary,
         description=(
             "Run JupyterHub, its proxy (configurable-http-proxy) and the Agnes service at "
-            "/services/agnes/. The hub's state lives in DIR/hub (mode 0700)."
+            "/services/agnes/; analysts with a lab grant get their own server as their own Unix "
+            "user. The hub's state lives in DIR/hub (mode 0700)."
         ),
     )
     p.add_argument(

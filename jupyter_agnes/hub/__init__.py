@@ -128,6 +128,11 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         )
         return decision if outcome.ok else Denied(outcome.code)
 
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        from jupyter_agnes.hub.home import agnes_hub_handlers
+
+        return [*super().get_handlers(app), *agnes_hub_handlers()]
+
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
         return set((auth_state.get(AUTH_STATE_KEY) or {}).get("groups") or [])
 

@@ -19,13 +19,17 @@ from jupyter_agnes import envknobs
 
 SERVICE_NAME = "agnes"
 SERVICE_ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
+# JupyterHub's own `server` role (jupyterhub.roles), which load_roles replaces.
+SERVER_ROLE_DEFAULT_SCOPES = ("users:activity!user", "access:servers!server")
 HUB_DIR = "hub"
 DB_FILE = "jupyterhub.sqlite"
 COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
 PROXY_TOKEN_FILE = "proxy_token"
 CONFIG_FILE = "jupyterhub_config.py"
 SERVICE_START_TIMEOUT_S = 180
-# Where people land after signing in: per-user servers come in a later step.
+SERVER_START_TIMEOUT_S = 180  # a per-user server on a loaded machine: imports take a while
+# Where people land after signing in; analysts start their server from /hub/home.
 LANDING_URL = f"/services/{SERVICE_NAME}/agnes/dashboards"
 
 
@@ -118,7 +122,12 @@ def configure(c: Any, settings: HubSettings) -> None:
     else:
         c.JupyterHub.authenticator_class = "jupyter_agnes.hub.login_link.AgnesLinkAuthenticator"
         c.AgnesLinkAuthenticator.agnes_data_dir = settings.data_dir
-    c.JupyterHub.spawner_class = "jupyter_agnes.hub.spawner.NoServerSpawner"
+    c.JupyterHub.spawner_class = "jupyter_agnes.hub.spawner.AgnesLocalSpawner"
+    c.AgnesLocalSpawner.agnes_api_url = f"http://127.0.0.1:{settings.service_port}{SERVICE_PREFIX}"
+    c.AgnesLocalSpawner.agnes_service_url = settings.public_url + SERVICE_PREFIX.lstrip("/")
+    c.AgnesLocalSpawner.server_log_dir = str(hub_dir / "server-logs")
+    c.Spawner.start_timeout = SERVER_START_TIMEOUT_S
+    c.Spawner.http_timeout = SERVER_START_TIMEOUT_S
 
     c.JupyterHub.services = [
         {
@@ -135,4 +144,8 @@ def configure(c: Any, settings: HubSettings) -> None:
         }
     ]
     # Every signed-in hub user may reach the service; what they may do there is Agnes's call.
-    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", SERVICE_ACCESS_SCOPE]}]
+    # Servers' tokens (their kernels' JUPYTERHUB_API_TOKEN) reach it as their user too.
+    c.JupyterHub.load_roles = [
+        {"name": "user", "scopes": ["self", SERVICE_ACCESS_SCOPE]},
+        {"name": "server", "scopes": [*SERVER_ROLE_DEFAULT_SCOPES, SERVICE_ACCESS_SCOPE]},
+    ]

@@ -74,7 +74,13 @@ class AgnesLinkAuthenticator(Authenticator):
         )
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
-        return [*super().get_handlers(app), (f"/{LINK_PATH}", LoginLinkHandler)]
+        from jupyter_agnes.hub.home import agnes_hub_handlers
+
+        return [
+            *super().get_handlers(app),
+            (f"/{LINK_PATH}", LoginLinkHandler),
+            *agnes_hub_handlers(),
+        ]
 
     async def authenticate(self, handler: Any, data: Any = None) -> dict[str, Any] | None:
         code = (data or {}).get(CODE_FIELD)

@@ -142,12 +142,14 @@ def test_login_link_signs_in_at_the_hub_and_oauth_reaches_the_service(hub: Hub) 
     assert requests.get(hub.api("me"), timeout=30).status_code in (401, 403)  # no cookie
 
 
-def _hub_token(session: requests.Session, hub: Hub, email: str, scopes: list[str]) -> str:
+def hub_token(session: requests.Session, hub: Hub, email: str, scopes: list[str] | None) -> str:
+    """A hub API token of the signed-in `email` (`scopes` None: all of the user's)."""
     session.get(f"{hub.url}hub/token", timeout=30)  # sets the hub's _xsrf cookie
     xsrf = session.cookies.get("_xsrf", path="/hub/")
+    body = {"note": "test"} if scopes is None else {"note": "test", "scopes": scopes}
     resp = session.post(
         f"{hub.url}hub/api/users/{email}/tokens",
-        json={"note": "test", "scopes": scopes},
+        json=body,
         headers={"X-XSRFToken": xsrf or ""},
         timeout=30,
     )
@@ -157,12 +159,12 @@ def _hub_token(session: requests.Session, hub: Hub, email: str, scopes: list[str
 
 def test_hub_api_token_with_the_service_scope_works(hub: Hub) -> None:
     session = hub.signed_in(ANA)
-    token = _hub_token(session, hub, ANA, ["access:services!service=agnes"])
+    token = hub_token(session, hub, ANA, ["access:services!service=agnes"])
     me = requests.get(hub.api("me"), headers={"Authorization": f"token {token}"}, timeout=30)
     assert me.status_code == 200
     assert me.json()["email"] == ANA and me.json()["auth"] == "hub"
     # Without the service's access scope the same user's token gets nothing.
-    narrow = _hub_token(session, hub, ANA, ["read:users:name!user=" + ANA])
+    narrow = hub_token(session, hub, ANA, ["read:users:name!user=" + ANA])
     refused = requests.get(hub.api("me"), headers={"Authorization": f"token {narrow}"}, timeout=30)
     assert refused.status_code in (401, 403)
 
