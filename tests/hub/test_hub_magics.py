@@ -16,7 +16,7 @@ import requests
 from nbclient import NotebookClient
 
 from jupyter_agnes.hub.config import SERVICE_ACCESS_SCOPE
-from tests.hub.test_hub_service import SERVICE, Hub, _hub_token, hub  # noqa: F401 - the fixture
+from tests.hub.test_hub_service import SERVICE, Hub, hub_token, hub  # noqa: F401 - the fixture
 from tests.support.magics_helpers import assert_magic_errors
 from tests.support.magics_kernel import AgnesKernel, kernel_env
 
@@ -50,11 +50,11 @@ def service_frozen(h: Hub) -> Iterator[None]:
             proc.send_signal(signal.SIGCONT)
 
 
-def test_a_kernel_uses_the_service_with_its_hub_token(hub: Hub, tmp_path: Path) -> None:  # noqa: F811
+def test_a_kernel_uses_the_service_with_itshub_token(hub: Hub, tmp_path: Path) -> None:  # noqa: F811
     hub.cli("user", "add", BEA)
     hub.cli("group", "add-member", "Bea", BEA)
     hub.cli("grant", "Bea", "table", "orders")
-    token = _hub_token(hub.signed_in(BEA), hub, BEA, [SERVICE_ACCESS_SCOPE])
+    token = hub_token(hub.signed_in(BEA), hub, BEA, [SERVICE_ACCESS_SCOPE])
     service_url = hub.url + SERVICE
     rest = requests.post(
         hub.api("query"),
@@ -116,7 +116,7 @@ def test_notebook_01_runs_unchanged_under_the_hub(hub: Hub, tmp_path: Path) -> N
     hub.cli("group", "add-member", "Readers", reader)
     for table in ("orders", "order_items", "customers", "products"):
         hub.cli("grant", "Readers", "table", table)
-    token = _hub_token(hub.signed_in(reader), hub, reader, [SERVICE_ACCESS_SCOPE])
+    token = hub_token(hub.signed_in(reader), hub, reader, [SERVICE_ACCESS_SCOPE])
     nb = nbformat.read(ROOT / "notebooks" / "01-getting-started.ipynb", as_version=4)
     for cell in nb.cells:  # saved outputs must not pass for a run
         if cell.cell_type == "code":
