@@ -16,8 +16,6 @@ import os
 from typing import Any
 
 from oauthenticator.google import GoogleOAuthenticator
-from oauthenticator.oauth2 import OAuthLoginHandler
-from tornado import web
 from traitlets import Bool, Unicode, default
 
 from jupyter_agnes.auth.google_oauth import GoogleAuthError, GoogleOAuthSettings, GoogleOIDCClient
@@ -28,7 +26,11 @@ from jupyter_agnes.auth.google_policy import (
     GooglePolicyConfig,
     decide,
 )
-from jupyter_agnes.auth.login_messages import login_error_message
+from jupyter_agnes.hub.google_handlers import (
+    REFUSAL_ATTR,
+    AgnesOAuthCallbackHandler,
+    AgnesOAuthLoginHandler,
+)
 
 AUTH_STATE_KEY = "agnes"
 # Authenticator trait -> OIDC discovery key. OAuthenticator 17.4 verifies no ID-token
@@ -38,17 +40,8 @@ DISCOVERED_ENDPOINTS = {
     "token_url": "token_endpoint",
     "userdata_url": "userinfo_endpoint",
 }
-DISCOVERY_UNAVAILABLE = "Google sign-in is unavailable right now. Please try again in a minute."
 
-__all__ = ["AgnesGoogleOAuthenticator", "AgnesOAuthLoginHandler"]
-
-
-class AgnesOAuthLoginHandler(OAuthLoginHandler):
-    """`/hub/oauth_login`: learns Google's endpoints (once) before redirecting there."""
-
-    async def get(self) -> None:
-        await self.authenticator.resolve_google_endpoints()
-        super().get()
+__all__ = ["AgnesGoogleOAuthenticator"]
 
 
 class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
@@ -69,6 +62,7 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
     )
 
     login_handler = AgnesOAuthLoginHandler
+    callback_handler = AgnesOAuthCallbackHandler
 
     @default("manage_groups")
     def _manage_groups_default(self) -> bool:
@@ -136,8 +130,8 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
     async def resolve_google_endpoints(self) -> None:
         """Fill the endpoint traits nobody configured from the discovery document.
 
-        Called before every redirect, token and userinfo call; a no-op once filled. On
-        failure the person gets a 503 saying so, and the next sign-in tries again."""
+        Called before every redirect, token and userinfo call; a no-op once filled. Raises
+        `GoogleAuthError` (the handlers show a 503 page); the next sign-in tries again."""
         wanted = [t for t in DISCOVERED_ENDPOINTS if not getattr(self, t)]
         if self.userdata_from_id_token and "userdata_url" in wanted:
             wanted.remove("userdata_url")  # the two are exclusive in OAuthenticator
@@ -148,11 +142,11 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
             doc = await asyncio.to_thread(self.google.discovery)
         except GoogleAuthError as exc:
             self.log.error("Google OIDC discovery at %s failed: %s", url, exc)
-            raise web.HTTPError(503, DISCOVERY_UNAVAILABLE) from exc
+            raise
         missing = [DISCOVERED_ENDPOINTS[t] for t in wanted if not doc.get(DISCOVERED_ENDPOINTS[t])]
         if missing:
             self.log.error("Google OIDC discovery at %s lacks %s", url, ", ".join(missing))
-            raise web.HTTPError(503, DISCOVERY_UNAVAILABLE)
+            raise GoogleAuthError("OIDC discovery: missing " + ", ".join(missing))
         for trait in wanted:
             if not getattr(self, trait):  # a concurrent sign-in may have filled it
                 setattr(self, trait, doc[DISCOVERED_ENDPOINTS[trait]])
@@ -230,6 +224,10 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
 
     async def authenticate(self, handler: Any, data: Any = None, **kwargs: Any) -> Any:
         model = await super().authenticate(handler, data, **kwargs)
+        record = ((model or {}).get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
+        if handler is not None and record and not record.get("allowed"):
+            # For the callback handler's 403 page; check_allowed has no handler to tell.
+            setattr(handler, REFUSAL_ATTR, record.get("code", "unknown"))
         return self._keep_groups_when_no_data(model)
 
     async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:
@@ -237,11 +235,10 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
             return True
         record = (auth_model.get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
         if not record.get("allowed"):
-            code = record.get("code", "unknown")
-            self.log.warning("Google sign-in refused for %s: %s", username, code)
-            # JupyterHub's error page shows an HTTPError's message (as GoogleOAuthenticator's
-            # own unverified-email refusal does); returning False would show a generic one.
-            raise web.HTTPError(403, login_error_message(code))
+            self.log.warning(
+                "Google sign-in refused for %s: %s", username, record.get("code", "unknown")
+            )
+            return False
         return True
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
