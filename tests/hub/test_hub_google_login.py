@@ -5,6 +5,7 @@ process, against the fake Google known only by its discovery URL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from traitlets.config import Config
 
 from jupyter_agnes.auth.login_messages import LOGIN_ERRORS
 from jupyter_agnes.hub import AgnesGoogleOAuthenticator
+from jupyter_agnes.hub.google_handlers import DISCOVERY_UNAVAILABLE
 from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 from tests.support.server_process import free_port
 
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.timeout(120)
 GENERIC_403 = "not currently authorized"  # JupyterHub's custom_403_message default
 
 
-def hub_config(tmp: Path, port: int, google: FakeGoogle) -> Config:
+def hub_config(tmp: Path, port: int, google_url: str) -> Config:
     c = Config()
     empty = tmp / "jupyterhub_config.py"  # not one from the working directory
     empty.write_text("")
@@ -43,9 +45,9 @@ def hub_config(tmp: Path, port: int, google: FakeGoogle) -> Config:
     )
     c.GooglePolicyConfig.update(allowed_domains=["acme.com"], group_prefix="agnes-")
     c.GoogleOAuthSettings.update(  # only the discovery URL names Google's OAuth endpoints
-        discovery_url=google.base_url + "/.well-known/openid-configuration",
-        directory_url=google.base_url + "/admin/directory/v1",
-        gce_metadata_url=google.base_url + "/computeMetadata/v1",
+        discovery_url=google_url + "/.well-known/openid-configuration",
+        directory_url=google_url + "/admin/directory/v1",
+        gce_metadata_url=google_url + "/computeMetadata/v1",
         admin_sdk_key_file="",
         mock_groups=[],
     )
@@ -58,10 +60,11 @@ def google() -> Iterator[FakeGoogle]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-def hub_url(tmp_path_factory: pytest.TempPathFactory, google: FakeGoogle) -> Iterator[str]:
+@contextlib.contextmanager
+def running_hub(tmp: Path, google_url: str) -> Iterator[str]:
+    """A JupyterHub app initialized and served on loopback in a thread; yields its URL."""
     port = free_port()
-    config = hub_config(tmp_path_factory.mktemp("hub"), port, google)
+    config = hub_config(tmp, port, google_url)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     failure: list[BaseException] = []
@@ -96,6 +99,12 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory, google: FakeGoogle) -> Ite
     thread.join(10)
 
 
+@pytest.fixture(scope="module")
+def hub_url(tmp_path_factory: pytest.TempPathFactory, google: FakeGoogle) -> Iterator[str]:
+    with running_hub(tmp_path_factory.mktemp("hub"), google.base_url) as url:
+        yield url
+
+
 def test_refused_user_sees_the_reason_on_the_hub_page(hub_url: str, google: FakeGoogle) -> None:
     google.set_user("eve@evil.com", groups=["agnes-bi@acme.com"])
     # The browser's whole trip: the hub's redirect, Google's consent, the hub's callback.
@@ -125,3 +134,12 @@ def test_discovery_url_alone_carries_the_whole_sign_in(hub_url: str, google: Fak
     seen = [(method, path) for method, path, _ in google.requests]
     assert ("POST", "/token") in seen
     assert ("GET", "/oauth2/v3/userinfo") in seen
+
+
+def test_unreachable_google_leaves_the_hub_up_and_says_so(tmp_path: Path) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with running_hub(tmp_path, nobody) as url:
+        page = requests.get(url + "hub/oauth_login", allow_redirects=False, timeout=60)
+        assert page.status_code == 503
+        assert DISCOVERY_UNAVAILABLE in page.text
+        assert requests.get(url + "hub/login", timeout=30).status_code == 200  # the hub runs
