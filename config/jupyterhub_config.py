@@ -4,7 +4,8 @@ Run: `jupyterhub -f config/jupyterhub_config.py`. Settings come from the same
 env vars as the single-server setup (see config/agnes.env.template):
 GOOGLE_CLIENT_ID / GOOGLE_CLIENT_SECRET, AGNES_ALLOWED_DOMAINS,
 AGNES_GOOGLE_GROUP_PREFIX, AGNES_GROUP_ADMIN_EMAIL, AGNES_GROUP_EVERYONE_EMAIL,
-GOOGLE_ADMIN_SDK_KEY_FILE / GOOGLE_ADMIN_SDK_SUBJECT, and AGNES_DB_URL.
+GOOGLE_ADMIN_SDK_KEY_FILE / GOOGLE_ADMIN_SDK_SUBJECT, AGNES_GOOGLE_DISCOVERY_URL (every
+Google endpoint the authenticator calls), and AGNES_DB_URL.
 """
 
 import os

@@ -8,19 +8,7 @@ from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
-LOGIN_ERRORS = {
-    "no_email": "Your Google account did not share an email address.",
-    "email_unverified": "Your Google email address is not verified.",
-    "domain_not_allowed": "Your email domain is not allowed to sign in here.",
-    "not_in_allowed_group": "You are not a member of a Google group that may use Agnes.",
-    "state_mismatch": "The sign-in attempt expired or was tampered with. Please try again.",
-    "oauth_failed": "Google sign-in failed. Please try again.",
-    "deactivated": "Your Agnes account has been deactivated. Ask an admin.",
-    # Shown by the sign-in page's own "not configured" paragraph, never a second time.
-    "google_not_configured": "Google sign-in is not configured on this server.",
-    "link_invalid": "That login link is invalid, expired or already used.",
-    "rate_limited": "Too many sign-in attempts. Wait a minute and try again.",
-}
+from jupyter_agnes.auth.login_messages import LOGIN_ERRORS, login_error_message
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -91,7 +79,7 @@ def login_page(
     notice = '<p class="notice" role="status">You are signed out.</p>' if signed_out else ""
     error = ""
     if error_code and error_code != "google_not_configured":
-        message = LOGIN_ERRORS.get(error_code, "Sign-in failed. Please try again.")
+        message = login_error_message(error_code)
         error = f'<p class="error" role="alert">{escape(message)}</p>'
     if google_login_url:
         google = (

@@ -224,6 +224,9 @@ class GoogleOIDCClient(DirectoryGroupsMixin):
                     continue
                 raise GoogleAuthError(f"OIDC discovery: missing {key}")
             doc[key] = value
+        userinfo = data.get("userinfo_endpoint")  # optional in OIDC; the hub reads it
+        if isinstance(userinfo, str) and userinfo.startswith(("https://", "http://")):
+            doc["userinfo_endpoint"] = userinfo
         with self._lock:
             self._discovery = (now, doc)
         return doc

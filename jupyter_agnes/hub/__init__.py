@@ -2,17 +2,23 @@
 as the server's own Google sign-in, and feeds the kept groups to the hub.
 
 Registered as the `agnes-google` entry point of `jupyterhub.authenticators`.
+
+Google's endpoints come from the OIDC discovery document (`AGNES_GOOGLE_DISCOVERY_URL`,
+read by `GoogleOAuthSettings`), fetched on the first sign-in rather than at hub start,
+so an unreachable Google never stops the hub; explicit `authorize_url`, `token_url`,
+`userdata_url` or `google_api_url` config wins over it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from oauthenticator.google import GoogleOAuthenticator
 from traitlets import Bool, Unicode, default
 
-from jupyter_agnes.auth.google_oauth import GoogleOAuthSettings, GoogleOIDCClient
+from jupyter_agnes.auth.google_oauth import GoogleAuthError, GoogleOAuthSettings, GoogleOIDCClient
 from jupyter_agnes.auth.google_policy import (
     Allowed,
     Decision,
@@ -20,8 +26,20 @@ from jupyter_agnes.auth.google_policy import (
     GooglePolicyConfig,
     decide,
 )
+from jupyter_agnes.hub.google_handlers import (
+    REFUSAL_ATTR,
+    AgnesOAuthCallbackHandler,
+    AgnesOAuthLoginHandler,
+)
 
 AUTH_STATE_KEY = "agnes"
+# Authenticator trait -> OIDC discovery key. OAuthenticator 17.4 verifies no ID-token
+# signature (it reads user data from `userdata_url`), so there is no JWKS trait to steer.
+DISCOVERED_ENDPOINTS = {
+    "authorize_url": "authorization_endpoint",
+    "token_url": "token_endpoint",
+    "userdata_url": "userinfo_endpoint",
+}
 
 __all__ = ["AgnesGoogleOAuthenticator"]
 
@@ -42,6 +60,9 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
     agnes_data_dir = Unicode(
         "", config=True, help="Agnes data dir for `sync_store`; default as the server's."
     )
+
+    login_handler = AgnesOAuthLoginHandler
+    callback_handler = AgnesOAuthCallbackHandler
 
     @default("manage_groups")
     def _manage_groups_default(self) -> bool:
@@ -68,6 +89,28 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
     def _client_secret_default(self) -> str:
         return self._settings.client_secret or super()._client_secret_default()
 
+    # Empty until `resolve_google_endpoints` fills them from discovery.
+    @default("authorize_url")
+    def _authorize_url_default(self) -> str:
+        return ""
+
+    @default("token_url")
+    def _token_url_default(self) -> str:
+        return super()._token_url_default() if self._google_api_url_chosen() else ""
+
+    @default("userdata_url")
+    def _userdata_url_default(self) -> str:
+        return super()._userdata_url_default() if self._google_api_url_chosen() else ""
+
+    def _google_api_url_chosen(self) -> bool:
+        """An operator's `google_api_url` (config or GOOGLE_API_URL) keeps its meaning."""
+        if os.environ.get("GOOGLE_API_URL"):
+            return True
+        return any(
+            cls.__name__ in self.config and "google_api_url" in self.config[cls.__name__]
+            for cls in type(self).__mro__
+        )
+
     def __init__(self, **kwargs: Any) -> None:
         self._settings_obj: GoogleOAuthSettings | None = None
         super().__init__(**kwargs)
@@ -81,6 +124,41 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
             self._settings_obj = GoogleOAuthSettings(parent=self)
         assert self._settings_obj is not None
         return self._settings_obj
+
+    # --- Google's endpoints ----------------------------------------------------------
+
+    async def resolve_google_endpoints(self) -> None:
+        """Fill the endpoint traits nobody configured from the discovery document.
+
+        Called before every redirect, token and userinfo call; a no-op once filled. Raises
+        `GoogleAuthError` (the handlers show a 503 page); the next sign-in tries again."""
+        wanted = [t for t in DISCOVERED_ENDPOINTS if not getattr(self, t)]
+        if self.userdata_from_id_token and "userdata_url" in wanted:
+            wanted.remove("userdata_url")  # the two are exclusive in OAuthenticator
+        if not wanted:
+            return
+        url = self._settings.discovery_url
+        try:
+            doc = await asyncio.to_thread(self.google.discovery)
+        except GoogleAuthError as exc:
+            self.log.error("Google OIDC discovery at %s failed: %s", url, exc)
+            raise
+        missing = [DISCOVERED_ENDPOINTS[t] for t in wanted if not doc.get(DISCOVERED_ENDPOINTS[t])]
+        if missing:
+            self.log.error("Google OIDC discovery at %s lacks %s", url, ", ".join(missing))
+            raise GoogleAuthError("OIDC discovery: missing " + ", ".join(missing))
+        for trait in wanted:
+            if not getattr(self, trait):  # a concurrent sign-in may have filled it
+                setattr(self, trait, doc[DISCOVERED_ENDPOINTS[trait]])
+        self.log.info("Google endpoints from %s: %s", url, ", ".join(wanted))
+
+    async def get_token_info(self, handler: Any, params: dict[str, Any]) -> dict[str, Any]:
+        await self.resolve_google_endpoints()
+        return await super().get_token_info(handler, params)
+
+    async def token_to_user(self, token_info: dict[str, Any]) -> dict[str, Any]:
+        await self.resolve_google_endpoints()
+        return await super().token_to_user(token_info)
 
     # --- the decision -------------------------------------------------------------
 
@@ -146,6 +224,10 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
 
     async def authenticate(self, handler: Any, data: Any = None, **kwargs: Any) -> Any:
         model = await super().authenticate(handler, data, **kwargs)
+        record = ((model or {}).get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
+        if handler is not None and record and not record.get("allowed"):
+            # For the callback handler's 403 page; check_allowed has no handler to tell.
+            setattr(handler, REFUSAL_ATTR, record.get("code", "unknown"))
         return self._keep_groups_when_no_data(model)
 
     async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:

@@ -15,7 +15,9 @@ import requests
 from oauthenticator.oauth2 import _serialize_state
 from traitlets.config import Config
 
+from jupyter_agnes.auth.google_oauth import GoogleAuthError
 from jupyter_agnes.hub import AgnesGoogleOAuthenticator
+from jupyter_agnes.hub.google_handlers import REFUSAL_ATTR, AgnesOAuthLoginHandler
 from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 
 CALLBACK = "http://127.0.0.1:9/hub/oauth_callback"
@@ -28,16 +30,25 @@ def google():
         yield fake
 
 
-def make_auth(google: FakeGoogle, **extra: Any) -> AgnesGoogleOAuthenticator:
+def make_auth(
+    google: FakeGoogle, *, discovery_only: bool = False, **extra: Any
+) -> AgnesGoogleOAuthenticator:
+    """With `discovery_only`, the fake is reached only through its discovery document."""
     c = Config()
+    endpoints = (
+        {}
+        if discovery_only
+        else {
+            "authorize_url": google.base_url + "/o/oauth2/v2/auth",
+            "google_api_url": google.base_url,
+        }
+    )
     c.AgnesGoogleOAuthenticator.update(
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
-        authorize_url=google.base_url + "/o/oauth2/v2/auth",
-        google_api_url=google.base_url,
         oauth_callback_url=CALLBACK,
         enable_auth_state=True,
-        **extra,
+        **{**endpoints, **extra},
     )
     c.GooglePolicyConfig.update(
         allowed_domains=["acme.com"],
@@ -51,6 +62,7 @@ def make_auth(google: FakeGoogle, **extra: Any) -> AgnesGoogleOAuthenticator:
         admin_sdk_key_file="",
         mock_groups=[],
         directory_timeout=2.0,  # roomy for a loaded CI machine; the hang case waits it out
+        discovery_url=google.base_url + "/.well-known/openid-configuration",
     )
     return AgnesGoogleOAuthenticator(config=c)
 
@@ -145,9 +157,69 @@ def test_refusals(google, caplog, user: dict, code: str) -> None:
     google.set_user(user.pop("email"), **user)
     if user.get("hd") == "":
         google.current_user.hd = None  # a consumer account holding a company address
+    auth = make_auth(google)
+    handler = browser_consent(auth)
     with caplog.at_level("WARNING"):
-        assert run(login(make_auth(google))) is None
+        assert run(auth.get_authenticated_user(handler, None)) is None
     assert code in caplog.text
+    # Left for the callback handler, which shows the reason (tests/hub/test_hub_google_login.py).
+    assert getattr(handler, REFUSAL_ATTR) == code
+
+
+def test_discovery_url_alone_steers_the_whole_login(google) -> None:
+    google.set_user("ann@acme.com", groups=["agnes-bi@acme.com"])
+    auth = make_auth(google, discovery_only=True)
+    assert (auth.authorize_url, auth.token_url, auth.userdata_url) == ("", "", "")
+    run(auth.resolve_google_endpoints())  # what /hub/oauth_login does before redirecting
+    assert auth.authorize_url == google.base_url + "/o/oauth2/v2/auth"
+    model = run(login(auth))
+    assert model is not None and model["name"] == "ann@acme.com"
+    seen = [(method, path) for method, path, _ in google.requests]
+    assert seen[:4] == [
+        ("GET", "/.well-known/openid-configuration"),
+        ("GET", "/o/oauth2/v2/auth"),
+        ("POST", "/token"),
+        ("GET", "/oauth2/v3/userinfo"),
+    ]
+    assert seen.count(("GET", "/.well-known/openid-configuration")) == 1  # cached
+
+
+def test_callback_alone_resolves_token_and_userinfo(google) -> None:
+    """A hub restarted between the redirect and the callback still reaches the fake."""
+    google.set_user("ann@acme.com", groups=["agnes-bi@acme.com"])
+    consent = browser_consent(make_auth(google))  # any redirect; the code is the fake's
+    auth = make_auth(google, discovery_only=True)
+    assert run(auth.get_authenticated_user(consent, None)) is not None
+    assert auth.token_url == google.base_url + "/token"
+    assert auth.userdata_url == google.base_url + "/oauth2/v3/userinfo"
+
+
+def test_explicit_config_wins_over_discovery(google) -> None:
+    elsewhere = "https://idp.example.com/authorize"
+    auth = make_auth(google, discovery_only=True, authorize_url=elsewhere)
+    run(auth.resolve_google_endpoints())
+    assert auth.authorize_url == elsewhere
+    assert auth.token_url == google.base_url + "/token"  # unset ones still come from discovery
+    assert auth.login_handler is AgnesOAuthLoginHandler
+
+
+def test_google_api_url_config_keeps_its_meaning(google) -> None:
+    auth = make_auth(google)  # google_api_url set: token and userinfo from it, no discovery
+    assert auth.token_url == google.base_url + "/oauth2/v4/token"
+    assert auth.userdata_url == google.base_url + "/oauth2/v1/userinfo"
+    run(auth.resolve_google_endpoints())
+    assert not [r for r in google.requests if r[1].startswith("/.well-known")]
+
+
+def test_unreachable_discovery_fails_the_sign_in_not_the_hub(caplog) -> None:
+    with FakeGoogle() as google:
+        auth = make_auth(google, discovery_only=True)
+    # The fake is gone: building the authenticator (hub start) did not need it.
+    auth._settings.http_timeout = 2.0
+    with caplog.at_level("ERROR"), pytest.raises(GoogleAuthError):
+        run(auth.resolve_google_endpoints())
+    assert "OIDC discovery at http://127.0.0.1" in caplog.text
+    assert auth.authorize_url == ""  # the next sign-in tries again
 
 
 @pytest.mark.parametrize("mode", ["500", "hang"])
@@ -203,7 +275,10 @@ def test_sync_store_applies_login_and_deactivation(google, tmp_path) -> None:
             user = get_user_by_email(s, "ann@acme.com")
             assert user_group_names(s, user.id) == ["Everyone", "agnes-bi@acme.com"]
             user.active = False
-        assert run(login(make_auth(google, sync_store=True, agnes_data_dir=str(tmp_path)))) is None
+        again = make_auth(google, sync_store=True, agnes_data_dir=str(tmp_path))
+        handler = browser_consent(again)
+        assert run(again.get_authenticated_user(handler, None)) is None
+        assert getattr(handler, REFUSAL_ATTR) == "deactivated"
     finally:
         store.close()
         auth._store.close()
