@@ -72,6 +72,17 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
 
 
+def _syntax_tree(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[dict, set[str]]:
+    """DuckDB's parse tree of `sql` (nothing bound) and the names of its CTEs."""
+    (tree_json,) = con.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()  # type: ignore[misc]
+    tree = json.loads(tree_json)
+    if tree.get("error"):
+        raise QueryRefused(str(tree.get("error_message", "unsupported statement"))[:500])
+    ctes: set[str] = set()
+    _collect_ctes(tree, ctes)
+    return tree, ctes
+
+
 def check_query(sql: str, granted: set[str] | frozenset[str]) -> CheckedQuery:
     if not isinstance(sql, str) or not sql.strip():
         raise QueryRefused("sql must be a non-empty string")
@@ -89,12 +100,7 @@ def check_query(sql: str, granted: set[str] | frozenset[str]) -> CheckedQuery:
     statement = statements[0]
     if statement.type != duckdb.StatementType.SELECT:
         raise QueryRefused(f"{READ_HINT}; got {statement.type.name}")
-    (tree_json,) = con.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()  # type: ignore[misc]
-    tree = json.loads(tree_json)
-    if tree.get("error"):
-        raise QueryRefused(str(tree.get("error_message", "unsupported statement"))[:500])
-    ctes: set[str] = set()
-    _collect_ctes(tree, ctes)
+    tree, ctes = _syntax_tree(con, sql)
     used: set[str] = set()
     _walk(tree, {g.lower() for g in granted}, ctes, used)
     return CheckedQuery(sql, frozenset(used), frozenset(statement.named_parameters))
@@ -103,12 +109,7 @@ def check_query(sql: str, granted: set[str] | frozenset[str]) -> CheckedQuery:
 def referenced_tables(sql: str) -> set[str]:
     """Lower-cased names of the tables one read statement names, CTEs excluded; parse
     only (nothing is bound). The magics use it to tell scratch reads from server reads."""
-    (tree_json,) = _parser().execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()  # type: ignore[misc]
-    tree = json.loads(tree_json)
-    if tree.get("error"):
-        raise QueryRefused(str(tree.get("error_message", "unsupported statement"))[:500])
-    ctes: set[str] = set()
-    _collect_ctes(tree, ctes)
+    tree, ctes = _syntax_tree(_parser(), sql)
     names: set[str] = set()
     _collect_tables(tree, names)
     return names - ctes
