@@ -166,7 +166,19 @@ def start_injection(
     return out
 
 
-class PostHogSnippetTransform(OutputTransform):
+class InjectingTransform(OutputTransform):
+    """A response's transform whose first chunk may start a `StreamInjector`; every later
+    chunk then goes through it."""
+
+    injector: StreamInjector | None = None
+
+    def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
+        if self.injector is None:
+            return chunk
+        return self.injector.feed(chunk, finishing)
+
+
+class PostHogSnippetTransform(InjectingTransform):
     """One response's transform; `SnippetTransforms` builds it with its server's settings."""
 
     def __init__(
@@ -178,7 +190,6 @@ class PostHogSnippetTransform(OutputTransform):
         self.request = request
         self.settings = settings
         self.base_url = base_url or "/"
-        self.injector: HeadInjector | None = None
 
     def transform_first_chunk(
         self, status_code: int, headers: HTTPHeaders, chunk: bytes, finishing: bool
@@ -198,11 +209,6 @@ class PostHogSnippetTransform(OutputTransform):
             return status_code, headers, chunk
         self.injector = HeadInjector(snippet)
         return status_code, headers, start_injection(self.injector, headers, chunk, finishing)
-
-    def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
-        if self.injector is None:
-            return chunk
-        return self.injector.feed(chunk, finishing)
 
 
 @dataclass(frozen=True)

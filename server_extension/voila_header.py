@@ -14,9 +14,9 @@ from html import escape
 from typing import Any
 
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
-from tornado.web import OutputTransform
 
 from server_extension.html_snippet import (
+    InjectingTransform,
     StreamInjector,
     relative_path,
     should_inject,
@@ -66,13 +66,12 @@ def is_voila_page(path: str, base_url: str) -> bool:
     return rel is not None and rel.startswith(VOILA_RENDER)
 
 
-class VoilaHeaderTransform(OutputTransform):
+class VoilaHeaderTransform(InjectingTransform):
     """One response's transform: a header on a Voila render page, nothing elsewhere."""
 
     def __init__(self, request: HTTPServerRequest, base_url: str = "/") -> None:
         self.request = request
         self.base_url = base_url or "/"
-        self.injector: BodyOpenInjector | None = None
 
     def transform_first_chunk(
         self, status_code: int, headers: HTTPHeaders, chunk: bytes, finishing: bool
@@ -84,11 +83,6 @@ class VoilaHeaderTransform(OutputTransform):
             return status_code, headers, chunk
         self.injector = BodyOpenInjector(render_header(self.base_url).encode())
         return status_code, headers, start_injection(self.injector, headers, chunk, finishing)
-
-    def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
-        if self.injector is None:
-            return chunk
-        return self.injector.feed(chunk, finishing)
 
 
 @dataclass(frozen=True)
