@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jupyter_agnes.auth import rbac
@@ -106,27 +106,42 @@ def _same_grant_ids(resource_type: str, resource_id: str) -> list[str]:
     return ids
 
 
+def _same_grants(s: Session, group: Group, resource_type: str, resource_id: str) -> list[Grant]:
+    """Every grant of `group` naming the same resource: a dashboard by its id or its path
+    form, a table in any letter case (the catalog's spelling is what `add_grant` stores)."""
+    query = select(Grant).where(Grant.group_id == group.id, Grant.resource_type == resource_type)
+    if resource_type == "table":
+        query = query.where(func.lower(Grant.resource_id) == resource_id.lower())
+    else:
+        query = query.where(Grant.resource_id.in_(_same_grant_ids(resource_type, resource_id)))
+    return list(s.scalars(query.order_by(Grant.id)))
+
+
 def _find_same_grant(
     s: Session, group: Group, resource_type: str, resource_id: str
 ) -> Grant | None:
-    for rid in _same_grant_ids(resource_type, resource_id):
-        grant = directory.find_grant(s, group, resource_type, rid)
-        if grant is not None:
-            return grant
-    return None
+    same = _same_grants(s, group, resource_type, resource_id)
+    return same[0] if same else None
+
+
+def find_grants(
+    s: Session, group_ref: int | str, resource_type: str, resource_id: str
+) -> list[Grant]:
+    """The grants `(type, id)` held by a group (all spellings of it; at least one)."""
+    group = resolve_group(s, group_ref)
+    resource_id = directory.check_grant(resource_type, resource_id)
+    grants = _same_grants(s, group, resource_type, resource_id)
+    if not grants:
+        raise DirectoryError(
+            f"{group.name} has no grant {resource_type}:{resource_id}", "grant_not_found", 404
+        )
+    return grants
 
 
 def find_grant(s: Session, group_ref: int | str, resource_type: str, resource_id: str) -> Grant:
     """The grant `(type, id)` held by a group, named by id or by name (a dashboard by its
     id or its path form, whichever the grant was stored as)."""
-    group = resolve_group(s, group_ref)
-    resource_id = directory.check_grant(resource_type, resource_id)
-    grant = _find_same_grant(s, group, resource_type, resource_id)
-    if grant is None:
-        raise DirectoryError(
-            f"{group.name} has no grant {resource_type}:{resource_id}", "grant_not_found", 404
-        )
-    return grant
+    return find_grants(s, group_ref, resource_type, resource_id)[0]
 
 
 # --- users ---------------------------------------------------------------------
@@ -335,6 +350,15 @@ def add_grant(
     grant = directory.add_grant(s, group, resource_type, resource_id, actor.email)
     _audit(s, actor, "grant.add", group.name, {"type": resource_type, "id": resource_id})
     return grant
+
+
+def revoke_grant(
+    s: Session, actor: Actor, group_ref: int | str, resource_type: str, resource_id: str
+) -> None:
+    """Remove a grant named by value, in every spelling the group holds it (an old path-form
+    dashboard grant next to its id form would otherwise keep the dashboard open)."""
+    for grant in find_grants(s, group_ref, resource_type, resource_id):
+        remove_grant(s, actor, grant)
 
 
 def remove_grant(s: Session, actor: Actor, grant: Grant) -> None:

@@ -129,7 +129,7 @@ def cmd_grant(args: argparse.Namespace) -> int:
 
 def cmd_revoke_grant(args: argparse.Namespace) -> int:
     with core_errors(), store_for(args).write() as s:
-        admin_ops.remove_grant(s, CLI, admin_ops.find_grant(s, args.group, args.type, args.id))
+        admin_ops.revoke_grant(s, CLI, args.group, args.type, args.id)
     print(f"Revoked {args.type}:{args.id} from {args.group}")
     return 0
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from jupyter_agnes.auth import admin_ops
 from jupyter_agnes.auth.grant_targets import MAX_SHOWN, KnownResources, known_resources
@@ -17,6 +18,7 @@ from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.models import Grant
 
 REPO = Path(__file__).resolve().parents[2]
 KNOWN = KnownResources(tables=("orders", "customers"), dashboards=("sales", "team/kpis"))
@@ -174,3 +176,22 @@ def test_path_form_is_stored_as_the_id_and_found_either_way(store: Store):
         old = admin_ops.find_grant(s, "viewers", "dashboard", "team/kpis")
         assert old.resource_id == "dashboards/team/kpis.ipynb"
         admin_ops.remove_grant(s, cli, old)
+
+
+def test_revoking_by_value_removes_every_spelling(store: Store) -> None:
+    """An old path-form dashboard grant beside its id form, and a table grant in the
+    catalog's case: `revoke-grant` must leave no spelling behind that still opens it."""
+    cli = Operator()
+    with store.write() as s:
+        admin_ops.add_grant(s, cli, "viewers", "table", "ORDERS", known=KNOWN,
+                            create_missing_group=True)
+        group = directory.get_group(s, "viewers")
+        directory.add_grant(s, group, "dashboard", "sales", "new")
+        directory.add_grant(s, group, "dashboard", "dashboards/sales.ipynb", "old")
+    with store.write() as s:
+        admin_ops.revoke_grant(s, cli, "viewers", "dashboard", "sales")
+        admin_ops.revoke_grant(s, cli, "viewers", "table", "Orders")
+    with store.read() as s:
+        group_id = directory.get_group(s, "viewers").id
+        left = s.scalars(select(Grant).where(Grant.group_id == group_id)).all()
+    assert [(g.resource_type, g.resource_id) for g in left] == []
