@@ -163,7 +163,9 @@ class RemoteBackend:
                 ):
                     table, truncated = self._server_read(text, params)
                 else:
-                    table, truncated = self.scratch.run(text, params) or EMPTY, False
+                    # `or` would turn a 0-row result (falsy) into EMPTY and lose its columns.
+                    result = self.scratch.run(text, params)
+                    table, truncated = (EMPTY if result is None else result), False
         finally:
             self.scratch.end_cell()
         kind = statements[-1].type.name

@@ -143,6 +143,9 @@ def test_scratch_ddl_over_granted_tables(setup: Setup, tmp_path: Path) -> None:
         k.ok("%%sql\nCREATE TABLE picks (id INTEGER);\nINSERT INTO picks VALUES (1), (2)")
         k.ok("%sql -o p SELECT sum(id) AS s FROM picks")
         assert k.value("int(p.s[0])") == "3"
+        # A scratch read with no rows keeps its columns.
+        k.ok("%sql -o none SELECT id FROM picks WHERE id > 99")
+        assert k.value("list(none.columns)") == "['id']"
         assert "big_orders" in k.ok("%agnes status").html
         k.ok("%sql DROP TABLE picks")
         # What was fetched for one cell is gone after it: only the server holds it.
