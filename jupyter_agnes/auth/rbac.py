@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from urllib.parse import unquote
 
 from jupyter_agnes.auth.principal import Principal
 
@@ -166,17 +168,21 @@ def personal_workspace(principal: Principal) -> str:
     return f"{PERSONAL_WORKSPACE_PREFIX}{principal.user_id}"
 
 
-def _workspace_slug(name: str) -> str:
-    """Roughly the file name JupyterLab stores `name` under (lower case, spaces to hyphens,
-    only word characters and hyphens), before its 4-hex-digit signature."""
-    return re.sub(r"[^\w-]", "", re.sub(r"\s+", "-", name.strip().lower()))
+def _workspace_key(name: str) -> str:
+    """`name` reduced to lower-case letters and digits after NFKC and percent-decoding:
+    every spelling JupyterLab would file next to a personal workspace (it lower-cases,
+    normalises, collapses separators and adds only a 4-hex-digit signature) has the same
+    key as that workspace."""
+    return re.sub(r"[\W_]", "", unicodedata.normalize("NFKC", unquote(name)).lower())
+
+
+_PERSONAL_KEY = re.compile(re.sub(r"\W", "", PERSONAL_WORKSPACE_PREFIX) + r"\d")
 
 
 def may_use_workspace(principal: Principal, name: str) -> bool:
     """Another user's personal workspace is theirs (and the admins'); any other name is
-    shared, as in plain JupyterLab. JupyterLab files `AGNES-user-3` or `agnes user 3` next
-    to `agnes-user-3` with only a 4-hex-digit signature apart, so any name whose file name
-    would carry the personal prefix is treated as personal."""
+    shared, as in plain JupyterLab. Any name that could be filed next to a personal
+    workspace (`AGNES-user-3`, `agnes--user 3`, `%61gnes-user-3`) counts as personal."""
     if principal.is_admin or name == personal_workspace(principal):
         return True
-    return PERSONAL_WORKSPACE_PREFIX not in _workspace_slug(name)
+    return _PERSONAL_KEY.search(_workspace_key(name)) is None

@@ -33,6 +33,10 @@ def test_other_names_stay_shared(name: str) -> None:
         " agnes-user-3 ",
         "agnes-user-3!",
         "x/agnes-user-3",
+        "agnes--user-3",
+        "agnes-user--3",
+        "%61gnes-user-3",
+        "\uff41gnes-user-3",  # fullwidth a, which NFKC makes "a"
     ],
 )
 def test_another_users_workspace_is_refused_in_any_spelling(name: str) -> None:
