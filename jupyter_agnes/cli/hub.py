@@ -12,7 +12,8 @@ from pathlib import Path
 
 from jupyter_agnes.cli.common import CLIError, add_data_dir
 from jupyter_agnes.cli.hints import cli_command
-from jupyter_agnes.paths import resolve_data_dir
+from jupyter_agnes.envknobs import local_dev_mode
+from jupyter_agnes.paths import RUNTIME_FILE, resolve_data_dir
 
 PROXY = "configurable-http-proxy"
 # `make system-deps` installs the proxy here (beside the checkout, ignored by git).
@@ -35,6 +36,9 @@ def cmd_hub(args: argparse.Namespace) -> int:
     from jupyter_agnes.auth.google_oauth import GoogleOAuthSettings
     from jupyter_agnes.hub.config import HubSettings, free_loopback_port, prepare_hub
 
+    if local_dev_mode():
+        # The service would sign in every request (through the proxy, on any --ip) as an admin.
+        raise CLIError("LOCAL_DEV_MODE=1 is for one server on loopback; unset it to run the hub")
     data_dir = resolve_data_dir(args.data_dir)
     proxy = find_proxy()
     settings = HubSettings(
@@ -51,7 +55,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
     hub_url = settings.public_url + "hub/"
     # `login-link` prints links under this URL: the hub, the front door (the service
     # writes the same when it starts).
-    (data_dir / "server.json").write_text(json.dumps({"url": hub_url, "pid": os.getpid()}))
+    (data_dir / RUNTIME_FILE).write_text(json.dumps({"url": hub_url, "pid": os.getpid()}))
     _print_banner(args, data_dir, settings.public_url)
     os.umask(0o077)  # the hub database's journal and the proxy's files: private too
     os.chdir(settings.hub_dir)

@@ -119,6 +119,8 @@ def configure(c: Any, settings: HubSettings) -> None:
         c.JupyterHub.authenticator_class = "agnes-google"
         c.AgnesGoogleOAuthenticator.oauth_callback_url = settings.public_url + "hub/oauth_callback"
         c.AgnesGoogleOAuthenticator.agnes_data_dir = settings.data_dir
+        # The service knows people only from the store: Google sign-ins must reach it.
+        c.AgnesGoogleOAuthenticator.sync_store = True
     else:
         c.JupyterHub.authenticator_class = "jupyter_agnes.hub.login_link.AgnesLinkAuthenticator"
         c.AgnesLinkAuthenticator.agnes_data_dir = settings.data_dir

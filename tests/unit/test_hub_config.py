@@ -1,0 +1,39 @@
+"""The hub's generated config (hub/config.configure) and `jupyter agnes hub`'s refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from jupyter_agnes.cli import main
+from jupyter_agnes.hub.config import HubSettings, configure, prepare_hub
+
+
+def settings(data_dir: Path, google: bool) -> HubSettings:
+    return HubSettings(str(data_dir), "127.0.0.1", 8000, 8081, 8001, 8002, "chp", google)
+
+
+@pytest.mark.parametrize("google", [True, False])
+def test_sign_ins_reach_the_store_the_service_reads(data_dir: Path, google: bool) -> None:
+    s = settings(data_dir, google)
+    prepare_hub(s)
+    c = Config()
+    configure(c, s)
+    if google:
+        assert c.JupyterHub.authenticator_class == "agnes-google"
+        # The service finds people only in the store: without this, no Google user gets in.
+        assert c.AgnesGoogleOAuthenticator.sync_store is True
+        assert c.AgnesGoogleOAuthenticator.agnes_data_dir == str(data_dir)
+    else:
+        assert c.AgnesLinkAuthenticator.agnes_data_dir == str(data_dir)
+
+
+def test_local_dev_mode_is_refused(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOCAL_DEV_MODE", "1")
+    assert main(["hub", "--data-dir", str(data_dir)]) != 0
+    assert "LOCAL_DEV_MODE=1 is for one server on loopback" in capsys.readouterr().err
+    assert not (data_dir / "hub").exists()
