@@ -141,6 +141,10 @@ class RateLimiter(Configurable):
     def client_ip(self, peer: str, x_forwarded_for: str | None) -> str:
         return client_ip(peer, x_forwarded_for, self._nets)
 
+    def is_trusted_proxy(self, peer: str) -> bool:
+        addr = _parse_ip(peer)
+        return addr is not None and _trusted(addr, self._nets)
+
     def _refill(self, key: Hashable, now: float) -> float:
         capacity = float(self.per_minute)
         tokens, last = self._buckets.get(key, (capacity, now))

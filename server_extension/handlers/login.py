@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlencode
 
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -44,11 +45,19 @@ class LoginPageHandler(JupyterHandler):
                 error_code=error if error in LOGIN_ERRORS else None,
                 google_login_url=google,
                 signed_out=self.get_argument("signed_out", None) == "1",
-                data_dir=agnes_services(self).data_dir
-                if is_local_viewer(self.request.remote_ip, self.request.headers)
-                else None,
+                data_dir=self.local_data_dir(),
             )
         )
+
+
+    def local_data_dir(self) -> Path | None:
+        """The data dir, for a browser on the server's own machine only; a declared proxy
+        on loopback (AGNES_TRUSTED_PROXIES) relays other people, even without headers."""
+        services = agnes_services(self)
+        peer = self.request.remote_ip or ""
+        if services.ratelimiter.is_trusted_proxy(peer):
+            return None
+        return services.data_dir if is_local_viewer(peer, self.request.headers) else None
 
 
 class LoginRedirectHandler(JupyterHandler):
