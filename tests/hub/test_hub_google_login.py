@@ -93,10 +93,12 @@ def running_hub(tmp: Path, google_url: str) -> Iterator[str]:
     assert ready.wait(60), "the hub did not initialize"
     if failure:
         raise failure[0]
-    yield f"http://127.0.0.1:{port}/"
-    loop.call_soon_threadsafe(servers[0].stop)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:  # also when a test fails: no hub thread or port outlives the module
+        loop.call_soon_threadsafe(servers[0].stop)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -49,14 +49,30 @@ FIVE = [f"analyst{i}@example.com" for i in range(5)]
 ANALYSTS = [ANA, SQUAT, BROKEN, *FIVE]
 
 
+def _processes_of(uid: int) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if proc.name.isdigit() and proc.stat().st_uid == uid:
+                pids.append(int(proc.name))
+    return pids
+
+
 def _kill_and_remove_unix_user(name: str) -> None:
-    with contextlib.suppress(KeyError):
+    """Kill the processes of a user this test made, wait until they are gone (userdel
+    refuses a user with live processes), then remove the user and its home."""
+    try:
         uid = pwd.getpwnam(name).pw_uid
-        for proc in Path("/proc").iterdir():  # only processes of the user this test made
-            with contextlib.suppress(OSError, ValueError):
-                if proc.name.isdigit() and proc.stat().st_uid == uid:
-                    os.kill(int(proc.name), 9)
-        subprocess.run(["userdel", "-r", name], capture_output=True, check=False)
+    except KeyError:
+        return
+    deadline = time.monotonic() + 10
+    while (pids := _processes_of(uid)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        time.sleep(0.1)
+    done = subprocess.run(["userdel", "-f", "-r", name], capture_output=True, text=True)
+    assert done.returncode in (0, 12), f"userdel {name}: {done.stderr}"  # 12: home not removed
 
 
 @dataclass
