@@ -32,7 +32,18 @@ def owner_tag(email: str) -> str:
 
 
 def ensure_home_base(base: Path) -> None:
-    base.mkdir(parents=True, exist_ok=True)
+    """Create the homes' base dir root-owned 0711; an existing one is used as it is if it
+    is root's and not writable by others, and refused otherwise (never re-moded: it could
+    be /home or /tmp)."""
+    try:
+        base.mkdir(parents=True)
+    except FileExistsError:
+        st = base.stat()
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise RuntimeError(
+                f"{base} must be owned by root and not group/world-writable to hold homes"
+            ) from None
+        return
     os.chown(base, 0, 0)
     base.chmod(HOME_BASE_MODE)
 

@@ -26,3 +26,21 @@ def test_last_error_line_prefers_errors(tmp_path: Path) -> None:
     log.write_text("just\nlines\n")
     assert last_error_line(log) == "lines"
     assert last_error_line(tmp_path / "none.log") == "(no output)"
+
+
+def test_an_existing_home_base_is_never_re_moded(tmp_path) -> None:
+    import os
+
+    import pytest
+
+    from jupyter_agnes.hub.unix_users import ensure_home_base
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp
+    with pytest.raises(RuntimeError, match="not group/world-writable"):
+        ensure_home_base(shared)
+    assert shared.stat().st_mode & 0o7777 == 0o1777
+    fresh = tmp_path / "homes"
+    ensure_home_base(fresh)
+    assert fresh.stat().st_mode & 0o777 == 0o711
