@@ -82,6 +82,7 @@ class AgnesExtensionApp(ExtensionApp):
             store = open_store(data_dir)
             try:
                 services = build_services(self, data_dir, store)
+                keep_workspaces_in(self.serverapp, data_dir)  # user ids are per data dir
             except BaseException:
                 store.close()
                 raise
@@ -92,7 +93,6 @@ class AgnesExtensionApp(ExtensionApp):
             raise SystemExit(f"Agnes cannot start: {exc}") from None
         self.services = services
         self.settings[SETTINGS_KEY] = services
-        keep_workspaces_in(self.serverapp, data_dir)  # user ids are per data dir
         if services.auth.local_dev_mode:
             ip = self.serverapp.ip
             if not _is_loopback(ip):

@@ -208,3 +208,12 @@ def test_cli_will_not_touch_google_managed_memberships(tmp_path):
     result = agnes_cli("group", "add-member", "eng@example.com", "synced@example.com",
                        "--data-dir", str(data_dir), check=False)
     assert result.returncode == 1 and "google_managed_readonly" in result.stderr
+
+
+def test_a_data_dir_where_workspaces_cannot_live_refuses_to_start(tmp_path):
+    data_dir = tmp_path / "d"
+    agnes_cli("user", "add", "x@example.com", "--data-dir", str(data_dir))
+    (data_dir / "lab").write_text("not a folder")  # <data-dir>/lab/workspaces cannot be made
+    proc = _serve_exits(data_dir)
+    assert proc.returncode != 0
+    assert "Agnes cannot start" in proc.stdout + proc.stderr
