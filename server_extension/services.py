@@ -98,10 +98,6 @@ class AgnesServices:
     data: DataServices
     observability: Observability
 
-    @property
-    def jobs(self) -> SyncJobs:
-        return self.data.jobs
-
     def principal_for_foreign_user(self, user: Any) -> Principal | None:
         """A user signed in by another identity provider (JupyterHub): match by email."""
         username = getattr(user, "username", "") or ""

@@ -7,8 +7,6 @@ Only users with Agnes's `lab` access get one: the hub asks the Agnes service, wi
 server's own token, who the user is (`/agnes/api/me`'s `lab_access`), so the hub itself
 needs nothing from the data dir for this. Every refusal is a `SpawnException` whose
 message the hub shows on its pages and returns from its API.
-
-`NoServerSpawner`: refuses every spawn (a hub that fronts only the service).
 """
 
 from __future__ import annotations
@@ -23,17 +21,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from jupyterhub.spawner import LocalProcessSpawner, Spawner, SpawnException, set_user_setuid
+from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
 from traitlets import Unicode, default
 
 from jupyter_agnes import envknobs
 from jupyter_agnes.hub.unix_names import unix_username
 from jupyter_agnes.hub.unix_users import UnixUserError, ensure_unix_user
 
-REFUSAL = (
-    "This hub does not start per-user servers; "
-    "Agnes (API and dashboards) is at /services/agnes/."
-)
 NO_LAB = (
     "Your Agnes account has no Lab access, so the hub starts no server for you. "
     "Your dashboards are at /services/agnes/agnes/dashboards."
@@ -99,17 +93,6 @@ async def require_lab_access(api_url: str, token: str, username: str) -> None:
         "agnes-service",
         503,
     )
-
-
-class NoServerSpawner(Spawner):
-    async def start(self) -> Any:
-        raise spawn_refused(REFUSAL, "agnes-no-servers")
-
-    async def poll(self) -> int | None:
-        return 0  # never running
-
-    async def stop(self, now: bool = False) -> None:
-        return None
 
 
 class AgnesLocalSpawner(LocalProcessSpawner):
