@@ -87,6 +87,9 @@ def seed_admin(data_dir: Path, email: str) -> tuple[str, str]:
             _make_sample_data(str(data_dir))
         with store.write() as s:
             user = directory.get_or_create_user(s, email, "Admin")
+            if not user.active:  # the machine's operator takes their admin back
+                directory.set_user_active(s, user, True)
+                directory.audit(s, "user.activate", actor="quickstart", resource=user.email)
             admin = directory.get_group(s, directory.ADMIN_GROUP)
             directory.add_member(s, user, admin, "admin", "quickstart")
             user_id = user.id
