@@ -96,7 +96,13 @@ def prepare_hub(settings: HubSettings) -> Path:
 def service_environment() -> dict[str, str]:
     """The Agnes knobs of the hub's environment, handed on to the service (the hub's
     spawner passes only a few variables by default)."""
-    return {name: value for name, value in os.environ.items() if envknobs.is_known(name)}
+    # AGNES_SERVICE_URL is for per-user servers only (the spawner sets it): the service's
+    # own dashboard kernels, holding the service's token, must never call the service.
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if envknobs.is_known(name) and name != "AGNES_SERVICE_URL"
+    }
 
 
 def configure(c: Any, settings: HubSettings) -> None:

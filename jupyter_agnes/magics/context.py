@@ -25,6 +25,7 @@ class AgnesContext:
         self.settings = AgnesMagicSettings(parent=shell)
         self.remote: Any = None  # RemoteBackend, imported lazily (httpx)
         self._service: Any = None  # the hub's Agnes service, when configured
+        self._service_decided = False  # decided on first use, not re-checked every cell
         self._local: LocalBackend | None = None
 
     def local(self) -> LocalBackend:
@@ -34,10 +35,12 @@ class AgnesContext:
 
     def service(self) -> Any:
         """The hub's Agnes service backend, or None outside a hub's per-user server."""
+        if self._service_decided:
+            return self._service
+        self._service_decided = True
         settings = self.settings
         if (
-            self._service is None
-            and settings.service_url
+            settings.service_url
             and settings.hub_api_token
             and not os.access(analytics_path(Path(settings.data_dir)), os.R_OK)
         ):

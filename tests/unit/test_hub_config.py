@@ -37,3 +37,15 @@ def test_local_dev_mode_is_refused(
     assert main(["hub", "--data-dir", str(data_dir)]) != 0
     assert "LOCAL_DEV_MODE=1 is for one server on loopback" in capsys.readouterr().err
     assert not (data_dir / "hub").exists()
+
+
+def test_the_service_never_gets_the_per_user_service_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jupyter_agnes.hub.config import service_environment
+
+    monkeypatch.setenv("AGNES_SERVICE_URL", "http://127.0.0.1:8000/services/agnes/")
+    monkeypatch.setenv("AGNES_QUERY_MAX_ROWS", "5")
+    env = service_environment()
+    assert env.get("AGNES_QUERY_MAX_ROWS") == "5"  # other knobs are handed on
+    assert "AGNES_SERVICE_URL" not in env
