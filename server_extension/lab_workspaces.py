@@ -35,6 +35,8 @@ FOREIGN_WORKSPACE = "This workspace belongs to another user"
 # without a /workspaces/<name> part).
 _DEFAULT_WORKSPACE_PAGE = re.compile(r"(lab|doc)(/tree/.*)?/?")
 _WORKSPACE_API = re.compile(r"lab/api/workspaces/(.+)")
+# A Lab page opening a named workspace: /lab/workspaces/<name>[/tree/...].
+_NAMED_WORKSPACE_PAGE = re.compile(r"(lab|doc)/workspaces/([^/]+)(/tree/.*)?/?")
 
 
 def workspace_gate(handler: web.RequestHandler, principal: Principal) -> str | None:
@@ -46,13 +48,20 @@ def workspace_gate(handler: web.RequestHandler, principal: Principal) -> str | N
     if not path.startswith(base):
         return None
     rel = path[len(base) :]
-    page = _DEFAULT_WORKSPACE_PAGE.fullmatch(rel)
-    if page is not None and handler.request.method in ("GET", "HEAD"):
-        mode, tree = page.group(1), (page.group(2) or "")
-        target = f"{base}{mode}/workspaces/{rbac.personal_workspace(principal)}{tree}"
-        query = handler.request.query
-        handler.redirect(target + (f"?{query}" if query else ""))
-        raise web.Finish()
+    if handler.request.method in ("GET", "HEAD"):
+        page = _DEFAULT_WORKSPACE_PAGE.fullmatch(rel)
+        named = None if page else _NAMED_WORKSPACE_PAGE.fullmatch(rel)
+        if named is not None and rbac.may_use_workspace(principal, unquote(named.group(2))):
+            named = None  # their own, or a shared one: Lab opens it
+        # The shared default, or another user's personal workspace: open the user's own
+        # (another's page would load and then fail on every workspace call).
+        if page is not None or named is not None:
+            found = page if page is not None else named
+            mode, tree = found.group(1), found.group(3 if page is None else 2)
+            target = f"{base}{mode}/workspaces/{rbac.personal_workspace(principal)}{tree or ''}"
+            query = handler.request.query
+            handler.redirect(target + (f"?{query}" if query else ""))
+            raise web.Finish()
     api = _WORKSPACE_API.fullmatch(rel)
     if api is not None and not rbac.may_use_workspace(principal, unquote(api.group(1))):
         return FOREIGN_WORKSPACE

@@ -157,6 +157,12 @@ async def test_each_user_has_their_own_lab_workspace(jp_fetch, jp_base_url, agne
     )
     assert page.code == 200
     assert f'"workspace": "{rbac.PERSONAL_WORKSPACE_PREFIX}{bob_id}"' in page.body.decode()
+    # Another user's workspace page sends Bob to his own; a shared one opens as asked.
+    theirs = f"{rbac.PERSONAL_WORKSPACE_PREFIX}{alice_id}"
+    assert await lab(bob, "workspaces", theirs, "tree", "x.ipynb") == (
+        302, space(bob_id) + "/tree/x.ipynb"
+    )
+    assert (await lab(bob, "workspaces", "team"))[0] == 200
 
     name = f"{rbac.PERSONAL_WORKSPACE_PREFIX}{alice_id}"
     body = {"data": {"layout-restorer:data": {"main": {"current": "x"}}}, "metadata": {"id": name}}
