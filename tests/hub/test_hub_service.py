@@ -74,7 +74,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def hub_env() -> dict[str, str]:
+    """Extra environment of the hub (the service inherits its Agnes knobs); a test module
+    overrides this fixture to configure, say, the service's LLM."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, hub_env: dict[str, str]) -> Iterator[Hub]:
     require_proxy()
     data_dir = tmp_path_factory.mktemp("hub") / "data"
     agnes_cli("sample-data", "--rows", "2000", "--data-dir", str(data_dir))
@@ -83,7 +90,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     port = free_port()
     log_path = data_dir.parent / "hub.log"
     with log_path.open("wb") as log:
-        proc = spawn([*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)], log)
+        proc = spawn(
+            [*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)],
+            log,
+            hub_env,
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         try:
