@@ -215,6 +215,18 @@ def test_hub_api_token_with_the_service_scope_works(hub: Hub) -> None:
     assert refused.status_code in (401, 403)
 
 
+def test_the_services_own_loopback_port_takes_hub_tokens(hub: Hub) -> None:
+    """Per-user servers get this URL when the proxy does not listen on loopback."""
+    (port,) = [a.split("=")[1] for a in service_process(hub).cmdline() if "ServerApp.port=" in a]
+    token = hub_token(hub.signed_in(ANA), hub, ANA, ["access:services!service=agnes"])
+    me = requests.get(
+        f"http://127.0.0.1:{port}/{SERVICE}agnes/api/me",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert me.status_code == 200 and me.json()["email"] == ANA
+
+
 def test_hub_state_is_private(hub: Hub) -> None:
     hub_dir = hub.data_dir / "hub"
     assert stat.S_IMODE(hub_dir.stat().st_mode) == 0o700
