@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from jupyter_agnes._version import __version__
 from jupyter_agnes.auth.sessions import SecretError
 from jupyter_agnes.paths import default_data_dir, resolve_data_dir, write_runtime_info
 from jupyter_agnes.store.engine import StoreError, open_store
+from jupyter_agnes.urls import is_loopback_host
 from server_extension.authorizer import AgnesAuthorizer
 from server_extension.html_snippet import install_posthog
 from server_extension.identity import AgnesIdentityProvider
@@ -24,15 +24,6 @@ from server_extension.kernel_owners import install_kernel_ownership
 from server_extension.lab_workspaces import keep_workspaces_in, workspace_list_handlers
 from server_extension.services import SETTINGS_KEY, AgnesServices, build_services
 from server_extension.voila_header import install_voila_header
-
-
-def _is_loopback(ip: str) -> bool:
-    if ip in ("localhost", ""):
-        return ip == "localhost"
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
 
 
 class AgnesExtensionApp(ExtensionApp):
@@ -94,7 +85,7 @@ class AgnesExtensionApp(ExtensionApp):
         self.settings[SETTINGS_KEY] = services
         if services.auth.local_dev_mode:
             ip = self.serverapp.ip
-            if not _is_loopback(ip):
+            if not is_loopback_host(ip):
                 raise SystemExit(
                     f"LOCAL_DEV_MODE=1 signs everyone in as an admin; refusing to bind to {ip!r}. "
                     "Use --ip=127.0.0.1."

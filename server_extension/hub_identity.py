@@ -5,6 +5,8 @@ the service lets anyone do.
   scheduler secret, an `agnes_session` cookie), then the hub's (its OAuth cookie, or a hub
   API token carrying `access:services!service=agnes`). A hub user is the Agnes user with
   the same email; one unknown to Agnes is refused.
+- `/agnes/api/hub/…` (`hub_api`): the hub process's own calls, with the secret the hub
+  put in the service's environment (AGNES_HUB_SECRET, removed from it at startup).
 - `AgnesServiceAuthorizer` and `ServiceKernelWebsocketConnection`: the service owns the
   data dir, so nobody runs code in it, whatever their grants. It serves the Agnes API,
   the dashboards index and Voila renders; Lab lives in per-user servers.
@@ -12,6 +14,7 @@ the service lets anyone do.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from jupyter_server.auth.authorizer import Authorizer
@@ -24,6 +27,8 @@ from jupyter_agnes.auth import pat as pats
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
+from jupyter_agnes.hub.service_client import HUB_SECRET_ENV
+from server_extension.hub_api import hub_api_handlers
 from server_extension.identity import AgnesIdentityProvider
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.kernel_owners import kernel_in_path_allowed
@@ -58,9 +63,15 @@ class AgnesHubIdentityProvider(AgnesIdentityProvider):
     def _hub_default(self) -> JupyterHubIdentityProvider:
         return JupyterHubIdentityProvider(parent=self, hub_auth=ServiceHubOAuth(parent=self))
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Taken out of the environment, so no kernel this service starts inherits it.
+        self._hub_secret = os.environ.pop(HUB_SECRET_ENV, "")
+
     def get_handlers(self) -> list[tuple[str, object]]:
-        # The hub's OAuth callback and logout; signing in happens at /hub/login.
-        return list(self.hub.get_handlers())
+        # The hub's OAuth callback and logout (signing in happens at /hub/login), and the
+        # calls only the hub process may make (`hub_api`).
+        return [*self.hub.get_handlers(), *hub_api_handlers(self._hub_secret)]
 
     async def resolve(self, handler: web.RequestHandler) -> Principal | None:
         services = agnes_services(handler)

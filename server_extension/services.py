@@ -103,14 +103,17 @@ class AgnesServices:
 
     def principal_for_foreign_user(self, user: Any) -> Principal | None:
         """A user signed in by another identity provider (JupyterHub): match by email."""
-        username = getattr(user, "username", "") or ""
+        return self.principal_for_email(getattr(user, "username", "") or "", "hub")
+
+    def principal_for_email(self, email: str, auth: str) -> Principal | None:
+        """The active Agnes user with this email, signed in by `auth`; None if there is none."""
         try:
             with self.store.read() as s:
-                row = directory.get_user_by_email(s, username)
+                row = directory.get_user_by_email(s, email)
                 user_id = row.id if row is not None else None
         except directory.DirectoryError:
             return None
-        return self.auth.load_principal(user_id, "hub") if user_id is not None else None
+        return self.auth.load_principal(user_id, auth) if user_id is not None else None
 
     def close(self) -> None:
         self.observability.shutdown()

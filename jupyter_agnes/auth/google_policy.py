@@ -91,6 +91,39 @@ class Denied:
 
 
 Decision = Allowed | Denied
+MAX_GROUPS = 1000  # far more than any person's kept groups
+MAX_GROUP_NAME = 320
+
+
+def decision_to_json(decision: Decision) -> dict[str, object]:
+    """How the hub hands its decision to the Agnes service (`decision_from_json`)."""
+    if isinstance(decision, Denied):
+        return {"allowed": False, "code": decision.code}
+    return {
+        "allowed": True,
+        "groups": list(decision.groups),
+        "is_admin": decision.is_admin,
+        "authoritative": decision.authoritative,
+    }
+
+
+def decision_from_json(data: object) -> Decision:
+    """The `Decision` of `decision_to_json`'s output; ValueError for anything else."""
+    if not isinstance(data, dict) or not isinstance(data.get("allowed"), bool):
+        raise ValueError("decision: an object with a boolean 'allowed'")
+    if not data["allowed"]:
+        code = data.get("code")
+        if not isinstance(code, str) or not code or len(code) > 64:
+            raise ValueError("decision: a refusal needs its 'code'")
+        return Denied(code)
+    groups, is_admin, authoritative = (data.get(k) for k in ("groups", "is_admin", "authoritative"))
+    if not isinstance(groups, list) or len(groups) > MAX_GROUPS:
+        raise ValueError(f"decision: 'groups' is a list of at most {MAX_GROUPS} names")
+    if not all(isinstance(g, str) and 0 < len(g) <= MAX_GROUP_NAME for g in groups):
+        raise ValueError("decision: every group is a non-empty name")
+    if not isinstance(is_admin, bool) or not isinstance(authoritative, bool):
+        raise ValueError("decision: 'is_admin' and 'authoritative' are booleans")
+    return Allowed(tuple(groups), is_admin, authoritative)
 
 
 def _domain_of(email: str) -> str:

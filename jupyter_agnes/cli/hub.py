@@ -13,6 +13,7 @@ from jupyter_agnes.cli.common import CLIError, add_data_dir
 from jupyter_agnes.cli.hints import cli_command
 from jupyter_agnes.envknobs import local_dev_mode
 from jupyter_agnes.paths import resolve_data_dir, write_runtime_info
+from jupyter_agnes.urls import site_root_url
 
 PROXY = "configurable-http-proxy"
 # `make system-deps` installs the proxy here (beside the checkout, ignored by git).
@@ -31,6 +32,16 @@ def find_proxy() -> str:
     return found
 
 
+def public_url_option(value: str | None) -> str:
+    """`--public-url`, checked and normalised; empty when not given."""
+    if not value:
+        return ""
+    try:
+        return site_root_url(value)
+    except ValueError as exc:
+        raise CLIError(f"--public-url: {exc}") from None
+
+
 def cmd_hub(args: argparse.Namespace) -> int:
     from jupyter_agnes.auth.google_oauth import GoogleOAuthSettings
     from jupyter_agnes.hub.config import HubSettings, free_loopback_port, prepare_hub
@@ -38,6 +49,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
     if local_dev_mode():
         # The service would sign in every request (through the proxy, on any --ip) as an admin.
         raise CLIError("LOCAL_DEV_MODE=1 is for one server on loopback; unset it to run the hub")
+    public_url = public_url_option(args.public_url)
     data_dir = resolve_data_dir(args.data_dir)
     proxy = find_proxy()
     settings = HubSettings(
@@ -49,6 +61,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
         service_port=free_loopback_port(),
         proxy_command=proxy,
         google=GoogleOAuthSettings().configured,
+        external_url=public_url,
     )
     config = prepare_hub(settings)
     hub_url = settings.public_url + "hub/"
@@ -100,6 +113,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
     p.add_argument(
         "--port", type=int, default=8000, help="the proxy's public port (default: 8000)"
+    )
+    p.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the URL people open, e.g. https://agnes.example.com/ (a TLS proxy in front): "
+        "Google's callback, login links and the banner use it (default: http://IP:PORT/, "
+        "with 127.0.0.1 for --ip 0.0.0.0)",
     )
     add_data_dir(p)
     p.add_argument(

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from oauthenticator.google import GoogleOAuthenticator
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, default
 
 from jupyter_agnes.auth.google_oauth import GoogleAuthError, GoogleOAuthSettings, GoogleOIDCClient
 from jupyter_agnes.auth.google_policy import (
@@ -25,12 +25,14 @@ from jupyter_agnes.auth.google_policy import (
     Denied,
     GooglePolicyConfig,
     decide,
+    decision_to_json,
 )
 from jupyter_agnes.hub.google_handlers import (
     REFUSAL_ATTR,
     AgnesOAuthCallbackHandler,
     AgnesOAuthLoginHandler,
 )
+from jupyter_agnes.hub.service_client import AgnesServiceClient, ServiceUnavailable
 
 AUTH_STATE_KEY = "agnes"
 # Authenticator trait -> OIDC discovery key. OAuthenticator 17.4 verifies no ID-token
@@ -50,15 +52,15 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
     - Users the policy turns away are not allowed (a fresh login, or `refresh_user`).
     - Kept groups become hub groups (`manage_groups`); `Admin` makes a hub admin.
     - When the Directory gives no data, hub groups and admin status stay as they were.
-    - With `sync_store`, the login is also applied to the Agnes store, so single-user
-      servers (sharing it via AGNES_DB_URL) see the same memberships.
+    - With `sync_store`, the Agnes service applies the login to its store (the hub never
+      opens it: `AgnesServiceClient`), and may still refuse it (a deactivated user).
     """
 
     sync_store = Bool(
-        False, config=True, help="Also apply logins to the Agnes system store (data dir/DB URL)."
-    )
-    agnes_data_dir = Unicode(
-        "", config=True, help="Agnes data dir for `sync_store`; default as the server's."
+        False,
+        config=True,
+        help="Also apply logins to the Agnes store, through the Agnes service "
+        "(configure AgnesServiceClient.api_url and .hub_secret).",
     )
 
     login_handler = AgnesOAuthLoginHandler
@@ -116,7 +118,7 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         super().__init__(**kwargs)
         self.policy = GooglePolicyConfig(parent=self)
         self.google = GoogleOIDCClient(self._settings)
-        self._store: Any = None
+        self.agnes_service = AgnesServiceClient(parent=self)
 
     @property
     def _settings(self) -> GoogleOAuthSettings:
@@ -178,7 +180,7 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         user_info = auth_state[self.user_auth_state_key]
         decision = await self._decide(user_info)
         if self.sync_store:
-            decision = await asyncio.to_thread(self._apply_to_store, user_info, decision)
+            decision = await self._apply_in_service(user_info, decision)
         record: dict[str, Any] = {"allowed": isinstance(decision, Allowed)}
         if isinstance(decision, Denied):
             record["code"] = decision.code
@@ -193,18 +195,21 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         auth_state[AUTH_STATE_KEY] = record
         return auth_model
 
-    def _apply_to_store(self, user_info: dict[str, Any], decision: Decision) -> Decision:
-        from jupyter_agnes.auth.google_sync import apply_google_login
-
-        if self._store is None:
-            from jupyter_agnes.paths import resolve_data_dir
-            from jupyter_agnes.store.engine import open_store
-
-            self._store = open_store(resolve_data_dir(self.agnes_data_dir or None))
-        outcome = apply_google_login(
-            self._store, user_info.get("email"), str(user_info.get("name") or ""), decision
+    async def _apply_in_service(self, user_info: dict[str, Any], decision: Decision) -> Decision:
+        """The service applies the login to its store (audited there, as on one server);
+        `ServiceUnavailable` when it cannot say (the callback page shows a 503)."""
+        answer = await self.agnes_service.call(
+            "google-login",
+            {
+                "email": user_info.get("email"),
+                "name": str(user_info.get("name") or ""),
+                "decision": decision_to_json(decision),
+            },
         )
-        return decision if outcome.ok else Denied(outcome.code)
+        ok, code = answer.get("ok"), answer.get("code")
+        if not isinstance(ok, bool) or not isinstance(code, str):
+            raise ServiceUnavailable("google-login: a malformed answer")
+        return decision if ok else Denied(code)
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         from jupyter_agnes.hub.home import agnes_hub_handlers
@@ -242,8 +247,13 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         return True
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
-        """False once the policy no longer allows the user; they must sign in again."""
-        refreshed = await super().refresh_user(user, handler, **kwargs)
+        """False once the policy no longer allows the user; they must sign in again.
+        While the Agnes service is unreachable, the user stays as they are (next refresh)."""
+        try:
+            refreshed = await super().refresh_user(user, handler, **kwargs)
+        except ServiceUnavailable as exc:
+            self.log.warning("Refreshing %s: no answer from the Agnes service: %s", user.name, exc)
+            return True
         if isinstance(refreshed, dict):
             record = (refreshed.get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
             if not record.get("allowed"):

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_agnes import envknobs
+from jupyter_agnes.hub.service_client import HUB_SECRET_ENV, new_hub_secret
+from jupyter_agnes.urls import is_loopback_host
 
 SERVICE_NAME = "agnes"
 SERVICE_ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
@@ -45,6 +47,8 @@ class HubSettings:
     service_port: int  # the Agnes service, loopback only (reached through the proxy)
     proxy_command: str
     google: bool  # Google sign-in configured (GOOGLE_CLIENT_ID): the hub uses it
+    # The URL people open (--public-url), ending in /; empty: http://<ip>:<port>/.
+    external_url: str = ""
 
     @property
     def hub_dir(self) -> Path:
@@ -52,9 +56,30 @@ class HubSettings:
 
     @property
     def public_url(self) -> str:
-        host = "127.0.0.1" if self.ip in ("", "0.0.0.0", "::") else self.ip
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/"
+        """Where people reach the hub: OAuth callback, login links, the banner."""
+        if self.external_url:
+            return self.external_url
+        return _http_url(_LOOPBACK_FOR_ANY.get(self.ip, self.ip), self.port)
+
+    @property
+    def local_service_url(self) -> str:
+        """The service as per-user servers on this machine reach it, never off the machine:
+        through the proxy's loopback address when the proxy listens there (the proxy's port
+        outlives hub restarts, as do running servers), else the service's own port."""
+        if self.ip in _LOOPBACK_FOR_ANY or is_loopback_host(self.ip):
+            base = _http_url(_LOOPBACK_FOR_ANY.get(self.ip, self.ip), self.port)
+        else:
+            base = _http_url("127.0.0.1", self.service_port)
+        return base + SERVICE_PREFIX.lstrip("/")
+
+
+# A proxy listening on every address also listens on loopback.
+_LOOPBACK_FOR_ANY = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def _http_url(host: str, port: int) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/"
 
 
 def free_loopback_port() -> int:
@@ -121,18 +146,21 @@ def configure(c: Any, settings: HubSettings) -> None:
     c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
     c.JupyterHub.default_url = LANDING_URL
 
+    # The hub opens nothing in the data dir: it asks the service (sign-ins, Lab checks)
+    # with a secret made now, kept in memory only, and handed to the service's environment.
+    hub_secret = new_hub_secret()
+    c.AgnesServiceClient.api_url = f"http://127.0.0.1:{settings.service_port}{SERVICE_PREFIX}"
+    c.AgnesServiceClient.hub_secret = hub_secret
     if settings.google:
         c.JupyterHub.authenticator_class = "agnes-google"
         c.AgnesGoogleOAuthenticator.oauth_callback_url = settings.public_url + "hub/oauth_callback"
-        c.AgnesGoogleOAuthenticator.agnes_data_dir = settings.data_dir
         # The service knows people only from the store: Google sign-ins must reach it.
         c.AgnesGoogleOAuthenticator.sync_store = True
     else:
         c.JupyterHub.authenticator_class = "jupyter_agnes.hub.login_link.AgnesLinkAuthenticator"
-        c.AgnesLinkAuthenticator.agnes_data_dir = settings.data_dir
     c.JupyterHub.spawner_class = "jupyter_agnes.hub.spawner.AgnesLocalSpawner"
-    c.AgnesLocalSpawner.agnes_api_url = f"http://127.0.0.1:{settings.service_port}{SERVICE_PREFIX}"
-    c.AgnesLocalSpawner.agnes_service_url = settings.public_url + SERVICE_PREFIX.lstrip("/")
+    # Kernels send their hub token there: loopback, never the public (maybe plain http) URL.
+    c.AgnesLocalSpawner.agnes_service_url = settings.local_service_url
     c.AgnesLocalSpawner.server_log_dir = str(hub_dir / "server-logs")
     c.Spawner.start_timeout = SERVER_START_TIMEOUT_S
     c.Spawner.http_timeout = SERVER_START_TIMEOUT_S
@@ -145,7 +173,7 @@ def configure(c: Any, settings: HubSettings) -> None:
                 *(sys.executable, "-m", "jupyter_agnes.hub.service"),
                 *("--data-dir", settings.data_dir, "--hub-url", settings.public_url + "hub/"),
             ],
-            "environment": service_environment(),
+            "environment": {**service_environment(), HUB_SECRET_ENV: hub_secret},
             # A loaded machine takes over the default 30 s to import jupyter-server & co.
             "timeout": SERVICE_START_TIMEOUT_S,
             "oauth_no_confirm": True,  # the hub's own service: no "authorize access?" page

@@ -7,13 +7,14 @@ instead of OAuthenticator's one generic 403 message.
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 
 from jupyter_agnes.auth.google_oauth import GoogleAuthError
 from jupyter_agnes.auth.login_messages import login_error_message
+from jupyter_agnes.hub.pages import ErrorPages
+from jupyter_agnes.hub.service_client import SERVICE_UNREACHABLE, ServiceUnavailable
 
 # Set on the request's handler by `AgnesGoogleOAuthenticator.authenticate` when refused.
 REFUSAL_ATTR = "agnes_refusal_code"
@@ -22,24 +23,10 @@ DISCOVERY_UNAVAILABLE = "Google sign-in is unavailable right now. Please try aga
 __all__ = ["DISCOVERY_UNAVAILABLE", "AgnesOAuthCallbackHandler", "AgnesOAuthLoginHandler"]
 
 
-class _GooglePages:
+class _GooglePages(ErrorPages):
     """For JupyterHub handlers (`render_template`, `authenticator`, tornado's `finish`)."""
 
     authenticator: Any
-
-    async def error_page(self: Any, status: int, message: str) -> None:
-        """JupyterHub's error.html with the namespace its `write_error` gives it."""
-        self.set_status(status)
-        html = await self.render_template(
-            "error.html",
-            status_code=status,
-            status_message=HTTPStatus(status).phrase,
-            message=message,
-            message_html="",
-            extra_error_html="",
-            exception=None,
-        )
-        self.finish(html)
 
     async def endpoints_ready(self: Any) -> bool:
         try:
@@ -62,7 +49,12 @@ class AgnesOAuthCallbackHandler(_GooglePages, OAuthCallbackHandler):
         if not await self.endpoints_ready():
             return
         self.check_arguments()
-        user = await self.login_user()
+        try:
+            user = await self.login_user()
+        except ServiceUnavailable as exc:  # applying the sign-in to the Agnes store
+            self.log.error("Google sign-in: no answer from the Agnes service: %s", exc)
+            await self.error_page(503, SERVICE_UNREACHABLE)
+            return
         if user is None:
             code = getattr(self, REFUSAL_ATTR, None)
             message = login_error_message(code) if code else self.authenticator.custom_403_message

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyterhub import orm
 from jupyterhub.handlers.pages import HomeHandler
-from jupyterhub.spawner import SpawnException
 
-from jupyter_agnes.hub.config import LANDING_URL, SERVICE_ACCESS_SCOPE
-from jupyter_agnes.hub.spawner import AgnesLocalSpawner, require_lab_access
+from jupyter_agnes.hub.config import LANDING_URL
+from jupyter_agnes.hub.service_client import ServiceUnavailable
+from jupyter_agnes.hub.spawner import LAB, AgnesLocalSpawner, lab_access
 
-NOT_ANALYST = ("agnes-no-lab", "agnes-no-account")
-CHECK_TOKEN_S = 60
+HOME_CHECK_TIMEOUT_S = 5.0  # a page view: rather the hub's home than a long wait
 
 
 class AgnesHomeHandler(HomeHandler):
@@ -21,28 +19,20 @@ class AgnesHomeHandler(HomeHandler):
         user = self.current_user
         spawner = getattr(user, "spawner", None)
         if isinstance(spawner, AgnesLocalSpawner) and not spawner.active:
-            if not await _may_start_a_server(user, spawner, self.db):
+            if not await _may_start_a_server(user, spawner):
                 self.redirect(LANDING_URL)
                 return
         await super().get()
 
 
-async def _may_start_a_server(user: Any, spawner: AgnesLocalSpawner, db: Any) -> bool:
-    """Asked of the service as the user, with a short-lived token deleted right after;
-    when the service cannot say, the hub's home page shows as usual."""
-    token = user.new_api_token(
-        note="agnes: home page lab check", scopes=[SERVICE_ACCESS_SCOPE], expires_in=CHECK_TOKEN_S
-    )
+async def _may_start_a_server(user: Any, spawner: AgnesLocalSpawner) -> bool:
+    """Asked of the Agnes service with the hub's own credential; when the service cannot
+    say, the hub's home page shows as usual (starting a server asks again)."""
     try:
-        await require_lab_access(spawner.agnes_api_url, token, user.name)
-    except SpawnException as exc:
-        return exc.reason not in NOT_ANALYST
-    finally:
-        orm_token = orm.APIToken.find(db, token)
-        if orm_token is not None:
-            db.delete(orm_token)
-            db.commit()
-    return True
+        return await lab_access(spawner.agnes_service, user.name, HOME_CHECK_TIMEOUT_S) == LAB
+    except ServiceUnavailable as exc:
+        spawner.log.warning("Home page lab check for %s: %s", user.name, exc)
+        return True
 
 
 def agnes_hub_handlers() -> list[tuple[str, Any]]:

@@ -2,24 +2,27 @@
 
 Without Google, that is how people get in. The link is `<hub>/hub/agnes/auth/link?code=…`
 (the hub's service writes the hub's `/hub/` URL to `server.json`, which `login-link`
-reads). The code is redeemed in the Agnes store, once, exactly as on a single server;
-the hub user is named by the Agnes user's email and is a hub admin when an Agnes admin.
+reads). The Agnes service redeems the code in its store, once, exactly as on a single
+server (the hub never opens the store: `AgnesServiceClient`); the hub user is named by the
+Agnes user's email and is a hub admin when an Agnes admin.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
-from traitlets import Unicode, default
+from traitlets import default
 
-from jupyter_agnes.auth.credentials import redeem_login_code
-from jupyter_agnes.store import directory
-from jupyter_agnes.store.engine import Store
+from jupyter_agnes.hub.pages import ErrorPages
+from jupyter_agnes.hub.service_client import (
+    MAX_LOGIN_CODE,
+    SERVICE_UNREACHABLE,
+    AgnesServiceClient,
+    ServiceUnavailable,
+)
 
 LINK_PATH = "agnes/auth/link"
 CODE_FIELD = "agnes_login_code"
@@ -35,18 +38,18 @@ def without_code(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-class LoginLinkHandler(BaseHandler):
+class LoginLinkHandler(ErrorPages, BaseHandler):
     """GET `/hub/agnes/auth/link?code=…`: one use, then the hub's login cookie."""
 
     async def get(self) -> None:
-        user = await self.login_user({CODE_FIELD: self.get_argument("code", "")})
+        try:
+            user = await self.login_user({CODE_FIELD: self.get_argument("code", "")})
+        except ServiceUnavailable as exc:
+            self.log.error("Login link: no answer from the Agnes service: %s", exc)
+            await self.error_page(503, SERVICE_UNREACHABLE)
+            return
         if user is None:
-            self.set_status(403)
-            self.set_header("Cache-Control", "no-store")
-            page = await self.render_template(
-                "error.html", status_code=403, status_message="Forbidden", message=LINK_INVALID
-            )
-            self.finish(page)
+            await self.error_page(403, LINK_INVALID)
             return
         # Redirect so the code leaves the address bar and browser history (the hub copies
         # this request's query onto its default next URL).
@@ -56,16 +59,13 @@ class LoginLinkHandler(BaseHandler):
 class AgnesLinkAuthenticator(Authenticator):
     """Admits the Agnes users who hold a fresh login link; the Agnes store is the allow list."""
 
-    agnes_data_dir = Unicode(config=True, help="The Agnes data dir holding the store.")
-
     @default("allow_all")
     def _allow_all_default(self) -> bool:
         return True  # whoever redeems a link is an active Agnes user
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._store: Store | None = None
-        self._store_lock = threading.Lock()
+        self.agnes_service = AgnesServiceClient(parent=self)
 
     def get_custom_html(self, base_url: str) -> str:
         return (
@@ -83,34 +83,17 @@ class AgnesLinkAuthenticator(Authenticator):
         ]
 
     async def authenticate(self, handler: Any, data: Any = None) -> dict[str, Any] | None:
+        """The service redeems the code (and audits it, `via=hub`); `ServiceUnavailable`
+        when it cannot say."""
         code = (data or {}).get(CODE_FIELD)
-        if not isinstance(code, str) or not code:
+        if not isinstance(code, str) or not code or len(code) > MAX_LOGIN_CODE:
             return None  # the hub's username/password form is not a way in
-        return await asyncio.to_thread(self._redeem, code, handler.request.remote_ip)
-
-    def _opened_store(self) -> Store:
-        from jupyter_agnes.paths import resolve_data_dir
-        from jupyter_agnes.store.engine import open_store
-
-        with self._store_lock:
-            if self._store is None:
-                self._store = open_store(resolve_data_dir(self.agnes_data_dir or None))
-            return self._store
-
-    def _redeem(self, code: str, ip: str) -> dict[str, Any] | None:
-        with self._opened_store().write() as s:
-            user_id = redeem_login_code(s, code)
-            user = s.get(directory.User, user_id) if user_id is not None else None
-            ok = user is not None and user.active
-            directory.audit(
-                s,
-                "login.link",
-                user_id=user_id,
-                params={"ip": ip, "via": "hub"},
-                result="ok" if ok else "link_invalid",
-            )
-            if not ok:
-                return None
-            assert user is not None
-            admin = directory.ADMIN_GROUP in directory.user_group_names(s, user.id)
-            return {"name": user.email, "admin": admin}
+        answer = await self.agnes_service.call(
+            "login-link", {"code": code, "ip": handler.request.remote_ip or ""}
+        )
+        if answer.get("ok") is not True:
+            return None
+        email, admin = answer.get("email"), answer.get("admin")
+        if not isinstance(email, str) or not email or not isinstance(admin, bool):
+            raise ServiceUnavailable("login-link: a malformed answer")
+        return {"name": email, "admin": admin}

@@ -3,10 +3,10 @@
 `AgnesLocalSpawner`: JupyterHub's LocalProcessSpawner, each server as its user's own Unix
 user (`unix_names.unix_username`, created on first spawn by `unix_users`), running
 jupyterhub-singleuser from a virtualenv every user can execute (`make .venv-user`).
-Only users with Agnes's `lab` access get one: the hub asks the Agnes service, with the new
-server's own token, who the user is (`/agnes/api/me`'s `lab_access`), so the hub itself
-needs nothing from the data dir for this. Every refusal is a `SpawnException` whose
-message the hub shows on its pages and returns from its API.
+Only users with Agnes's `lab` access get one: the hub asks the Agnes service (its
+`lab-access` call, `AgnesServiceClient`), so the hub itself opens nothing in the data dir.
+Every refusal is a `SpawnException` whose message the hub shows on its pages and returns
+from its API.
 """
 
 from __future__ import annotations
@@ -20,22 +20,27 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
-from traitlets import Unicode, default
+from traitlets import Instance, Unicode, default
 
 from jupyter_agnes import envknobs
+from jupyter_agnes.hub.service_client import (
+    SERVICE_UNREACHABLE,
+    AgnesServiceClient,
+    ServiceUnavailable,
+)
 from jupyter_agnes.hub.unix_names import unix_username
 from jupyter_agnes.hub.unix_users import UnixUserError, ensure_unix_user
 
-NO_LAB = (
+NO_LAB_MESSAGE = (
     "Your Agnes account has no Lab access, so the hub starts no server for you. "
     "Your dashboards are at /services/agnes/agnes/dashboards."
 )
 DEFAULT_HOME_BASE = "/home/agnes-users"
 # `make .venv-user` builds it here, beside the checkout (world-readable, unlike root's home).
 CHECKOUT_USER_VENV = Path(__file__).resolve().parents[2] / ".venv-user"
-LAB_CHECK_TIMEOUT_S = 30
+# Lab access, as the service answers `lab-access`.
+LAB, NO_LAB, NO_ACCOUNT = "lab", "no-lab", "no-account"
 
 
 def spawn_refused(message: str, reason: str, status_code: int = 403) -> SpawnException:
@@ -66,33 +71,33 @@ def last_error_line(log_path: Path, limit: int = 400) -> str:
     return (errors or lines or ["(no output)"])[-1][:limit]
 
 
-async def require_lab_access(api_url: str, token: str, username: str) -> None:
-    """Ask the Agnes service, as the user (`token`), whether they have Lab access; a
-    `SpawnException` says why not (reason `agnes-no-lab`, `agnes-no-account` or
-    `agnes-service`)."""
+async def lab_access(
+    service: AgnesServiceClient, email: str, timeout: float | None = None
+) -> str:
+    """`LAB`, `NO_LAB` or `NO_ACCOUNT` for `email`; `ServiceUnavailable` when the service
+    cannot say (unreachable, slow, or a malformed answer)."""
+    answer = await service.call("lab-access", {"email": email}, timeout=timeout)
+    account, lab = answer.get("account"), answer.get("lab_access")
+    if not isinstance(account, bool) or not isinstance(lab, bool):
+        raise ServiceUnavailable("lab-access: a malformed answer")
+    return NO_ACCOUNT if not account else LAB if lab else NO_LAB
+
+
+async def require_lab_access(service: AgnesServiceClient, username: str) -> None:
+    """A `SpawnException` unless the Agnes service says `username` has Lab access (reason
+    `agnes-no-lab`, `agnes-no-account` or `agnes-service`)."""
     try:
-        async with httpx.AsyncClient(timeout=LAB_CHECK_TIMEOUT_S) as client:
-            resp = await client.get(
-                api_url + "agnes/api/me", headers={"Authorization": f"token {token}"}
-            )
-    except httpx.HTTPError as exc:
-        raise spawn_refused(
-            f"The Agnes service is not reachable ({exc}); try again shortly.", "agnes-service", 503
-        ) from None
-    if resp.status_code == 200:
-        if resp.json().get("lab_access"):
-            return
-        raise spawn_refused(NO_LAB, "agnes-no-lab")
-    if resp.status_code in (401, 403):
+        access = await lab_access(service, username)
+    except ServiceUnavailable as exc:
+        service.log.error("Lab check for %s: %s", username, exc)
+        raise spawn_refused(SERVICE_UNREACHABLE, "agnes-service", 503) from None
+    if access == NO_ACCOUNT:
         raise spawn_refused(
             f"{username} has no active Agnes account, so the hub starts no server.",
             "agnes-no-account",
         )
-    raise spawn_refused(
-        f"The Agnes service answered {resp.status_code} when checking your access.",
-        "agnes-service",
-        503,
-    )
+    if access == NO_LAB:
+        raise spawn_refused(NO_LAB_MESSAGE, "agnes-no-lab")
 
 
 class AgnesLocalSpawner(LocalProcessSpawner):
@@ -102,15 +107,17 @@ class AgnesLocalSpawner(LocalProcessSpawner):
     user_venv = Unicode(
         config=True, help="The virtualenv with jupyterhub-singleuser and the agnes kernel."
     )
-    agnes_api_url = Unicode(
-        config=True, help="The Agnes service's URL as the hub reaches it (ends in /)."
-    )
+    agnes_service = Instance(AgnesServiceClient, help="How the hub asks the Agnes service.")
     server_log_dir = Unicode(
         config=True, help="Where each server's output goes (0700); empty: the hub's output."
     )
     agnes_service_url = Unicode(
         config=True, help="The Agnes service's URL as users' servers reach it (ends in /)."
     )
+
+    @default("agnes_service")
+    def _agnes_service_default(self) -> AgnesServiceClient:
+        return AgnesServiceClient(parent=self)
 
     @default("user_home_base")
     def _user_home_base_default(self) -> str:
@@ -148,11 +155,15 @@ class AgnesLocalSpawner(LocalProcessSpawner):
         except UnixUserError as exc:
             raise spawn_refused(str(exc), "agnes-unix-user", 500) from None
         log = self._open_server_log()
+        configured = self.popen_kwargs
+        if log is not None:  # for this start only: restored below, so restarts start afresh
+            self.popen_kwargs = {**configured, "stdout": log, "stderr": subprocess.STDOUT}
         try:
             ip, port = await super().start()
         except OSError as exc:
             raise spawn_refused(f"Could not start your server: {exc}", "agnes-start", 500) from exc
         finally:
+            self.popen_kwargs = configured
             if log is not None:
                 log.close()  # the server has its own copy of the descriptor
         await self._wait_listening(ip, port)
@@ -169,7 +180,6 @@ class AgnesLocalSpawner(LocalProcessSpawner):
         Path(self.server_log_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         log = open(self._server_log_path(), "wb")  # closed once Popen has it
         os.chmod(log.name, 0o600)
-        self.popen_kwargs = {**self.popen_kwargs, "stdout": log, "stderr": subprocess.STDOUT}
         return log
 
     async def _wait_listening(self, ip: str, port: int) -> None:
@@ -192,7 +202,7 @@ class AgnesLocalSpawner(LocalProcessSpawner):
             await asyncio.sleep(0.5)
 
     async def _require_lab_access(self) -> None:
-        await require_lab_access(self.agnes_api_url, self.api_token, self.user.name)
+        await require_lab_access(self.agnes_service, self.user.name)
 
     def _require_interpreter(self) -> None:
         command = self.cmd[0]

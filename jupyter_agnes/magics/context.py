@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from jupyter_agnes.magics.errors import AgnesMagicError
 from jupyter_agnes.magics.local import LocalBackend
 from jupyter_agnes.magics.settings import AgnesMagicSettings
 from jupyter_agnes.orchestrator.build import analytics_path
+from jupyter_agnes.urls import is_loopback_host
 
 HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 
@@ -37,20 +40,21 @@ class AgnesContext:
         """The hub's Agnes service backend, or None outside a hub's per-user server."""
         if self._service_decided:
             return self._service
-        self._service_decided = True
         settings = self.settings
         if (
             settings.service_url
             and settings.hub_api_token
             and not os.access(analytics_path(Path(settings.data_dir)), os.R_OK)
         ):
-            from jupyter_agnes.magics.remote import RemoteBackend, normalise_url
+            from jupyter_agnes.magics.remote import RemoteBackend
 
-            # The spawner sets the URL; a hub's internal URLs are often plain http.
-            url = normalise_url(settings.service_url, insecure=True)
+            # Raises (every cell, never falling back to local mode) for a URL the token
+            # must not go to.
+            url = service_url_for_token(settings.service_url, settings.service_insecure)
             self._service = RemoteBackend(
                 url, settings.hub_api_token, HUB_TOKEN_ENV, settings.remote_timeout, hub=True
             )
+        self._service_decided = True
         return self._service
 
     def backend(self) -> Any:
@@ -84,6 +88,24 @@ class AgnesContext:
         if isinstance(count, int) and count > 1:
             ctx["execution_count"] = count - 1
         return ctx
+
+
+def service_url_for_token(url: str, insecure: bool = False) -> str:
+    """AGNES_SERVICE_URL, normalised; an `AgnesMagicError` naming it when it is not a
+    server URL, or is plain http to a host other than loopback (unless `insecure`)."""
+    from jupyter_agnes.magics.remote import normalise_url
+
+    try:
+        url = normalise_url(url, insecure=True)
+    except AgnesMagicError as exc:
+        raise AgnesMagicError(f"AGNES_SERVICE_URL: {exc}") from None
+    host = urlsplit(url).hostname or ""
+    if url.startswith("http://") and not is_loopback_host(host) and not insecure:
+        raise AgnesMagicError(
+            f"AGNES_SERVICE_URL ({url}) is plain http to {host}, not loopback: the hub token "
+            "is not sent there; use https (or AGNES_SERVICE_INSECURE=1 on a private network)"
+        )
+    return url
 
 
 def kernel_session_id(shell: Any) -> str:

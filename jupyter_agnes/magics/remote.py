@@ -10,7 +10,6 @@ and never shown, logged or put in an error.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +25,7 @@ from jupyter_agnes.magics.errors import AgnesMagicError, first_line
 from jupyter_agnes.magics.params import bind_params
 from jupyter_agnes.magics.results import SqlResult
 from jupyter_agnes.magics.scratch import Scratch
+from jupyter_agnes.urls import is_loopback_host
 
 ARROW_STREAM_TYPE = "application/vnd.apache.arrow.stream"
 # The server waits on the LLM provider (AGNES_LLM_TIMEOUT, with retries) between pieces.
@@ -45,22 +45,13 @@ def _statements(sql: str) -> list[Any]:
         raise AgnesMagicError(first_line(exc)) from exc
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def normalise_url(url: str, insecure: bool = False) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AgnesMagicError(f"Not a server URL: {url[:200]!r}; expected http(s)://host[:port]/")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise AgnesMagicError("Give the server URL without credentials, query or fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not insecure:
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname) and not insecure:
         raise AgnesMagicError(
             "Refusing to send a token over plain http to a non-loopback host; use https "
             "(or --insecure if you really mean it)"

@@ -5,10 +5,10 @@ Set them in ipython_config.py as `c.AgnesMagicSettings.display_limit = 50`, for 
 
 from __future__ import annotations
 
-from traitlets import Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import Configurable
 
-from jupyter_agnes.envknobs import env_float, env_int, env_str
+from jupyter_agnes.envknobs import env_bool, env_float, env_int, env_str
 
 DEFAULT_TOKEN_ENV = "AGNES_TOKEN"
 
@@ -38,6 +38,11 @@ class AgnesMagicSettings(Configurable):
     service_url = Unicode(
         help="The hub's Agnes service, ending in /services/agnes/ (env AGNES_SERVICE_URL, set "
         "by the hub's spawner). With a hub token, the magics use it without %agnes connect."
+    ).tag(config=True)
+
+    service_insecure = Bool(
+        help="Send the hub token to a plain-http AGNES_SERVICE_URL on another host (a private "
+        "container network only; env AGNES_SERVICE_INSECURE). Off: only https or loopback."
     ).tag(config=True)
 
     # A secret: read from the env only, never from config files.
@@ -72,6 +77,10 @@ class AgnesMagicSettings(Configurable):
     @default("service_url")
     def _default_service_url(self) -> str:
         return env_str("AGNES_SERVICE_URL")
+
+    @default("service_insecure")
+    def _default_service_insecure(self) -> bool:
+        return env_bool("AGNES_SERVICE_INSECURE", False)
 
     @default("hub_api_token")
     def _default_hub_api_token(self) -> str:

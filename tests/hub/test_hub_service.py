@@ -4,14 +4,17 @@ service on loopback. Every request goes through the proxy's public port."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -73,6 +76,26 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def running_hub(data_dir: Path, admin_pat: str, env: dict[str, str] | None = None) -> Iterator[Hub]:
+    """`jupyter agnes hub` on a free loopback port (with `env` added), until the block ends."""
+    port = free_port()
+    log_path = data_dir.parent / "hub.log"
+    with log_path.open("wb") as log:
+        command = [*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)]
+        proc = spawn(command, log, env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        try:
+            wait_healthy(proc, f"{url}{SERVICE}agnes/api/health", timeout=180)
+        except RuntimeError as exc:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"the hub {exc}:\n{tail}") from None
+        yield Hub(url=url, data_dir=data_dir, admin_pat=admin_pat)
+    finally:
+        stop(proc)
+
+
 @pytest.fixture(scope="module")
 def hub_env() -> dict[str, str]:
     """Extra environment of the hub (the service inherits its Agnes knobs); a test module
@@ -87,24 +110,43 @@ def hub(tmp_path_factory: pytest.TempPathFactory, hub_env: dict[str, str]) -> It
     agnes_cli("sample-data", "--rows", "2000", "--data-dir", str(data_dir))
     admin_pat = bootstrap_pat(data_dir, ADMIN)
     agnes_cli("user", "add", ANA, "--data-dir", str(data_dir))
-    port = free_port()
-    log_path = data_dir.parent / "hub.log"
-    with log_path.open("wb") as log:
-        proc = spawn(
-            [*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)],
-            log,
-            hub_env,
-        )
-    url = f"http://127.0.0.1:{port}/"
+    with running_hub(data_dir, admin_pat, hub_env) as running:
+        yield running
+
+
+def hub_process(hub: Hub) -> psutil.Process:
+    return psutil.Process(int((hub.data_dir / "hub" / "jupyterhub.pid").read_text()))
+
+
+def service_process(hub: Hub) -> psutil.Process:
+    """The Agnes service: the hub's child serving this data dir."""
+    marker = f"--AgnesExtensionApp.data_dir={hub.data_dir}"
+    (service,) = [p for p in hub_process(hub).children() if marker in p.cmdline()]
+    return service
+
+
+def opened_in_data_dir(hub: Hub) -> list[str]:
+    """Files in the data dir, outside the hub's own D/hub, that the hub process has open
+    or mapped (the store, secrets, extracts, analytics.duckdb)."""
+    proc = hub_process(hub)
+    paths = {f.path for f in proc.open_files()} | {m.path for m in proc.memory_maps()}
+    return sorted(
+        p
+        for p in paths
+        if Path(p).is_relative_to(hub.data_dir) and not Path(p).is_relative_to(hub.data_dir / "hub")
+    )
+
+
+def audit_rows(hub: Hub, action: str) -> list[tuple[str, dict[str, object]]]:
+    """(result, params) of the store's audit rows for `action`, read-only from the test."""
+    db = sqlite3.connect(f"file:{hub.data_dir / 'agnes.sqlite'}?mode=ro", uri=True)
     try:
-        try:
-            wait_healthy(proc, f"{url}{SERVICE}agnes/api/health", timeout=180)
-        except RuntimeError as exc:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"the hub {exc}:\n{tail}") from None
-        yield Hub(url=url, data_dir=data_dir, admin_pat=admin_pat)
+        rows = db.execute(
+            "SELECT result, params FROM audit_log WHERE action = ? ORDER BY id", (action,)
+        ).fetchall()
     finally:
-        stop(proc)
+        db.close()
+    return [(result, json.loads(params)) for result, params in rows]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -180,6 +222,18 @@ def test_hub_api_token_with_the_service_scope_works(hub: Hub) -> None:
     assert refused.status_code in (401, 403)
 
 
+def test_the_services_own_loopback_port_takes_hub_tokens(hub: Hub) -> None:
+    """Per-user servers get this URL when the proxy does not listen on loopback."""
+    (port,) = [a.split("=")[1] for a in service_process(hub).cmdline() if "ServerApp.port=" in a]
+    token = hub_token(hub.signed_in(ANA), hub, ANA, ["access:services!service=agnes"])
+    me = requests.get(
+        f"http://127.0.0.1:{port}/{SERVICE}agnes/api/me",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert me.status_code == 200 and me.json()["email"] == ANA
+
+
 def test_hub_state_is_private(hub: Hub) -> None:
     hub_dir = hub.data_dir / "hub"
     assert stat.S_IMODE(hub_dir.stat().st_mode) == 0o700
@@ -187,3 +241,28 @@ def test_hub_state_is_private(hub: Hub) -> None:
         path = hub_dir / name
         assert path.stat().st_size > 0, name
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+
+
+def test_the_hub_process_opens_nothing_in_the_data_dir(hub: Hub) -> None:
+    """The service redeems login links and answers the home page's Lab check: the hub
+    process never opens the store (nor anything else of the data dir's)."""
+    before = len(audit_rows(hub, "login.link"))
+    session = hub.signed_in(ANA)  # a login-link sign-in
+    assert session.get(f"{hub.url}hub/home", timeout=60).ok  # ANA has no lab: dashboards
+    assert opened_in_data_dir(hub) == []
+    rows = audit_rows(hub, "login.link")[before:]
+    assert [result for result, _ in rows] == ["ok"]
+    assert rows[0][1]["via"] == "hub" and rows[0][1]["ip"]
+
+
+def test_an_unreachable_service_gets_a_clear_503_page_not_a_500(hub: Hub) -> None:
+    link = hub.cli("login-link", "--email", ANA).splitlines()[-1]
+    service = service_process(hub)
+    service.suspend()  # accepts connections, answers nothing: the hub's call times out
+    try:
+        page = requests.get(link, timeout=90)
+    finally:
+        service.resume()
+    assert page.status_code == 503
+    assert "The Agnes service is not reachable; try again shortly." in page.text
+    assert hub.signed_in(ANA).get(hub.api("me"), timeout=30).status_code == 200  # back

@@ -122,3 +122,42 @@ def test_remote_client_against_a_misbehaving_server(hostile: str) -> None:
     dead = RemoteBackend("http://127.0.0.1:9/", token, "MY_PAT", timeout=2)
     with pytest.raises(AgnesMagicError, match="Cannot reach the Agnes server"):
         dead.whoami()
+
+
+def test_the_hub_token_goes_only_over_https_or_to_loopback() -> None:
+    from jupyter_agnes.magics.context import service_url_for_token
+
+    for ok in (
+        "http://127.0.0.1:8000/services/agnes/",
+        "http://localhost:8000/services/agnes",
+        "http://[::1]:8000/services/agnes/",
+        "https://agnes.example.com/services/agnes/",
+    ):
+        assert service_url_for_token(ok).endswith("/services/agnes/")
+    public = "http://agnes.example.com:8000/services/agnes/"
+    with pytest.raises(AgnesMagicError, match=r"^AGNES_SERVICE_URL \(.*plain http") as exc:
+        service_url_for_token(public)
+    assert "\n" not in str(exc.value)
+    assert service_url_for_token(public, insecure=True) == public  # AGNES_SERVICE_INSECURE=1
+    with pytest.raises(AgnesMagicError, match=r"^AGNES_SERVICE_URL: "):
+        service_url_for_token("ftp://127.0.0.1/")
+
+
+def test_a_refused_service_url_never_falls_back_to_local_mode(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_agnes.magics.context import AgnesContext
+
+    monkeypatch.setenv("AGNES_DATA_DIR", str(tmp_path))  # no analytics.duckdb to read
+    monkeypatch.setenv("AGNES_SERVICE_URL", "http://10.0.0.5:8000/services/agnes/")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-token")
+    context = AgnesContext(None)
+    for _ in range(2):  # every cell says so
+        with pytest.raises(AgnesMagicError, match="AGNES_SERVICE_URL"):
+            context.backend()
+    monkeypatch.setenv("AGNES_SERVICE_INSECURE", "1")
+    insecure = AgnesContext(None)
+    try:
+        assert insecure.backend().url == "http://10.0.0.5:8000/services/agnes/"
+    finally:
+        insecure.close()
