@@ -16,7 +16,8 @@ import requests
 from nbclient import NotebookClient
 
 from jupyter_agnes.hub.config import SERVICE_ACCESS_SCOPE
-from tests.hub.test_hub_service import SERVICE, Hub, hub, hub_token  # noqa: F401 - the fixture
+from tests.hub.test_hub_service import hub  # noqa: F401 - the fixture
+from tests.support.hub_process import SERVICE, Hub, hub_token
 from tests.support.magics_helpers import assert_magic_errors
 from tests.support.magics_kernel import AgnesKernel, kernel_env
 
