@@ -13,6 +13,7 @@ import requests
 from jupyter_agnes.cli.common import CLIError
 from jupyter_agnes.cli.hub import PROXY_HINT, find_proxy
 from tests.support.hub_process import SERVICE, Hub, hub_token, running_hub
+from tests.support.hub_process import stop as stop  # other hub tests import it from here
 from tests.support.server_process import agnes_cli, bootstrap_pat
 
 pytestmark = pytest.mark.timeout(300)

@@ -24,14 +24,9 @@ from jupyter_agnes.hub.unix_names import unix_username
 from jupyter_agnes.hub.unix_users import ensure_unix_user
 from tests.hub.test_hub_service import require_proxy
 from tests.support.hub_kernel import run_in_new_kernel
-from tests.support.hub_process import (
-    SERVICE,
-    Hub,
-    auth,
-    hub_token,
-    kill_and_remove_unix_user,
-    running_hub,
-)
+from tests.support.hub_process import SERVICE, Hub, hub_token, running_hub
+from tests.support.hub_process import auth as _auth
+from tests.support.hub_process import kill_and_remove_unix_user as _kill_and_remove_unix_user
 from tests.support.server_process import agnes_cli, bootstrap_pat
 
 pytestmark = [
@@ -87,7 +82,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
             yield SpawnHub(url=url, data_dir=data_dir, admin_pat=admin_pat, base=base)
     finally:
         for email in [*ANALYSTS, VERA]:
-            kill_and_remove_unix_user(unix_username(email))
+            _kill_and_remove_unix_user(unix_username(email))
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -148,7 +143,7 @@ def test_viewer_cannot_spawn_and_is_told_why(hub: SpawnHub) -> None:
     assert "no Lab access" in refused.json()["message"]
     page = session.get(f"{hub.url}hub/spawn", timeout=60)
     assert "no Lab access" in _wait_for_failure(session, hub, VERA, page)
-    model = requests.get(hub.hub_api(f"users/{VERA}"), headers=auth(token), timeout=30).json()
+    model = requests.get(hub.hub_api(f"users/{VERA}"), headers=_auth(token), timeout=30).json()
     assert model["servers"] == {}
     with pytest.raises(KeyError):
         pwd.getpwnam(unix_username(VERA))  # no Unix user either
@@ -201,7 +196,7 @@ def test_five_analysts_spawn_at_once(hub: SpawnHub) -> None:
         assert all(code in (201, 202) for code in answers), answers
         urls = list(pool.map(lambda e: hub.wait_ready(e, tokens[e]), FIVE))
     for email, url in zip(FIVE, urls, strict=True):
-        resp = requests.get(f"{url}api/status", headers=auth(tokens[email]), timeout=30)
+        resp = requests.get(f"{url}api/status", headers=_auth(tokens[email]), timeout=30)
         assert resp.status_code == 200, (email, resp.text)
         uid = pwd.getpwnam(unix_username(email)).pw_uid
         assert any("jupyterhub-singleuser" in cmd for cmd in _processes_of(uid)), email

@@ -30,7 +30,9 @@ def _execute_request(code: str) -> dict[str, Any]:
     }
 
 
-async def _run(conn: WebSocketClientConnection, code: str, timeout: float, attempts: int) -> str:
+async def _exchange(
+    conn: WebSocketClientConnection, code: str, timeout: float, attempts: int = 20
+) -> str:
     request = _execute_request(code)
     msg_id = request["header"]["msg_id"]
     out: list[str] = []
@@ -54,6 +56,14 @@ async def _run(conn: WebSocketClientConnection, code: str, timeout: float, attem
         except asyncio.TimeoutError:
             continue
     raise AssertionError("the kernel never answered")
+
+
+async def _run(ws_url: str, headers: dict[str, str], code: str, timeout: float) -> str:
+    conn = await _connect(ws_url, headers)
+    try:
+        return await _exchange(conn, code, timeout)
+    finally:
+        conn.close()
 
 
 async def _connect(ws_url: str, headers: dict[str, str]) -> WebSocketClientConnection:
@@ -81,7 +91,7 @@ class KernelChannel:
         """Run `code`; its output (stdout, and `Name: message` for an error) once the kernel
         is idle. Without an answer in `timeout` s the request is sent again, `attempts` times
         in all (a kernel still starting drops it)."""
-        return self._loop.run_until_complete(_run(self._conn, code, timeout, attempts))
+        return self._loop.run_until_complete(_exchange(self._conn, code, timeout, attempts))
 
     def close(self) -> None:
         self._conn.close()
@@ -102,8 +112,8 @@ def run_in_new_kernel(
     output (stdout, and `Name: message` for an error)."""
     headers = {"Authorization": f"token {token}"}
     kernel_id = start_kernel(server_url, headers, kernel)
+    ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
     try:
-        with KernelChannel(server_url, headers, kernel_id) as channel:
-            return channel.execute(code, timeout)
+        return asyncio.run(_run(ws_url, headers, code, timeout))
     finally:
         requests.delete(f"{server_url}api/kernels/{kernel_id}", headers=headers, timeout=60)
