@@ -12,6 +12,24 @@ from jupyter_agnes.envknobs import env_str
 RUNTIME_FILE = "server.json"
 
 
+def write_runtime_info(data_dir: Path, info: dict[str, object]) -> None:
+    """Record the running server (or hub) in `<data-dir>/server.json`."""
+    import json
+
+    (data_dir / RUNTIME_FILE).write_text(json.dumps(info))
+
+
+def read_runtime_info(data_dir: Path, key: str) -> str | None:
+    """A non-empty string field of `server.json`, or None (no server ran, or it is unreadable)."""
+    import json
+
+    try:
+        value = json.loads((data_dir / RUNTIME_FILE).read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
 def default_data_dir() -> Path:
     """`$AGNES_DATA_DIR`, else `<jupyter data dir>/agnes` (e.g. ~/.local/share/jupyter/agnes)."""
     configured = env_str("AGNES_DATA_DIR")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from traitlets import Unicode, default
 
 from jupyter_agnes._version import __version__
 from jupyter_agnes.auth.sessions import SecretError
-from jupyter_agnes.paths import RUNTIME_FILE, default_data_dir, resolve_data_dir
+from jupyter_agnes.paths import default_data_dir, resolve_data_dir, write_runtime_info
 from jupyter_agnes.store.engine import StoreError, open_store
 from server_extension.authorizer import AgnesAuthorizer
 from server_extension.html_snippet import install_posthog
@@ -136,7 +135,7 @@ class AgnesExtensionApp(ExtensionApp):
             "pid": os.getpid(),
             "root_dir": str(Path(self.serverapp.root_dir).resolve()),
         }
-        (data_dir / RUNTIME_FILE).write_text(json.dumps(info))
+        write_runtime_info(data_dir, info)
 
     def initialize_handlers(self) -> None:
         from server_extension.handlers import agnes_handlers

@@ -25,6 +25,8 @@ from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.catalog import Catalog
+from jupyter_agnes.llm import LLMSettings
+from jupyter_agnes.llm.ask_service import AskService
 from jupyter_agnes.observability import Observability, ObservabilitySettings
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.orchestrator.jobs import SyncJobs
@@ -97,6 +99,7 @@ class AgnesServices:
     google: GoogleLoginService
     data: DataServices
     observability: Observability
+    ask: AskService  # the server's LLM for `POST /agnes/api/ask`; its key stays here
 
     def principal_for_foreign_user(self, user: Any) -> Principal | None:
         """A user signed in by another identity provider (JupyterHub): match by email."""
@@ -111,6 +114,7 @@ class AgnesServices:
 
     def close(self) -> None:
         self.observability.shutdown()
+        self.ask.close()
         self.data.close()
         self.auth.close()
         self.store.close()
@@ -121,14 +125,16 @@ def build_services(app: Configurable, data_dir: Path, store: Store) -> AgnesServ
     auth = AuthService(store, parent=app)
     limiter = RateLimiter(parent=app)
     observability = Observability(ObservabilitySettings(parent=app))
+    data = DataServices(data_dir, store, observability, app)
     return AgnesServices(
         data_dir=data_dir,
         store=store,
         auth=auth,
         ratelimiter=limiter,
         google=GoogleLoginService(app, limiter),
-        data=DataServices(data_dir, store, observability, app),
+        data=data,
         observability=observability,
+        ask=AskService(LLMSettings(parent=app), data.catalog, observability),
     )
 
 

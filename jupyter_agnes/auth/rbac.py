@@ -34,6 +34,12 @@ def has_lab_access(principal: Principal) -> bool:
     return principal.lab_access
 
 
+def may_ask_llm(principal: Principal) -> bool:
+    """Who may spend the server's LLM key (`POST /agnes/api/ask`): people who may run
+    notebooks. A dashboard viewer has no cell to ask from."""
+    return principal.lab_access
+
+
 def may_use_server_resource(principal: Principal, action: str, resource: str) -> bool:
     """The authorizer's rule for core jupyter-server resources.
 

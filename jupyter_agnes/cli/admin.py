@@ -8,7 +8,6 @@ in `AuthService`) and prints a refusal as one line.
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from jupyter_agnes.auth.principal import Operator
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.cli.common import CLIError, command, store_for
 from jupyter_agnes.cli.dashboards import add_root_dir, known_resources_for
+from jupyter_agnes.paths import read_runtime_info
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store
@@ -84,10 +84,8 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 def server_url(data_dir: Path, explicit: str | None) -> str:
     if explicit:
         return explicit.rstrip("/") + "/"
-    try:
-        return json.loads((data_dir / "server.json").read_text())["url"].rstrip("/") + "/"
-    except (OSError, ValueError, KeyError):
-        return "http://127.0.0.1:8888/"
+    recorded = read_runtime_info(data_dir, "url")
+    return recorded.rstrip("/") + "/" if recorded else "http://127.0.0.1:8888/"
 
 
 def cmd_login_link(args: argparse.Namespace) -> int:

@@ -8,14 +8,13 @@ The dashboards live in `<root>/dashboards`, where root is the folder the server 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from jupyter_agnes.auth.grant_targets import KnownResources, known_resources
 from jupyter_agnes.catalog import Catalog
 from jupyter_agnes.cli.common import command
 from jupyter_agnes.dashboards.index import DASHBOARDS_FOLDER, list_dashboards
-from jupyter_agnes.paths import RUNTIME_FILE, resolve_data_dir
+from jupyter_agnes.paths import read_runtime_info, resolve_data_dir
 from jupyter_agnes.workspace import workspace_dir
 
 
@@ -31,11 +30,8 @@ def add_root_dir(parser: argparse.ArgumentParser) -> None:
 def root_dir_for(data_dir: Path, explicit: str | None) -> Path:
     if explicit:
         return Path(explicit).expanduser().resolve()
-    try:
-        recorded = json.loads((data_dir / RUNTIME_FILE).read_text())["root_dir"]
-    except (OSError, ValueError, KeyError, TypeError):
-        recorded = None
-    if isinstance(recorded, str) and recorded:
+    recorded = read_runtime_info(data_dir, "root_dir")
+    if recorded is not None:
         return Path(recorded)
     return workspace_dir(data_dir)
 

@@ -4,7 +4,6 @@ data dir (the hub's state in `<data-dir>/hub/`, 0700)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 from jupyter_agnes.cli.common import CLIError, add_data_dir
 from jupyter_agnes.cli.hints import cli_command
 from jupyter_agnes.envknobs import local_dev_mode
-from jupyter_agnes.paths import RUNTIME_FILE, resolve_data_dir
+from jupyter_agnes.paths import resolve_data_dir, write_runtime_info
 
 PROXY = "configurable-http-proxy"
 # `make system-deps` installs the proxy here (beside the checkout, ignored by git).
@@ -55,7 +54,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
     hub_url = settings.public_url + "hub/"
     # `login-link` prints links under this URL: the hub, the front door (the service
     # writes the same when it starts).
-    (data_dir / RUNTIME_FILE).write_text(json.dumps({"url": hub_url, "pid": os.getpid()}))
+    write_runtime_info(data_dir, {"url": hub_url, "pid": os.getpid()})
     _print_banner(args, data_dir, settings.public_url)
     os.umask(0o077)  # the hub database's journal and the proxy's files: private too
     os.chdir(settings.hub_dir)

@@ -64,11 +64,11 @@ def trace_attempt(
     input_messages: list[dict],
     trace_context: dict | None,
 ) -> contextlib.AbstractContextManager[Any]:
-    """One traced generation. trace_context keys trace_id, parent_id and user (a
-    Principal) are passed through; the rest (session_id, notebook_path,
-    execution_count...) becomes `context`."""
+    """One traced generation. trace_context keys trace_id, parent_id, user (a
+    Principal) and observer (a server's `Observability`) are passed through; the rest
+    (session_id, notebook_path, execution_count...) becomes `context`."""
     ctx = dict(trace_context or {})
-    ids = {key: ctx.pop(key, None) for key in ("trace_id", "parent_id", "user")}
+    ids = {key: ctx.pop(key, None) for key in ("trace_id", "parent_id", "user", "observer")}
     return trace_generation(
         provider,
         model,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode, default
 from traitlets.config import Configurable
 
 from ..envknobs import env_bool, env_float, env_int, env_str
@@ -64,6 +64,12 @@ class LLMSettings(Configurable):
         "json_object), auto (then plain text / fenced JSON). Env AGNES_LLM_STRUCTURED_MODE.",
     ).tag(config=True)
 
+    allowed_models = List(
+        Unicode(),
+        help="Models callers of the server's POST /agnes/api/ask may name besides `model` "
+        "(env AGNES_LLM_ALLOWED_MODELS, comma-separated). Empty: `model` only.",
+    ).tag(config=True)
+
     @default("provider")
     def _default_provider(self) -> str:
         value = env_str("AGNES_LLM_PROVIDER").lower()
@@ -115,6 +121,15 @@ class LLMSettings(Configurable):
     def _default_structured_mode(self) -> str:
         value = env_str("AGNES_LLM_STRUCTURED_MODE").lower()
         return value if value in ("strict", "json", "auto") else "auto"
+
+    @default("allowed_models")
+    def _default_allowed_models(self) -> list[str]:
+        # Not envknobs.env_list: model names are case-sensitive for some providers.
+        return [p.strip() for p in env_str("AGNES_LLM_ALLOWED_MODELS").split(",") if p.strip()]
+
+    def allows_model(self, name: str) -> bool:
+        """Whether a caller of the server may ask for model `name`."""
+        return name == self.model or name in self.allowed_models
 
     def key_env_hint(self) -> str:
         """The variable a user should set, for error messages."""

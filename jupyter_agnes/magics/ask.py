@@ -15,6 +15,14 @@ from typing import Any
 from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
 from IPython.display import Markdown, display
 
+from jupyter_agnes.llm.ask_prompts import (
+    ASK_FORMATS,
+    SQL_SCHEMA,
+    SQL_SCHEMA_NAME,
+    chat_messages,
+    sql_answer,
+    sql_prompt,
+)
 from jupyter_agnes.magics.context import AgnesContext
 from jupyter_agnes.magics.errors import AgnesMagicError
 from jupyter_agnes.magics.options import MagicArgumentParser, check_limit, check_var
@@ -23,24 +31,6 @@ from jupyter_agnes.magics.sql import DEFAULT_VAR as SQL_VAR
 from jupyter_agnes.magics.sql import run_and_show
 
 ASK_VAR = "_ask"
-ASK_FORMATS = ("markdown", "code", "json", "sql")
-SQL_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "sql": {"type": "string", "description": "One DuckDB SELECT statement"},
-        "explanation": {"type": "string", "description": "What the query does, briefly"},
-    },
-    "required": ["sql", "explanation"],
-    "additionalProperties": False,
-}
-SYSTEM = {
-    "markdown": "You are Agnes, a data assistant inside a Jupyter notebook. Answer in Markdown.",
-    "code": "You are Agnes, a data assistant inside a Jupyter notebook. Answer with Python "
-    "code only, in a single ```python fenced block, with no prose outside it.",
-    "json": "You are Agnes, a data assistant. Answer with a single JSON object and nothing else.",
-}
-SAMPLE_ROWS = 3
-MAX_TABLES = 200
 UPDATE_EVERY_S = 0.1
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
 
@@ -71,21 +61,6 @@ def parse_json_answer(text: str) -> Any:
     raise AgnesMagicError("The model's answer is not valid JSON; try again, or --format markdown")
 
 
-def schema_prompt(backend: Any, with_samples: bool) -> str:
-    """Table schemas (and, only if asked, a few sample rows) for the model."""
-    lines: list[str] = []
-    for t in backend.tables()[:MAX_TABLES]:
-        cols = ", ".join(f"{c.get('name')} {c.get('type')}" for c in t.get("columns") or [])
-        desc = f" -- {t['description']}" if t.get("description") else ""
-        lines.append(f"TABLE {t.get('name')} ({cols}){desc}")
-        if with_samples:
-            sample = backend.describe(str(t.get("name")), SAMPLE_ROWS).get("sample") or {}
-            lines.append(f"  sample columns: {json.dumps(sample.get('columns') or [])}")
-            for row in sample.get("rows") or []:
-                lines.append(f"  sample row: {json.dumps(row, default=str)}")
-    return "\n".join(lines) or "(no tables)"
-
-
 @magics_class
 class AskMagics(Magics):
     def __init__(self, shell: Any, ctx: AgnesContext) -> None:
@@ -104,14 +79,8 @@ class AskMagics(Magics):
         --format sql answers with DuckDB SQL over the catalog; --run executes it.
         The answer goes to VAR (default _ask); with --run, VAR (default _sql) gets the
         query result and _ask the {"sql", "explanation"} answer.
+        In a hub's per-user server the Agnes service asks its LLM (the key stays there).
         """
-        if self.ctx.remote is None and self.ctx.service() is not None:
-            # The provider key must not be handed to per-user servers; the service has no
-            # LLM endpoint yet.
-            raise AgnesMagicError(
-                "%%ask is not available in a JupyterHub server yet: LLM calls must go "
-                "through the Agnes service, which does not offer them yet"
-            )
         args = self.parser.parse_line(line)
         var = check_var(args.var, "%%ask") if args.var else None
         limit = check_limit(args.limit, "%%ask") if args.limit is not None else None
@@ -120,12 +89,25 @@ class AskMagics(Magics):
         prompt = fill_prompt(cell, self.shell.user_ns).strip()
         if not prompt:
             raise AgnesMagicError("%%ask: the cell is empty; write the question below %%ask")
-        provider = self._provider(args.model)
+        # `%agnes connect` keeps the kernel's own provider; the hub's service has its own.
+        service = self.ctx.service() if self.ctx.remote is None else None
+        provider = None if service is not None else self._provider(args.model)
         trace = self.ctx.trace_context("%%ask")
         if args.format == "sql":
-            self._ask_sql(provider, prompt, args, var, limit, trace)
+            handle = display(Markdown("_writing SQL…_"), display_id=True)
+            if service is not None:
+                answer = service.ask_sql(self._service_body(prompt, args, trace))
+            else:
+                answer = self._local_sql(provider, prompt, args.with_samples, trace)
+            self._show_sql(answer, handle, args, var, limit)
             return
-        text = self._stream(provider, args.format, prompt, trace)
+        if service is not None:
+            chunks = service.ask_stream(self._service_body(prompt, args, trace))
+        else:
+            messages = chat_messages(args.format, prompt)
+            max_tokens = self.ctx.settings.ask_max_tokens
+            chunks = provider.complete(messages, max_tokens, stream=True, trace_context=trace)
+        text = self._stream(chunks)
         if args.format == "code":
             code = fenced_code(text)
             self.shell.user_ns[var or ASK_VAR] = code
@@ -148,17 +130,28 @@ class AskMagics(Magics):
         except LLMError as exc:  # e.g. no API key: the message names the variable
             raise AgnesMagicError(str(exc)) from None
 
-    def _stream(self, provider: Any, fmt: str, prompt: str, trace: dict[str, Any]) -> str:
+    def _service_body(self, prompt: str, args: Any, trace: dict[str, Any]) -> dict[str, Any]:
+        """What `POST agnes/api/ask` takes; the service traces with this kernel's context."""
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "format": args.format,
+            "with_samples": bool(args.with_samples),
+            "max_tokens": self.ctx.settings.ask_max_tokens,
+            "context": trace,
+        }
+        if args.model:
+            body["model"] = args.model
+        return body
+
+    def _stream(self, chunks: Any) -> str:
+        """Show the answer as it arrives, in one display that is updated in place."""
         from jupyter_agnes.llm import LLMError
 
-        messages = [{"role": "system", "content": SYSTEM[fmt]}, {"role": "user", "content": prompt}]
         handle = display(Markdown("_…_"), display_id=True)
         parts: list[str] = []
         last = 0.0
         try:
-            for chunk in provider.complete(
-                messages, self.ctx.settings.ask_max_tokens, stream=True, trace_context=trace
-            ):
+            for chunk in chunks:
                 parts.append(chunk)
                 now = time.monotonic()
                 if handle is not None and now - last >= UPDATE_EVERY_S:
@@ -171,47 +164,36 @@ class AskMagics(Magics):
             handle.update(Markdown(text or "_(empty answer)_"))
         return text
 
-    def _ask_sql(
-        self,
-        provider: Any,
-        question: str,
-        args: Any,
-        var: str | None,
-        limit: int | None,
-        trace: dict[str, Any],
-    ) -> None:
+    def _local_sql(
+        self, provider: Any, question: str, with_samples: bool, trace: dict[str, Any]
+    ) -> dict[str, str]:
         from jupyter_agnes.llm import LLMError
 
-        backend = self.ctx.backend()
-        prompt = (
-            "You translate questions into DuckDB SQL over these tables (unqualified names):\n"
-            f"{schema_prompt(backend, args.with_samples)}\n\n"
-            "Write one read-only SELECT statement answering the question, and explain it in "
-            f"one or two sentences.\n\nQuestion: {question}"
-        )
-        handle = display(Markdown("_writing SQL…_"), display_id=True)
+        prompt = sql_prompt(question, self.ctx.backend(), with_samples)
         try:
             answer = provider.extract_json(
                 prompt,
                 SQL_SCHEMA,
-                "sql_answer",
+                SQL_SCHEMA_NAME,
                 self.ctx.settings.ask_max_tokens,
                 trace_context=trace,
             )
+            return sql_answer(answer)
         except LLMError as exc:
             raise AgnesMagicError(str(exc)) from None
-        sql, explanation = answer.get("sql"), answer.get("explanation")
-        if not isinstance(sql, str) or not sql.strip():
-            raise AgnesMagicError("The model's answer has no SQL; rephrase the question")
-        explanation = explanation if isinstance(explanation, str) else ""
-        shown = Markdown(f"```sql\n{sql.strip()}\n```\n\n{explanation}")
+
+    def _show_sql(
+        self, answer: dict[str, Any], handle: Any, args: Any, var: str | None, limit: int | None
+    ) -> None:
+        sql, explanation = answer["sql"], answer.get("explanation") or ""
         if handle is not None:
-            handle.update(shown)
+            handle.update(Markdown(f"```sql\n{sql.strip()}\n```\n\n{explanation}"))
         self.shell.user_ns[ASK_VAR if args.run or not var else var] = {
             "sql": sql,
             "explanation": explanation,
         }
         if args.run:
+            backend = self.ctx.backend()
             if backend.mode == "local":
                 self._check_generated(backend, sql)
             run_and_show(self.ctx, sql, var or SQL_VAR, "df", limit)

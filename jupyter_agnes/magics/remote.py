@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import ipaddress
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
@@ -28,6 +29,8 @@ from jupyter_agnes.magics.results import SqlResult
 from jupyter_agnes.magics.scratch import Scratch
 
 ARROW_STREAM_TYPE = "application/vnd.apache.arrow.stream"
+# The server waits on the LLM provider (AGNES_LLM_TIMEOUT, with retries) between pieces.
+ASK_READ_TIMEOUT_S = 600.0
 EMPTY = pa.table({})
 _parser: duckdb.DuckDBPyConnection | None = None
 
@@ -85,18 +88,29 @@ class RemoteBackend:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,
         )
+        self.ask_timeout = httpx.Timeout(
+            max(timeout, ASK_READ_TIMEOUT_S), connect=min(timeout, 10.0)
+        )
         self.me: dict[str, Any] = {}
         self.scratch = Scratch(self._server_read)
 
     # --- HTTP plumbing ---------------------------------------------------------------
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._transport_errors(self.timeout):
+            response = self._client.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise AgnesMagicError(self._error_text(response))
+        return response
+
     @contextlib.contextmanager
-    def _transport_errors(self) -> Iterator[None]:
+    def _transport_errors(self, timeout: float) -> Iterator[None]:
+        """httpx's failures as one clear line (never the token, never a traceback)."""
         try:
             yield
         except httpx.TimeoutException:
             raise AgnesMagicError(
-                f"The {self.label} at {self.url} did not answer within {self.timeout:g} s; "
+                f"The {self.label} at {self.url} did not answer within {timeout:g} s; "
                 "is it running?"
             ) from None
         except httpx.HTTPError as exc:
@@ -105,18 +119,14 @@ class RemoteBackend:
                 "is it running?"
             ) from None
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with self._transport_errors():
-            response = self._client.request(method, path, **kwargs)
-        if response.status_code >= 400:
-            raise AgnesMagicError(self._error_text(response))
-        return response
-
     @contextlib.contextmanager
     def _streamed(self, method: str, path: str, **kwargs: Any) -> Iterator[BinaryIO]:
         """The response body as a file, read as it arrives. A 1 M-row result gathered
         into one bytes object first took ~40 % longer (a 60 MB allocation and copy)."""
-        with self._transport_errors(), self._client.stream(method, path, **kwargs) as response:
+        with (
+            self._transport_errors(self.timeout),
+            self._client.stream(method, path, **kwargs) as response,
+        ):
             if response.status_code >= 400:
                 response.read()
                 raise AgnesMagicError(self._error_text(response))
@@ -239,6 +249,37 @@ class RemoteBackend:
         report = state.get("report") if isinstance(state.get("report"), dict) else state
         return dict(report)
 
+    def ask_stream(self, body: dict[str, Any]) -> Iterator[str]:
+        """`POST agnes/api/ask` for a markdown, code or json answer: its pieces as the
+        server streams them (newline-delimited JSON)."""
+        with self._transport_errors(self.ask_timeout.read or 0.0):
+            with self._client.stream(
+                "POST", "agnes/api/ask", json=body, timeout=self.ask_timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise AgnesMagicError(self._error_text(response))
+                for line in response.iter_lines():
+                    item = _ask_line(line)
+                    if item.get("done") is True:
+                        return
+                    if "error" in item:
+                        raise AgnesMagicError(f"{item['error']} (HTTP {item.get('status')})")
+                    if isinstance(item.get("text"), str):
+                        yield item["text"]
+        raise AgnesMagicError(f"The {self.label} ended the answer early; try again")
+
+    def ask_sql(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST agnes/api/ask` with format sql: {"sql", "explanation"}."""
+        with self._transport_errors(self.ask_timeout.read or 0.0):
+            response = self._client.post("agnes/api/ask", json=body, timeout=self.ask_timeout)
+        if response.status_code >= 400:
+            raise AgnesMagicError(self._error_text(response))
+        answer = _ask_line(response.content)
+        if not isinstance(answer.get("sql"), str):
+            raise AgnesMagicError("The server sent a malformed answer to agnes/api/ask")
+        return answer
+
     def status(self) -> dict[str, Any]:
         health = self._json("GET", "agnes/api/health")
         me = self.whoami()
@@ -250,6 +291,16 @@ class RemoteBackend:
             "token_env": self.token_env,
             "scratch_tables": self.scratch.tables(),
         }
+
+
+def _ask_line(data: str | bytes) -> dict[str, Any]:
+    try:
+        item = json.loads(data)
+    except ValueError:
+        item = None
+    if not isinstance(item, dict):
+        raise AgnesMagicError("The server sent a malformed answer to agnes/api/ask")
+    return item
 
 
 class _ChunkReader(io.RawIOBase):

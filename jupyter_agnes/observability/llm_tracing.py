@@ -16,10 +16,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jupyter_agnes.auth.principal import Principal
+
+if TYPE_CHECKING:
+    from jupyter_agnes.observability.observer import Observability
 
 log = logging.getLogger("jupyter_agnes.observability")
 
@@ -106,6 +109,7 @@ class GenerationTrace:
         parent_id: str | None,
         context: dict[str, Any] | None,
         user: Principal | None,
+        observer: Observability | None = None,
     ) -> None:
         self.provider = _safe_str(provider)
         self.model = _safe_str(model)
@@ -117,6 +121,7 @@ class GenerationTrace:
         self.parent_id = parent_id
         self.context = dict(context) if isinstance(context, dict) else {}
         self.user = user
+        self.observer = observer
         self.started = time.monotonic()
         self.first_token_at: float | None = None
         self.input_tokens: int | None = None
@@ -213,10 +218,12 @@ class GenerationTrace:
             return
         self._emitted = True
         try:
-            # LLM calls run in kernels and the CLI: one app per process.
-            from jupyter_agnes.observability import process_observability
+            observer = self.observer
+            if observer is None:
+                # A kernel or the CLI is one app per process; a server passes its own.
+                from jupyter_agnes.observability import process_observability
 
-            observer = process_observability()
+                observer = process_observability()
             settings = observer.settings
             if not settings.enabled:
                 return
@@ -237,8 +244,10 @@ def trace_generation(
     parent_id: str | None = None,
     context: dict[str, Any] | None = None,
     user: Principal | None = None,
+    observer: Observability | None = None,
 ) -> Iterator[GenerationTrace]:
-    """Time one provider call and emit exactly one `$ai_generation` when it ends.
+    """Time one provider call and emit exactly one `$ai_generation` when it ends, through
+    `observer` (a server's own PostHog client), else this process's.
 
     An exception from the body is recorded (class and status only) and re-raised.
     """
@@ -252,6 +261,7 @@ def trace_generation(
         parent_id=parent_id,
         context=context,
         user=user,
+        observer=observer,
     )
     try:
         yield trace

@@ -14,6 +14,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         TokensHandler,
     )
     from server_extension.handlers.admin import admin_handlers
+    from server_extension.handlers.ask import ask_handlers
     from server_extension.handlers.dashboards import dashboard_handlers
     from server_extension.handlers.data import data_handlers
     from server_extension.handlers.google import google_handlers
@@ -27,6 +28,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         *admin_handlers(),
         *google_handlers(),
         *data_handlers(),
+        *ask_handlers(),
         *dashboard_handlers(),
         (r"/agnes/api/health", HealthHandler),
         (r"/agnes/api/debug/throw", DebugThrowHandler),

@@ -4,6 +4,7 @@ service through the proxy with the user's grants, with no `%agnes connect`."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import requests
 from nbclient import NotebookClient
 
 from jupyter_agnes.hub.config import SERVICE_ACCESS_SCOPE
+from tests.fakes.llm_server import DEFAULT_TEXT, FakeLLMServer
 from tests.hub.test_hub_service import hub  # noqa: F401 - the fixture
 from tests.support.hub_process import SERVICE, Hub, hub_token
 from tests.support.magics_helpers import assert_magic_errors
@@ -25,6 +27,24 @@ pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parents[2]
 BEA = "bea@example.com"
 NOT_FOUND = "Table customers not found (HTTP 404)"
+SERVICE_KEY = "sk-ant-the-services-key-only-3e8a"
+ASK_SQL = "SELECT count(*) AS n FROM orders"
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(sql=ASK_SQL) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def hub_env(fake_llm: FakeLLMServer) -> dict[str, str]:
+    """The service's LLM, configured in the hub's environment as an operator does."""
+    return {
+        "AGNES_LLM_API_KEY": SERVICE_KEY,
+        "AGNES_LLM_BASE_URL": fake_llm.url,
+        "AGNES_LLM_MAX_RETRIES": "0",
+    }
 
 
 def service_processes(h: Hub) -> list[psutil.Process]:
@@ -51,10 +71,15 @@ def service_frozen(h: Hub) -> Iterator[None]:
             proc.send_signal(signal.SIGCONT)
 
 
-def test_a_kernel_uses_the_service_with_itshub_token(hub: Hub, tmp_path: Path) -> None:  # noqa: F811
+def test_a_kernel_uses_the_service_with_itshub_token(
+    hub: Hub,  # noqa: F811
+    fake_llm: FakeLLMServer,
+    tmp_path: Path,
+) -> None:
     hub.cli("user", "add", BEA)
     hub.cli("group", "add-member", "Bea", BEA)
     hub.cli("grant", "Bea", "table", "orders")
+    hub.cli("grant", "Bea", "lab", "*")
     token = hub_token(hub.signed_in(BEA), hub, BEA, [SERVICE_ACCESS_SCOPE])
     service_url = hub.url + SERVICE
     rest = requests.post(
@@ -84,9 +109,19 @@ def test_a_kernel_uses_the_service_with_itshub_token(hub: Hub, tmp_path: Path) -
             {
                 "%sql SELECT * FROM customers": NOT_FOUND,
                 "%sql CREATE TEMP TABLE c AS SELECT * FROM customers": NOT_FOUND,
-                "%%ask\nhello": "%%ask is not available in a JupyterHub server yet",
             },
         )
+        # %%ask: the service asks its own LLM, over Bea's tables only; the kernel holds no key.
+        fake_llm.reset()
+        k.ok("%%ask\nhello")
+        assert k.value("_ask == " + repr(DEFAULT_TEXT)) == "True"
+        run = k.ok("%%ask --format sql --run -o asked\nHow many orders?")
+        assert ASK_SQL in "\n".join(run.markdown)
+        assert k.value("int(asked.n[0])") == k.value("int(n.n[0])")
+        [_, sql_request] = fake_llm.requests
+        prompt = json.dumps(sql_request["body"])
+        assert "TABLE orders" in prompt and "customers" not in prompt
+        assert SERVICE_KEY in json.dumps(sql_request["headers"])
         hub.cli("revoke-grant", "Bea", "table", "orders")
         gone = "Table orders not found (HTTP 404)"
         assert_magic_errors(

@@ -31,13 +31,20 @@ def require_proxy() -> None:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def hub_env() -> dict[str, str]:
+    """Extra environment of the hub (the service inherits its Agnes knobs); a test module
+    overrides this fixture to configure, say, the service's LLM."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, hub_env: dict[str, str]) -> Iterator[Hub]:
     require_proxy()
     data_dir = tmp_path_factory.mktemp("hub") / "data"
     agnes_cli("sample-data", "--rows", "2000", "--data-dir", str(data_dir))
     admin_pat = bootstrap_pat(data_dir, ADMIN)
     agnes_cli("user", "add", ANA, "--data-dir", str(data_dir))
-    with running_hub(data_dir, data_dir.parent / "hub.log") as url:
+    with running_hub(data_dir, data_dir.parent / "hub.log", hub_env) as url:
         yield Hub(url=url, data_dir=data_dir, admin_pat=admin_pat)
 
 

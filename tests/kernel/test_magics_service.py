@@ -7,6 +7,7 @@ A real `jupyter agnes serve` stands in for the hub's service here (it takes the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.fakes.llm_server import DEFAULT_TEXT, FakeLLMServer
 from tests.support.magics_helpers import assert_magic_errors
 from tests.support.magics_kernel import AgnesKernel, kernel_env
 from tests.support.server_process import ServerProcess, agnes_cli, agnes_server
@@ -25,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ANALYST = "analyst@example.com"
 READER = "reader@example.com"
 NOT_FOUND = "Table customers not found (HTTP 404)"
+SERVER_KEY = "sk-ant-the-servers-own-key-5d1f"  # the kernel's is "sk-ant-not-used"
+ASK_SQL = "SELECT count(*) AS n FROM orders"
 SCRATCH = "__import__('jupyter_agnes.magics', fromlist=['_']).get_context(get_ipython()).backend().scratch"
 
 
@@ -48,13 +52,21 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+def fake_llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(sql=ASK_SQL) as server:
+        server.chunk_size = 5
+        yield server
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLMServer) -> Iterator[Setup]:
     data_dir = tmp_path_factory.mktemp("service") / "data"
     # notebooks/conftest.py's sample data, so notebook 01's stored outputs apply.
     agnes_cli("sample-data", "--rows", "20000", "--data-dir", str(data_dir))
     cli = lambda *a: agnes_cli(*a, "--data-dir", str(data_dir)).stdout.strip()  # noqa: E731
     cli("bootstrap", "--email", "root@example.com")
     cli("group", "add-member", "Analysts", ANALYST)
+    cli("grant", "Analysts", "lab", "*")  # %%ask spends the server's LLM key: Lab users only
     for table in ("orders", "order_items"):
         cli("grant", "Analysts", "table", table)
     pat = cli("token", "create", "--email", ANALYST, "--name", "kernel")
@@ -62,7 +74,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         cli("grant", "Readers", "table", table)
     cli("group", "add-member", "Readers", READER)
     reader_pat = cli("token", "create", "--email", READER, "--name", "kernel")
-    with agnes_server(data_dir) as server:
+    llm = {"AGNES_LLM_API_KEY": SERVER_KEY, "AGNES_LLM_BASE_URL": fake_llm.url,
+           "AGNES_LLM_MAX_RETRIES": "0"}  # fmt: skip
+    with agnes_server(data_dir, env=llm) as server:
         yield Setup(data_dir, server, pat, reader_pat)
 
 
@@ -96,7 +110,6 @@ def test_the_magics_use_the_server_from_the_env(setup: Setup, tmp_path: Path) ->
                 "%%sql\nCREATE TEMP TABLE c AS SELECT * FROM customers": NOT_FOUND,
                 "%%sql\nCREATE VIEW c AS SELECT * FROM customers": NOT_FOUND,
                 "%%sql\nCREATE TEMP TABLE t AS SELECT 1 AS x;\nSELECT * FROM t, customers": NOT_FOUND,
-                "%%ask\nhow many orders?": "%%ask is not available in a JupyterHub server yet",
                 # Hostile or oversized input still gets the server's clear refusals.
                 "%sql SELECT * FROM read_csv('/etc/passwd')": "is not allowed (HTTP 400)",
                 "%%sql\nCREATE TABLE p AS SELECT * FROM read_csv('/etc/passwd')": "(HTTP 400)",
@@ -110,6 +123,32 @@ def test_the_magics_use_the_server_from_the_env(setup: Setup, tmp_path: Path) ->
         assert ename == "AgnesMagicError" and "HTTP 404" in evalue
         # The half-run cell kept its first statement's table, as in local mode; nothing else.
         assert k.value(f"{SCRATCH}.tables()") == "['t']"
+
+
+def test_ask_goes_through_the_server_with_its_key_and_the_callers_tables(
+    setup: Setup, fake_llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    fake_llm.reset()
+    with AgnesKernel(setup.env(tmp_path), tmp_path) as k:
+        run = k.ok("%%ask\nExplain orders")
+        updates = [m for m in run.messages if m["msg_type"] == "update_display_data"]
+        assert updates[-1]["content"]["data"]["text/markdown"] == DEFAULT_TEXT
+        assert k.value("_ask == " + repr(DEFAULT_TEXT)) == "True"
+        run = k.ok("%%ask --format sql --run -o n\nHow many orders?")
+        assert ASK_SQL in "\n".join(run.markdown) and "showing 1 of 1 rows" in run.html
+        assert int(k.value("int(n.n[0])")) > 0
+        k.ok("%%ask --format sql --with-samples\nAnd customers?")
+    prompts = [json.dumps(r["body"]) for r in fake_llm.requests]
+    assert len(prompts) == 3 and "Explain orders" in prompts[0]
+    for prompt in prompts[1:]:  # only the analyst's tables, never customers or products
+        assert "TABLE orders" in prompt and "TABLE order_items" in prompt
+        assert "customers" not in prompt.replace("And customers?", "")
+        assert "TABLE products" not in prompt
+    assert "sample row" in prompts[2]
+    for request in fake_llm.requests:  # the server's key, never the kernel's
+        headers = request["headers"]
+        assert SERVER_KEY in (headers.get("x-api-key"), headers.get("authorization", "")[7:])
+        assert "sk-ant-not-used" not in json.dumps(headers)
 
 
 def test_a_readable_data_dir_keeps_local_mode(setup: Setup, tmp_path: Path) -> None:
