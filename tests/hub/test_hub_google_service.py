@@ -11,14 +11,8 @@ import requests
 
 from jupyter_agnes.auth.login_messages import LOGIN_ERRORS
 from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, FakeGoogle
-from tests.hub.test_hub_service import (
-    SERVICE,
-    Hub,
-    audit_rows,
-    opened_in_data_dir,
-    require_proxy,
-    running_hub,
-)
+from tests.hub.test_hub_service import audit_rows, opened_in_data_dir, require_proxy
+from tests.support.hub_process import SERVICE, Hub, running_hub
 from tests.support.server_process import agnes_cli, bootstrap_pat
 
 pytestmark = pytest.mark.timeout(300)
@@ -45,8 +39,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory, google: FakeGoogle) -> Iterato
         "AGNES_ALLOWED_DOMAINS": "acme.com",
         "AGNES_GOOGLE_GROUP_PREFIX": "agnes-",
     }
-    with running_hub(data_dir, admin_pat, env) as running:
-        yield running
+    with running_hub(data_dir, data_dir.parent / "hub.log", env) as url:
+        yield Hub(url=url, data_dir=data_dir, admin_pat=admin_pat)
 
 
 def google_sign_in(hub: Hub) -> tuple[requests.Session, requests.Response]:

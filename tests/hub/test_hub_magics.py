@@ -18,7 +18,8 @@ from nbclient import NotebookClient
 
 from jupyter_agnes.hub.config import SERVICE_ACCESS_SCOPE
 from tests.fakes.llm_server import DEFAULT_TEXT, FakeLLMServer
-from tests.hub.test_hub_service import SERVICE, Hub, hub, hub_token  # noqa: F401 - the fixture
+from tests.hub.test_hub_service import hub  # noqa: F401 - the fixture
+from tests.support.hub_process import SERVICE, Hub, hub_token
 from tests.support.magics_helpers import assert_magic_errors
 from tests.support.magics_kernel import AgnesKernel, kernel_env
 

@@ -3,15 +3,11 @@ service on loopback. Every request goes through the proxy's public port."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sqlite3
 import stat
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -20,19 +16,13 @@ import requests
 
 from jupyter_agnes.cli.common import CLIError
 from jupyter_agnes.cli.hub import PROXY_HINT, find_proxy
-from tests.support.server_process import (
-    JUPYTER_AGNES,
-    agnes_cli,
-    bootstrap_pat,
-    free_port,
-    spawn,
-    wait_healthy,
-)
+from tests.support.hub_process import SERVICE, Hub, hub_token, running_hub
+from tests.support.hub_process import stop as stop  # other hub tests import it from here
+from tests.support.server_process import agnes_cli, bootstrap_pat
 
 pytestmark = pytest.mark.timeout(300)
 ADMIN = "admin@example.com"
 ANA = "ana@example.com"
-SERVICE = "services/agnes/"
 
 
 def require_proxy() -> None:
@@ -42,58 +32,6 @@ def require_proxy() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the hub tests: {PROXY_HINT}")
         pytest.skip(PROXY_HINT)
-
-
-@dataclass
-class Hub:
-    url: str  # the proxy's public URL, ending in /
-    data_dir: Path
-    admin_pat: str
-
-    def api(self, path: str) -> str:
-        return f"{self.url}{SERVICE}agnes/api/{path}"
-
-    def cli(self, *args: str) -> str:
-        return agnes_cli(*args, "--data-dir", str(self.data_dir)).stdout.strip()
-
-    def signed_in(self, email: str) -> requests.Session:
-        """A browser-less session signed in at the hub through a fresh login link."""
-        session = requests.Session()
-        link = self.cli("login-link", "--email", email).splitlines()[-1]
-        assert session.get(link, timeout=30).ok
-        return session
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the hub's process group (the hub stops its proxy and service), then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def running_hub(data_dir: Path, admin_pat: str, env: dict[str, str] | None = None) -> Iterator[Hub]:
-    """`jupyter agnes hub` on a free loopback port (with `env` added), until the block ends."""
-    port = free_port()
-    log_path = data_dir.parent / "hub.log"
-    with log_path.open("wb") as log:
-        command = [*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)]
-        proc = spawn(command, log, env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        try:
-            wait_healthy(proc, f"{url}{SERVICE}agnes/api/health", timeout=180)
-        except RuntimeError as exc:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"the hub {exc}:\n{tail}") from None
-        yield Hub(url=url, data_dir=data_dir, admin_pat=admin_pat)
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +48,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory, hub_env: dict[str, str]) -> It
     agnes_cli("sample-data", "--rows", "2000", "--data-dir", str(data_dir))
     admin_pat = bootstrap_pat(data_dir, ADMIN)
     agnes_cli("user", "add", ANA, "--data-dir", str(data_dir))
-    with running_hub(data_dir, admin_pat, hub_env) as running:
-        yield running
+    with running_hub(data_dir, data_dir.parent / "hub.log", hub_env) as url:
+        yield Hub(url=url, data_dir=data_dir, admin_pat=admin_pat)
 
 
 def hub_process(hub: Hub) -> psutil.Process:
@@ -193,21 +131,6 @@ def test_login_link_signs_in_at_the_hub_and_oauth_reaches_the_service(hub: Hub) 
     again = requests.get(link, timeout=30)  # one use only
     assert again.status_code == 403
     assert requests.get(hub.api("me"), timeout=30).status_code in (401, 403)  # no cookie
-
-
-def hub_token(session: requests.Session, hub: Hub, email: str, scopes: list[str] | None) -> str:
-    """A hub API token of the signed-in `email` (`scopes` None: all of the user's)."""
-    session.get(f"{hub.url}hub/token", timeout=30)  # sets the hub's _xsrf cookie
-    xsrf = session.cookies.get("_xsrf", path="/hub/")
-    body = {"note": "test"} if scopes is None else {"note": "test", "scopes": scopes}
-    resp = session.post(
-        f"{hub.url}hub/api/users/{email}/tokens",
-        json=body,
-        headers={"X-XSRFToken": xsrf or ""},
-        timeout=30,
-    )
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["token"])
 
 
 def test_hub_api_token_with_the_service_scope_works(hub: Hub) -> None:

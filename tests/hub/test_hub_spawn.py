@@ -22,16 +22,12 @@ import requests
 from jupyter_agnes.hub.spawner import CHECKOUT_USER_VENV
 from jupyter_agnes.hub.unix_names import unix_username
 from jupyter_agnes.hub.unix_users import ensure_unix_user
-from tests.hub.test_hub_service import SERVICE, Hub, hub_token, require_proxy, stop
+from tests.hub.test_hub_service import require_proxy
 from tests.support.hub_kernel import run_in_new_kernel
-from tests.support.server_process import (
-    JUPYTER_AGNES,
-    agnes_cli,
-    bootstrap_pat,
-    free_port,
-    wait_healthy,
-)
-from tests.support.server_process import spawn as spawn_process
+from tests.support.hub_process import SERVICE, Hub, hub_token, running_hub
+from tests.support.hub_process import auth as _auth
+from tests.support.hub_process import kill_and_remove_unix_user as _kill_and_remove_unix_user
+from tests.support.server_process import agnes_cli, bootstrap_pat
 
 pytestmark = [
     pytest.mark.timeout(400),
@@ -49,32 +45,6 @@ FIVE = [f"analyst{i}@example.com" for i in range(5)]
 ANALYSTS = [ANA, SQUAT, BROKEN, *FIVE]
 
 
-def _processes_of(uid: int) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, ValueError):
-            if proc.name.isdigit() and proc.stat().st_uid == uid:
-                pids.append(int(proc.name))
-    return pids
-
-
-def _kill_and_remove_unix_user(name: str) -> None:
-    """Kill the processes of a user this test made, wait until they are gone (userdel
-    refuses a user with live processes), then remove the user and its home."""
-    try:
-        uid = pwd.getpwnam(name).pw_uid
-    except KeyError:
-        return
-    deadline = time.monotonic() + 10
-    while (pids := _processes_of(uid)) and time.monotonic() < deadline:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, 9)
-        time.sleep(0.1)
-    done = subprocess.run(["userdel", "-f", "-r", name], capture_output=True, text=True)
-    assert done.returncode in (0, 12), f"userdel {name}: {done.stderr}"  # 12: home not removed
-
-
 @dataclass
 class SpawnHub(Hub):
     base: Path = Path()
@@ -82,29 +52,6 @@ class SpawnHub(Hub):
     def session_and_token(self, email: str) -> tuple[requests.Session, str]:
         session = self.signed_in(email)
         return session, hub_token(session, self, email, None)
-
-    def hub_api(self, path: str) -> str:
-        return f"{self.url}hub/api/{path}"
-
-    def spawn(self, email: str, token: str) -> requests.Response:
-        return requests.post(self.hub_api(f"users/{email}/server"), headers=_auth(token),
-                             timeout=200)
-
-    def wait_ready(self, email: str, token: str, timeout: float = 200) -> str:
-        """The URL of `email`'s server once the hub says it is ready."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            model = requests.get(self.hub_api(f"users/{email}"), headers=_auth(token),
-                                 timeout=30).json()
-            server = model.get("servers", {}).get("")
-            if server and server.get("ready"):
-                return self.url + server["url"].lstrip("/")
-            time.sleep(1)
-        raise AssertionError(f"{email}'s server was not ready in {timeout} s")
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"token {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +66,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
     base = Path(tempfile.mkdtemp(prefix="agnes-hub-spawn-", dir="/tmp"))
     base.chmod(0o755)
     data_dir = base / "data"
-    proc = None
     try:
         agnes_cli("sample-data", "--rows", "2000", "--data-dir", str(data_dir))
         admin_pat = bootstrap_pat(data_dir, ADMIN)
@@ -130,23 +76,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
             ("user", "add", VERA),
         ):
             agnes_cli(*args, "--data-dir", str(data_dir))
-        port = free_port()
         log_path = tmp_path_factory.mktemp("hub-spawn") / "hub.log"  # kept for debugging
         env = {"AGNES_HUB_USER_HOME": str(base / "homes")}
-        with log_path.open("wb") as log:
-            proc = spawn_process(
-                [*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)], log, env
-            )
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            wait_healthy(proc, f"{url}{SERVICE}agnes/api/health", timeout=180)
-        except RuntimeError as exc:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"the hub {exc}:\n{tail}") from None
-        yield SpawnHub(url=url, data_dir=data_dir, admin_pat=admin_pat, base=base)
+        with running_hub(data_dir, log_path, env) as url:  # stops the servers it started
+            yield SpawnHub(url=url, data_dir=data_dir, admin_pat=admin_pat, base=base)
     finally:
-        if proc is not None:
-            stop(proc)  # the hub stops the servers it started
         for email in [*ANALYSTS, VERA]:
             _kill_and_remove_unix_user(unix_username(email))
         shutil.rmtree(base, ignore_errors=True)
