@@ -31,7 +31,6 @@ from jupyter_agnes.observability import Observability, ObservabilitySettings
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.orchestrator.jobs import SyncJobs
 from jupyter_agnes.query import QueryRunner
-from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import Store
 
 SETTINGS_KEY = "agnes_services"
@@ -107,13 +106,7 @@ class AgnesServices:
 
     def principal_for_email(self, email: str, auth: str) -> Principal | None:
         """The active Agnes user with this email, signed in by `auth`; None if there is none."""
-        try:
-            with self.store.read() as s:
-                row = directory.get_user_by_email(s, email)
-                user_id = row.id if row is not None else None
-        except directory.DirectoryError:
-            return None
-        return self.auth.load_principal(user_id, auth) if user_id is not None else None
+        return self.auth.principal_for_email(email, auth)
 
     def close(self) -> None:
         self.observability.shutdown()

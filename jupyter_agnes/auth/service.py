@@ -11,7 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from traitlets import Bool, Int, Unicode, default
@@ -200,6 +200,27 @@ class AuthService(Configurable):
                 if user.active
                 else None
             )
+
+    def principal_for_email(self, email: str, auth: str) -> Principal | None:
+        """The active user with this email (signed in elsewhere, e.g. JupyterHub), or None.
+        Cached like PATs: every request of a hub user resolves through here."""
+        try:
+            key = f"email:{auth}:{directory.normalize_email(email)}"
+        except directory.DirectoryError:
+            return None
+        cached, version = self._cache.get(key)
+        if cached is not None:
+            return cast(Principal, cached)
+        try:
+            with self.store.read() as s:
+                row = directory.get_user_by_email(s, email)
+                user_id = row.id if row is not None else None
+        except directory.DirectoryError:
+            return None
+        principal = self.load_principal(user_id, auth) if user_id is not None else None
+        if principal is not None:
+            self._cache.put(key, principal, version)
+        return principal
 
     def dev_principal(self) -> Principal | None:
         if self._dev_user_id is None:

@@ -249,3 +249,32 @@ def test_held_back_last_use_is_written_at_shutdown(tmp_path):
     with store.read() as s:
         row = s.query(PAT).one()
         assert row.last_used_at == next(iter(held.values()))[0]
+
+
+def test_a_hub_users_principal_is_cached_and_never_stale(tmp_path):
+    """principal_for_email serves every request of a hub user: cached, yet another
+    process's grant revoke or deactivation applies to the very next lookup."""
+    data_dir = resolve_data_dir(tmp_path)
+    auth = AuthService(open_store(data_dir))
+    with auth.store.write() as s:
+        user = directory.create_user(s, "Hub.User@example.com")
+        group = directory.get_or_create_group(s, "hubbers", "test")
+        directory.add_member(s, user, group, "admin", "test")
+        directory.add_grant(s, group, "lab", "*", "test")
+    first = auth.principal_for_email(" hub.user@EXAMPLE.com", "hub")
+    assert first is not None and first.lab_access and first.auth == "hub"
+    assert auth.principal_for_email("hub.user@example.com", "hub") is first  # a cache hit
+    assert auth.principal_for_email("nobody@example.com", "hub") is None
+    assert auth.principal_for_email("not an email", "hub") is None
+
+    other = open_store(data_dir)  # another process: the CLI, say
+    with other.write() as s:
+        for grant in s.scalars(select(directory.Grant)).all():
+            if grant.resource_type == "lab":
+                s.delete(grant)
+    revoked = auth.principal_for_email("hub.user@example.com", "hub")
+    assert revoked is not None and not revoked.lab_access
+    with other.write() as s:
+        directory.get_user_by_email(s, "hub.user@example.com").active = False
+    assert auth.principal_for_email("hub.user@example.com", "hub") is None
+    other.close()
