@@ -73,6 +73,23 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+def start_hub(
+    data_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`jupyter agnes hub` on `port` (output appended to `log_path`), once its Agnes service
+    answers through the proxy."""
+    with log_path.open("ab") as log:
+        args = [*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)]
+        proc = spawn(args, log, env)
+    try:
+        wait_healthy(proc, f"http://127.0.0.1:{port}/{SERVICE}agnes/api/health", timeout=180)
+    except RuntimeError as exc:
+        stop(proc)
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"the hub {exc}:\n{tail}") from None
+    return proc
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     require_proxy()
@@ -81,17 +98,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     admin_pat = bootstrap_pat(data_dir, ADMIN)
     agnes_cli("user", "add", ANA, "--data-dir", str(data_dir))
     port = free_port()
-    log_path = data_dir.parent / "hub.log"
-    with log_path.open("wb") as log:
-        proc = spawn([*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)], log)
-    url = f"http://127.0.0.1:{port}/"
+    proc = start_hub(data_dir, port, data_dir.parent / "hub.log")
     try:
-        try:
-            wait_healthy(proc, f"{url}{SERVICE}agnes/api/health", timeout=180)
-        except RuntimeError as exc:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"the hub {exc}:\n{tail}") from None
-        yield Hub(url=url, data_dir=data_dir, admin_pat=admin_pat)
+        yield Hub(url=f"http://127.0.0.1:{port}/", data_dir=data_dir, admin_pat=admin_pat)
     finally:
         stop(proc)
 

@@ -11,9 +11,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,16 +22,20 @@ import requests
 from jupyter_agnes.hub.spawner import CHECKOUT_USER_VENV
 from jupyter_agnes.hub.unix_names import unix_username
 from jupyter_agnes.hub.unix_users import ensure_unix_user
-from tests.hub.test_hub_service import SERVICE, Hub, hub_token, require_proxy, stop
+from tests.hub.test_hub_service import (
+    SERVICE,
+    Hub,
+    hub_token,
+    require_proxy,
+    start_hub,
+    stop,
+)
 from tests.support.hub_kernel import run_in_new_kernel
 from tests.support.server_process import (
-    JUPYTER_AGNES,
     agnes_cli,
     bootstrap_pat,
     free_port,
-    wait_healthy,
 )
-from tests.support.server_process import spawn as spawn_process
 
 pytestmark = [
     pytest.mark.timeout(400),
@@ -78,6 +82,17 @@ def _kill_and_remove_unix_user(name: str) -> None:
 @dataclass
 class SpawnHub(Hub):
     base: Path = Path()
+    port: int = 0
+    log_path: Path = Path()
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def restart(self) -> None:
+        """Stop `jupyter agnes hub` (SIGTERM to its process group) and start it again on
+        the same data dir and port."""
+        if self.proc is not None:
+            stop(self.proc)
+        self.proc = start_hub(self.data_dir, self.port, self.log_path, self.env)
 
     def session_and_token(self, email: str) -> tuple[requests.Session, str]:
         session = self.signed_in(email)
@@ -107,8 +122,15 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"token {token}"}
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
+@contextlib.contextmanager
+def running_spawn_hub(
+    tmp_path_factory: pytest.TempPathFactory,
+    setup: Sequence[tuple[str, ...]],
+    users: Sequence[str],
+    env: dict[str, str] | None = None,
+) -> Iterator[SpawnHub]:
+    """A hub on sample data (2000 rows) with an admin, after the CLI commands `setup`;
+    on exit it stops, and the Unix users of `users` are killed and removed."""
     require_proxy()
     if not (CHECKOUT_USER_VENV / "bin" / "jupyterhub-singleuser").exists():
         reason = f"the analysts' venv is missing: `make .venv-user` builds {CHECKOUT_USER_VENV}"
@@ -119,40 +141,45 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
     base = Path(tempfile.mkdtemp(prefix="agnes-hub-spawn-", dir="/tmp"))
     base.chmod(0o755)
     data_dir = base / "data"
-    proc = None
+    hub = None
     try:
         agnes_cli("sample-data", "--rows", "2000", "--data-dir", str(data_dir))
         admin_pat = bootstrap_pat(data_dir, ADMIN)
-        for args in (
-            ("grant", "analysts", "lab", "*"),
-            ("grant", "analysts", "table", "orders"),
-            *(("group", "add-member", "analysts", email) for email in ANALYSTS),
-            ("user", "add", VERA),
-        ):
+        for args in setup:
             agnes_cli(*args, "--data-dir", str(data_dir))
         port = free_port()
-        log_path = tmp_path_factory.mktemp("hub-spawn") / "hub.log"  # kept for debugging
-        env = {"AGNES_HUB_USER_HOME": str(base / "homes")}
-        with log_path.open("wb") as log:
-            proc = spawn_process(
-                [*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)], log, env
-            )
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            wait_healthy(proc, f"{url}{SERVICE}agnes/api/health", timeout=180)
-        except RuntimeError as exc:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"the hub {exc}:\n{tail}") from None
-        yield SpawnHub(url=url, data_dir=data_dir, admin_pat=admin_pat, base=base)
+        hub = SpawnHub(
+            url=f"http://127.0.0.1:{port}/",
+            data_dir=data_dir,
+            admin_pat=admin_pat,
+            base=base,
+            port=port,
+            log_path=tmp_path_factory.mktemp("hub-spawn") / "hub.log",  # kept for debugging
+            env={"AGNES_HUB_USER_HOME": str(base / "homes"), **(env or {})},
+        )
+        hub.restart()
+        yield hub
     finally:
-        if proc is not None:
-            stop(proc)  # the hub stops the servers it started
-        for email in [*ANALYSTS, VERA]:
+        if hub is not None and hub.proc is not None:
+            stop(hub.proc)  # servers outlive the hub (cleanup_servers=False): killed below
+        for email in users:
             _kill_and_remove_unix_user(unix_username(email))
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _processes_of(uid: int) -> list[str]:
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
+    setup = (
+        ("grant", "analysts", "lab", "*"),
+        ("grant", "analysts", "table", "orders"),
+        *(("group", "add-member", "analysts", email) for email in ANALYSTS),
+        ("user", "add", VERA),
+    )
+    with running_spawn_hub(tmp_path_factory, setup, [*ANALYSTS, VERA]) as running:
+        yield running
+
+
+def _cmdlines_of(uid: int) -> list[str]:
     found = []
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
@@ -170,7 +197,7 @@ def test_analyst_server_runs_as_own_unix_user_and_cannot_read_the_data_dir(hub: 
     entry = pwd.getpwnam(unix_username(ANA))
     assert entry.pw_uid not in (0, os.getuid()) and entry.pw_shell == "/usr/sbin/nologin"
     assert entry.pw_dir == str(hub.base / "homes" / entry.pw_name)
-    assert any("jupyterhub-singleuser" in cmd for cmd in _processes_of(entry.pw_uid))
+    assert any("jupyterhub-singleuser" in cmd for cmd in _cmdlines_of(entry.pw_uid))
 
     secrets = sorted(str(p) for p in hub.data_dir.rglob("*") if p.is_file())
     assert str(hub.data_dir / "agnes.sqlite") in secrets
@@ -265,4 +292,4 @@ def test_five_analysts_spawn_at_once(hub: SpawnHub) -> None:
         resp = requests.get(f"{url}api/status", headers=_auth(tokens[email]), timeout=30)
         assert resp.status_code == 200, (email, resp.text)
         uid = pwd.getpwnam(unix_username(email)).pw_uid
-        assert any("jupyterhub-singleuser" in cmd for cmd in _processes_of(uid)), email
+        assert any("jupyterhub-singleuser" in cmd for cmd in _cmdlines_of(uid)), email
