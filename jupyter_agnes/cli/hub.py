@@ -57,6 +57,9 @@ def loopback_ports(hub_dir: Path) -> dict[str, int]:
 
 def _free(port: int) -> bool:
     with socket.socket() as sock:
+        # As the hub, proxy and service bind: the last run's connections in TIME_WAIT do
+        # not make the port busy, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
