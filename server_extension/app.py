@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode, default
+from traitlets import TraitError, Unicode, default
 
 from jupyter_agnes._version import __version__
 from jupyter_agnes.auth.sessions import SecretError
@@ -44,6 +45,8 @@ class AgnesExtensionApp(ExtensionApp):
         return str(default_data_dir())
 
     services: AgnesServices | None = None
+    hub_reconciler: Any = None  # the hub's service only: jupyter_agnes.hub.reconcile
+    _reconcile_task: asyncio.Task[None] | None = None
 
     # --- link time: before the server builds its identity provider ---------------
 
@@ -76,7 +79,8 @@ class AgnesExtensionApp(ExtensionApp):
             except BaseException:
                 store.close()
                 raise
-        except (StoreError, SecretError, OSError) as exc:
+            self.hub_reconciler = self._make_hub_reconciler(services)
+        except (StoreError, SecretError, OSError, TraitError) as exc:
             # jupyter-server would log a failed extension and serve 500s behind our identity
             # provider; refusing to start is the only safe answer.
             self.log.critical("Agnes cannot start: %s", exc)
@@ -101,6 +105,24 @@ class AgnesExtensionApp(ExtensionApp):
         self._set_kernel_env({"AGNES_DATA_DIR": str(data_dir), **observability.as_env()})
         self.settings["agnes_version"] = __version__
         self._write_runtime_file(data_dir)
+
+    def _make_hub_reconciler(self, services: AgnesServices) -> Any:
+        """As the hub's Agnes service (its identity provider says so), the reconciler that
+        stops removed users' servers; None on a single server."""
+        provider = self.serverapp.identity_provider_class
+        if provider is AgnesIdentityProvider or not issubclass(provider, AgnesIdentityProvider):
+            return None  # a single server: no hub to ask (nor jupyterhub to import)
+        from server_extension.hub_identity import AgnesHubIdentityProvider
+
+        if not issubclass(provider, AgnesHubIdentityProvider):
+            return None
+        from jupyter_agnes.hub.reconcile import HubReconciler
+
+        return HubReconciler.from_hub_env(services.auth, os.environ, parent=self)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if self.hub_reconciler is not None:
+            self._reconcile_task = asyncio.create_task(self.hub_reconciler.run_forever())
 
     def _set_kernel_env(self, extra: dict[str, str]) -> None:
         """Every kernel this server starts (Lab, Voila) gets `extra` in its env: the data dir
@@ -137,5 +159,7 @@ class AgnesExtensionApp(ExtensionApp):
         self.handlers.extend(workspace_list_handlers())  # before JupyterLab's own list
 
     async def stop_extension(self) -> None:
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
         if self.services is not None:
             self.services.close()

@@ -4,8 +4,11 @@ data dir (the hub's state in `<data-dir>/hub/`, 0700)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from jupyter_agnes.paths import resolve_data_dir, write_runtime_info
 from jupyter_agnes.urls import site_root_url
 
 PROXY = "configurable-http-proxy"
+PORTS_FILE = "ports.json"  # in <data-dir>/hub/: the loopback ports of the last run
+PORT_NAMES = ("hub_port", "proxy_api_port", "service_port")
 # `make system-deps` installs the proxy here (beside the checkout, ignored by git).
 CHECKOUT_PROXY_BIN = Path(__file__).resolve().parents[2] / ".hub-node" / "node_modules" / ".bin"
 PROXY_HINT = (
@@ -42,9 +47,40 @@ def public_url_option(value: str | None) -> str:
         raise CLIError(f"--public-url: {exc}") from None
 
 
+def loopback_ports(hub_dir: Path) -> dict[str, int]:
+    """The loopback ports of the hub's API, the proxy's API and the service: the last run's
+    when still free, else new ones. Servers left running across a restart call the hub's API
+    at the address they were started with."""
+    from jupyter_agnes.hub.config import free_loopback_port
+
+    with contextlib.suppress(OSError, ValueError):
+        last = json.loads((hub_dir / PORTS_FILE).read_text())
+        if set(last) == set(PORT_NAMES) and all(_free(int(last[n])) for n in PORT_NAMES):
+            return {name: int(last[name]) for name in PORT_NAMES}
+    ports: dict[str, int] = {}
+    for name in PORT_NAMES:
+        port = free_loopback_port()
+        while port in ports.values():
+            port = free_loopback_port()
+        ports[name] = port
+    return ports
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        # As the hub, proxy and service bind: the last run's connections in TIME_WAIT do
+        # not make the port busy, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def cmd_hub(args: argparse.Namespace) -> int:
     from jupyter_agnes.auth.google_oauth import GoogleOAuthSettings
-    from jupyter_agnes.hub.config import HubSettings, free_loopback_port, prepare_hub
+    from jupyter_agnes.hub.config import HUB_DIR, HubSettings, prepare_hub
 
     if local_dev_mode():
         # The service would sign in every request (through the proxy, on any --ip) as an admin.
@@ -56,14 +92,14 @@ def cmd_hub(args: argparse.Namespace) -> int:
         data_dir=str(data_dir),
         ip=args.ip,
         port=args.port,
-        hub_port=free_loopback_port(),
-        proxy_api_port=free_loopback_port(),
-        service_port=free_loopback_port(),
+        **loopback_ports(data_dir / HUB_DIR),
         proxy_command=proxy,
         google=GoogleOAuthSettings().configured,
         external_url=public_url,
     )
     config = prepare_hub(settings)
+    ports = {name: getattr(settings, name) for name in PORT_NAMES}
+    (settings.hub_dir / PORTS_FILE).write_text(json.dumps(ports))
     hub_url = settings.public_url + "hub/"
     # `login-link` prints links under this URL: the hub, the front door (the service
     # writes the same when it starts).

@@ -24,6 +24,8 @@ SERVICE_ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
 # JupyterHub's own `server` role (jupyterhub.roles), which load_roles replaces.
 SERVER_ROLE_DEFAULT_SCOPES = ("users:activity!user", "access:servers!server")
+# The service's own token: find running servers and stop removed users' (hub.reconcile).
+SERVICE_ROLE_SCOPES = ("list:users", "read:servers", "delete:servers")
 HUB_DIR = "hub"
 DB_FILE = "jupyterhub.sqlite"
 COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
@@ -145,6 +147,8 @@ def configure(c: Any, settings: HubSettings) -> None:
     c.ConfigurableHTTPProxy.auth_token = (hub_dir / PROXY_TOKEN_FILE).read_text().strip()
     c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
     c.JupyterHub.default_url = LANDING_URL
+    # Restarting the hub leaves users' servers (and their kernels) running; see docs/deploy.md.
+    c.JupyterHub.cleanup_servers = False
 
     # The hub opens nothing in the data dir: it asks the service (sign-ins, Lab checks)
     # with a secret made now, kept in memory only, and handed to the service's environment.
@@ -184,4 +188,5 @@ def configure(c: Any, settings: HubSettings) -> None:
     c.JupyterHub.load_roles = [
         {"name": "user", "scopes": ["self", SERVICE_ACCESS_SCOPE]},
         {"name": "server", "scopes": [*SERVER_ROLE_DEFAULT_SCOPES, SERVICE_ACCESS_SCOPE]},
+        {"name": "agnes-service", "scopes": [*SERVICE_ROLE_SCOPES], "services": [SERVICE_NAME]},
     ]

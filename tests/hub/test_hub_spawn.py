@@ -11,9 +11,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,10 +24,10 @@ from jupyter_agnes.hub.unix_names import unix_username
 from jupyter_agnes.hub.unix_users import ensure_unix_user
 from tests.hub.test_hub_service import require_proxy
 from tests.support.hub_kernel import run_in_new_kernel
-from tests.support.hub_process import SERVICE, Hub, hub_token, running_hub
+from tests.support.hub_process import SERVICE, Hub, hub_token, start_hub, stop
 from tests.support.hub_process import auth as _auth
 from tests.support.hub_process import kill_and_remove_unix_user as _kill_and_remove_unix_user
-from tests.support.server_process import agnes_cli, bootstrap_pat
+from tests.support.server_process import agnes_cli, bootstrap_pat, free_port
 
 pytestmark = [
     pytest.mark.timeout(400),
@@ -48,14 +48,32 @@ ANALYSTS = [ANA, SQUAT, BROKEN, *FIVE]
 @dataclass
 class SpawnHub(Hub):
     base: Path = Path()
+    port: int = 0
+    log_path: Path = Path()
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def restart(self) -> None:
+        """Stop `jupyter agnes hub` (SIGTERM to its process group) and start it again on
+        the same data dir and port."""
+        if self.proc is not None:
+            stop(self.proc)
+        self.proc = start_hub(self.data_dir, self.port, self.log_path, self.env)
 
     def session_and_token(self, email: str) -> tuple[requests.Session, str]:
         session = self.signed_in(email)
         return session, hub_token(session, self, email, None)
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
+@contextlib.contextmanager
+def running_spawn_hub(
+    tmp_path_factory: pytest.TempPathFactory,
+    setup: Sequence[tuple[str, ...]],
+    users: Sequence[str],
+    env: dict[str, str] | None = None,
+) -> Iterator[SpawnHub]:
+    """A hub on sample data (2000 rows) with an admin, after the CLI commands `setup`;
+    on exit it stops, and the Unix users of `users` are killed and removed."""
     require_proxy()
     if not (CHECKOUT_USER_VENV / "bin" / "jupyterhub-singleuser").exists():
         reason = f"the analysts' venv is missing: `make .venv-user` builds {CHECKOUT_USER_VENV}"
@@ -66,27 +84,45 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
     base = Path(tempfile.mkdtemp(prefix="agnes-hub-spawn-", dir="/tmp"))
     base.chmod(0o755)
     data_dir = base / "data"
+    hub = None
     try:
         agnes_cli("sample-data", "--rows", "2000", "--data-dir", str(data_dir))
         admin_pat = bootstrap_pat(data_dir, ADMIN)
-        for args in (
-            ("grant", "analysts", "lab", "*"),
-            ("grant", "analysts", "table", "orders"),
-            *(("group", "add-member", "analysts", email) for email in ANALYSTS),
-            ("user", "add", VERA),
-        ):
+        for args in setup:
             agnes_cli(*args, "--data-dir", str(data_dir))
-        log_path = tmp_path_factory.mktemp("hub-spawn") / "hub.log"  # kept for debugging
-        env = {"AGNES_HUB_USER_HOME": str(base / "homes")}
-        with running_hub(data_dir, log_path, env) as url:  # stops the servers it started
-            yield SpawnHub(url=url, data_dir=data_dir, admin_pat=admin_pat, base=base)
+        port = free_port()
+        hub = SpawnHub(
+            url=f"http://127.0.0.1:{port}/",
+            data_dir=data_dir,
+            admin_pat=admin_pat,
+            base=base,
+            port=port,
+            log_path=tmp_path_factory.mktemp("hub-spawn") / "hub.log",  # kept for debugging
+            env={"AGNES_HUB_USER_HOME": str(base / "homes"), **(env or {})},
+        )
+        hub.restart()
+        yield hub
     finally:
-        for email in [*ANALYSTS, VERA]:
+        if hub is not None and hub.proc is not None:
+            stop(hub.proc)  # servers outlive the hub (cleanup_servers=False): killed below
+        for email in users:
             _kill_and_remove_unix_user(unix_username(email))
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _processes_of(uid: int) -> list[str]:
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
+    setup = (
+        ("grant", "analysts", "lab", "*"),
+        ("grant", "analysts", "table", "orders"),
+        *(("group", "add-member", "analysts", email) for email in ANALYSTS),
+        ("user", "add", VERA),
+    )
+    with running_spawn_hub(tmp_path_factory, setup, [*ANALYSTS, VERA]) as running:
+        yield running
+
+
+def _cmdlines_of(uid: int) -> list[str]:
     found = []
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
@@ -104,7 +140,7 @@ def test_analyst_server_runs_as_own_unix_user_and_cannot_read_the_data_dir(hub: 
     entry = pwd.getpwnam(unix_username(ANA))
     assert entry.pw_uid not in (0, os.getuid()) and entry.pw_shell == "/usr/sbin/nologin"
     assert entry.pw_dir == str(hub.base / "homes" / entry.pw_name)
-    assert any("jupyterhub-singleuser" in cmd for cmd in _processes_of(entry.pw_uid))
+    assert any("jupyterhub-singleuser" in cmd for cmd in _cmdlines_of(entry.pw_uid))
 
     secrets = sorted(str(p) for p in hub.data_dir.rglob("*") if p.is_file())
     assert str(hub.data_dir / "agnes.sqlite") in secrets
@@ -199,4 +235,4 @@ def test_five_analysts_spawn_at_once(hub: SpawnHub) -> None:
         resp = requests.get(f"{url}api/status", headers=_auth(tokens[email]), timeout=30)
         assert resp.status_code == 200, (email, resp.text)
         uid = pwd.getpwnam(unix_username(email)).pw_uid
-        assert any("jupyterhub-singleuser" in cmd for cmd in _processes_of(uid)), email
+        assert any("jupyterhub-singleuser" in cmd for cmd in _cmdlines_of(uid)), email

@@ -105,15 +105,32 @@ class KernelChannel:
         self.close()
 
 
+class ServerKernel:
+    """A kernel started in the server at `server_url` (ends in /) that keeps its state
+    between `run` calls; shut down on exit."""
+
+    def __init__(self, server_url: str, token: str, kernel: str = "agnes") -> None:
+        self.server_url = server_url
+        self.headers = {"Authorization": f"token {token}"}
+        self.id = start_kernel(server_url, self.headers, kernel)
+
+    def run(self, code: str, timeout: float = 10) -> str:
+        """Run `code`; its output (stdout, and `Name: message` for an error)."""
+        ws_url = self.server_url.replace("http", "ws", 1) + f"api/kernels/{self.id}/channels"
+        return asyncio.run(_run(ws_url, self.headers, code, timeout))
+
+    def __enter__(self) -> ServerKernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        requests.delete(f"{self.server_url}api/kernels/{self.id}", headers=self.headers,
+                        timeout=60)
+
+
 def run_in_new_kernel(
     server_url: str, token: str, code: str, kernel: str = "agnes", timeout: float = 10
 ) -> str:
     """Start `kernel` in the server at `server_url` (ends in /), run `code`, return its
     output (stdout, and `Name: message` for an error)."""
-    headers = {"Authorization": f"token {token}"}
-    kernel_id = start_kernel(server_url, headers, kernel)
-    ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
-    try:
-        return asyncio.run(_run(ws_url, headers, code, timeout))
-    finally:
-        requests.delete(f"{server_url}api/kernels/{kernel_id}", headers=headers, timeout=60)
+    with ServerKernel(server_url, token, kernel) as k:
+        return k.run(code, timeout)

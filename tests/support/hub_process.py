@@ -93,24 +93,35 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+def start_hub(
+    data_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> subprocess.Popen[bytes]:
+    """`jupyter agnes hub` on `port` (output appended to `log_path`), once its Agnes service
+    answers through the proxy."""
+    with log_path.open("ab") as log:
+        args = [*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)]
+        proc = spawn(args, log, env)
+    try:
+        wait_healthy(proc, f"http://127.0.0.1:{port}/{SERVICE}agnes/api/health", timeout=timeout)
+    except RuntimeError as exc:
+        stop(proc)
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"the hub {exc}:\n{tail}") from None
+    return proc
+
+
 @contextlib.contextmanager
 def running_hub(
     data_dir: Path, log_path: Path, env: dict[str, str] | None = None, timeout: float = 180
 ) -> Iterator[str]:
     """`jupyter agnes hub` on a free loopback port; yields its public URL once the service
-    answers, and stops it (and the servers it started) on exit."""
+    answers, and stops it on exit (the servers it started outlive it: cleanup_servers is
+    off, so whoever made them removes them)."""
     port = free_port()
-    with log_path.open("wb") as log:
-        proc = spawn([*JUPYTER_AGNES, "hub", "--data-dir", str(data_dir), "--port", str(port)],
-                     log, env)
-    url = f"http://127.0.0.1:{port}/"
+    proc = start_hub(data_dir, port, log_path, env, timeout)
     try:
-        try:
-            wait_healthy(proc, f"{url}{SERVICE}agnes/api/health", timeout=timeout)
-        except RuntimeError as exc:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"the hub {exc}:\n{tail}") from None
-        yield url
+        yield f"http://127.0.0.1:{port}/"
     finally:
         stop(proc)
 

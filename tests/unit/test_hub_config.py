@@ -136,3 +136,28 @@ def test_per_user_servers_reach_the_service_on_loopback(
     c = Config()
     configure(c, s)
     assert c.AgnesLocalSpawner.agnes_service_url == service_url
+
+
+def test_the_hub_keeps_its_loopback_ports_across_restarts(tmp_path: Path) -> None:
+    """Servers left running call the hub's API where they were started; a port of the last
+    run that only has connections in TIME_WAIT is reused, one with a listener is not."""
+    import json
+    import socket
+    import time
+
+    from jupyter_agnes.cli.hub import PORT_NAMES, PORTS_FILE, loopback_ports
+
+    first = loopback_ports(tmp_path)
+    assert sorted(first) == sorted(PORT_NAMES) and len(set(first.values())) == 3
+    (tmp_path / PORTS_FILE).write_text(json.dumps(first))
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", first["hub_port"]))
+        listener.listen()
+        client = socket.create_connection(("127.0.0.1", first["hub_port"]))
+        accepted, _ = listener.accept()
+        assert loopback_ports(tmp_path)["hub_port"] != first["hub_port"]  # someone listens
+        accepted.close()  # the hub's side closes first: its port is left in TIME_WAIT
+        time.sleep(0.05)
+        client.close()
+    assert loopback_ports(tmp_path) == first
