@@ -119,10 +119,10 @@ def test_a_bad_public_url_is_a_clear_cli_error(
 @pytest.mark.parametrize(
     ("ip", "service_url"),
     [
-        ("127.0.0.1", "http://127.0.0.1:8000/services/agnes/"),  # the proxy, on loopback
-        ("0.0.0.0", "http://127.0.0.1:8000/services/agnes/"),
-        ("::", "http://[::1]:8000/services/agnes/"),
-        ("10.1.2.3", "http://127.0.0.1:8002/services/agnes/"),  # the service's own port
+        ("127.0.0.1", "http://127.0.0.1:8002/services/agnes/"),  # the service's own port
+        ("0.0.0.0", "http://127.0.0.1:8002/services/agnes/"),
+        ("::", "http://127.0.0.1:8002/services/agnes/"),
+        ("10.1.2.3", "http://127.0.0.1:8002/services/agnes/"),
     ],
 )
 def test_per_user_servers_reach_the_service_on_loopback(
