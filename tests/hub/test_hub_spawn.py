@@ -107,14 +107,18 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"token {token}"}
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
-    require_proxy()
+def require_user_venv() -> None:
     if not (CHECKOUT_USER_VENV / "bin" / "jupyterhub-singleuser").exists():
         reason = f"the analysts' venv is missing: `make .venv-user` builds {CHECKOUT_USER_VENV}"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnHub]:
+    require_proxy()
+    require_user_venv()
     # Others may traverse the base, so only the data dir's own 0700 keeps analysts out.
     base = Path(tempfile.mkdtemp(prefix="agnes-hub-spawn-", dir="/tmp"))
     base.chmod(0o755)
