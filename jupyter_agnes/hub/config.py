@@ -3,6 +3,9 @@
 `prepare_hub` creates `<data-dir>/hub/` (0700) with the hub's secrets (0600) and writes
 `<data-dir>/hub/jupyterhub_config.py`, a two-line file that calls `configure` with the
 values chosen at start (ports, paths), so an operator can read what runs.
+`configure` is made of named parts (`configure_hub_state`, `configure_proxy`,
+`configure_authenticator`, `configure_spawner`, `configure_agnes_service`, `configure_roles`)
+that config/jupyterhub_config.py, the operators' own config, calls one by one.
 """
 
 from __future__ import annotations
