@@ -6,7 +6,7 @@ RUN_VENV := .venv-run
 DATA_DIR ?= .agnes-data
 PORT ?= 8888
 
-.PHONY: run hub test test-unit test-notebooks lint bench system-deps clean
+.PHONY: run hub hub-deps test test-unit test-notebooks lint bench system-deps clean
 
 # What `make run` installs: the package and its runtime dependencies, nothing else. A pattern
 # rule, so the notebook check below builds $(RUN_VENV) by exactly the same recipe.
@@ -40,7 +40,9 @@ $(USER_VENV)/.user-installed: pyproject.toml
 # JupyterHub with the Agnes service (the team deployment's first part), set up like `make run`.
 HUB_PORT ?= 8000
 CHP := .hub-node/node_modules/.bin/configurable-http-proxy
-hub: $(VENV)/.installed $(CHP) $(USER_VENV)/.user-installed
+# What it needs besides the package: the proxy and the analysts' venv (docs/deploy.md's step 1).
+hub-deps: $(VENV)/.installed $(CHP) $(USER_VENV)/.user-installed
+hub: hub-deps
 	$(VENV)/bin/jupyter agnes hub --quickstart --data-dir $(DATA_DIR) --port $(HUB_PORT)
 
 # Debian's Chromium (browser tests) and PostgreSQL (store tests); npm's posthog-js (fake PostHog)

@@ -3,6 +3,9 @@
 `prepare_hub` creates `<data-dir>/hub/` (0700) with the hub's secrets (0600) and writes
 `<data-dir>/hub/jupyterhub_config.py`, a two-line file that calls `configure` with the
 values chosen at start (ports, paths), so an operator can read what runs.
+`configure` is made of named parts (`configure_hub_state`, `configure_proxy`,
+`configure_authenticator`, `configure_spawner`, `configure_agnes_service`, `configure_roles`)
+that config/jupyterhub_config.py, the operators' own config, calls one by one.
 """
 
 from __future__ import annotations
@@ -96,8 +99,9 @@ def _private_file(path: Path, make: Any = None) -> Path:
     return path
 
 
-def prepare_hub(settings: HubSettings) -> Path:
-    """Create the hub's state in the data dir and write its config file; return that file."""
+def prepare_hub_state(settings: HubSettings) -> Path:
+    """Create the hub's private state in `<data-dir>/hub/` (0700): its database, cookie
+    secret and proxy token (0600); return that folder."""
     hub_dir = settings.hub_dir
     hub_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     hub_dir.chmod(0o700)
@@ -105,7 +109,12 @@ def prepare_hub(settings: HubSettings) -> Path:
     _private_file(hub_dir / DB_FILE)
     _private_file(hub_dir / COOKIE_SECRET_FILE, lambda: secrets.token_hex(32))
     _private_file(hub_dir / PROXY_TOKEN_FILE, lambda: secrets.token_hex(32))
-    config = hub_dir / CONFIG_FILE
+    return hub_dir
+
+
+def prepare_hub(settings: HubSettings) -> Path:
+    """Create the hub's state in the data dir and write its config file; return that file."""
+    config = prepare_hub_state(settings) / CONFIG_FILE
     fields = ", ".join(f"{k}={v!r}" for k, v in asdict(settings).items())
     config.write_text(
         '"""Written by `jupyter agnes hub` at each start; edits are overwritten."""\n'
@@ -129,7 +138,21 @@ def service_environment() -> dict[str, str]:
 
 
 def configure(c: Any, settings: HubSettings) -> None:
-    """Fill the traitlets config `c` of a JupyterHub that fronts the Agnes service."""
+    """Fill the traitlets config `c` of a JupyterHub that fronts the Agnes service.
+
+    Each part is its own function, so an operator's config can call them one by one and
+    change what follows (config/jupyterhub_config.py does)."""
+    configure_hub_state(c, settings)
+    configure_proxy(c, settings)
+    configure_service_client(c, settings)
+    configure_authenticator(c, settings)
+    configure_spawner(c, settings)
+    configure_agnes_service(c, settings)
+    configure_roles(c)
+
+
+def configure_hub_state(c: Any, settings: HubSettings) -> None:
+    """Where the hub listens, and its state in `<data-dir>/hub/` (see `prepare_hub_state`)."""
     hub_dir = settings.hub_dir
     c.JupyterHub.ip = settings.ip
     c.JupyterHub.port = settings.port
@@ -138,19 +161,37 @@ def configure(c: Any, settings: HubSettings) -> None:
     c.JupyterHub.db_url = f"sqlite:///{hub_dir / DB_FILE}"
     c.JupyterHub.cookie_secret_file = str(hub_dir / COOKIE_SECRET_FILE)
     c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
-    c.ConfigurableHTTPProxy.command = [settings.proxy_command]
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
-    c.ConfigurableHTTPProxy.auth_token = (hub_dir / PROXY_TOKEN_FILE).read_text().strip()
-    c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
     c.JupyterHub.default_url = LANDING_URL
     # Restarting the hub leaves users' servers (and their kernels) running; see docs/deploy.md.
     c.JupyterHub.cleanup_servers = False
 
-    # The hub opens nothing in the data dir: it asks the service (sign-ins, Lab checks)
-    # with a secret made now, kept in memory only, and handed to the service's environment.
-    hub_secret = new_hub_secret()
+
+def configure_proxy(c: Any, settings: HubSettings) -> None:
+    """configurable-http-proxy, started by the hub; its REST API on loopback."""
+    hub_dir = settings.hub_dir
+    c.ConfigurableHTTPProxy.command = [settings.proxy_command]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = (hub_dir / PROXY_TOKEN_FILE).read_text().strip()
+    c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
+
+
+def configure_service_client(c: Any, settings: HubSettings) -> None:
+    """How the hub asks the service (sign-ins, Lab checks): the hub opens nothing in the
+    data dir. The secret is made now, kept in memory only, and handed to the service's
+    environment by `configure_agnes_service`."""
     c.AgnesServiceClient.api_url = f"http://127.0.0.1:{settings.service_port}{SERVICE_PREFIX}"
-    c.AgnesServiceClient.hub_secret = hub_secret
+    _hub_secret(c)
+
+
+def _hub_secret(c: Any) -> str:
+    """The hub↔service secret of this config, made on first use."""
+    if not c.AgnesServiceClient.get("hub_secret"):
+        c.AgnesServiceClient.hub_secret = new_hub_secret()
+    return str(c.AgnesServiceClient.hub_secret)
+
+
+def configure_authenticator(c: Any, settings: HubSettings) -> None:
+    """Google sign-in under the Agnes policy when configured, else one-time login links."""
     if settings.google:
         c.JupyterHub.authenticator_class = "agnes-google"
         c.AgnesGoogleOAuthenticator.oauth_callback_url = settings.public_url + "hub/oauth_callback"
@@ -158,13 +199,20 @@ def configure(c: Any, settings: HubSettings) -> None:
         c.AgnesGoogleOAuthenticator.sync_store = True
     else:
         c.JupyterHub.authenticator_class = "jupyter_agnes.hub.login_link.AgnesLinkAuthenticator"
+
+
+def configure_spawner(c: Any, settings: HubSettings) -> None:
+    """Per-user servers as per-user Unix users, only for people with Agnes's `lab`."""
     c.JupyterHub.spawner_class = "jupyter_agnes.hub.spawner.AgnesLocalSpawner"
     # Kernels send their hub token there: loopback, never the public (maybe plain http) URL.
     c.AgnesLocalSpawner.agnes_service_url = settings.local_service_url
-    c.AgnesLocalSpawner.server_log_dir = str(hub_dir / "server-logs")
+    c.AgnesLocalSpawner.server_log_dir = str(settings.hub_dir / "server-logs")
     c.Spawner.start_timeout = SERVER_START_TIMEOUT_S
     c.Spawner.http_timeout = SERVER_START_TIMEOUT_S
 
+
+def configure_agnes_service(c: Any, settings: HubSettings) -> None:
+    """The hub-managed `agnes` service: the one process that opens the data dir."""
     c.JupyterHub.services = [
         {
             "name": SERVICE_NAME,
@@ -173,14 +221,17 @@ def configure(c: Any, settings: HubSettings) -> None:
                 *(sys.executable, "-m", "jupyter_agnes.hub.service"),
                 *("--data-dir", settings.data_dir, "--hub-url", settings.public_url + "hub/"),
             ],
-            "environment": {**service_environment(), HUB_SECRET_ENV: hub_secret},
+            "environment": {**service_environment(), HUB_SECRET_ENV: _hub_secret(c)},
             # A loaded machine takes over the default 30 s to import jupyter-server & co.
             "timeout": SERVICE_START_TIMEOUT_S,
             "oauth_no_confirm": True,  # the hub's own service: no "authorize access?" page
         }
     ]
-    # Every signed-in hub user may reach the service; what they may do there is Agnes's call.
-    # Servers' tokens (their kernels' JUPYTERHUB_API_TOKEN) reach it as their user too.
+
+
+def configure_roles(c: Any) -> None:
+    """Every signed-in hub user may reach the service; what they may do there is Agnes's
+    call. Servers' tokens (their kernels' JUPYTERHUB_API_TOKEN) reach it as their user too."""
     c.JupyterHub.load_roles = [
         {"name": "user", "scopes": ["self", SERVICE_ACCESS_SCOPE]},
         {"name": "server", "scopes": [*SERVER_ROLE_DEFAULT_SCOPES, SERVICE_ACCESS_SCOPE]},

@@ -65,6 +65,14 @@ class SpawnHub(Hub):
         return session, hub_token(session, self, email, None)
 
 
+def require_user_venv() -> None:
+    if not (CHECKOUT_USER_VENV / "bin" / "jupyterhub-singleuser").exists():
+        reason = f"the analysts' venv is missing: `make .venv-user` builds {CHECKOUT_USER_VENV}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
 @contextlib.contextmanager
 def running_spawn_hub(
     tmp_path_factory: pytest.TempPathFactory,
@@ -75,11 +83,7 @@ def running_spawn_hub(
     """A hub on sample data (2000 rows) with an admin, after the CLI commands `setup`;
     on exit it stops, and the Unix users of `users` are killed and removed."""
     require_proxy()
-    if not (CHECKOUT_USER_VENV / "bin" / "jupyterhub-singleuser").exists():
-        reason = f"the analysts' venv is missing: `make .venv-user` builds {CHECKOUT_USER_VENV}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_user_venv()
     # Others may traverse the base, so only the data dir's own 0700 keeps analysts out.
     base = Path(tempfile.mkdtemp(prefix="agnes-hub-spawn-", dir="/tmp"))
     base.chmod(0o755)
