@@ -210,10 +210,9 @@ def configure_google_refresh(c: Any, settings: HubSettings) -> None:
     """Re-apply the Google policy every AGNES_HUB_REFRESH_S and before each spawn: someone
     who left the allowed groups has their servers stopped (`refresh_user`). The policy needs
     the user info of the sign-in, kept in the hub's auth state, encrypted with a key made once
-    in `<data-dir>/hub/` (0600); an operator's JUPYTERHUB_CRYPT_KEY wins."""
-    if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
-        key_file = _private_file(settings.hub_dir / CRYPT_KEY_FILE, lambda: secrets.token_hex(32))
-        c.CryptKeeper.keys = [key_file.read_text().strip()]
+    in `<data-dir>/hub/` (0600); an operator's config may set `c.CryptKeeper.keys` after this."""
+    key_file = _private_file(settings.hub_dir / CRYPT_KEY_FILE, lambda: secrets.token_hex(32))
+    c.CryptKeeper.keys = [key_file.read_text().strip()]
     c.AgnesGoogleOAuthenticator.enable_auth_state = True
     # An Integer trait: a fractional interval rounds up.
     c.AgnesGoogleOAuthenticator.auth_refresh_age = math.ceil(refresh_interval_s())

@@ -50,7 +50,6 @@ def test_google_hubs_re_check_the_policy_with_encrypted_auth_state(
 
     from jupyter_agnes.hub.config import CRYPT_KEY_FILE
 
-    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY", raising=False)
     monkeypatch.setenv("AGNES_HUB_REFRESH_S", "2.5")
     s = settings(data_dir, True)
     prepare_hub(s)
