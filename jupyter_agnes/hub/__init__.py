@@ -247,19 +247,56 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         return True
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
-        """False once the policy no longer allows the user; they must sign in again.
-        While the Agnes service is unreachable, the user stays as they are (next refresh)."""
+        """Re-apply the policy (every `auth_refresh_age` and before a spawn). Once it refuses
+        the user, their servers stop and they must sign in again (False): the hub keeps stale
+        auth for token requests, so a running server would otherwise outlive the refusal.
+        While Google or the Agnes service cannot answer, the user stays as they are."""
         try:
             refreshed = await super().refresh_user(user, handler, **kwargs)
+            if refreshed is False:  # Google's access token expired: decide on the kept info
+                refreshed = await self._auth_model_from_state(user)
         except ServiceUnavailable as exc:
             self.log.warning("Refreshing %s: no answer from the Agnes service: %s", user.name, exc)
+            return True
+        except Exception as exc:  # Google down or slow (tornado's, OSError, GoogleAuthError...)
+            self.log.warning("Refreshing %s failed, kept as they are: %r", user.name, exc)
             return True
         if isinstance(refreshed, dict):
             record = (refreshed.get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
             if not record.get("allowed"):
-                self.log.warning(
-                    "Google access for %s ended: %s", user.name, record.get("code", "unknown")
-                )
+                await self._stop_servers(user, handler, record.get("code", "unknown"))
                 return False
             return self._keep_groups_when_no_data(refreshed)
         return refreshed
+
+    async def _auth_model_from_state(self, user: Any) -> dict[str, Any] | bool:
+        """The auth model of the policy applied to the user info kept from the sign-in;
+        False (sign in again) when none is kept."""
+        auth_state = await user.get_auth_state()
+        if not (auth_state or {}).get(self.user_auth_state_key):
+            return False
+        model = {
+            "name": user.name,
+            "admin": True if user.name in self.admin_users else None,
+            "auth_state": auth_state,
+        }
+        model = await self.update_auth_model(model)
+        if self.manage_groups:
+            model["groups"] = sorted(await self.get_user_groups(auth_state))
+        return model
+
+    async def _stop_servers(self, user: Any, handler: Any, reason: str) -> None:
+        """Stop every server of `user` (the hub's own stop, proxy route included)."""
+        stopped = []
+        for name, spawner in list(user.spawners.items()):
+            if not spawner.active or spawner._stop_pending:
+                continue
+            if handler is not None and not spawner.pending:
+                await handler.stop_single_user(user, name)
+            else:  # no request to stop it through, or a spawn under way
+                await user.stop(name)
+            stopped.append(name or "default")
+        self.log.warning(
+            "Google access for %s ended: %s; servers stopped: %s",
+            user.name, reason, ", ".join(stopped) or "none",
+        )

@@ -10,6 +10,7 @@ that config/jupyterhub_config.py, the operators' own config, calls one by one.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_agnes import envknobs
+from jupyter_agnes.hub.reconcile import refresh_interval_s
 from jupyter_agnes.hub.service_client import HUB_SECRET_ENV, new_hub_secret
 
 SERVICE_NAME = "agnes"
@@ -32,6 +34,8 @@ HUB_DIR = "hub"
 DB_FILE = "jupyterhub.sqlite"
 COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
 PROXY_TOKEN_FILE = "proxy_token"
+# Encrypts the hub's auth state (Google sign-ins' user info, re-checked at each refresh).
+CRYPT_KEY_FILE = "auth_state_crypt_key"
 CONFIG_FILE = "jupyterhub_config.py"
 SERVICE_START_TIMEOUT_S = 180
 SERVER_START_TIMEOUT_S = 180  # a per-user server on a loaded machine: imports take a while
@@ -197,8 +201,22 @@ def configure_authenticator(c: Any, settings: HubSettings) -> None:
         c.AgnesGoogleOAuthenticator.oauth_callback_url = settings.public_url + "hub/oauth_callback"
         # The service knows people only from the store: Google sign-ins must reach it.
         c.AgnesGoogleOAuthenticator.sync_store = True
+        configure_google_refresh(c, settings)
     else:
         c.JupyterHub.authenticator_class = "jupyter_agnes.hub.login_link.AgnesLinkAuthenticator"
+
+
+def configure_google_refresh(c: Any, settings: HubSettings) -> None:
+    """Re-apply the Google policy every AGNES_HUB_REFRESH_S and before each spawn: someone
+    who left the allowed groups has their servers stopped (`refresh_user`). The policy needs
+    the user info of the sign-in, kept in the hub's auth state, encrypted with a key made once
+    in `<data-dir>/hub/` (0600); an operator's config may set `c.CryptKeeper.keys` after this."""
+    key_file = _private_file(settings.hub_dir / CRYPT_KEY_FILE, lambda: secrets.token_hex(32))
+    c.CryptKeeper.keys = [key_file.read_text().strip()]
+    c.AgnesGoogleOAuthenticator.enable_auth_state = True
+    # An Integer trait: a fractional interval rounds up.
+    c.AgnesGoogleOAuthenticator.auth_refresh_age = math.ceil(refresh_interval_s())
+    c.AgnesGoogleOAuthenticator.refresh_pre_spawn = True
 
 
 def configure_spawner(c: Any, settings: HubSettings) -> None:

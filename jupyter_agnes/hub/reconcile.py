@@ -84,6 +84,18 @@ def positive_seconds(value: float) -> float:
     return value
 
 
+def refresh_interval_s() -> float:
+    """AGNES_HUB_REFRESH_S (default 300): how often removed users' servers are looked for,
+    here and by the hub's Google refresh (`hub.config.configure_authenticator`)."""
+    raw = env_str("AGNES_HUB_REFRESH_S")
+    try:
+        return positive_seconds(float(raw)) if raw else DEFAULT_REFRESH_S
+    except ValueError:
+        raise TraitError(
+            f"AGNES_HUB_REFRESH_S={raw!r} is not a positive number of seconds"
+        ) from None
+
+
 class HubError(Exception):
     """The hub's API failed or answered unexpectedly."""
 
@@ -98,13 +110,7 @@ class HubReconciler(LoggingConfigurable):
 
     @default("interval_s")
     def _interval_default(self) -> float:
-        raw = env_str("AGNES_HUB_REFRESH_S")
-        try:
-            return positive_seconds(float(raw)) if raw else DEFAULT_REFRESH_S
-        except ValueError:
-            raise TraitError(
-                f"AGNES_HUB_REFRESH_S={raw!r} is not a positive number of seconds"
-            ) from None
+        return refresh_interval_s()
 
     @validate("interval_s")
     def _positive(self, proposal: dict[str, Any]) -> float:

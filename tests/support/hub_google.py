@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -71,13 +72,32 @@ class FakeHandler:
         return self._cookie
 
 
+@dataclass
+class FakeSpawner:
+    """The part of a JupyterHub spawner `refresh_user` reads."""
+
+    active: bool = True
+    pending: str | None = None
+    _stop_pending: bool = False
+
+
 class FakeHubUser:
-    def __init__(self, name: str, auth_state: dict[str, Any]) -> None:
+    """The part of JupyterHub's `User` the authenticator uses; `stopped` records stops."""
+
+    def __init__(
+        self, name: str, auth_state: dict[str, Any], servers: dict[str, FakeSpawner] | None = None
+    ) -> None:
         self.name = name
         self._auth_state = auth_state
+        self.spawners = dict(servers or {})
+        self.stopped: list[str] = []
 
     async def get_auth_state(self) -> dict[str, Any]:
         return self._auth_state
+
+    async def stop(self, server_name: str = "") -> None:
+        self.stopped.append(server_name)
+        self.spawners[server_name].active = False
 
 
 def browser_consent(auth: AgnesGoogleOAuthenticator) -> FakeHandler:

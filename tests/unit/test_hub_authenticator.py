@@ -12,7 +12,7 @@ from jupyter_agnes.auth.google_oauth import GoogleAuthError
 from jupyter_agnes.hub import AgnesGoogleOAuthenticator
 from jupyter_agnes.hub.google_handlers import REFUSAL_ATTR, AgnesOAuthLoginHandler
 from tests.fakes.google_server import FakeGoogle
-from tests.support.hub_google import ADMINS, FakeHubUser, browser_consent, make_auth
+from tests.support.hub_google import ADMINS, FakeHubUser, FakeSpawner, browser_consent, make_auth
 
 
 @pytest.fixture
@@ -157,6 +157,57 @@ def test_refresh_user_false_once_removed_from_groups(google) -> None:
     still, gone = run(scenario())
     assert isinstance(still, dict) and still["groups"] == ["agnes-bi@acme.com"]
     assert gone is False
+
+
+def test_a_refusal_at_refresh_stops_the_running_servers(google, caplog) -> None:
+    google.set_user("ann@acme.com", groups=["agnes-bi@acme.com"])
+
+    async def scenario() -> tuple[Any, FakeHubUser]:
+        auth = make_auth(google)
+        model = await login(auth)
+        servers = {"": FakeSpawner(), "etl": FakeSpawner(), "old": FakeSpawner(active=False)}
+        user = FakeHubUser(model["name"], model["auth_state"], servers)
+        google.set_user("ann@acme.com", groups=["sales@acme.com"])  # removed in Google
+        return await auth.refresh_user(user), user
+
+    with caplog.at_level("WARNING"):
+        refreshed, user = run(scenario())
+    assert refreshed is False
+    assert sorted(user.stopped) == ["", "etl"]
+    assert "Google access for ann@acme.com ended: not_in_allowed_group" in caplog.text
+
+
+def test_an_expired_google_token_still_re_applies_the_policy(google) -> None:
+    """Google's access token lasts an hour: the policy is then applied to the kept user info."""
+    google.set_user("ann@acme.com", groups=["agnes-bi@acme.com"])
+
+    async def scenario() -> tuple[Any, Any, FakeHubUser]:
+        auth = make_auth(google)
+        model = await login(auth)
+        user = FakeHubUser(model["name"], model["auth_state"], {"": FakeSpawner()})
+        for token, who in list(google.access_tokens.items()):
+            if who == "ann@acme.com":
+                del google.access_tokens[token]  # userinfo now answers 401
+        still = await auth.refresh_user(user)
+        google.set_user("ann@acme.com", groups=["sales@acme.com"])
+        return still, await auth.refresh_user(user), user
+
+    still, gone, user = run(scenario())
+    assert isinstance(still, dict) and still["groups"] == ["agnes-bi@acme.com"]
+    assert gone is False and user.stopped == [""]
+
+
+def test_google_down_at_refresh_stops_nobody(caplog) -> None:
+    with FakeGoogle() as google:
+        google.set_user("ann@acme.com", groups=["agnes-bi@acme.com"])
+        auth = make_auth(google)
+        model = run(login(auth))
+    # The fake is gone: userinfo cannot be reached.
+    user = FakeHubUser(model["name"], model["auth_state"], {"": FakeSpawner()})
+    with caplog.at_level("WARNING"):
+        assert run(auth.refresh_user(user)) is True
+    assert user.stopped == []
+    assert "kept as they are" in caplog.text
 
 
 def test_refresh_keeps_groups_when_directory_fails(google) -> None:

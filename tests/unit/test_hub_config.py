@@ -43,6 +43,48 @@ def test_sign_ins_reach_the_store_through_the_service(data_dir: Path, google: bo
     assert secret not in config_file.read_text()
 
 
+def test_google_hubs_re_check_the_policy_with_encrypted_auth_state(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyterhub.crypto import CryptKeeper
+
+    from jupyter_agnes.hub.config import CRYPT_KEY_FILE
+
+    monkeypatch.setenv("AGNES_HUB_REFRESH_S", "2.5")
+    s = settings(data_dir, True)
+    prepare_hub(s)
+    c = Config()
+    configure(c, s)
+    key_file = data_dir / "hub" / CRYPT_KEY_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    (key,) = c.CryptKeeper["keys"]  # a Config is a dict: .keys is its method
+    assert key == key_file.read_text().strip()
+    assert len(CryptKeeper(keys=[key]).keys[0]) == 32  # the hub accepts the hex key
+    google = c.AgnesGoogleOAuthenticator
+    assert google.enable_auth_state is True and google.refresh_pre_spawn is True
+    assert google.auth_refresh_age == 3  # AGNES_HUB_REFRESH_S, rounded up to whole seconds
+    # Made once: a restart keeps the key, so the stored auth state stays readable.
+    again = Config()
+    configure(again, s)
+    assert again.CryptKeeper["keys"] == [key]
+    # Login links keep no auth state.
+    links = Config()
+    configure(links, settings(data_dir, False))
+    assert "enable_auth_state" not in links.AgnesGoogleOAuthenticator
+
+
+def test_a_bad_refresh_interval_stops_the_hub_config(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from traitlets import TraitError
+
+    monkeypatch.setenv("AGNES_HUB_REFRESH_S", "0")
+    s = settings(data_dir, True)
+    prepare_hub(s)
+    with pytest.raises(TraitError, match="AGNES_HUB_REFRESH_S='0'"):
+        configure(Config(), s)
+
+
 def test_local_dev_mode_is_refused(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
