@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from urllib.parse import urlparse
@@ -51,6 +52,13 @@ def main(args: Sequence[str] | None = None) -> None:
     os.environ["AGNES_DATA_DIR"] = ns.data_dir  # the dashboards' kernels read it too
     argv = service_argv(ns.data_dir, ns.hub_url, dict(os.environ))
     sys.stdout.flush()
+    # The hub stops its services with SIGINT, then SIGTERM 30 s later. SIGINT must stop
+    # jupyter-server: not ignored (a hub started in the background inherits SIG_IGN), and
+    # not a "shut down? (y/n)" prompt nobody sees (it asks when stdin is a terminal).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     os.execv(argv[0], argv)  # noqa: S606 - argv is built above, no shell
 
 
