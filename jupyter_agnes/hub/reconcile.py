@@ -171,7 +171,7 @@ class HubReconciler(LoggingConfigurable):
             raise HubError(f"{method} {self.hub_api_url}{path}: {exc!r}") from None
 
     async def _running_servers(self, client: httpx.AsyncClient) -> dict[str, list[str]]:
-        """{hub user: names of their servers that run and are not being stopped}."""
+        """{hub user: names of their servers that run, neither starting nor stopping}."""
         running: dict[str, list[str]] = {}
         offset = 0
         while True:
@@ -186,10 +186,13 @@ class HubReconciler(LoggingConfigurable):
                 raise HubError(f"listing the hub's users answered {resp.status_code}: {resp.text}")
             page = resp.json()
             for user in page.get("items", []):
+                # A server being stopped needs nothing; one being started is left to the
+                # spawner's own Lab check (stopping it mid-spawn fails that request with a
+                # 500); if it starts anyway, the next tick stops it.
                 servers = [
                     name
                     for name, server in (user.get("servers") or {}).items()
-                    if server.get("pending") != "stop"
+                    if not server.get("pending")
                 ]
                 if servers:
                     running[user["name"]] = servers

@@ -123,21 +123,25 @@ def running(*names: str, pending: str | None = None) -> dict[str, dict[str, dict
 
 def test_a_tick_stops_removed_users_servers_and_audits_each(auth: AuthService) -> None:
     with FakeHubAPI(TOKEN, page_size=2) as hub:
-        # Five users over three pages; one removed user's server is already being stopped.
+        # Six users over three pages; one removed user's server is already being stopped,
+        # another's is starting (the spawner's own Lab check refuses it).
         hub.servers = {**running(LAB, ADMIN, VIEWER, "stranger@example.com"),
-                       **running(REVOKED, pending="stop")}
-        change(auth, revoke="others")
+                       **running(REVOKED, pending="stop"), **running(OFF, pending="spawn")}
+        change(auth, revoke="others", deactivate=OFF)
         reconciler = HubReconciler(auth, hub.api_url, TOKEN)
         stopped = asyncio.run(reconciler.tick())
         assert stopped == {VIEWER: NO_LAB, "stranger@example.com": UNKNOWN}
         assert sorted(hub.deleted) == ["stranger@example.com", VIEWER]
         assert [c for c in hub.calls if c[0] == "GET"][-1][1].endswith("offset=4")
-        assert sorted(stop_rows(auth)) == [
+        hub.servers[OFF][""]["pending"] = None  # it started after all: the next tick stops it
+        assert asyncio.run(reconciler.tick()) == {OFF: DEACTIVATED}
+        assert sorted(stop_rows(auth)) == sorted([
+            (ACTOR, f"user:{OFF}", True, DEACTIVATED),
             (ACTOR, "user:stranger@example.com", False, UNKNOWN),
             (ACTOR, f"user:{VIEWER}", True, NO_LAB),
-        ]
+        ])
         assert asyncio.run(reconciler.tick()) == {}  # nothing runs that must stop
-        assert len(stop_rows(auth)) == 2
+        assert len(stop_rows(auth)) == 3
 
 
 def test_a_wrong_token_stops_nothing(auth: AuthService) -> None:
