@@ -1,5 +1,6 @@
 """A fake JupyterHub REST API on 127.0.0.1, just what the Agnes service's reconciler calls:
-`GET /hub/api/users?state=active` (paginated form, `page_size` users a page) and
+`GET /hub/api/users?state=active` (`page_size` users a page; the paginated form only when
+asked for with JupyterHub's media type, a bare list otherwise, as the real hub answers) and
 `DELETE /hub/api/users/NAME/server`. It checks the token, records every call, and can
 be told to fail the next N calls (`fail_next`) or to drop connections (`down`).
 
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 PREFIX = "/hub/api/"
+PAGINATED = "application/jupyterhub-pagination+json"
 
 
 class FakeHubAPI:
@@ -71,6 +73,9 @@ class FakeHubAPI:
                     names = sorted(n for n, servers in fake.servers.items() if servers)
                     page = names[offset : offset + fake.page_size]
                     items = [{"name": n, "servers": fake.servers[n]} for n in page]
+                if self.headers.get("Accept") != PAGINATED:
+                    # As JupyterHub does: without its pagination media type, a bare list.
+                    return self._answer(200, items)
                 following = offset + fake.page_size
                 more = following < len(names)
                 pagination = {"offset": offset, "total": len(names),
