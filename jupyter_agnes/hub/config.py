@@ -4,7 +4,8 @@
 `<data-dir>/hub/jupyterhub_config.py`, a two-line file that calls `configure` with the
 values chosen at start (ports, paths), so an operator can read what runs.
 `configure` is made of named parts (`configure_hub_state`, `configure_proxy`,
-`configure_authenticator`, `configure_spawner`, `configure_agnes_service`, `configure_roles`)
+`configure_service_client`, `configure_authenticator`, `configure_spawner`,
+`configure_agnes_service`, `configure_roles`)
 that config/jupyterhub_config.py, the operators' own config, calls one by one.
 """
 
@@ -52,7 +53,7 @@ class HubSettings:
     port: int
     hub_port: int  # the hub's own API, loopback only
     proxy_api_port: int  # configurable-http-proxy's REST API, loopback only
-    service_port: int  # the Agnes service, loopback only (reached through the proxy)
+    service_port: int  # the Agnes service, loopback only (people: through the proxy)
     proxy_command: str
     google: bool  # Google sign-in configured (GOOGLE_CLIENT_ID): the hub uses it
     # The URL people open (--public-url), ending in /; empty: http://<ip>:<port>/.
