@@ -153,10 +153,13 @@ class AgnesExtensionApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         from server_extension.handlers import agnes_handlers
         from server_extension.lab_isolation import isolation_handlers
+        from server_extension.terminal_socket import terminal_socket_handlers
 
         self.handlers.extend(agnes_handlers())
         self.handlers.extend(isolation_handlers())  # before the server's own /api/kernels…
         self.handlers.extend(workspace_list_handlers())  # before JupyterLab's own list
+        # before jupyter-server-terminals' own: revocation reaches open terminals
+        self.handlers.extend(terminal_socket_handlers(self.serverapp))
 
     async def stop_extension(self) -> None:
         if self._reconcile_task is not None:

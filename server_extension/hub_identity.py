@@ -117,5 +117,4 @@ class AgnesServiceAuthorizer(Authorizer):
 class ServiceKernelWebsocketConnection(AgnesKernelWebsocketConnection):
     """Every connection is a dashboard viewer's: widget traffic only, no code."""
 
-    def _is_viewer_only(self) -> bool:
-        return True
+    runs_lab_code = False

@@ -4,10 +4,15 @@ A viewer reaches a kernel only through Voila (see voila_access). Voila itself do
 stop the page's websocket from sending `execute_request`, which would hand a viewer
 arbitrary code execution. For a principal without Lab access this connection forwards
 only what a rendered dashboard needs: kernel info and widget comm traffic.
+
+Each connection is also registered with the server's `OpenSockets` (socket_revocation):
+every incoming message is dropped, and the socket closed, once the credential that opened
+it no longer reaches this kernel; whether it is viewer-only follows the principal of today.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -18,6 +23,12 @@ from jupyter_server.services.kernels.connection.base import (
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 
 from jupyter_agnes.auth import rbac
+from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.revocation import SocketAccess
+from server_extension.kernel_owners import kernel_owner, tracks_owners
+from server_extension.services import SETTINGS_KEY, AgnesServices
+from server_extension.socket_revocation import OpenSockets
+from server_extension.voila_access import voila_kernel_dashboard
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 VIEWER_MESSAGE_TYPES = frozenset(
@@ -44,18 +55,56 @@ def incoming_channel_and_type(ws_msg: Any, subprotocol: str | None) -> tuple[str
 
 
 class AgnesKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
-    _viewer_only: bool | None = None
+    runs_lab_code = True  # False where nobody runs code, whatever their grants (hub service)
+    _principal: Principal | None = None  # as of the last incoming message
+    _sockets: OpenSockets | None = None  # set while registered for revocation
+
+    def _handler_principal(self) -> Principal | None:
+        user = getattr(self.websocket_handler, "current_user", None)
+        return getattr(user, "principal", None)
 
     def _is_viewer_only(self) -> bool:
-        if self._viewer_only is None:
-            user = getattr(self.websocket_handler, "current_user", None)
-            principal = getattr(user, "principal", None)
-            self._viewer_only = principal is not None and not rbac.may_use_server_resource(
-                principal, "execute", "kernels"
-            )
-        return self._viewer_only
+        if not self.runs_lab_code:
+            return True
+        principal = self._principal or self._handler_principal()
+        return principal is not None and not rbac.may_use_server_resource(
+            principal, "execute", "kernels"
+        )
+
+    def connect(self) -> asyncio.Future[None] | None:
+        self._register()
+        return super().connect()
+
+    def disconnect(self) -> None:
+        if self._sockets is not None:
+            self._sockets.discard(self.websocket_handler)
+        super().disconnect()
+
+    def _register(self) -> None:
+        handler = self.websocket_handler
+        services = handler.settings.get(SETTINGS_KEY)
+        principal = self._handler_principal()
+        if not isinstance(services, AgnesServices) or principal is None:
+            return  # another identity provider signed this socket in: not ours to revoke
+        manager = handler.settings.get("kernel_manager")
+        kernel_id = self.kernel_id
+        tracked = tracks_owners(manager)
+        access = SocketAccess(
+            resource="kernels",
+            owner_tracked=tracked,
+            owner_id=kernel_owner(manager, kernel_id) if tracked else None,
+            dashboard=voila_kernel_dashboard(handler, kernel_id),
+            lab_counts=self.runs_lab_code,
+        )
+        self._sockets = services.sockets
+        self._sockets.add(handler, principal, access)
 
     def handle_incoming_message(self, incoming_msg: str) -> None:
+        if self._sockets is not None:
+            self._principal = self._sockets.admit(self.websocket_handler)
+            if self._principal is None:  # revoked: the socket is closing
+                self.log.warning("Dropped a message on a revoked kernel websocket")
+                return
         if self._is_viewer_only():
             kind = incoming_channel_and_type(incoming_msg, self.subprotocol)
             if kind is None or kind[0] != "shell" or kind[1] not in VIEWER_MESSAGE_TYPES:

@@ -32,6 +32,7 @@ from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.orchestrator.jobs import SyncJobs
 from jupyter_agnes.query import QueryRunner
 from jupyter_agnes.store.engine import Store
+from server_extension.socket_revocation import OpenSockets
 
 SETTINGS_KEY = "agnes_services"
 STATE_MAX_AGE_S = 600
@@ -99,6 +100,7 @@ class AgnesServices:
     data: DataServices
     observability: Observability
     ask: AskService  # the server's LLM for `POST /agnes/api/ask`; its key stays here
+    sockets: OpenSockets  # open kernel and terminal websockets, closed on revocation
 
     def principal_for_foreign_user(self, user: Any) -> Principal | None:
         """A user signed in by another identity provider (JupyterHub): match by email."""
@@ -111,6 +113,7 @@ class AgnesServices:
     def close(self) -> None:
         self.observability.shutdown()
         self.ask.close()
+        self.sockets.close()
         self.data.close()
         self.auth.close()
         self.store.close()
@@ -131,6 +134,7 @@ def build_services(app: Configurable, data_dir: Path, store: Store) -> AgnesServ
         data=data,
         observability=observability,
         ask=AskService(LLMSettings(parent=app), data.catalog, observability),
+        sockets=OpenSockets(auth, parent=app),
     )
 
 

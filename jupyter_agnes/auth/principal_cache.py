@@ -63,6 +63,15 @@ class PrincipalCache:
             self._fresh()
             return self._entries.get(key), self._version
 
+    def version(self) -> int | None:
+        """The store's identity version now (None without the triggers): what servers
+        poll to notice a change made by any process."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            self._fresh()
+            return self._version
+
     def put(self, key: str, value: Any, version: int | None) -> None:
         """Store a value loaded after `get` returned `version`, unless a change came since."""
         if not self.enabled or version is None:
