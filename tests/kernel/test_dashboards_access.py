@@ -300,3 +300,40 @@ async def test_shared_by_id_renders_with_a_header_whose_links_work(jp_fetch, agn
     # the old path form still opens it too (SALES is what older stores hold)
     legacy = viewer(agnes, "legacy@example.com", SALES)
     assert (await render(jp_fetch, legacy))[0] == 200
+
+
+async def test_removing_the_dashboard_grant_closes_its_kernel_socket(
+    jp_fetch, jp_ws_fetch, agnes, agnes_data_dir
+):
+    """Revocation reaches a viewer's open dashboard socket (socket_revocation): the grant is
+    removed by another process (the CLI); a socket that sends nothing closes within 5 s, and
+    a message sent right after the removal is not answered."""
+    import asyncio
+    import time
+
+    from server_extension.socket_revocation import CLOSE_CODE
+    from tests.support.server_process import agnes_cli
+
+    agnes.services.sockets.poll_interval_s = 1
+    headers = viewer(agnes, "viewer@example.com", "sales", "team/ops")
+    code, page = await render(jp_fetch, headers)
+    assert code == 200, page[:2000]
+    kid = kernel_id_of(page)
+    busy = await jp_ws_fetch("api", "kernels", kid, "channels", headers=headers)
+    idle = await jp_ws_fetch("api", "kernels", kid, "channels", headers=headers)
+    busy.write_message(shell_msg("k1", "kernel_info_request", {}))
+    while json.loads(await busy.read_message())["msg_type"] != "kernel_info_reply":
+        pass
+
+    agnes_cli("revoke-grant", "viewer-group", "dashboard", "sales",
+              "--data-dir", str(agnes_data_dir))  # blocks this loop: no poll runs meanwhile
+    busy.write_message(shell_msg("k2", "kernel_info_request", {}))
+    for ws in (busy, idle):
+        deadline = time.monotonic() + 5
+        while (msg := await asyncio.wait_for(ws.read_message(), deadline - time.monotonic())):
+            assert json.loads(msg)["parent_header"].get("msg_id") != "k2", "answered"
+        assert (ws.close_code, ws.close_reason) == (CLOSE_CODE, "access revoked")
+    # The viewer still has the other dashboard, and this one is closed to them.
+    with pytest.raises(HTTPClientError) as refused:
+        await jp_ws_fetch("api", "kernels", kid, "channels", headers=headers)
+    assert refused.value.code == 403
