@@ -66,7 +66,7 @@ class OpenSockets(Configurable):
 
     @default("poll_interval_s")
     def _poll_interval_default(self) -> float:
-        value = env_float(POLL_KNOB, POLL_DEFAULT_S)
+        value = env_float("AGNES_REVOCATION_POLL_S", POLL_DEFAULT_S)
         if value <= 0:
             log.warning("%s=%s is not positive; using %g", POLL_KNOB, value, POLL_DEFAULT_S)
             return POLL_DEFAULT_S
