@@ -206,3 +206,38 @@ async def test_a_message_after_revocation_is_dropped_before_any_poll(
     assert (await run(admins, "print('after')")).strip() == "after"
     assert not marker.exists()
     admins.close()
+
+
+def test_a_served_process_closes_sockets_revoked_by_the_cli(tmp_path):
+    """`jupyter agnes serve` as a process (the real launcher and its terminals extension):
+    revoking its PAT with the CLI closes the kernel and terminal sockets that PAT opened."""
+    import requests
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    from tests.support.server_process import agnes_server, bootstrap_pat
+
+    data_dir = tmp_path / "data"
+    pat = bootstrap_pat(data_dir)
+    headers = bearer(pat)
+    with agnes_server(data_dir, env={POLL_KNOB: "1"}) as server:
+        tokens = requests.get(f"{server.url}agnes/api/tokens", headers=headers, timeout=30)
+        (token_id,) = [t["id"] for t in tokens.json()["tokens"]]
+        kernel = requests.post(f"{server.url}api/kernels", json={"name": "python3"},
+                               headers=headers, timeout=120)
+        terminal = requests.post(f"{server.url}api/terminals", headers=headers, timeout=30)
+        assert kernel.status_code == 201 and terminal.status_code == 200, terminal.text
+        ws_base = server.url.replace("http", "ws", 1)
+        urls = [f"{ws_base}api/kernels/{kernel.json()['id']}/channels",
+                f"{ws_base}terminals/websocket/{terminal.json()['name']}"]
+
+        async def scenario() -> list[tuple[int, str]]:
+            sockets = [await websocket_connect(HTTPRequest(url, headers=headers))
+                       for url in urls]
+            assert (await run(sockets[0], "print(2 + 2)")).strip() == "4"
+            await asyncio.to_thread(cli, data_dir, "token", "revoke", token_id)
+            return [await closed_within(ws, CLOSE_WITHIN_S) for ws in sockets]
+
+        closed = asyncio.run(scenario())
+        assert closed == [(CLOSE_CODE, "credential revoked")] * 2, server.log()[-3000:]
+        assert "Closing a terminals websocket of user" in server.log()
