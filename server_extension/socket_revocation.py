@@ -79,9 +79,6 @@ class OpenSockets(Configurable):
         self._checked_version: int | None = None
         self._poller: asyncio.Task[None] | None = None
 
-    def __len__(self) -> int:
-        return len(self._open)
-
     def add(self, handler: Any, principal: Principal, access: SocketAccess) -> None:
         """`handler` (a tornado WebSocketHandler) opened for `principal`, reaching `access`."""
         self._open[handler] = _OpenSocket(Credential.of(principal), access, principal)
@@ -94,17 +91,17 @@ class OpenSockets(Configurable):
         self._open.pop(handler, None)
 
     def admit(self, handler: Any) -> Principal | None:
-        """Before acting on a message from `handler`: the principal it acts as now, or
-        None, and the socket is being closed, when that is no longer allowed."""
+        """Before acting on a message from `handler`: the principal it acts as now; None
+        when it is no longer allowed (the socket is then closing) or no longer open here."""
         entry = self._open.get(handler)
         if entry is None:
             return None
         principal = self.checker.principal_now(entry.credential)
-        if not may_keep(principal, entry.access):
+        if principal is None or not may_keep(principal, entry.access):
             self._close(handler, entry, principal)
             return None
-        entry.principal = principal  # type: ignore[assignment]  # may_keep: not None
-        return entry.principal
+        entry.principal = principal
+        return principal
 
     async def poll_once(self) -> int:
         """Re-check every open socket if identities changed; how many were closed."""
@@ -122,8 +119,8 @@ class OpenSockets(Configurable):
             if entry.credential not in now:  # opened while we were reading: just checked
                 continue
             principal = now[entry.credential]
-            if may_keep(principal, entry.access):
-                entry.principal = principal  # type: ignore[assignment]
+            if principal is not None and may_keep(principal, entry.access):
+                entry.principal = principal
             else:
                 self._close(handler, entry, principal)
                 closed += 1
