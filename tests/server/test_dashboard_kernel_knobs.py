@@ -18,7 +18,11 @@ from server_extension.dashboard_kernels import (
     check_dashboard_limits,
     cull_check_interval_s,
 )
+from server_extension.hub_identity import AgnesHubIdentityProvider
 from server_extension.kernel_owners import KernelOwnership, with_kernel_ownership
+
+# The server in this module is the hub's Agnes service (which also renders dashboards).
+from tests.server.test_hub_api import agnes_extra_config  # noqa: F401
 from tests.support.server_process import agnes_server
 
 OwnedManager = with_kernel_ownership(AsyncMappingKernelManager)
@@ -100,3 +104,10 @@ def test_a_server_with_a_bad_knob_refuses_to_start(tmp_path):
     assert "exited with" in message, message
     assert (f"Agnes cannot start: {MAX_PER_USER_KNOB}='lots' must be a whole number of at "
             "least 1") in message
+
+
+def test_the_hub_service_limits_its_dashboard_kernels_too(jp_serverapp):
+    assert isinstance(jp_serverapp.identity_provider, AgnesHubIdentityProvider)
+    assert check_dashboard_limits(jp_serverapp.kernel_manager) == (
+        "dashboard kernels: at most 3 per user, shut down after 600 s without a connection"
+    )
