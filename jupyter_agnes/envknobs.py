@@ -74,6 +74,21 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
     return value
 
 
+def env_whole_number(name: str, default: int, minimum: int) -> int:
+    """A whole number of at least `minimum`, else ValueError naming the knob: for limits
+    where a silent default would hide the operator's mistake (the server refuses to start)."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ValueError(f"{name}={raw!r} must be a whole number of at least {minimum}")
+    return value
+
+
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():

@@ -18,6 +18,7 @@ from jupyter_agnes.paths import default_data_dir, resolve_data_dir, write_runtim
 from jupyter_agnes.store.engine import StoreError, open_store
 from jupyter_agnes.urls import is_loopback_host
 from server_extension.authorizer import AgnesAuthorizer
+from server_extension.dashboard_kernels import check_dashboard_limits
 from server_extension.html_snippet import install_posthog
 from server_extension.identity import AgnesIdentityProvider
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
@@ -72,6 +73,9 @@ class AgnesExtensionApp(ExtensionApp):
     def initialize_settings(self) -> None:
         data_dir = resolve_data_dir(self.data_dir)
         try:
+            limits = check_dashboard_limits(self.serverapp.kernel_manager)
+            if limits:
+                self.log.info("Agnes: %s", limits)
             store = open_store(data_dir)
             try:
                 services = build_services(self, data_dir, store)

@@ -7,6 +7,8 @@ variable (tornado runs every request in its own asyncio task, so the value never
 leaks into another request), and `KernelOwnership.start_kernel` stamps it on the new
 kernel. The owner lives on the kernel's own manager object, so it goes away with the
 kernel and survives restarts. Kernels started outside a request have no owner.
+`with_kernel_ownership` also mixes in dashboard_kernels.DashboardKernelLimits (the caps
+on the kernels Voila starts, which need their owner).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from traitlets import default
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.envknobs import env_int
+from server_extension.dashboard_kernels import DashboardKernelLimits
 
 OWNER_ATTRIBUTE = "agnes_owner_id"
 CULL_IDLE_KNOB = "AGNES_KERNEL_CULL_IDLE_S"
@@ -50,12 +53,19 @@ class KernelOwnership:
             setattr(kernel, OWNER_ATTRIBUTE, _requesting_user.get())
         return kernel_id
 
+    def kernel_owner_id(self, kernel_id: str) -> int | None:
+        return kernel_owner(self, kernel_id)
+
 
 def with_kernel_ownership(base: type[MappingKernelManager]) -> type[MappingKernelManager]:
-    """`base` with KernelOwnership mixed in (idempotent)."""
-    if issubclass(base, KernelOwnership):
+    """`base` with KernelOwnership and the dashboard kernel limits mixed in (idempotent).
+
+    DashboardKernelLimits comes first: its start_kernel runs once the owner is stamped.
+    """
+    mixins = tuple(m for m in (DashboardKernelLimits, KernelOwnership) if not issubclass(base, m))
+    if not mixins:
         return base
-    return type(f"Agnes{base.__name__}", (KernelOwnership, base), {"__module__": __name__})
+    return type(f"Agnes{base.__name__}", (*mixins, base), {"__module__": __name__})
 
 
 def install_kernel_ownership(serverapp: Any) -> bool:

@@ -17,6 +17,7 @@ from tornado import web
 
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
+from server_extension.dashboard_kernels import is_voila_launch, launch_env
 from server_extension.kernel_owners import may_use_kernel_id
 
 VOILA_PREFIX = "voila"
@@ -88,9 +89,8 @@ def voila_kernel_dashboard(handler: web.RequestHandler, kernel_id: str) -> str |
         kernel: Any = manager.get_kernel(kernel_id) if manager is not None else None
     except KeyError:
         return None
-    launch = getattr(kernel, "_launch_args", None)
-    env = launch.get("env") if isinstance(launch, dict) else None
-    if not isinstance(env, dict) or "VOILA_PREHEAT" not in env:
+    env = launch_env(kernel)
+    if env is None or not is_voila_launch(kernel):
         return None
     script = str(env.get("SCRIPT_NAME", ""))
     prefix = handler.settings.get("base_url", "/") + VOILA_PREFIX + "/render/"

@@ -13,7 +13,7 @@ from jupyter_agnes import envknobs
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = (ROOT / "config" / "agnes.env.template").read_text()
-READERS = {"env_str", "env_bool", "env_int", "env_float", "env_list", "getenv"}
+READERS = {"env_str", "env_bool", "env_int", "env_whole_number", "env_float", "env_list", "getenv"}
 
 
 def template_variables() -> list[str]:
