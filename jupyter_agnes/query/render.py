@@ -126,8 +126,11 @@ def _plain(value: Any) -> Any:
     return to_jsonable(value)
 
 
-def json_rows(batch: pa.RecordBatch, kinds: list[str]) -> list[str]:
-    """Each row of the batch as its JSON array text."""
+def json_rows(batch: pa.RecordBatch, kinds: list[str]) -> list[list[Any]]:
+    """The batch's rows as JSON-ready Python lists."""
     columns = [json_column(col, kind) for col, kind in zip(batch.columns, kinds, strict=True)]
-    dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(", ", ": ")).encode
-    return [dumps(list(row)) for row in zip(*columns, strict=True)]
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+# json.dumps's own separators, so a response reads as it did when it was one dumps().
+encode_json = json.JSONEncoder(allow_nan=False, separators=(", ", ": ")).encode

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from jupyter_agnes.query.errors import QueryError, QueryTimeout
-from jupyter_agnes.query.render import Rendering, json_rows
+from jupyter_agnes.query.render import Rendering, encode_json, json_rows
 
 ARROW_STREAM_TYPE = "application/vnd.apache.arrow.stream"
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -130,13 +130,16 @@ class QueryResult:
         separator = ""
         for part in self._parts():
             rows = json_rows(part, kinds)
-            sizes = [len(row) + 2 for row in rows]  # each row and its ", "
-            take = _fit(sizes, budget)
-            if take < len(rows):
+            text = encode_json(rows)[1:-1]  # the rows, ", "-separated
+            if len(text) + 2 > budget:  # the cut is in this part: find it row by row
+                texts = [encode_json(row) for row in rows]
+                sizes = [len(row) + 2 for row in texts]  # each row and its ", "
+                take = _fit(sizes, budget)
                 self._cut(part, take)
-            if take:
-                budget -= sum(sizes[:take])
-                yield (separator + ", ".join(rows[:take])).encode()
+                text = ", ".join(texts[:take])
+            if text:
+                budget -= len(text) + 2
+                yield (separator + text).encode()
                 separator = ", "
         truncated = "true" if self.truncated else "false"
         yield f'], "truncated": {truncated}, "elapsed_ms": {self.elapsed_ms}}}'.encode()
