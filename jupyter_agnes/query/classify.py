@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ import duckdb
 from jupyter_agnes.query.errors import QueryRefused, TableNotGranted
 
 MAX_SQL_CHARS = 100_000
+# Brackets nested deeper than this are refused before DuckDB parses them: its parse tree
+# of a deep query is deeper than Python's recursion limit (and DuckDB's own stack).
+MAX_SQL_NESTING = 100
+_QUOTED_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
+_BRACKET = re.compile(r"[()\[\]{}]")
+_OPENING = frozenset("([{")
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 # Scalar functions that read settings, variables, the environment or the catalog.
 DENIED_FUNCTIONS = frozenset(
@@ -90,6 +97,32 @@ def check_query(sql: str, granted: set[str] | frozenset[str]) -> CheckedQuery:
         raise QueryRefused(f"sql is longer than {MAX_SQL_CHARS} characters")
     if "\x00" in sql:
         raise QueryRefused("sql contains a NUL byte")
+    if not sql.isascii():
+        try:
+            sql.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise QueryRefused("sql holds a lone surrogate, which is not text") from exc
+    if nesting_depth(sql) > MAX_SQL_NESTING:
+        raise QueryRefused(f"sql nests brackets deeper than {MAX_SQL_NESTING} levels")
+    try:
+        return _check(sql, granted)
+    except RecursionError as exc:  # deep nesting without brackets (NOT NOT …, a+b+…)
+        raise QueryRefused("sql is nested too deeply") from exc
+
+
+def nesting_depth(sql: str) -> int:
+    """The deepest bracket nesting outside string literals, quoted names and comments."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_QUOTED_OR_COMMENT.sub(" ", sql)):
+        if match.group() in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _check(sql: str, granted: set[str] | frozenset[str]) -> CheckedQuery:
     con = _parser()
     try:
         statements = con.extract_statements(sql)

@@ -1,11 +1,16 @@
 """A running query's result: streamed as Arrow batches, and rendered as JSON, Arrow IPC or CSV.
 
-Nothing holds the whole result in memory except `to_json()`, which is capped by max_rows.
+Nothing holds the whole result in memory: JSON and CSV are rendered batch by batch and stop
+fetching once `max_bytes` (AGNES_QUERY_MAX_BYTES) of body is reached, flagged truncated as a
+row cut is; Arrow goes out batch by batch.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
+import itertools
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,8 +19,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from jupyter_agnes.catalog.values import to_jsonable
 from jupyter_agnes.query.errors import QueryError, QueryTimeout
+from jupyter_agnes.query.render import Rendering, encode_json, json_rows
 
 ARROW_STREAM_TYPE = "application/vnd.apache.arrow.stream"
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -33,13 +38,19 @@ class QueryResult:
         started: float,
         finish: Callable[[QueryResult, str], None],
         translate: Callable[[BaseException], QueryError],
+        max_bytes: int = 0,
+        rendering: Rendering | None = None,
     ) -> None:
         self._reader = reader
+        self.max_bytes = max_bytes  # 0: no byte cap (Arrow)
+        self.rendering = rendering
         self.schema: pa.Schema = reader.schema
         self.limit = limit
         self.started = started
         self.rows = 0
         self.truncated = False
+        self._cut_here = False  # the byte cap, not the row cap, set `truncated`
+        self._dropped_after = 0  # rows of the current batch after the current part
         self.status = ""
         self._finish = finish
         self._translate = translate
@@ -47,7 +58,11 @@ class QueryResult:
 
     @property
     def columns(self) -> list[str]:
-        return list(self.schema.names)
+        return self.rendering.columns if self.rendering else list(self.schema.names)
+
+    @property
+    def types(self) -> list[str]:
+        return self.rendering.types if self.rendering else [str(t) for t in self.schema.types]
 
     @property
     def elapsed_ms(self) -> float:
@@ -101,17 +116,54 @@ class QueryResult:
     # --- renderings ---------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        rows: list[list[Any]] = []
+        return json.loads(b"".join(self.iter_json()))
+
+    def iter_json(self) -> Iterator[bytes]:
+        """The JSON body in pieces: `rows` batch by batch, then `truncated` and `elapsed_ms`."""
+        kinds = self.rendering.kinds if self.rendering else ["plain"] * len(self.columns)
+        head = (
+            f'{{"columns": {json.dumps(self.columns)}, "types": {json.dumps(self.types)}, '
+            '"rows": ['
+        ).encode()
+        budget = self._budget(len(head) + _JSON_TAIL_RESERVE)
+        yield head
+        separator = ""
+        for part in self._parts():
+            rows = json_rows(part, kinds)
+            text = encode_json(rows)[1:-1]  # the rows, ", "-separated
+            if len(text) + 2 > budget:  # the cut is in this part: find it row by row
+                texts = [encode_json(row) for row in rows]
+                sizes = [len(row) + 2 for row in texts]  # each row and its ", "
+                take = _fit(sizes, budget)
+                self._cut(part, take)
+                text = ", ".join(texts[:take])
+            if text:
+                budget -= len(text) + 2
+                yield (separator + text).encode()
+                separator = ", "
+        truncated = "true" if self.truncated else "false"
+        yield f'], "truncated": {truncated}, "elapsed_ms": {self.elapsed_ms}}}'.encode()
+
+    def _parts(self) -> Iterator[pa.RecordBatch]:
+        """The batches in slices of at most PART_ROWS rows (zero-copy), so rendering holds
+        only a slice's text at a time; a `_cut` ends them."""
         for batch in self.batches():
-            columns = [col.to_pylist() for col in batch.columns]
-            rows.extend([to_jsonable(v) for v in row] for row in zip(*columns, strict=True))
-        return {
-            "columns": self.columns,
-            "types": [str(t) for t in self.schema.types],
-            "rows": rows,
-            "truncated": self.truncated,
-            "elapsed_ms": self.elapsed_ms,
-        }
+            self._dropped_after = batch.num_rows
+            for offset in range(0, batch.num_rows, PART_ROWS):
+                part = batch.slice(offset, PART_ROWS)
+                self._dropped_after -= part.num_rows
+                yield part
+                if self.truncated and self._cut_here:
+                    break
+
+    def _cut(self, part: pa.RecordBatch, kept: int) -> None:
+        """The byte cap ends the result inside `part`: `rows` counts only what was sent, and
+        no further batch is fetched."""
+        self.rows -= part.num_rows - kept + self._dropped_after
+        self.truncated = self._cut_here = True
+
+    def _budget(self, overhead: int) -> float:
+        return self.max_bytes - overhead if self.max_bytes else float("inf")
 
     def iter_arrow(self) -> Iterator[bytes]:
         """Arrow IPC stream; a final empty batch carries `agnes.truncated` metadata."""
@@ -136,17 +188,47 @@ class QueryResult:
         yield sink.take()
 
     def iter_csv(self) -> Iterator[bytes]:
-        sink = io.BytesIO()
-        writer = pacsv.CSVWriter(sink, self.schema)
-        for batch in self.batches():
-            writer.write_batch(batch)
-            chunk = _drain(sink)
+        """The CSV body in pieces: the header, then each part's rows."""
+        head = _csv(pa.Table.from_batches([], self.schema), header=True)
+        budget = self._budget(len(head))
+        yield head
+        for part in self._parts():
+            chunk = _csv(part)
+            if len(chunk) > budget:
+                chunk, take = _csv_within(part, budget)
+                self._cut(part, take)
+            budget -= len(chunk)
             if chunk:
                 yield chunk
-        writer.close()
-        tail = _drain(sink)
-        if tail or self.rows == 0:
-            yield tail or ",".join(self.columns).encode() + b"\n"
+
+
+PART_ROWS = 256  # rows rendered at a time
+_JSON_TAIL_RESERVE = 64  # '], "truncated": false, "elapsed_ms": …}'
+
+
+def _fit(sizes: list[int], budget: float) -> int:
+    """How many leading items fit within budget."""
+    return bisect.bisect_right(list(itertools.accumulate(sizes)), budget)
+
+
+def _csv(data: pa.RecordBatch | pa.Table, header: bool = False) -> bytes:
+    sink = io.BytesIO()
+    pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=header))
+    return sink.getvalue()
+
+
+def _csv_within(batch: pa.RecordBatch, budget: float) -> tuple[bytes, int]:
+    """The CSV of the most leading rows of `batch` that fit in budget (binary search:
+    quoted values may hold newlines, so the rendered text cannot be cut by lines)."""
+    low, high, best = 0, batch.num_rows, b""
+    while low < high:
+        mid = (low + high + 1) // 2
+        chunk = _csv(batch.slice(0, mid))
+        if len(chunk) <= budget:
+            low, best = mid, chunk
+        else:
+            high = mid - 1
+    return best, low
 
 
 class _PieceSink:
@@ -171,10 +253,3 @@ class _PieceSink:
     def take(self) -> list[bytes | pa.Buffer]:
         pieces, self._pieces = self._pieces, []
         return pieces
-
-
-def _drain(sink: io.BytesIO) -> bytes:
-    data = sink.getvalue()
-    sink.seek(0)
-    sink.truncate(0)
-    return data

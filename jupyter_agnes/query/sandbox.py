@@ -30,11 +30,16 @@ from jupyter_agnes.orchestrator.identifiers import IDENTIFIER_RE, quote_ident, q
 from jupyter_agnes.paths import error_line
 from jupyter_agnes.query.classify import CheckCache
 from jupyter_agnes.query.errors import QueryError, QueryRefused, QueryTimeout
+from jupyter_agnes.query.render import project_for
 from jupyter_agnes.query.results import QueryResult
 from jupyter_agnes.query.watchdog import watchdog
 from jupyter_agnes.store.directory import audit_row
 
 BATCH_ROWS = 65_536
+# JSON and CSV read one DuckDB vector at a time: a batch of huge values stays one vector's
+# worth before the byte cap is checked (Arrow keeps large zero-copy batches).
+TEXT_BATCH_ROWS = 2048
+TEXT_FORMATS = ("json", "csv")
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -113,6 +118,8 @@ def _bind(params: Any, names: frozenset[str]) -> dict[str, Any]:
         )
         if not ok:
             raise QueryRefused(f"Parameter {key} must be a scalar or a list of scalars")
+        if not all(map(_unicode_ok, value if isinstance(value, list) else [value])):
+            raise QueryRefused(f"Parameter {key} holds a lone surrogate, which is not text")
         bound[key] = value
     lowered = {n.lower() for n in names}
     missing = sorted(lowered - {k.lower() for k in bound})
@@ -124,6 +131,16 @@ def _bind(params: Any, names: frozenset[str]) -> dict[str, Any]:
     return bound
 
 
+def _unicode_ok(value: Any) -> bool:
+    if not isinstance(value, str) or value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class QueryRunner(Configurable):
     """Runs one user query under the caller's grants; see the module docstring."""
 
@@ -132,6 +149,10 @@ class QueryRunner(Configurable):
     )
     max_rows = Int(
         help="Most rows a query returns; more are cut and flagged truncated (AGNES_QUERY_MAX_ROWS)."
+    ).tag(config=True)
+    max_bytes = Int(
+        help="Most bytes of a JSON or CSV response body; rows past it are cut and flagged "
+        "truncated (AGNES_QUERY_MAX_BYTES)."
     ).tag(config=True)
     sandbox_cache_size = Int(32, help="Locked-down databases kept per process.").tag(config=True)
     check_cache_size = Int(256, help="Checked statements kept per process (0: none).").tag(
@@ -146,6 +167,10 @@ class QueryRunner(Configurable):
     @default("max_rows")
     def _default_max_rows(self) -> int:
         return env_int("AGNES_QUERY_MAX_ROWS", 1_000_000, minimum=1)
+
+    @default("max_bytes")
+    def _default_max_bytes(self) -> int:
+        return env_int("AGNES_QUERY_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
 
     def __init__(self, data_dir: str | Path, catalog: Catalog | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -167,9 +192,12 @@ class QueryRunner(Configurable):
         sql: str,
         params: dict[str, Any] | None = None,
         limit: int | None = None,
+        fmt: str = "arrow",
     ) -> QueryResult:
         """Check, bind and start the query; iterate the result to stream its rows.
 
+        `fmt` "json" or "csv" has DuckDB render the values those formats cannot carry
+        (query.render) and caps the body at max_bytes.
         Raises QueryError (with .status) for anything refused or failed before rows flow.
         """
         started = time.perf_counter()
@@ -187,7 +215,7 @@ class QueryRunner(Configurable):
             bound = _bind(params, checked.params)
             tables = sorted(checked.tables)
             cursor = self._pool.cursor(snapshot, tables)
-            return self._start(principal, cursor, sql, bound, cap, started, digest, tables)
+            return self._start(principal, cursor, sql, bound, cap, started, digest, tables, fmt)
         except QueryError as exc:
             self._audit(principal, digest, tables, 0, started, exc.reason)
             raise
@@ -202,6 +230,7 @@ class QueryRunner(Configurable):
         started: float,
         digest: str,
         tables: list[str],
+        fmt: str = "arrow",
     ) -> QueryResult:
         dog = watchdog()  # one thread for all timeouts, not a Timer thread per query
         token = dog.watch(self.timeout_s, cursor.interrupt)
@@ -213,6 +242,12 @@ class QueryRunner(Configurable):
 
         try:
             relation = cursor.sql(sql, params=bound or None)
+            if fmt in TEXT_FORMATS:
+                relation, rendering = project_for(relation, fmt)
+                reader = relation.to_arrow_reader(TEXT_BATCH_ROWS)
+                return QueryResult(
+                    reader, cap, started, finish, self._translate, self.max_bytes, rendering
+                )
             reader = relation.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
             dog.cancel(token)

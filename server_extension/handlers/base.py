@@ -82,6 +82,8 @@ class AgnesAPIHandler(APIHandler):
             data = json.loads(body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise api_error(400, "Request body must be valid JSON", "Bad Request") from exc
+        except RecursionError as exc:  # Python's parser recurses once per nested [ or {
+            raise api_error(400, "Request body is nested too deeply", "Bad Request") from exc
         if not isinstance(data, dict):
             raise api_error(400, "Request body must be a JSON object", "Bad Request")
         return data

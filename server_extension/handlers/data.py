@@ -21,8 +21,8 @@ from jupyter_agnes.orchestrator import InvalidIdentifier, check_identifier
 from jupyter_agnes.query import (
     ARROW_STREAM_TYPE,
     CSV_TYPE,
+    JSON_TYPE,
     QueryError,
-    QueryResult,
     QueryRunner,
 )
 from server_extension.handlers.base import AgnesAPIHandler, api_error
@@ -34,6 +34,9 @@ STREAM_SLICE = 512 * 1024  # bytes per write + flush of a CSV body (Arrow goes p
 # Arrow pieces gathered per trip to the worker pool: a small result (SELECT 42) takes one
 # trip with the query itself instead of one per batch, schema and end (each ~0.5 ms).
 PULL_BYTES = 64 * 1024
+# A CSV body that ends within this many bytes is sent with exact X-Agnes-Truncated and
+# X-Agnes-Rows headers; a longer one streams, and those come as HTTP trailers at its end.
+CSV_HEAD_BYTES = 1024 * 1024
 
 ArrowPieces = list[bytes | pa.Buffer]
 
@@ -55,8 +58,33 @@ def _query_error(exc: QueryError) -> web.HTTPError:
     return api_error(exc.status, exc.message, responses.get(exc.status, "Error"))
 
 
-def _run_json(runner: QueryRunner, *args: Any) -> dict[str, Any]:
-    return runner.run(*args).to_json()
+def _run_json(runner: QueryRunner, *args: Any) -> list[bytes]:
+    """The whole JSON body (at most AGNES_QUERY_MAX_BYTES), so an error is still a 4xx."""
+    return list(runner.run(*args, fmt="json").iter_json())
+
+
+def _pull_bytes(chunks: Iterator[bytes], size: int) -> tuple[list[bytes], bool]:
+    """The next pieces of a text body, until `size` bytes or the end; True once it ended."""
+    pieces: list[bytes] = []
+    total = 0
+    while total < size:
+        piece = next(chunks, None)
+        if piece is None:
+            return pieces, True
+        pieces.append(piece)
+        total += len(piece)
+    return pieces, False
+
+
+def _run_csv(runner: QueryRunner, *args: Any) -> tuple[Any, Iterator[bytes], list[bytes], bool]:
+    """Run the query and render its first CSV_HEAD_BYTES in the same trip to the pool."""
+    result = runner.run(*args, fmt="csv")
+    chunks = result.iter_csv()
+    try:
+        return result, chunks, *_pull_bytes(chunks, CSV_HEAD_BYTES)
+    except BaseException:
+        chunks.close()
+        raise
 
 
 def _pull(chunks: Iterator[ArrowPieces]) -> tuple[ArrowPieces, bool]:
@@ -115,35 +143,94 @@ class QueryHandler(DataHandler):
             if fmt == "json":  # run and render in one trip to the pool
                 payload = await self.blocking(_run_json, self.data.runner, *args)
             elif fmt == "csv":
-                result: QueryResult = await self.blocking(self.data.runner.run, *args)
+                result, csv_chunks, head, done = await self.blocking(
+                    _run_csv, self.data.runner, *args
+                )
             else:
                 chunks, first, done = await self.blocking(_run_arrow, self.data.runner, *args)
         except QueryError as exc:
             raise _query_error(exc) from exc
         if fmt == "json":
-            self.write_json(payload)
+            await self._send_json(payload)
         elif fmt == "csv":
-            await self._send_csv(result)
+            await self._send_csv(result, csv_chunks, head, done)
         else:
             await self._stream(chunks, first, done)
 
-    async def _send_csv(self, result: QueryResult) -> None:
-        """CSV has no place for a trailer, so it is rendered before the headers go out and
-        `X-Agnes-Truncated` / `X-Agnes-Rows` say whether AGNES_QUERY_MAX_ROWS cut it.
-        (Use format=arrow to stream large results.)"""
-        try:
-            body = await self.blocking(lambda: b"".join(result.iter_csv()))
-        except QueryError as exc:
-            raise _query_error(exc) from exc
-        self.set_header("Content-Type", CSV_TYPE)
+    async def _send_json(self, pieces: list[bytes]) -> None:
+        self.set_header("Content-Type", JSON_TYPE)
         self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Agnes-Truncated", "true" if result.truncated else "false")
-        self.set_header("X-Agnes-Rows", str(result.rows))
+        if sum(len(piece) for piece in pieces) <= STREAM_SLICE:
+            self.finish(b"".join(pieces))  # one write with a Content-Length
+            return
         try:
-            await self._write_slices(body)
+            for piece in pieces:
+                await self._write_slices(piece)
         except StreamClosedError:
             return
         self.finish()
+
+    async def _send_csv(
+        self, result: Any, chunks: Iterator[bytes], head: list[bytes], done: bool
+    ) -> None:
+        """CSV streams as it is rendered. A body that ends within CSV_HEAD_BYTES says in
+        `X-Agnes-Truncated` / `X-Agnes-Rows` whether AGNES_QUERY_MAX_ROWS or
+        AGNES_QUERY_MAX_BYTES cut it; a longer one sends them as HTTP trailers to a
+        client that asked for them (`TE: trailers`)."""
+        self.set_header("Content-Type", CSV_TYPE)
+        self.set_header("Cache-Control", "no-store")
+        if done:
+            self.set_header("X-Agnes-Truncated", "true" if result.truncated else "false")
+            self.set_header("X-Agnes-Rows", str(result.rows))
+            with contextlib.suppress(StreamClosedError):
+                for piece in head:
+                    await self._write_slices(piece)
+                self.finish()
+            return
+        trailers = "trailers" in self.request.headers.get("TE", "").lower()
+        if trailers:
+            self.set_header("Trailer", "X-Agnes-Truncated, X-Agnes-Rows")
+        pending: asyncio.Future[tuple[list[bytes], bool]] | None = None
+        try:
+            pieces = head
+            while True:
+                for piece in pieces:
+                    await self._write_slices(piece)
+                if done:
+                    break
+                pending = self.submit(_pull_bytes, chunks, STREAM_SLICE)
+                try:
+                    pieces, done = await pending
+                except QueryError as exc:
+                    pending = None
+                    self.log.warning("query failed mid-stream: %s", exc.message)
+                    self.request.connection.close()  # the client sees a cut body
+                    return
+                pending = None
+        except StreamClosedError:
+            return  # client went away; closing the generator releases the query
+        finally:
+            if pending is not None:  # a generator cannot be closed while it runs
+                with contextlib.suppress(Exception):
+                    await pending
+            if not done:
+                await self.blocking(chunks.close)
+        if trailers:
+            await self._end_with_trailers(
+                {"X-Agnes-Truncated": "true" if result.truncated else "false",
+                 "X-Agnes-Rows": str(result.rows)}
+            )
+        self.finish()
+
+    async def _end_with_trailers(self, fields: dict[str, str]) -> None:
+        """End a chunked body with trailer fields (tornado's own end has none)."""
+        connection = self.request.connection
+        if getattr(connection, "_chunking_output", None) is not True:
+            return  # HTTP/1.0: the body ends with the connection, there is no trailer
+        await self.flush()
+        lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+        connection._chunking_output = False  # so finish() adds no second end
+        await connection.stream.write(b"0\r\n" + lines.encode("ascii") + b"\r\n")
 
     async def _stream(self, chunks: Iterator[ArrowPieces], pieces: ArrowPieces, done: bool) -> None:
         self.set_header("Content-Type", ARROW_STREAM_TYPE)

@@ -11,7 +11,7 @@ import pytest
 from jupyter_server.utils import url_path_join
 
 from jupyter_agnes.orchestrator import SyncOrchestrator
-from tests.support.apihelpers import bearer
+from tests.support.apihelpers import bearer, raw_post, read_chunks
 from tests.support.datahelpers import make_extract
 
 
@@ -173,36 +173,6 @@ async def test_sync_is_admin_only_and_reports(jp_fetch, data):
     resp = await call(jp_fetch, "agnes", "api", "sync", method="POST", headers=data["admin"],
                       body={"source": "../x"})
     assert resp.code == 400
-
-
-async def raw_post(
-    port: int, path: str, headers: dict[str, str], body: dict, version: str = "HTTP/1.1"
-):
-    """A bare HTTP client, so the test sees the chunked framing the server chose."""
-    payload = json.dumps(body).encode()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = [f"POST {path} {version}", f"Host: 127.0.0.1:{port}", "Connection: close",
-            "Content-Type: application/json", f"Content-Length: {len(payload)}"]
-    head += [f"{k}: {v}" for k, v in headers.items()]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-    await writer.drain()
-    status_line = await reader.readline()
-    response_headers = {}
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        key, _, value = line.decode().partition(":")
-        response_headers[key.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), response_headers, reader, writer
-
-
-async def read_chunks(reader) -> list[bytes]:
-    chunks = []
-    while True:
-        size = int((await reader.readline()).split(b";")[0], 16)
-        if size == 0:
-            await reader.readline()
-            return chunks
-        chunks.append(await reader.readexactly(size))
-        assert await reader.readexactly(2) == b"\r\n"
 
 
 @pytest.fixture

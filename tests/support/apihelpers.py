@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
@@ -50,3 +51,41 @@ def utc_iso(text: object) -> dt.datetime:
     """An API time: an ISO 8601 string with an explicit UTC offset (not epoch seconds)."""
     assert isinstance(text, str) and text.endswith("+00:00"), text
     return dt.datetime.fromisoformat(text)
+
+
+async def raw_post(
+    port: int, path: str, headers: dict[str, str], body: dict, version: str = "HTTP/1.1"
+):
+    """A bare HTTP client, so the test sees the chunked framing the server chose."""
+    payload = json.dumps(body).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = [f"POST {path} {version}", f"Host: 127.0.0.1:{port}", "Connection: close",
+            "Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+    await writer.drain()
+    status_line = await reader.readline()
+    response_headers = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        key, _, value = line.decode().partition(":")
+        response_headers[key.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), response_headers, reader, writer
+
+
+async def read_chunks(reader) -> list[bytes]:
+    return (await read_chunks_and_trailers(reader))[0]
+
+
+async def read_chunks_and_trailers(reader) -> tuple[list[bytes], dict[str, str]]:
+    """A chunked body's chunks, and the trailer fields after its last chunk (lower-cased)."""
+    chunks = []
+    while True:
+        size = int((await reader.readline()).split(b";")[0], 16)
+        if size == 0:
+            trailers = {}
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                key, _, value = line.decode().partition(":")
+                trailers[key.strip().lower()] = value.strip()
+            return chunks, trailers
+        chunks.append(await reader.readexactly(size))
+        assert await reader.readexactly(2) == b"\r\n"

@@ -1,0 +1,136 @@
+"""How each DuckDB type reaches a JSON or CSV response (docs/query-api.md is the mapping).
+
+Arrow cannot carry every DuckDB value faithfully to Python or to pyarrow's CSV writer
+(UHUGEINT overflows, TIMETZ loses its offset, BIT and VARINT arrive as opaque bytes,
+±infinity dates and timestamps and years past 9999 overflow Python's datetime). So for
+JSON and CSV, DuckDB itself renders those columns as text before Arrow sees them:
+
+* "plain" columns pass through Arrow unchanged (booleans, integers up to 64 bits, floats,
+  VARCHAR, UUID, DECIMAL, ENUM, BLOB);
+* "text" columns become DuckDB's own text (`CAST(x AS VARCHAR)`): temporal types,
+  INTERVAL, BIT, TIMETZ, and in JSON 128-bit and arbitrary-size integers, sent as numbers;
+* "json" columns (LIST, STRUCT, MAP, UNION, fixed ARRAY) become DuckDB's `to_json(x)`:
+  nested values in JSON, and that JSON text in a CSV cell.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from jupyter_agnes.catalog.values import to_jsonable
+
+_PLAIN = frozenset({
+    "boolean", "tinyint", "smallint", "integer", "bigint",
+    "utinyint", "usmallint", "uinteger", "ubigint",
+    "float", "double", "varchar", "uuid", "decimal", "enum", "null",
+})  # fmt: skip
+_NESTED = frozenset({"list", "struct", "map", "union", "array"})
+_BIG_INTEGERS = frozenset({"hugeint", "uhugeint", "bignum", "varint"})
+
+PLAIN, TEXT, JSON_TEXT, BIG_INTEGER, BLOB = "plain", "text", "json", "integer", "blob"
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What a text format (json or csv) does with each column of one query's result."""
+
+    columns: list[str]
+    types: list[str]  # DuckDB's type names, as the JSON response's "types" lists them
+    kinds: list[str]
+
+
+def column_kind(type_id: str, fmt: str) -> str:
+    if type_id in _PLAIN:
+        return PLAIN
+    if type_id == "blob":
+        return BLOB
+    if type_id in _NESTED:
+        return JSON_TEXT
+    if type_id in _BIG_INTEGERS and fmt == "json":
+        return BIG_INTEGER
+    return TEXT
+
+
+def project_for(
+    relation: duckdb.DuckDBPyRelation, fmt: str
+) -> tuple[duckdb.DuckDBPyRelation, Rendering]:
+    """The relation to read for `fmt` ("json" or "csv") and how to render its columns."""
+    columns = list(relation.columns)
+    types = list(relation.types)
+    kinds = [column_kind(t.id, fmt) for t in types]
+    rendering = Rendering(columns, [str(t).strip('"') for t in types], kinds)
+    if all(k == PLAIN or (k == BLOB and fmt == "json") for k in kinds):
+        return relation, rendering
+    exprs = []
+    for i, kind in enumerate(kinds, start=1):
+        alias = '"' + columns[i - 1].replace('"', '""') + '"'
+        exprs.append(f"{_expression(kind, f'#{i}', fmt)} AS {alias}")
+    return relation.project(", ".join(exprs)), rendering
+
+
+def _expression(kind: str, ref: str, fmt: str) -> str:
+    if kind == JSON_TEXT:
+        return f"CAST(to_json({ref}) AS VARCHAR)"
+    if kind in (TEXT, BIG_INTEGER):
+        return f"CAST({ref} AS VARCHAR)"
+    if kind == BLOB and fmt == "csv":
+        return f"base64({ref})"  # the same base64 text JSON sends
+    return ref
+
+
+# --- JSON ----------------------------------------------------------------------------
+
+
+def _finite(value: Any) -> Any:
+    """NaN and ±inf inside nested values become "nan"/"inf"/"-inf", as at the top level."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _nested(text: str | None) -> Any:
+    # DuckDB writes NaN/Infinity tokens for non-finite doubles; Python's parser takes them.
+    return None if text is None else _finite(json.loads(text))
+
+
+def json_column(column: pa.Array | pa.ChunkedArray, kind: str) -> list[Any]:
+    values = column.to_pylist()
+    if kind == JSON_TEXT:
+        return [_nested(v) for v in values]
+    if kind == BIG_INTEGER:
+        return [None if v is None else int(v) for v in values]
+    if kind == TEXT:
+        return values
+    return [_plain(v) for v in values]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Decimal):
+        return float(value) if value.is_finite() else str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return to_jsonable(value)
+
+
+def json_rows(batch: pa.RecordBatch, kinds: list[str]) -> list[list[Any]]:
+    """The batch's rows as JSON-ready Python lists."""
+    columns = [json_column(col, kind) for col, kind in zip(batch.columns, kinds, strict=True)]
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+# json.dumps's own separators, so a response reads as it did when it was one dumps().
+encode_json = json.JSONEncoder(allow_nan=False, separators=(", ", ": ")).encode
