@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterator
 from http.client import responses
 from typing import Any
@@ -21,12 +22,14 @@ from jupyter_agnes.orchestrator import InvalidIdentifier, check_identifier
 from jupyter_agnes.query import (
     ARROW_STREAM_TYPE,
     CSV_TYPE,
+    JSON_TYPE,
     QueryError,
     QueryResult,
     QueryRunner,
 )
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 from server_extension.handlers.guards import require_admin_or_scheduler
+from server_extension.handlers.query_slots import holds_query_slot
 from server_extension.services import DataServices
 
 FORMATS = ("json", "arrow", "csv")
@@ -55,8 +58,10 @@ def _query_error(exc: QueryError) -> web.HTTPError:
     return api_error(exc.status, exc.message, responses.get(exc.status, "Error"))
 
 
-def _run_json(runner: QueryRunner, *args: Any) -> dict[str, Any]:
-    return runner.run(*args).to_json()
+def _run_json(runner: QueryRunner, *args: Any) -> bytes:
+    """Run, convert and encode in the worker: encoding a large result on the event loop
+    would stall every other user's requests for as long as it takes."""
+    return json.dumps(runner.run(*args).to_json(), default=str).encode()
 
 
 def _pull(chunks: Iterator[ArrowPieces]) -> tuple[ArrowPieces, bool]:
@@ -105,6 +110,7 @@ class CatalogTableHandler(DataHandler):
 
 class QueryHandler(DataHandler):
     @web.authenticated
+    @holds_query_slot
     async def post(self) -> None:
         body = self.json_body()  # 413 over 1 MB, 400 for bad JSON
         fmt = body.get("format", "json")
@@ -121,7 +127,9 @@ class QueryHandler(DataHandler):
         except QueryError as exc:
             raise _query_error(exc) from exc
         if fmt == "json":
-            self.write_json(payload)
+            self.set_header("Content-Type", JSON_TYPE)
+            self.set_header("Cache-Control", "no-store")
+            self.finish(payload)
         elif fmt == "csv":
             await self._send_csv(result)
         else:
