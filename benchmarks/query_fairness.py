@@ -2,8 +2,8 @@
 
 One real server, two users. The victim sends `SELECT count(*) FROM orders` over one
 keep-alive session, first while the server is idle, then while the flooder keeps
-`--flood` connections busy with heavy queries (CPU-bound aggregates over `range` and
-large JSON results, alternating), back to back. The flooder honours 429 `Retry-After`,
+`--flood` connections busy with heavy queries, back to back: CPU-bound aggregates over
+`range`, ~8 MB JSON results and whole-table Arrow streams, in turn (`--heavy`). The flooder honours 429 `Retry-After`,
 as the magics and a well-behaved script do; past AGNES_QUERY_MAX_CONCURRENT_PER_USER its
 queries queue or are refused, so the server runs its full share of heavy work throughout.
 Prints p50 / p99 of both phases side by side and the flooded/idle ratios.
@@ -13,6 +13,7 @@ Usage: .venv/bin/python benchmarks/query_fairness.py [--requests 200] [--flood 8
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from common import process
@@ -33,11 +35,13 @@ from tests.support.server_process import (  # repo root on sys.path via common
 
 PY = sys.executable
 SMALL_SQL = "SELECT count(*) FROM orders"
-HEAVY_SQL = (
-    "SELECT count(*) FILTER (WHERE hash(a.range + b.range) % 7 = 0) AS n "
-    "FROM range(20000) a, range(4000) b",  # ~80 M rows hashed: about a second of CPU
-    "SELECT * FROM order_items LIMIT 200000",  # a large JSON answer
-)
+HEAVY = {
+    # ~80 M rows hashed: about a second of CPU, a one-row answer
+    "cpu": ("SELECT count(*) FILTER (WHERE hash(a.range + b.range) % 7 = 0) AS n "
+            "FROM range(20000) a, range(4000) b", "json"),
+    "json": ("SELECT * FROM order_items LIMIT 200000", "json"),  # ~8 MB of JSON
+    "arrow": ("SELECT * FROM order_items", "arrow"),  # what %%sql -o fetches
+}
 
 
 def small_latencies(session: requests.Session, url: str, n: int, warmup: int) -> list[float]:
@@ -55,47 +59,58 @@ def small_latencies(session: requests.Session, url: str, n: int, warmup: int) ->
 
 
 class Flood:
-    """`connections` threads sending heavy queries back to back until stopped."""
+    """A separate process (its own GIL, like another user's machine) whose `connections`
+    threads send heavy queries back to back until the block ends."""
 
-    def __init__(self, url: str, pat: str, connections: int) -> None:
-        self.url = url
-        self.pat = pat
-        self.stop = threading.Event()
-        self.done = 0
-        self.refused = 0
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
-        self.threads = [
-            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(connections)
-        ]
+    def __init__(self, url: str, pat: str, connections: int, kinds: list[str]) -> None:
+        self.stop = multiprocessing.Event()
+        self.counts = multiprocessing.Array("i", 3)  # answered, refused (429), failed
+        self.proc = multiprocessing.Process(
+            target=_flood, args=(url, pat, connections, kinds, self.stop, self.counts)
+        )
 
     def __enter__(self) -> Flood:
-        for t in self.threads:
-            t.start()
+        self.proc.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
-        for t in self.threads:
-            t.join(timeout=300)
+        self.proc.join(timeout=300)
 
-    def _run(self, i: int) -> None:
+    @property
+    def answered(self) -> int:
+        return self.counts[0]
+
+    @property
+    def refused(self) -> int:
+        return self.counts[1]
+
+    @property
+    def failed(self) -> int:
+        return self.counts[2]
+
+
+def _flood(url: str, pat: str, connections: int, kinds: list[str], stop: Any, counts: Any) -> None:
+    def run(i: int) -> None:
         with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {self.pat}"
+            session.headers["Authorization"] = f"Bearer {pat}"
             k = i
-            while not self.stop.is_set():
-                sql = HEAVY_SQL[k % len(HEAVY_SQL)]
+            while not stop.is_set():
+                sql, fmt = HEAVY[kinds[k % len(kinds)]]
                 k += 1
-                resp = session.post(self.url, json={"sql": sql}, timeout=300)
-                with self._lock:
-                    if resp.status_code == 200:
-                        self.done += 1
-                    elif resp.status_code == 429:
-                        self.refused += 1
-                    else:
-                        self.errors.append(f"{resp.status_code} {resp.text[:200]}")
+                resp = session.post(url, json={"sql": sql, "format": fmt}, timeout=300)
+                _ = resp.content  # read the whole answer
+                slot = {200: 0, 429: 1}.get(resp.status_code, 2)
+                with counts.get_lock():
+                    counts[slot] += 1
                 if resp.status_code == 429:
-                    self.stop.wait(float(resp.headers.get("Retry-After", "1")))
+                    stop.wait(float(resp.headers.get("Retry-After", "1")))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def main() -> None:
@@ -103,6 +118,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=300_000, help="sample order items")
     ap.add_argument("--requests", type=int, default=200, help="timed small queries per phase")
     ap.add_argument("--flood", type=int, default=8, help="the flooder's parallel connections")
+    ap.add_argument(
+        "--heavy", default="cpu,json,arrow", help=f"the flood's queries, some of {','.join(HEAVY)}"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server.log)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="agnes-bench-fairness-"))
@@ -132,11 +150,11 @@ def main() -> None:
         ):
             session.headers["Authorization"] = f"Bearer {victim}"
             idle = small_latencies(session, url, args.requests, warmup=30)
-            with Flood(url, flooder, args.flood) as flood:
+            with Flood(url, flooder, args.flood, args.heavy.split(",")) as flood:
                 time.sleep(3)  # let the flood reach its steady state
                 flooded = small_latencies(session, url, args.requests, warmup=5)
-            if flood.errors:
-                raise RuntimeError(f"flood errors: {flood.errors[:3]}")
+            if flood.failed:
+                raise RuntimeError(f"{flood.failed} heavy queries failed (see server.log)")
     finally:
         if args.keep:
             print(f"kept {tmp}")
@@ -149,8 +167,8 @@ def main() -> None:
     print(f"    idle     p50 {pct(idle, 50):8.2f} ms  p99 {pct(idle, 99):8.2f} ms")
     print(
         f"    flooded  p50 {pct(flooded, 50):8.2f} ms  p99 {pct(flooded, 99):8.2f} ms"
-        f"   (another user, {args.flood} connections of heavy queries:"
-        f" {flood.done} answered, {flood.refused} refused 429)"
+        f"   (another user, {args.flood} connections of heavy queries ({args.heavy}):"
+        f" {flood.answered} answered, {flood.refused} refused 429)"
     )
     print(
         f"    flooded/idle  p50 {pct(flooded, 50) / pct(idle, 50):.1f}x"

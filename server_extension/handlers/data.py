@@ -37,6 +37,7 @@ STREAM_SLICE = 512 * 1024  # bytes per write + flush of a CSV body (Arrow goes p
 # Arrow pieces gathered per trip to the worker pool: a small result (SELECT 42) takes one
 # trip with the query itself instead of one per batch, schema and end (each ~0.5 ms).
 PULL_BYTES = 64 * 1024
+JSON_SLICE_ROWS = 2048  # rows per json.dumps call, each a stretch holding the GIL
 
 ArrowPieces = list[bytes | pa.Buffer]
 
@@ -59,9 +60,18 @@ def _query_error(exc: QueryError) -> web.HTTPError:
 
 
 def _run_json(runner: QueryRunner, *args: Any) -> bytes:
-    """Run, convert and encode in the worker: encoding a large result on the event loop
-    would stall every other user's requests for as long as it takes."""
-    return json.dumps(runner.run(*args).to_json(), default=str).encode()
+    """Run, convert and encode in the worker, the rows a slice at a time: one `json.dumps`
+    holds the GIL throughout, so encoding a large result in one call (on the event loop
+    or not) would stall every other user's requests for as long as it takes."""
+    payload = runner.run(*args).to_json()
+    rows = payload.pop("rows")
+    slices = (
+        json.dumps(rows[i : i + JSON_SLICE_ROWS], default=str)[1:-1]
+        for i in range(0, len(rows), JSON_SLICE_ROWS)
+    )
+    head = json.dumps({k: payload.pop(k) for k in ("columns", "types")})[:-1]
+    tail = json.dumps(payload)[1:]
+    return f'{head}, "rows": [{", ".join(slices)}], {tail}'.encode()
 
 
 def _pull(chunks: Iterator[ArrowPieces]) -> tuple[ArrowPieces, bool]:
