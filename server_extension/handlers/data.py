@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Iterator
 from http.client import responses
 from typing import Any
@@ -22,7 +21,6 @@ from jupyter_agnes.orchestrator import InvalidIdentifier, check_identifier
 from jupyter_agnes.query import (
     ARROW_STREAM_TYPE,
     CSV_TYPE,
-    JSON_TYPE,
     QueryError,
     QueryResult,
     QueryRunner,
@@ -37,7 +35,6 @@ STREAM_SLICE = 512 * 1024  # bytes per write + flush of a CSV body (Arrow goes p
 # Arrow pieces gathered per trip to the worker pool: a small result (SELECT 42) takes one
 # trip with the query itself instead of one per batch, schema and end (each ~0.5 ms).
 PULL_BYTES = 64 * 1024
-JSON_SLICE_ROWS = 2048  # rows per json.dumps call, each a stretch holding the GIL
 
 ArrowPieces = list[bytes | pa.Buffer]
 
@@ -59,19 +56,8 @@ def _query_error(exc: QueryError) -> web.HTTPError:
     return api_error(exc.status, exc.message, responses.get(exc.status, "Error"))
 
 
-def _run_json(runner: QueryRunner, *args: Any) -> bytes:
-    """Run, convert and encode in the worker, the rows a slice at a time: one `json.dumps`
-    holds the GIL throughout, so encoding a large result in one call (on the event loop
-    or not) would stall every other user's requests for as long as it takes."""
-    payload = runner.run(*args).to_json()
-    rows = payload.pop("rows")
-    slices = (
-        json.dumps(rows[i : i + JSON_SLICE_ROWS], default=str)[1:-1]
-        for i in range(0, len(rows), JSON_SLICE_ROWS)
-    )
-    head = json.dumps({k: payload.pop(k) for k in ("columns", "types")})[:-1]
-    tail = json.dumps(payload)[1:]
-    return f'{head}, "rows": [{", ".join(slices)}], {tail}'.encode()
+def _run_json(runner: QueryRunner, *args: Any) -> dict[str, Any]:
+    return runner.run(*args).to_json()
 
 
 def _pull(chunks: Iterator[ArrowPieces]) -> tuple[ArrowPieces, bool]:
@@ -137,9 +123,7 @@ class QueryHandler(DataHandler):
         except QueryError as exc:
             raise _query_error(exc) from exc
         if fmt == "json":
-            self.set_header("Content-Type", JSON_TYPE)
-            self.set_header("Cache-Control", "no-store")
-            self.finish(payload)
+            self.write_json(payload)
         elif fmt == "csv":
             await self._send_csv(result)
         else:
