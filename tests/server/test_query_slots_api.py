@@ -135,3 +135,13 @@ def audited(agnes, sql: str) -> list[str]:
     with agnes.store.read() as s:
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "query")).all()
         return [e.result for e in entries if e.params["sql_sha256"] == sql_sha256(sql)]
+
+
+def test_the_server_hands_the_gil_over_often(jp_serverapp):
+    """A user's small query waits on other users' JSON/CSV conversions in worker threads
+    for at most about this long at each step (CPython's default is 5 ms)."""
+    import sys
+
+    from server_extension.app import GIL_SWITCH_INTERVAL_S
+
+    assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL_S < 0.005
