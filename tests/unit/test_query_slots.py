@@ -111,3 +111,27 @@ async def test_cancelled_and_failed_queries_give_their_slots_back():
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert slots._users == {}
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_query_runs_on_at_most_threads_per_query_duckdb_threads(tmp_path, threads):
+    import os
+
+    from jupyter_agnes.orchestrator import SyncOrchestrator
+    from jupyter_agnes.query import QueryRunner
+    from tests.support.datahelpers import make_extract, user
+
+    make_extract(tmp_path, "shop", {"orders": "SELECT range AS id FROM range(10)"})
+    orch = SyncOrchestrator(tmp_path)
+    assert orch.rebuild().problems == []
+    try:
+        assert QueryRunner(tmp_path).threads_per_query == max(1, (os.cpu_count() or 1) // 2)
+        runner = QueryRunner(tmp_path, store=orch.store, threads_per_query=threads)
+        for sql in ("SELECT count(*) FROM orders", "SELECT 42"):
+            runner.run(user("orders"), sql).to_json()
+        databases = list(runner._pool._dbs.values())
+        assert len(databases) == 2  # one per table set, each with the same limit
+        for db in databases:
+            assert db.execute("SELECT current_setting('threads')").fetchone() == (threads,)
+    finally:
+        orch.store.close()
