@@ -1,13 +1,14 @@
 """Query fairness: one user's small query while another user floods the server.
 
 One real server, two users. The victim sends `SELECT count(*) FROM orders` over one
-keep-alive session, first while the server is idle, then while the flooder keeps
-`--flood` connections busy with heavy queries, back to back: CPU-bound aggregates over
-`range`, ~8 MB JSON results and whole-table Arrow streams, in turn (`--heavy`). The flooder honours 429 `Retry-After`,
-as the magics and a well-behaved script do; past AGNES_QUERY_MAX_CONCURRENT_PER_USER its
-queries queue or are refused, so the server runs its full share of heavy work throughout.
+keep-alive session, first while the server is idle, then while the flooder (its own
+process) keeps `--flood` connections busy with heavy queries, back to back: CPU-bound
+aggregates over `range`, ~8 MB JSON results and whole-table Arrow streams, in turn
+(`--heavy`). Past AGNES_QUERY_MAX_CONCURRENT_PER_USER the flooder's queries queue or get
+429, and it honours Retry-After, so the server runs its full share of heavy work throughout.
 Prints p50 / p99 of both phases side by side and the flooded/idle ratios.
-Usage: .venv/bin/python benchmarks/query_fairness.py [--requests 200] [--flood 8] [--keep]
+Usage: .venv/bin/python benchmarks/query_fairness.py [--requests 200] [--flood 8]
+       [--heavy cpu,json,arrow] [--keep]
 """
 
 from __future__ import annotations
