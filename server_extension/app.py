@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,13 @@ from server_extension.kernel_owners import install_kernel_ownership
 from server_extension.lab_workspaces import keep_workspaces_in, workspace_list_handlers
 from server_extension.services import SETTINGS_KEY, AgnesServices, build_services
 from server_extension.voila_header import install_voila_header
+
+# How long a Python thread keeps the GIL while another waits (CPython's default: 5 ms).
+# Query results are converted to JSON and CSV in worker threads; with the default, a
+# user's small query waits on another user's conversions for tens or hundreds of ms
+# at every step (benchmarks/query_fairness.py). A smaller value only makes those
+# conversions hand over more often.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class AgnesExtensionApp(ExtensionApp):
@@ -71,6 +79,7 @@ class AgnesExtensionApp(ExtensionApp):
     # --- initialize -----------------------------------------------------------------
 
     def initialize_settings(self) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
         data_dir = resolve_data_dir(self.data_dir)
         try:
             limits = check_dashboard_limits(self.serverapp.kernel_manager)

@@ -30,7 +30,7 @@ from jupyter_agnes.llm.ask_service import AskService
 from jupyter_agnes.observability import Observability, ObservabilitySettings
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.orchestrator.jobs import SyncJobs
-from jupyter_agnes.query import QueryRunner
+from jupyter_agnes.query import QueryRunner, QuerySlots
 from jupyter_agnes.store.engine import Store
 from server_extension.socket_revocation import OpenSockets
 
@@ -68,9 +68,17 @@ class GoogleLoginService:
             return True
 
 
+# Worker threads for the data handlers. One user holds at most
+# AGNES_QUERY_MAX_CONCURRENT_PER_USER of them at once (QuerySlots), so this many let
+# 16 users at their default cap run without anyone queueing behind another's queries.
+# A thread mostly waits in DuckDB, which holds no GIL there, and each query's DuckDB
+# threads are capped by QueryRunner.threads, so the CPU is shared, not oversubscribed.
+DATA_POOL_THREADS = 32
+
+
 class DataServices:
-    """The catalog, the query runner, the orchestrator and its jobs, and the thread pool
-    the data handlers run blocking work on."""
+    """The catalog, the query runner and the per-user query slots, the orchestrator and
+    its jobs, and the thread pool the data handlers run blocking work on."""
 
     def __init__(
         self, data_dir: Path, store: Store, observability: Observability, parent: Configurable
@@ -82,7 +90,8 @@ class DataServices:
             self.data_dir, store=store, observability=observability, parent=parent
         )
         self.jobs = SyncJobs(self.orchestrator, store)
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agnes-query")
+        self.slots = QuerySlots(parent=parent)
+        self.pool = ThreadPoolExecutor(DATA_POOL_THREADS, thread_name_prefix="agnes-query")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -11,6 +11,7 @@ is the views, and only single reads ever run, so sharing one between queries is 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -48,7 +49,7 @@ def sql_sha256(sql: str) -> str:
 
 
 def _build_sandbox(
-    snapshot: CatalogSnapshot, entries: list[TableMeta]
+    snapshot: CatalogSnapshot, entries: list[TableMeta], threads: int
 ) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(
         ":memory:",
@@ -68,6 +69,8 @@ def _build_sandbox(
                 paths.extend(e.paths)
         if paths:
             con.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
+        # A database's queries share its `threads` workers; one query runs on at most this many.
+        con.execute(f"SET threads = {int(threads)}")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
@@ -79,8 +82,9 @@ def _build_sandbox(
 class _SandboxPool:
     """LRU of locked-down databases keyed by (build id, sorted table names)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, threads: int) -> None:
         self.size = size
+        self.threads = threads
         self._lock = threading.Lock()
         self._dbs: OrderedDict[tuple[Any, ...], duckdb.DuckDBPyConnection] = OrderedDict()
 
@@ -91,7 +95,7 @@ class _SandboxPool:
             if db is not None:
                 self._dbs.move_to_end(key)
                 return db.cursor()
-        db = _build_sandbox(snapshot, [snapshot.entries[t] for t in tables])
+        db = _build_sandbox(snapshot, [snapshot.entries[t] for t in tables], self.threads)
         with self._lock:
             # Older builds are dropped, not closed: a query may still be reading one.
             for stale in [k for k in self._dbs if k[:2] != key[:2]]:
@@ -159,6 +163,14 @@ class QueryRunner(Configurable):
         config=True
     )
     store = AnyTrait(None, allow_none=True, help="The system store, for the audit log.")
+    threads_per_query = Int(
+        help="DuckDB threads one query may use (default: half the CPUs, at least 1), so one"
+        " user's queries cannot take every core from everyone else's."
+    ).tag(config=True)
+
+    @default("threads_per_query")
+    def _default_threads(self) -> int:
+        return max(1, (os.cpu_count() or 1) // 2)
 
     @default("timeout_s")
     def _default_timeout(self) -> float:
@@ -176,7 +188,7 @@ class QueryRunner(Configurable):
         super().__init__(**kwargs)
         self.data_dir = Path(data_dir)
         self.catalog = catalog or Catalog(self.data_dir)
-        self._pool = _SandboxPool(self.sandbox_cache_size)
+        self._pool = _SandboxPool(self.sandbox_cache_size, max(1, self.threads_per_query))
         self._checks = CheckCache(self.check_cache_size)
 
     def _store(self) -> Any:

@@ -27,6 +27,7 @@ from jupyter_agnes.query import (
 )
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 from server_extension.handlers.guards import require_admin_or_scheduler
+from server_extension.handlers.query_slots import holds_query_slot
 from server_extension.services import DataServices
 
 FORMATS = ("json", "arrow", "csv")
@@ -133,6 +134,7 @@ class CatalogTableHandler(DataHandler):
 
 class QueryHandler(DataHandler):
     @web.authenticated
+    @holds_query_slot
     async def post(self) -> None:
         body = self.json_body()  # 413 over 1 MB, 400 for bad JSON
         fmt = body.get("format", "json")
