@@ -8,6 +8,7 @@ the tornado settings; handlers reach it through `agnes_services(handler)` (or
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -36,6 +37,8 @@ from jupyter_agnes.store.engine import Store
 SETTINGS_KEY = "agnes_services"
 STATE_MAX_AGE_S = 600
 _USED_STATES_MAX = 10_000
+
+log = logging.getLogger("jupyter_agnes.server")
 
 
 class GoogleLoginService:
@@ -81,7 +84,16 @@ class DataServices:
             self.data_dir, store=store, observability=observability, parent=parent
         )
         self.jobs = SyncJobs(self.orchestrator, store)
+        self._clean_after_crash()
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agnes-query")
+
+    def _clean_after_crash(self) -> None:
+        """What a killed server or CLI left: temp files, and jobs still saying `running`."""
+        self.orchestrator.remove_leftovers()
+        try:
+            self.jobs.mark_interrupted()
+        except Exception:  # a busy store must not stop the server from starting
+            log.warning("could not mark interrupted sync jobs", exc_info=True)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -227,7 +227,7 @@ class SyncHandler(DataHandler):
                 check_identifier(source, "source")
             except InvalidIdentifier as exc:
                 raise api_error(400, str(exc), "Bad Request") from exc
-        job = self.data.jobs.start(source, self.principal.email)
+        job = await self.submit(self.data.jobs.start, source, self.principal.email)
         self.set_header("Location", self.base_url.rstrip("/") + f"/agnes/api/sync/{job['id']}")
         self.write_json(job, status=202)
 

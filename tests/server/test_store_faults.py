@@ -1,0 +1,98 @@
+"""A store that cannot be written (its lock held by another process, a full disk) gets a
+503 with Retry-After and a clear message from POST /agnes/api/sync, never a 500."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.apihelpers import bearer, call
+from tests.support.datahelpers import make_extract
+
+
+def hold_write_lock(db: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding a write transaction on the store (a backup, a stuck CLI)."""
+    code = textwrap.dedent(f"""
+        import sqlite3, sys, time
+        con = sqlite3.connect({str(db)!r}, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        print("locked", flush=True)
+        time.sleep({seconds})
+        con.execute("ROLLBACK")
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+async def test_sync_with_the_store_locked_is_503_not_500(jp_fetch, agnes, agnes_data_dir):
+    make_extract(agnes_data_dir, "shop", {"orders": "SELECT 1 AS id"})
+    admin = bearer(agnes.pat("boss@example.com", admin=True))
+    warm = await call(jp_fetch, "agnes", "api", "me", headers=admin)  # its first-use write
+    assert warm.code == 200
+    holder = hold_write_lock(agnes_data_dir / "agnes.sqlite", 40)
+    try:
+        resp = await call(jp_fetch, "agnes", "api", "sync", method="POST", headers=admin)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert resp.code == 503, resp.body
+    assert int(resp.headers["Retry-After"]) > 0
+    body = json.loads(resp.body)
+    assert "busy" in body["message"] and "agnes.sqlite" not in body["message"]
+    again = await call(jp_fetch, "agnes", "api", "sync", method="POST", headers=admin)
+    assert again.code == 202, again.body
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir on its own 8 MB filesystem, so the test can fill it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], check=True)
+    path = mount / "data"
+    path.mkdir(mode=0o700)
+    yield path
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(path: Path) -> None:
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+async def test_sync_on_a_full_disk_is_a_clear_error(jp_fetch, agnes, agnes_data_dir):
+    make_extract(agnes_data_dir, "shop", {"orders": "SELECT 1 AS id"})
+    admin = bearer(agnes.pat("boss@example.com", admin=True))
+    assert (await call(jp_fetch, "agnes", "api", "me", headers=admin)).code == 200
+    filler = agnes_data_dir.parent / "filler"
+    fill(filler)
+    # Also fill what SQLite could still use: its WAL grows into free pages otherwise.
+    with sqlite3.connect(agnes_data_dir / "agnes.sqlite") as con:
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS pad (b BLOB)")
+            while True:
+                con.execute("INSERT INTO pad VALUES (zeroblob(65536))")
+        except sqlite3.OperationalError:
+            pass
+    resp = await call(jp_fetch, "agnes", "api", "sync", method="POST", headers=admin)
+    assert resp.code == 503, resp.body
+    assert int(resp.headers["Retry-After"]) > 0
+    message = json.loads(resp.body)["message"]
+    assert "disk is full" in message and str(agnes_data_dir) not in message
+    filler.unlink()
