@@ -124,6 +124,12 @@ def _bind(params: Any, names: frozenset[str]) -> dict[str, Any]:
     return bound
 
 
+AUDIT_BACKLOG_FULL = (
+    "Queries are paused: the audit log cannot be written right now (the store is locked "
+    "or its disk is full). Try again shortly"
+)
+
+
 class QueryRunner(Configurable):
     """Runs one user query under the caller's grants; see the module docstring."""
 
@@ -172,6 +178,8 @@ class QueryRunner(Configurable):
 
         Raises QueryError (with .status) for anything refused or failed before rows flow.
         """
+        if not self._store().audit_queue.accepting():
+            raise QueryError(AUDIT_BACKLOG_FULL, status=503, reason="audit_unavailable")
         started = time.perf_counter()
         digest = sql_sha256(sql) if isinstance(sql, str) else ""
         tables: list[str] = []

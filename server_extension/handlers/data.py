@@ -25,6 +25,7 @@ from jupyter_agnes.query import (
     QueryResult,
     QueryRunner,
 )
+from jupyter_agnes.store.failures import RETRY_AFTER_S
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 from server_extension.handlers.guards import require_admin_or_scheduler
 from server_extension.services import DataServices
@@ -52,7 +53,10 @@ class DataHandler(AgnesAPIHandler):
 
 
 def _query_error(exc: QueryError) -> web.HTTPError:
-    return api_error(exc.status, exc.message, responses.get(exc.status, "Error"))
+    error = api_error(exc.status, exc.message, responses.get(exc.status, "Error"))
+    if exc.status == 503:  # a wait-it-out refusal (the audit log is down)
+        error.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return error
 
 
 def _run_json(runner: QueryRunner, *args: Any) -> dict[str, Any]:

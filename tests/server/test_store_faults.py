@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from tests.support.apihelpers import bearer, call
 from tests.support.datahelpers import make_extract
@@ -96,3 +98,47 @@ async def test_sync_on_a_full_disk_is_a_clear_error(jp_fetch, agnes, agnes_data_
     message = json.loads(resp.body)["message"]
     assert "disk is full" in message and str(agnes_data_dir) not in message
     filler.unlink()
+
+
+async def query(jp_fetch, headers, sql: str):
+    return await call(jp_fetch, "agnes", "api", "query", method="POST", headers=headers,
+                      body={"sql": sql})
+
+
+def query_audit_count(agnes) -> int:
+    from sqlalchemy import func, select
+
+    from jupyter_agnes.store.models import AuditEntry
+
+    with agnes.store.read() as s:
+        return s.scalar(select(func.count()).where(AuditEntry.action == "query"))
+
+
+async def test_queries_while_the_store_is_locked_all_get_their_audit_row(
+    jp_fetch, agnes, agnes_data_dir
+):
+    ann = bearer(agnes.pat("ann@example.com"))
+    assert (await query(jp_fetch, ann, "SELECT 1")).code == 200  # the PAT's first-use write
+    agnes.services.data.runner.flush_audit()
+    before = query_audit_count(agnes)
+    # SQLite's own wait shortened: the outage outlasts it many times over, as a long one would
+    event.listen(agnes.store.engine, "connect",
+                 lambda con, _: con.execute("PRAGMA busy_timeout=100"))
+    agnes.store.engine.dispose()
+    holder = hold_write_lock(agnes_data_dir / "agnes.sqlite", 120)
+    try:
+        for i in range(5):
+            resp = await query(jp_fetch, ann, f"SELECT {i}")
+            assert resp.code == 200, resp.body
+        await asyncio.sleep(2)  # the writer tries, fails and backs off meanwhile
+        agnes.store.audit_queue.max_pending = agnes.store.audit_queue.pending
+        refused = await query(jp_fetch, ann, "SELECT 99")  # the backlog is at its bound
+        assert refused.code == 503, refused.body
+        assert int(refused.headers["Retry-After"]) > 0
+        assert "audit log" in json.loads(refused.body)["message"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert agnes.services.data.runner.flush_audit(60)
+    assert query_audit_count(agnes) == before + 5
+    assert (await query(jp_fetch, ann, "SELECT 7")).code == 200
