@@ -8,14 +8,16 @@ the tornado settings; handlers reach it through `agnes_services(handler)` (or
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tornado import web
 from traitlets.config import Configurable
@@ -39,6 +41,7 @@ STATE_MAX_AGE_S = 600
 _USED_STATES_MAX = 10_000
 
 log = logging.getLogger("jupyter_agnes.server")
+T = TypeVar("T")
 
 
 class GoogleLoginService:
@@ -111,6 +114,16 @@ class AgnesServices:
     data: DataServices
     observability: Observability
     ask: AskService  # the server's LLM for `POST /agnes/api/ask`; its key stays here
+    # Store work of requests runs on these, never on the event loop: credentials (reads,
+    # which a held write lock does not block) apart from writes (which may wait for it).
+    auth_pool: ThreadPoolExecutor
+    store_pool: ThreadPoolExecutor
+
+    async def in_auth_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.auth_pool, fn, *args)
+
+    async def in_store_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.store_pool, fn, *args)
 
     def principal_for_foreign_user(self, user: Any) -> Principal | None:
         """A user signed in by another identity provider (JupyterHub): match by email."""
@@ -121,6 +134,8 @@ class AgnesServices:
         return self.auth.principal_for_email(email, auth)
 
     def close(self) -> None:
+        self.auth_pool.shutdown(wait=False, cancel_futures=True)
+        self.store_pool.shutdown(wait=True, cancel_futures=True)
         self.observability.shutdown()
         self.ask.close()
         self.data.close()
@@ -143,6 +158,8 @@ def build_services(app: Configurable, data_dir: Path, store: Store) -> AgnesServ
         data=data,
         observability=observability,
         ask=AskService(LLMSettings(parent=app), data.catalog, observability),
+        auth_pool=ThreadPoolExecutor(4, thread_name_prefix="agnes-auth"),
+        store_pool=ThreadPoolExecutor(4, thread_name_prefix="agnes-store"),
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 
 from jupyter_agnes.orchestrator.orchestrator import SyncOrchestrator
 from jupyter_agnes.paths import error_line, hide_data_dir
-from jupyter_agnes.store.engine import Store
+from jupyter_agnes.store.engine import BACKGROUND_WAIT_S, Store
 from jupyter_agnes.store.models import SyncJob, utcnow
 
 log = logging.getLogger("jupyter_agnes.orchestrator")
@@ -111,7 +111,7 @@ class SyncJobs:
         return len(dead)
 
     def _set(self, job_id: str, **fields: Any) -> None:
-        with self.store.write() as s:
+        with self.store.write(BACKGROUND_WAIT_S) as s:
             row = s.get(SyncJob, job_id)
             if row is not None:
                 for key, value in fields.items():

@@ -27,6 +27,7 @@ from jupyter_agnes.orchestrator.duck import open_readonly
 from jupyter_agnes.orchestrator.identifiers import check_identifier
 from jupyter_agnes.orchestrator.lock import LockTimeout, rebuild_lock
 from jupyter_agnes.orchestrator.versions import remove_build_leftovers, remove_dead_staging
+from jupyter_agnes.store.engine import BACKGROUND_WAIT_S
 
 log = logging.getLogger("jupyter_agnes.orchestrator")
 
@@ -202,7 +203,7 @@ class SyncOrchestrator(Configurable):
 
         accepted: list[TableMeta] = []
         listed = {(src, t.name) for src, info in infos.items() for t in info.tables}
-        with self.system_store().write() as s:
+        with self.system_store().write(BACKGROUND_WAIT_S) as s:
             owners = {o.table_name: o for o in s.scalars(select(TableOwner))}
             # Release names first: a source that dropped a table (or vanished) frees it
             # for a claim in this same run.

@@ -240,7 +240,7 @@ class SyncJobHandler(DataHandler):
     @web.authenticated
     @require_admin_or_scheduler
     async def get(self, job_id: str) -> None:
-        job = self.data.jobs.get(job_id)
+        job = await self.submit(self.data.jobs.get, job_id)
         if job is None:
             raise api_error(404, "Sync job not found", "Not Found")
         self.write_json(job)

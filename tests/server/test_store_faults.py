@@ -10,11 +10,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
 
 from tests.support.apihelpers import bearer, call
 from tests.support.datahelpers import make_extract
@@ -121,10 +121,8 @@ async def test_queries_while_the_store_is_locked_all_get_their_audit_row(
     assert (await query(jp_fetch, ann, "SELECT 1")).code == 200  # the PAT's first-use write
     agnes.services.data.runner.flush_audit()
     before = query_audit_count(agnes)
-    # SQLite's own wait shortened: the outage outlasts it many times over, as a long one would
-    event.listen(agnes.store.engine, "connect",
-                 lambda con, _: con.execute("PRAGMA busy_timeout=100"))
-    agnes.store.engine.dispose()
+    # Short waits: the outage outlasts them many times over, as a long one would
+    agnes.store.default_wait_s = 0.1
     holder = hold_write_lock(agnes_data_dir / "agnes.sqlite", 120)
     try:
         for i in range(5):
@@ -142,3 +140,39 @@ async def test_queries_while_the_store_is_locked_all_get_their_audit_row(
     assert agnes.services.data.runner.flush_audit(60)
     assert query_audit_count(agnes) == before + 5
     assert (await query(jp_fetch, ann, "SELECT 7")).code == 200
+
+
+async def test_a_held_store_lock_never_freezes_the_server(jp_fetch, agnes, agnes_data_dir):
+    """While another process holds the write lock: health and cached reads answer at once,
+    a PAT's first use still gets in (its last-use write waits in the background), and a
+    write on a request gives up after a short bound with 503, not 15 s and a 500."""
+    admin = bearer(agnes.pat("boss@example.com", admin=True))
+    assert (await call(jp_fetch, "agnes", "api", "me", headers=admin)).code == 200
+    fresh = bearer(agnes.pat("new@example.com"))
+    holder = hold_write_lock(agnes_data_dir / "agnes.sqlite", 60)
+    try:
+        started = time.monotonic()
+        write = asyncio.ensure_future(call(
+            jp_fetch, "agnes", "api", "admin", "users", method="POST", headers=admin,
+            body={"email": "late@example.com"},
+        ))
+        await asyncio.sleep(0.2)  # the write is waiting for the lock now
+        for _ in range(5):
+            t0 = time.monotonic()
+            health = await call(jp_fetch, "agnes", "api", "health")
+            me = await call(jp_fetch, "agnes", "api", "me", headers=admin)
+            assert health.code == me.code == 200
+            assert time.monotonic() - t0 < 1.5, "a read waited on the store's lock"
+        first_use = await call(jp_fetch, "agnes", "api", "me", headers=fresh)
+        assert first_use.code == 200, first_use.body
+        refused = await write
+        assert refused.code == 503, refused.body
+        assert int(refused.headers["Retry-After"]) > 0
+        assert "busy" in json.loads(refused.body)["message"]
+        assert time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    created = await call(jp_fetch, "agnes", "api", "admin", "users", method="POST",
+                         headers=admin, body={"email": "late@example.com"})
+    assert created.code == 201, created.body

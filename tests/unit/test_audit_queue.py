@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from jupyter_agnes.store.directory import audit_row
 from jupyter_agnes.store.engine import open_store
@@ -124,9 +124,7 @@ def hold_store_lock(db: Path) -> subprocess.Popen:
 
 def test_a_locked_store_delays_audit_entries_and_loses_none(tmp_path, caplog):
     store = open_store(tmp_path)
-    # SQLite's own wait shortened, so the writer retries several times during the outage
-    event.listen(store.engine, "connect", lambda con, _: con.execute("PRAGMA busy_timeout=200"))
-    store.engine.dispose()
+    store.default_wait_s = 0.2  # short waits, so the writer retries several times meanwhile
     holder = hold_store_lock(tmp_path / "agnes.sqlite")
     try:
         with caplog.at_level(logging.WARNING, logger="jupyter_agnes.audit"):
