@@ -70,6 +70,11 @@ def error_line(exc: BaseException, data_dir: Path, limit: int) -> str:
     """The first line of an error for an API caller, with the data dir's location (as given
     or resolved) replaced by `<data-dir>`: where the data lives stays private."""
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return hide_data_dir(line, data_dir)[:limit]
+
+
+def hide_data_dir(text: str, data_dir: Path) -> str:
+    """`text` with the data dir's location (as given or resolved) replaced by `<data-dir>`."""
     for path in sorted({str(data_dir.resolve()), str(data_dir)}, key=len, reverse=True):
-        line = line.replace(path, "<data-dir>")
-    return line[:limit]
+        text = text.replace(path, "<data-dir>")
+    return text

@@ -16,7 +16,7 @@ from traitlets import TraitError, Unicode, default
 from jupyter_agnes._version import __version__
 from jupyter_agnes.auth.sessions import SecretError
 from jupyter_agnes.paths import default_data_dir, resolve_data_dir, write_runtime_info
-from jupyter_agnes.store.engine import StoreError, open_store
+from jupyter_agnes.store.engine import REQUEST_WAIT_S, StoreError, open_store
 from jupyter_agnes.urls import is_loopback_host
 from server_extension.authorizer import AgnesAuthorizer
 from server_extension.dashboard_kernels import check_dashboard_limits
@@ -86,6 +86,7 @@ class AgnesExtensionApp(ExtensionApp):
             if limits:
                 self.log.info("Agnes: %s", limits)
             store = open_store(data_dir)
+            store.default_wait_s = REQUEST_WAIT_S  # a request waits briefly, then gets 503
             try:
                 services = build_services(self, data_dir, store)
                 keep_workspaces_in(self.serverapp, data_dir)  # user ids are per data dir

@@ -77,15 +77,15 @@ class AgnesHubIdentityProvider(AgnesIdentityProvider):
         services = agnes_services(handler)
         header = handler.request.headers.get("Authorization")
         if services.auth.local_dev_mode:
-            return self._resolve(handler)
+            return await self._resolve(handler)
         if header is not None:
             if pats.looks_like_pat(_bearer_value(header)):
-                return self._resolve(handler)
+                return await self._resolve(handler)
             principal = await self._hub_principal(handler)
             # Not a hub token: the scheduler secret, or a 401 with Agnes's reason.
-            return principal if principal is not None else self._resolve(handler)
+            return principal if principal is not None else await self._resolve(handler)
         if handler.get_cookie(SESSION_COOKIE):
-            return self._resolve(handler)
+            return await self._resolve(handler)
         return await self._hub_principal(handler)
 
     async def _hub_principal(self, handler: web.RequestHandler) -> Principal | None:

@@ -136,9 +136,9 @@ class AgnesIdentityProvider(IdentityProvider):
 
     async def resolve(self, handler: web.RequestHandler) -> Principal | None:
         """The request's principal (the hub's service provider adds the hub's credentials)."""
-        return self._resolve(handler)
+        return await self._resolve(handler)
 
-    def _resolve(self, handler: web.RequestHandler) -> Principal | None:
+    async def _resolve(self, handler: web.RequestHandler) -> Principal | None:
         services = agnes_services(handler)
         auth = services.auth
         if auth.local_dev_mode:
@@ -152,7 +152,9 @@ class AgnesIdentityProvider(IdentityProvider):
             if wait := limiter.blocked((ip, "bearer")):
                 reject_rate_limited(handler, wait, "bearer")
             try:
-                principal = auth.authenticate_header(header, ip)
+                # Off the event loop: a cache miss reads the store, and a held store lock
+                # must never stall every other request.
+                principal = await services.in_auth_thread(auth.authenticate_header, header, ip)
             except AuthFailure as failure:
                 limiter.check((ip, "bearer"))
                 reject_credential(handler, failure.reason)
@@ -161,7 +163,7 @@ class AgnesIdentityProvider(IdentityProvider):
             return principal
         cookie = handler.get_cookie(SESSION_COOKIE)
         if cookie:
-            principal = auth.authenticate_session(cookie)
+            principal = await services.in_auth_thread(auth.authenticate_session, cookie)
             if principal is None:
                 clear_session_cookie(handler)
             return principal

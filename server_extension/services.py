@@ -8,13 +8,16 @@ the tornado settings; handlers reach it through `agnes_services(handler)` (or
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tornado import web
 from traitlets.config import Configurable
@@ -37,6 +40,9 @@ from server_extension.socket_revocation import OpenSockets
 SETTINGS_KEY = "agnes_services"
 STATE_MAX_AGE_S = 600
 _USED_STATES_MAX = 10_000
+
+log = logging.getLogger("jupyter_agnes.server")
+T = TypeVar("T")
 
 
 class GoogleLoginService:
@@ -92,6 +98,15 @@ class DataServices:
         self.jobs = SyncJobs(self.orchestrator, store)
         self.slots = QuerySlots(parent=parent)
         self.pool = ThreadPoolExecutor(DATA_POOL_THREADS, thread_name_prefix="agnes-query")
+        self._clean_after_crash()
+
+    def _clean_after_crash(self) -> None:
+        """What a killed server or CLI left: temp files, and jobs still saying `running`."""
+        self.orchestrator.remove_leftovers()
+        try:
+            self.jobs.mark_interrupted()
+        except Exception:  # a busy store must not stop the server from starting
+            log.warning("could not mark interrupted sync jobs", exc_info=True)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -110,6 +125,16 @@ class AgnesServices:
     observability: Observability
     ask: AskService  # the server's LLM for `POST /agnes/api/ask`; its key stays here
     sockets: OpenSockets  # open kernel and terminal websockets, closed on revocation
+    # Store work of requests runs on these, never on the event loop: credentials (reads,
+    # which a held write lock does not block) apart from writes (which may wait for it).
+    auth_pool: ThreadPoolExecutor
+    store_pool: ThreadPoolExecutor
+
+    async def in_auth_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.auth_pool, fn, *args)
+
+    async def in_store_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.store_pool, fn, *args)
 
     def principal_for_foreign_user(self, user: Any) -> Principal | None:
         """A user signed in by another identity provider (JupyterHub): match by email."""
@@ -120,6 +145,8 @@ class AgnesServices:
         return self.auth.principal_for_email(email, auth)
 
     def close(self) -> None:
+        self.auth_pool.shutdown(wait=False, cancel_futures=True)
+        self.store_pool.shutdown(wait=True, cancel_futures=True)
         self.observability.shutdown()
         self.ask.close()
         self.sockets.close()
@@ -144,6 +171,8 @@ def build_services(app: Configurable, data_dir: Path, store: Store) -> AgnesServ
         observability=observability,
         ask=AskService(LLMSettings(parent=app), data.catalog, observability),
         sockets=OpenSockets(auth, parent=app),
+        auth_pool=ThreadPoolExecutor(4, thread_name_prefix="agnes-auth"),
+        store_pool=ThreadPoolExecutor(4, thread_name_prefix="agnes-store"),
     )
 
 

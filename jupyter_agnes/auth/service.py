@@ -9,11 +9,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
 
@@ -31,7 +33,7 @@ from jupyter_agnes.auth.sessions import (
 from jupyter_agnes.envknobs import env_bool, env_int, env_str, local_dev_mode
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.engine import Store
+from jupyter_agnes.store.engine import BACKGROUND_WAIT_S, Store
 from jupyter_agnes.store.models import Grant, Membership, PersonalAccessToken, User, utcnow
 from jupyter_agnes.store.models import Session as SessionRow
 
@@ -121,6 +123,8 @@ class AuthService(Configurable):
         self.store = store
         self.signing_secret = load_jwt_secret(self.jwt_secret, store.data_dir)
         self.last_use = pats.LastUseRecorder()
+        # Last-use writes run here, never on the request: a busy store must not hold it up.
+        self._use_writer = ThreadPoolExecutor(1, thread_name_prefix="agnes-last-use")
         self._cache = PrincipalCache(store.engine)
         self._seen_ips: dict[str, set[str]] = {}
         self._scheduler_secret = self._checked_scheduler_token()
@@ -282,8 +286,29 @@ class AuthService(Configurable):
         seen.add(ip)
         if not self.last_use.note(token_id, ip) and not new_ip:
             return
+        try:
+            self._use_writer.submit(self._write_use, token_id, principal, ip, new_ip)
+        except RuntimeError:  # after close: write in the caller
+            self._write_use(token_id, principal, ip, new_ip)
+
+    def wait_for_recorded_uses(self, timeout: float = 30.0) -> None:
+        """Return once every last-use write queued so far has run (tests, shutdown)."""
+        try:
+            self._use_writer.submit(lambda: None).result(timeout)
+        except RuntimeError:  # closed: nothing is queued
+            pass
+
+    def _write_use(self, token_id: str, principal: Principal, ip: str, new_ip: bool) -> None:
         when, _ = self.last_use.latest(token_id) or (utcnow(), ip)
-        with self.store.write() as s:
+        try:
+            self._record_use(token_id, principal, ip, new_ip, when)
+        except OperationalError:  # kept in memory; written by the next use or at shutdown
+            log.warning("could not record the last use of token %s: the store is busy", token_id)
+
+    def _record_use(
+        self, token_id: str, principal: Principal, ip: str, new_ip: bool, when: datetime
+    ) -> None:
+        with self.store.write(BACKGROUND_WAIT_S) as s:
             row = s.get(PersonalAccessToken, token_id)
             if row is not None:
                 row.last_used_at, row.last_used_ip = when, ip[:64]
@@ -405,6 +430,7 @@ class AuthService(Configurable):
 
     def flush_last_use(self) -> None:
         """Write every in-memory last use the throttle held back (at shutdown)."""
+        self._use_writer.shutdown(wait=True)
         held = self.last_use.snapshot()
         if not held:
             return

@@ -8,6 +8,7 @@ in `AuthService`) and prints a refusal as one line.
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,8 +101,30 @@ def cmd_login_link(args: argparse.Namespace) -> int:
             raise CLIError(str(exc)) from exc
         directory.audit(s, "login_link.create", actor=CLI.email, resource=user.email)
     assert store.data_dir is not None
-    print(f"{server_url(store.data_dir, args.url)}agnes/auth/link?code={code}")
+    url = server_url(store.data_dir, args.url)
+    print(f"{url}agnes/auth/link?code={code}")
+    if not server_answers(url):
+        print(
+            f"note: no server answers at {url} now; the link works once it runs "
+            "(start it with `jupyter agnes serve`, or pass --url)",
+            file=sys.stderr,
+        )
     return 0
+
+
+def server_answers(url: str, timeout_s: float = 3.0) -> bool:
+    """Whether anything speaks HTTP at `url` (any status counts): `server.json` outlives a
+    killed server."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):  # noqa: S310 (http/https only)
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 # `grant` and `group add-member` create a missing group: the CLI's convenience, an option

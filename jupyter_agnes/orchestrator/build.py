@@ -113,8 +113,9 @@ def build_analytics(
     final = analytics_path(data_dir)
     tmp = final.with_name(f".{ANALYTICS_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     build_id = uuid.uuid4().hex
-    con = duckdb.connect(str(tmp))
-    try:
+    con: duckdb.DuckDBPyConnection | None = None
+    try:  # connect inside: on a full disk even creating the file fails, half-written
+        con = duckdb.connect(str(tmp))
         built = _create_all(con, tables, data_dir, problems, _once_per_source(step))
         columns = _columns(con)
         _write_catalog(con, built, columns, build_id)
@@ -122,7 +123,8 @@ def build_analytics(
         con.close()
         os.replace(tmp, final)
     except BaseException:
-        con.close()
+        if con is not None:
+            con.close()
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
         raise

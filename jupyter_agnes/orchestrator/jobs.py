@@ -7,6 +7,7 @@ job whose process is gone reads as `interrupted`, not as running forever.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -18,9 +19,11 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from jupyter_agnes.orchestrator.orchestrator import SyncOrchestrator
-from jupyter_agnes.paths import error_line
-from jupyter_agnes.store.engine import Store
+from jupyter_agnes.paths import error_line, hide_data_dir
+from jupyter_agnes.store.engine import BACKGROUND_WAIT_S, Store
 from jupyter_agnes.store.models import SyncJob, utcnow
+
+log = logging.getLogger("jupyter_agnes.orchestrator")
 
 KEEP_JOBS = 500
 LIVE = ("queued", "running")
@@ -97,8 +100,18 @@ class SyncJobs:
         thread.start()
         return _as_dict(row, row.status, row.error, progress)
 
-    def _set(self, job_id: str, **fields: Any) -> None:
+    def mark_interrupted(self) -> int:
+        """Record as `interrupted` the live rows whose process is gone (a killed server's);
+        run at startup so the store stops saying `running`. Returns how many."""
         with self.store.write() as s:
+            rows = s.scalars(select(SyncJob).where(SyncJob.status.in_(LIVE))).all()
+            dead = [r for r in rows if r.runner != self.runner and not runner_alive(r.runner)]
+            for row in dead:
+                row.status, row.error, row.finished_at = "interrupted", INTERRUPTED, utcnow()
+        return len(dead)
+
+    def _set(self, job_id: str, **fields: Any) -> None:
+        with self.store.write(BACKGROUND_WAIT_S) as s:
             row = s.get(SyncJob, job_id)
             if row is not None:
                 for key, value in fields.items():
@@ -119,22 +132,29 @@ class SyncJobs:
                 report = self.orchestrator.rebuild_source(source, progress)
             else:
                 report = self.orchestrator.rebuild(progress)
+            shown = report.as_dict()
+            shown["problems"] = [
+                hide_data_dir(p, self.orchestrator.data_dir) for p in shown.get("problems", [])
+            ]
             self._set(
                 job_id,
                 status="done",
-                report=report.as_dict(),
+                report=shown,
                 progress=final_progress(),
                 finished_at=utcnow(),
             )
         except Exception as exc:  # reported to PostHog by the orchestrator itself
             error = error_line(exc, self.orchestrator.data_dir, 300)
-            self._set(
-                job_id,
-                status="failed",
-                error=error,
-                progress=final_progress(),
-                finished_at=utcnow(),
-            )
+            try:
+                self._set(
+                    job_id,
+                    status="failed",
+                    error=error,
+                    progress=final_progress(),
+                    finished_at=utcnow(),
+                )
+            except Exception:  # the store itself failed: the row reads as interrupted
+                log.warning("could not record the failure of sync job %s", job_id)
         finally:
             with self._lock:
                 self._progress.pop(job_id, None)

@@ -25,7 +25,9 @@ from jupyter_agnes.orchestrator.contract import (
 )
 from jupyter_agnes.orchestrator.duck import open_readonly
 from jupyter_agnes.orchestrator.identifiers import check_identifier
-from jupyter_agnes.orchestrator.lock import rebuild_lock
+from jupyter_agnes.orchestrator.lock import LockTimeout, rebuild_lock
+from jupyter_agnes.orchestrator.versions import remove_build_leftovers, remove_dead_staging
+from jupyter_agnes.store.engine import BACKGROUND_WAIT_S
 
 log = logging.getLogger("jupyter_agnes.orchestrator")
 
@@ -110,8 +112,19 @@ class SyncOrchestrator(Configurable):
 
     # --- the steps ---------------------------------------------------------------
 
+    def remove_leftovers(self) -> None:
+        """Files of killed rebuilds and connector runs; skipped while a rebuild runs (it
+        holds the lock, and the files may be its own)."""
+        try:
+            with rebuild_lock(self.data_dir, timeout_s=0):
+                remove_build_leftovers(self.data_dir)
+                remove_dead_staging(self.data_dir)
+        except LockTimeout:
+            log.info("a rebuild is running; leftovers are cleaned by the next one")
+
     def _rebuild_locked(self, only: str | None, progress: Progress | None) -> RebuildReport:
         report = RebuildReport()
+        remove_build_leftovers(self.data_dir)  # a killed rebuild's temp file never goes live
         on_disk, problems = list_sources(self.data_dir)
         report.problems.extend(problems)
         infos: dict[str, ExtractInfo] = {}
@@ -190,7 +203,7 @@ class SyncOrchestrator(Configurable):
 
         accepted: list[TableMeta] = []
         listed = {(src, t.name) for src, info in infos.items() for t in info.tables}
-        with self.system_store().write() as s:
+        with self.system_store().write(BACKGROUND_WAIT_S) as s:
             owners = {o.table_name: o for o in s.scalars(select(TableOwner))}
             # Release names first: a source that dropped a table (or vanished) frees it
             # for a claim in this same run.

@@ -3,7 +3,8 @@
 `extracts/<source>` is a symlink to `extracts/.v-<source>-<id>/`. A connector that
 fails half-way leaves nothing behind, readers never see a half-written extract, and
 the views of the live analytics file (which name the resolved, versioned parquet
-paths) keep working across the swap: the last KEEP_VERSIONS versions are kept.
+paths) keep working across the swap. What is kept and what a killed run leaves is
+decided in `versions`.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ from jupyter_agnes.orchestrator.contract import (
 )
 from jupyter_agnes.orchestrator.identifiers import check_identifier
 from jupyter_agnes.orchestrator.lock import rebuild_lock
-
-KEEP_VERSIONS = 3
+from jupyter_agnes.orchestrator.versions import (
+    hold_writing_lock,
+    mark_committed,
+    prune_versions,
+    remove_dead_staging,
+    version_prefix,
+)
 
 
 class ExtractWriter:
@@ -40,13 +46,19 @@ class ExtractWriter:
         self.final_dir = extract_dir(self.data_dir, source)
         root = extracts_root(self.data_dir)
         root.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir = root / f".v-{source}-{uuid.uuid4().hex[:12]}"
+        self.tmp_dir = root / f"{version_prefix(source)}{uuid.uuid4().hex[:12]}"
         self.con: duckdb.DuckDBPyConnection | None = None
+        self._lock_fd: int | None = None
         self.meta: list[tuple[str, str, int, int, datetime, str]] = []
         self.committed = False
 
     def __enter__(self) -> ExtractWriter:
-        (self.tmp_dir / DATA_DIR).mkdir(parents=True)
+        # Born under a staging name with the lock held, so a `.v-` dir without a
+        # `.committed` marker and without a live lock is always a dead run's.
+        staging = self.tmp_dir.with_name(".s-" + self.tmp_dir.name[3:])
+        (staging / DATA_DIR).mkdir(parents=True)
+        self._lock_fd = hold_writing_lock(staging)
+        staging.rename(self.tmp_dir)
         self.con = duckdb.connect(str(self.tmp_dir / EXTRACT_FILE))
         return self
 
@@ -85,6 +97,7 @@ class ExtractWriter:
         self.con.execute("CHECKPOINT")
         self.con.close()
         self.con = None
+        mark_committed(self.tmp_dir)
         root = self.final_dir.parent
         link = root / f".link-{self.source}-{uuid.uuid4().hex[:12]}"
         os.symlink(self.tmp_dir.name, link)
@@ -94,20 +107,11 @@ class ExtractWriter:
             if self.final_dir.exists() and not self.final_dir.is_symlink():
                 self.final_dir.rename(trash)  # a plain dir written by another tool
             os.replace(link, self.final_dir)  # atomic
-            self._prune()
+            prune_versions(self.data_dir, self.source, keep=self.tmp_dir)
+            remove_dead_staging(self.data_dir)
         shutil.rmtree(trash, ignore_errors=True)
         self.committed = True
         return self.final_dir
-
-    def _prune(self) -> None:
-        versions = sorted(
-            self.final_dir.parent.glob(f".v-{self.source}-*"),
-            key=lambda p: p.stat().st_mtime_ns,
-            reverse=True,
-        )
-        for old in versions[KEEP_VERSIONS:]:
-            if old != self.tmp_dir:
-                shutil.rmtree(old, ignore_errors=True)
 
     def __exit__(
         self,
@@ -120,3 +124,6 @@ class ExtractWriter:
             self.con = None
         if not self.committed:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

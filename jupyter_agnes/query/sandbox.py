@@ -145,6 +145,12 @@ def _unicode_ok(value: Any) -> bool:
     return True
 
 
+AUDIT_BACKLOG_FULL = (
+    "Queries are paused: the audit log cannot be written right now (the store is locked "
+    "or its disk is full). Try again shortly"
+)
+
+
 class QueryRunner(Configurable):
     """Runs one user query under the caller's grants; see the module docstring."""
 
@@ -212,6 +218,8 @@ class QueryRunner(Configurable):
         (query.render) and caps the body at max_bytes.
         Raises QueryError (with .status) for anything refused or failed before rows flow.
         """
+        if not self._store().audit_queue.accepting():
+            raise QueryError(AUDIT_BACKLOG_FULL, status=503, reason="audit_unavailable")
         started = time.perf_counter()
         digest = sql_sha256(sql) if isinstance(sql, str) else ""
         tables: list[str] = []

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from jupyter_agnes.envknobs import env_str
@@ -21,6 +21,9 @@ from jupyter_agnes.store.audit_queue import AuditQueue
 
 log = logging.getLogger("jupyter_agnes.store")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+DEFAULT_WAIT_MS = 15_000  # the CLI and background writers wait out a busy store
+REQUEST_WAIT_S = 3.0  # a write on a request path gives up sooner: the caller gets a 503
+BACKGROUND_WAIT_S = DEFAULT_WAIT_MS / 1000
 
 
 class StoreError(RuntimeError):
@@ -38,15 +41,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=15000")
+    cur.execute(f"PRAGMA busy_timeout={DEFAULT_WAIT_MS}")
     cur.close()
 
 
 def _sqlite_begin(conn: Any) -> None:
     # Writers take the lock up front: a deferred read-then-write transaction in WAL
     # fails at once with SQLITE_BUSY_SNAPSHOT instead of waiting for busy_timeout.
-    immediate = conn.get_execution_options().get("agnes_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get("agnes_write", False):
+        wait_ms = int(options.get("agnes_wait_ms", DEFAULT_WAIT_MS))
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")  # per transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 def _alembic_config(url: str) -> AlembicConfig:
@@ -67,6 +75,8 @@ class Store:
         self._write = sessionmaker(
             engine.execution_options(agnes_write=True), expire_on_commit=False
         )
+        self._bounded: dict[int, sessionmaker[Session]] = {}
+        self.default_wait_s: float | None = None
         self.audit_queue = AuditQueue(self)  # hot-path audit entries (queries)
 
     @contextlib.contextmanager
@@ -75,10 +85,29 @@ class Store:
             yield session
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
-        """One transaction; committed on success, rolled back on any exception."""
-        with self._write() as session, session.begin():
+    def write(self, wait_s: float | None = None) -> Iterator[Session]:
+        """One transaction; committed on success, rolled back on any exception.
+
+        `wait_s` bounds the wait for a lock another process holds (default:
+        `default_wait_s`, else 15 s); past it the write raises OperationalError, which
+        servers answer with 503. A server sets `default_wait_s` short (REQUEST_WAIT_S):
+        its writes are for someone waiting; its background writers pass a long `wait_s`.
+        """
+        wait_s = self.default_wait_s if wait_s is None else wait_s
+        factory = self._write if wait_s is None else self._bounded_writer(wait_s)
+        with factory() as session, session.begin():
+            if wait_s is not None and not self.is_sqlite:
+                session.execute(text(f"SET LOCAL lock_timeout = '{int(wait_s * 1000)}ms'"))
             yield session
+
+    def _bounded_writer(self, wait_s: float) -> sessionmaker[Session]:
+        wait_ms = max(1, int(wait_s * 1000))
+        factory = self._bounded.get(wait_ms)
+        if factory is None:
+            options = {"agnes_write": True, "agnes_wait_ms": wait_ms}
+            factory = sessionmaker(self.engine.execution_options(**options), expire_on_commit=False)
+            self._bounded[wait_ms] = factory
+        return factory
 
     def close(self) -> None:
         self.audit_queue.close()

@@ -24,19 +24,21 @@ class MeHandler(AgnesAPIHandler):
 
 class TokensHandler(AgnesAPIHandler):
     @web.authenticated
-    def get(self) -> None:
-        self.write_json({"tokens": self.agnes.auth.list_tokens(self.principal.user_id)})
+    async def get(self) -> None:
+        auth = self.agnes.auth
+        tokens = await self.agnes.in_store_thread(auth.list_tokens, self.principal.user_id)
+        self.write_json({"tokens": tokens})
 
     @web.authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         # AuthService refuses a PAT (or any scripted credential) minting a PAT.
         body = self.json_body()
+        principal, api_token = self.principal, self.token_authenticated
         try:
-            created = self.agnes.auth.create_own_token(
-                self.principal,
-                body.get("name"),
-                body.get("expires_in_days"),
-                api_token=self.token_authenticated,
+            created = await self.agnes.in_store_thread(
+                lambda: self.agnes.auth.create_own_token(
+                    principal, body.get("name"), body.get("expires_in_days"), api_token=api_token
+                )
             )
         except DirectoryError as exc:
             raise api_error(exc.status, str(exc)) from exc
@@ -53,10 +55,12 @@ class TokensHandler(AgnesAPIHandler):
 
 class TokenHandler(AgnesAPIHandler):
     @web.authenticated
-    def delete(self, token_id: str) -> None:
+    async def delete(self, token_id: str) -> None:
         principal = self.principal
         try:
-            self.agnes.auth.revoke_token(token_id, principal.user_id, principal)
+            await self.agnes.in_store_thread(
+                self.agnes.auth.revoke_token, token_id, principal.user_id, principal
+            )
         except DirectoryError as exc:
             raise api_error(exc.status, str(exc)) from exc
         self.set_status(204)

@@ -34,13 +34,21 @@ def _optional_string(body: dict[str, Any], key: str) -> str | None:
 
 
 class AdminHandler(AgnesAPIHandler):
-    """Every method runs `op(session, admin)` in one write transaction."""
+    """Every method runs `op(session, admin)` in one transaction (a write unless it only
+    reads), on the store thread pool."""
 
-    def run(self, op: Callable[[Any, Principal], Any], status: int = 200) -> None:
+    async def run(
+        self, op: Callable[[Any, Principal], Any], status: int = 200, write: bool = True
+    ) -> None:
         admin = self.principal
-        try:
-            with self.agnes.store.write() as s:
-                result = op(s, admin)
+        store = self.agnes.store
+
+        def transaction() -> Any:
+            with store.write() if write else store.read() as s:
+                return op(s, admin)
+
+        try:  # on a thread: a store locked by another process must not stall the server
+            result = await self.agnes.in_store_thread(transaction)
         except DirectoryError as exc:
             raise api_error(exc.status, str(exc)) from exc
         if status == 204:
@@ -53,16 +61,16 @@ class AdminHandler(AgnesAPIHandler):
 class UsersHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def get(self) -> None:
-        self.run(lambda s, a: {"users": admin_views.list_users(s)})
+    async def get(self) -> None:
+        await self.run(lambda s, a: {"users": admin_views.list_users(s)}, write=False)
 
     @web.authenticated
     @require_admin
-    def post(self) -> None:
+    async def post(self) -> None:
         body = self.json_body()
         email, name = _string(body, "email"), _string(body, "name")
         admin = body.get("admin") is True
-        self.run(
+        await self.run(
             lambda s, a: admin_views.user_model(
                 s, admin_ops.add_user(s, a, email, name, admin=admin)
             ),
@@ -73,9 +81,9 @@ class UsersHandler(AdminHandler):
 class UserStateHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def post(self, user_id: str, action: str) -> None:
+    async def post(self, user_id: str, action: str) -> None:
         active = action == "activate"
-        self.run(
+        await self.run(
             lambda s, a: admin_views.user_model(s, admin_ops.set_active(s, a, int(user_id), active))
         )
 
@@ -83,22 +91,22 @@ class UserStateHandler(AdminHandler):
 class UserAccessHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def get(self, user_id: str) -> None:
-        self.run(lambda s, a: admin_views.user_access(s, int(user_id)))
+    async def get(self, user_id: str) -> None:
+        await self.run(lambda s, a: admin_views.user_access(s, int(user_id)), write=False)
 
 
 class GroupsHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def get(self) -> None:
-        self.run(lambda s, a: {"groups": admin_views.list_groups(s)})
+    async def get(self) -> None:
+        await self.run(lambda s, a: {"groups": admin_views.list_groups(s)}, write=False)
 
     @web.authenticated
     @require_admin
-    def post(self) -> None:
+    async def post(self) -> None:
         body = self.json_body()
         name, description = _string(body, "name"), _string(body, "description")
-        self.run(
+        await self.run(
             lambda s, a: admin_views.group_model(admin_ops.create_group(s, a, name, description)),
             201,
         )
@@ -107,10 +115,10 @@ class GroupsHandler(AdminHandler):
 class GroupHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def patch(self, group_id: str) -> None:
+    async def patch(self, group_id: str) -> None:
         body = self.json_body()
         name, description = _optional_string(body, "name"), _optional_string(body, "description")
-        self.run(
+        await self.run(
             lambda s, a: admin_views.group_model(
                 admin_ops.update_group(s, a, int(group_id), name, description)
             )
@@ -118,21 +126,23 @@ class GroupHandler(AdminHandler):
 
     @web.authenticated
     @require_admin
-    def delete(self, group_id: str) -> None:
-        self.run(lambda s, a: admin_ops.delete_group(s, a, int(group_id)), 204)
+    async def delete(self, group_id: str) -> None:
+        await self.run(lambda s, a: admin_ops.delete_group(s, a, int(group_id)), 204)
 
 
 class MembersHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def get(self, group_id: str) -> None:
-        self.run(lambda s, a: {"members": admin_views.list_members(s, int(group_id))})
+    async def get(self, group_id: str) -> None:
+        await self.run(
+            lambda s, a: {"members": admin_views.list_members(s, int(group_id))}, write=False
+        )
 
     @web.authenticated
     @require_admin
-    def post(self, group_id: str) -> None:
+    async def post(self, group_id: str) -> None:
         email = _string(self.json_body(), "email")
-        self.run(
+        await self.run(
             lambda s, a: admin_views.membership_model(
                 admin_ops.add_member(s, a, int(group_id), email)
             ),
@@ -143,28 +153,30 @@ class MembersHandler(AdminHandler):
 class MemberHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def delete(self, group_id: str, user_id: str) -> None:
-        self.run(lambda s, a: admin_ops.remove_member(s, a, int(group_id), int(user_id)), 204)
+    async def delete(self, group_id: str, user_id: str) -> None:
+        await self.run(lambda s, a: admin_ops.remove_member(s, a, int(group_id), int(user_id)), 204)
 
 
 class GrantsHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def get(self) -> None:
+    async def get(self) -> None:
         group = self.get_argument("group", None)
         rtype = self.get_argument("resource_type", None)
-        self.run(lambda s, a: {"grants": admin_views.list_grants(s, group, rtype)})
+        await self.run(
+            lambda s, a: {"grants": admin_views.list_grants(s, group, rtype)}, write=False
+        )
 
     @web.authenticated
     @require_admin
-    def post(self) -> None:
+    async def post(self) -> None:
         body = self.json_body()
         group = body.get("group")
         if isinstance(group, bool) or not isinstance(group, int | str):
             raise api_error(400, "group must be a group name or id")
         rtype, rid = _string(body, "resource_type"), _string(body, "resource_id")
         known = known_resources(self.agnes.data.catalog.table_names(), server_root_dir(self))
-        self.run(
+        await self.run(
             lambda s, a: admin_views.grant_view(
                 s, admin_ops.add_grant(s, a, group, rtype, rid, known=known)
             ),
@@ -175,8 +187,8 @@ class GrantsHandler(AdminHandler):
 class GrantHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def delete(self, grant_id: str) -> None:
-        self.run(
+    async def delete(self, grant_id: str) -> None:
+        await self.run(
             lambda s, a: admin_ops.remove_grant(s, a, admin_ops.get_grant(s, int(grant_id))), 204
         )
 
@@ -184,16 +196,19 @@ class GrantHandler(AdminHandler):
 class AdminTokensHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def get(self) -> None:
-        self.write_json({"tokens": self.agnes.auth.list_tokens(None)})
+    async def get(self) -> None:
+        tokens = await self.agnes.in_store_thread(self.agnes.auth.list_tokens, None)
+        self.write_json({"tokens": tokens})
 
 
 class AdminTokenHandler(AdminHandler):
     @web.authenticated
     @require_admin
-    def delete(self, token_id: str) -> None:
+    async def delete(self, token_id: str) -> None:
         try:
-            self.agnes.auth.revoke_token(token_id, None, self.principal)
+            await self.agnes.in_store_thread(
+                self.agnes.auth.revoke_token, token_id, None, self.principal
+            )
         except DirectoryError as exc:
             raise api_error(exc.status, str(exc)) from exc
         self.set_status(204)

@@ -10,6 +10,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.store.failures import RETRY_AFTER_S, store_failure_message
 from server_extension.request_helpers import principal_of
 from server_extension.services import AgnesServices, agnes_services
 
@@ -71,6 +72,13 @@ class AgnesAPIHandler(APIHandler):
                 self.set_header(name, value)
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"message": exc.message, "reason": exc.reason}))
+            return
+        store_message = store_failure_message(exc) if exc is not None else None
+        if store_message is not None:  # a locked store or a full disk: wait, not a 500
+            self.set_status(503)
+            self.set_header("Retry-After", str(RETRY_AFTER_S))
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": store_message, "reason": "Service Unavailable"}))
             return
         super().write_error(status_code, **kwargs)
 

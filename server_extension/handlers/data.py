@@ -25,6 +25,7 @@ from jupyter_agnes.query import (
     QueryError,
     QueryRunner,
 )
+from jupyter_agnes.store.failures import RETRY_AFTER_S
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 from server_extension.handlers.guards import require_admin_or_scheduler
 from server_extension.handlers.query_slots import holds_query_slot
@@ -56,7 +57,10 @@ class DataHandler(AgnesAPIHandler):
 
 
 def _query_error(exc: QueryError) -> web.HTTPError:
-    return api_error(exc.status, exc.message, responses.get(exc.status, "Error"))
+    error = api_error(exc.status, exc.message, responses.get(exc.status, "Error"))
+    if exc.status == 503:  # a wait-it-out refusal (the audit log is down)
+        error.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return error
 
 
 def _run_json(runner: QueryRunner, *args: Any) -> list[bytes]:
@@ -316,7 +320,7 @@ class SyncHandler(DataHandler):
                 check_identifier(source, "source")
             except InvalidIdentifier as exc:
                 raise api_error(400, str(exc), "Bad Request") from exc
-        job = self.data.jobs.start(source, self.principal.email)
+        job = await self.submit(self.data.jobs.start, source, self.principal.email)
         self.set_header("Location", self.base_url.rstrip("/") + f"/agnes/api/sync/{job['id']}")
         self.write_json(job, status=202)
 
@@ -325,7 +329,7 @@ class SyncJobHandler(DataHandler):
     @web.authenticated
     @require_admin_or_scheduler
     async def get(self, job_id: str) -> None:
-        job = self.data.jobs.get(job_id)
+        job = await self.submit(self.data.jobs.get, job_id)
         if job is None:
             raise api_error(404, "Sync job not found", "Not Found")
         self.write_json(job)

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
+from sqlalchemy.exc import OperationalError
 
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.google_oauth import GoogleAuthError, LoginState
@@ -25,6 +26,7 @@ from jupyter_agnes.auth.google_sync import (
     audit_login_failure,
     login_failure_row,
 )
+from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.redirects import safe_next
 from server_extension.identity import is_lab_path
 from server_extension.request_helpers import (
@@ -183,19 +185,25 @@ class GoogleCallbackHandler(_GoogleHandler):
             return self.fail(outcome.code)
         assert outcome.user_id is not None
         try:
-            cookie, expires = services.auth.start_session(outcome.user_id, "google", ip)
+            cookie, expires = await services.in_store_thread(
+                services.auth.start_session, outcome.user_id, "google", ip
+            )
+        except OperationalError:
+            raise  # a busy store: 503, not "deactivated"
         except Exception:  # deactivated between the sync and now
             return self.fail("deactivated")
         set_session_cookie(self, cookie, expires)
-        self.redirect(self._landing(login.next_url, outcome.user_id))
+        principal = await services.in_auth_thread(
+            services.auth.load_principal, outcome.user_id, "session"
+        )
+        self.redirect(self._landing(login.next_url, principal))
 
     def _verify(self, login: LoginState) -> dict[str, Any]:
         code = self.get_argument("code", "")
         tokens = self.google.client.exchange_code(code, self.callback_url(), login.code_verifier)
         return self.google.client.verify_id_token(tokens["id_token"], login.nonce)
 
-    def _landing(self, next_url: str, user_id: int) -> str:
-        principal = agnes_services(self).auth.load_principal(user_id, "session")
+    def _landing(self, next_url: str, principal: Principal | None) -> str:
         lab = principal is not None and rbac.has_lab_access(principal)
         # A viewer sent here from a Lab page would only meet a 403: show their dashboards.
         if next_url and (lab or not is_lab_path(next_url, self.base_url)):

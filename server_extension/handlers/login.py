@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
+from sqlalchemy.exc import OperationalError
+from tornado import web
 
 from jupyter_agnes.auth.credentials import redeem_login_code
 from jupyter_agnes.auth.redirects import safe_next
 from jupyter_agnes.store import directory
+from jupyter_agnes.store.failures import RETRY_AFTER_S, store_failure_message
 from server_extension.pages import LOGIN_ERRORS, is_local_viewer, login_page, logout_page
 from server_extension.request_helpers import (
     clear_session_cookie,
@@ -19,7 +23,7 @@ from server_extension.request_helpers import (
     set_session_cookie,
     spend_rate_limit,
 )
-from server_extension.services import agnes_services
+from server_extension.services import AgnesServices, agnes_services
 
 
 def login_url(handler: JupyterHandler, next_url: str | None = None) -> str:
@@ -72,32 +76,50 @@ class LoginLinkHandler(JupyterHandler):
     """`/agnes/auth/link?code=…` from `jupyter agnes login-link`: one use, then a session."""
 
     @allow_unauthenticated
-    def get(self) -> None:
+    async def get(self) -> None:
         spend_rate_limit(self, "login_link")
         code = self.get_argument("code", "")
         services = agnes_services(self)
+        ip = client_ip(self)
+        try:
+            user_id, cookie = await services.in_store_thread(self._redeem, services, code, ip)
+        except OperationalError as exc:  # the store is locked or full: wait, not a 500
+            self.set_header("Retry-After", str(RETRY_AFTER_S))
+            raise web.HTTPError(503, store_failure_message(exc) or "Try again shortly") from exc
+        if user_id is None:
+            self.redirect(login_url(self) + "?error=link_invalid")
+            return
+        if cookie is None:  # deactivated between link creation and use
+            self.redirect(login_url(self) + "?error=deactivated")
+            return
+        set_session_cookie(self, *cookie)
+        # Redirect so the code leaves the address bar and browser history; to where this
+        # user can work (a viewer without Lab would meet a refusal there).
+        principal = await services.in_auth_thread(services.auth.load_principal, user_id, "session")
+        self.redirect(self.base_url + landing_page(principal))
+
+    @staticmethod
+    def _redeem(
+        services: AgnesServices, code: str, ip: str
+    ) -> tuple[int | None, tuple[str, datetime] | None]:
+        """(user id or None, (cookie, expiry) or None when the user cannot sign in)."""
         with services.store.write() as s:
             user_id = redeem_login_code(s, code)
             directory.audit(
                 s,
                 "login.link",
                 user_id=user_id,
-                params={"ip": client_ip(self)},
+                params={"ip": ip},
                 result="ok" if user_id else "link_invalid",
             )
         if user_id is None:
-            self.redirect(login_url(self) + "?error=link_invalid")
-            return
+            return None, None
         try:
-            cookie, expires = services.auth.start_session(user_id, "login_link", client_ip(self))
+            return user_id, services.auth.start_session(user_id, "login_link", ip)
+        except OperationalError:
+            raise
         except Exception:  # deactivated between link creation and use
-            self.redirect(login_url(self) + "?error=deactivated")
-            return
-        set_session_cookie(self, cookie, expires)
-        # Redirect so the code leaves the address bar and browser history; to where this
-        # user can work (a viewer without Lab would meet a refusal there).
-        principal = services.auth.load_principal(user_id, "session")
-        self.redirect(self.base_url + landing_page(principal))
+            return user_id, None
 
 
 class LogoutHandler(JupyterHandler):
@@ -123,9 +145,10 @@ class LogoutHandler(JupyterHandler):
         )
 
     @allow_unauthenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         principal = getattr(self.current_user, "principal", None)
         if principal is not None and principal.auth == "session":
-            agnes_services(self).auth.end_session(principal.credential_id)
+            services = agnes_services(self)
+            await services.in_store_thread(services.auth.end_session, principal.credential_id)
         clear_session_cookie(self)
         self.redirect(login_url(self) + "?signed_out=1")

@@ -95,6 +95,7 @@ def test_postgres_principal_cache_hits_and_never_goes_stale(tmp_path, pg_url):
         user_id = directory.create_user(s, "ana@example.com").id
     token = auth.create_token(user_id, "ci", 5).token
     assert auth.authenticate_bearer(token, "10.0.0.1").email == "ana@example.com"
+    auth.wait_for_recorded_uses()  # its first use is written in the background
 
     def version() -> int:
         with store.read() as s:

@@ -79,6 +79,13 @@ def test_cli_and_server_share_a_data_dir(tmp_path):
         reuse = requests.get(link, timeout=10, allow_redirects=False)
         assert "error=link_invalid" in reuse.headers["Location"]
         assert "agnes_pat_" not in server.log() and link.split("code=")[1] not in server.log()
+        assert agnes_cli(
+            "login-link", "--email", "root@example.com", "--data-dir", str(data_dir)
+        ).stderr == ""
+    # server.json still names the stopped server: the link is printed, with a note
+    gone = agnes_cli("login-link", "--email", "root@example.com", "--data-dir", str(data_dir))
+    assert gone.stdout.startswith(server.url + "agnes/auth/link?code=")
+    assert gone.stderr.startswith(f"note: no server answers at {server.url}")
 
 
 def test_cli_errors_are_one_line(tmp_path):

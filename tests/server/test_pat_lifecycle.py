@@ -197,6 +197,7 @@ async def test_new_ip_is_audited(agnes):
     agnes.auth.authenticate_bearer(token, "10.0.0.1")
     agnes.auth.authenticate_bearer(token, "10.0.0.1")
     agnes.auth.authenticate_bearer(token, "10.0.0.2")
+    agnes.auth.wait_for_recorded_uses()  # written off the request, in the background
     with agnes.store.read() as s:
         actions = [
             a.params
@@ -212,9 +213,11 @@ async def test_last_use_is_throttled_but_listed_exactly(agnes):
 
     token = agnes.pat("liam@example.com")
     agnes.auth.authenticate_bearer(token, "10.1.1.1")
+    agnes.auth.wait_for_recorded_uses()  # written off the request, in the background
     with agnes.store.read() as s:
         first = s.query(PAT).one().last_used_at
     agnes.auth.authenticate_bearer(token, "10.1.1.1")
+    agnes.auth.wait_for_recorded_uses()
     with agnes.store.read() as s:
         assert s.query(PAT).one().last_used_at == first  # no second write within a minute
     listed = agnes.auth.list_tokens()[0]["last_used_at"]

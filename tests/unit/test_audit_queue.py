@@ -105,3 +105,56 @@ def test_a_failed_write_is_logged_and_the_writer_keeps_going(tmp_path, caplog):
     assert queue.flush(timeout=30)
     assert [r.user_id for r in entries(store)] == [7]
     store.close()
+
+
+def hold_store_lock(db: Path) -> subprocess.Popen:
+    """Another process holding the store's write lock until killed."""
+    code = (
+        "import sqlite3, sys, time\n"
+        "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "con.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_locked_store_delays_audit_entries_and_loses_none(tmp_path, caplog):
+    store = open_store(tmp_path)
+    store.default_wait_s = 0.2  # short waits, so the writer retries several times meanwhile
+    holder = hold_store_lock(tmp_path / "agnes.sqlite")
+    try:
+        with caplog.at_level(logging.WARNING, logger="jupyter_agnes.audit"):
+            for i in range(60):
+                store.audit_queue.put(audit_row("query", user_id=i))
+            assert not store.audit_queue.flush(timeout=3)  # held, not dropped
+            assert store.audit_queue.pending == 60
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store.audit_queue.flush(timeout=60)
+    assert [r.user_id for r in entries(store)] == list(range(60))
+    outage = [r for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(outage) == 1, "the outage is logged once, not once per retry"
+    assert "could not write" not in caplog.text
+    store.close()
+
+
+def test_past_the_bound_the_queue_stops_accepting_until_the_store_is_back(tmp_path):
+    store = open_store(tmp_path)
+    store.audit_queue.max_pending = 5
+    holder = hold_store_lock(tmp_path / "agnes.sqlite")
+    try:
+        for i in range(5):
+            store.audit_queue.put(audit_row("query", user_id=i))
+        assert not store.audit_queue.accepting()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store.audit_queue.flush(timeout=60)
+    assert store.audit_queue.accepting()
+    assert len(entries(store)) == 5
+    store.close()
