@@ -11,6 +11,7 @@ from server_extension.handlers.base import AgnesAPIHandler, api_error
 
 
 class HealthHandler(AgnesAPIHandler):
+    required_scope = None  # open to anyone
     @allow_unauthenticated
     def get(self) -> None:
         self.write_json({"status": "ok", "version": __version__})
@@ -37,6 +38,7 @@ class TokensHandler(AgnesAPIHandler):
                 body.get("name"),
                 body.get("expires_in_days"),
                 api_token=self.token_authenticated,
+                scopes=body.get("scopes"),
             )
         except DirectoryError as exc:
             raise api_error(exc.status, str(exc)) from exc
@@ -46,6 +48,7 @@ class TokensHandler(AgnesAPIHandler):
                 "name": created.name,
                 "token": created.token,
                 "expires_at": created.expires_at.isoformat(),
+                "scopes": list(created.scopes),
             },
             status=201,
         )
