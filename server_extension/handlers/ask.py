@@ -18,7 +18,6 @@ from typing import Any
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from jupyter_agnes.auth.principal import SCOPE_LAB
 from jupyter_agnes.llm.ask_service import AskError, AskService, parse_ask_request
 from server_extension.handlers.base import AgnesAPIHandler, AgnesHTTPError, api_error
 
@@ -34,7 +33,6 @@ def _line(data: dict[str, Any]) -> bytes:
 
 
 class AskHandler(AgnesAPIHandler):
-    required_scope = SCOPE_LAB  # a notebook's helper, spending the server's LLM key
     @property
     def ask(self) -> AskService:
         return self.agnes.ask
