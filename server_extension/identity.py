@@ -118,8 +118,9 @@ class AgnesIdentityProvider(IdentityProvider):
                 handler.redirect(dashboards)
                 raise web.Finish()
             refusal = (
-                rbac.scope_refusal(principal, SCOPE_LAB) if principal.holds_lab else None
-            ) or f"Lab access requires a lab grant. Your dashboards are at {dashboards}"
+                rbac.scope_refusal(principal, SCOPE_LAB)
+                or f"Lab access requires a lab grant. Your dashboards are at {dashboards}"
+            )
         elif voila_decision(handler, principal) is False:
             # Voila's handlers never ask the authorizer; decide here (rules in rbac).
             refusal = "This dashboard has not been shared with you"

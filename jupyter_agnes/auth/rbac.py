@@ -31,9 +31,10 @@ SIGNED_IN_RESOURCES = frozenset({"identity"})
 
 
 def scope_refusal(principal: Principal, scope: str | None) -> str | None:
-    """Why the credential may not reach an API that needs `scope` (None: it may). Only
-    the credential's scopes; the owner's rights are each API's own check."""
-    if scope is None or principal.has_scope(scope):
+    """Why the credential may not reach an API that needs `scope` although its owner
+    holds the right (None otherwise). An owner without the right is told by the API's
+    own rights check (`Admin access required`, …), as without scopes."""
+    if scope is None or principal.has_scope(scope) or scope not in principal.scopes_held():
         return None
     return f"This token does not carry the '{scope}' scope"
 

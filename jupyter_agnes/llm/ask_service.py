@@ -154,8 +154,7 @@ class AskService:
         """The provider this caller's request uses: 403, 400 (model), or 503 (no LLM)."""
         if not may_ask_llm(principal):
             # A Lab user's token without the `lab` scope is told so.
-            lacks_scope = principal.holds_lab and scope_refusal(principal, SCOPE_LAB)
-            raise AskError(403, lacks_scope or LAB_REQUIRED)
+            raise AskError(403, scope_refusal(principal, SCOPE_LAB) or LAB_REQUIRED)
         model = request.model or self.settings.model
         if not self.settings.allows_model(model):
             raise _bad(

@@ -135,6 +135,10 @@ async def test_admin_scope_is_the_admin_api_and_starting_a_sync(jp_fetch, agnes)
     assert (await call(jp_fetch, "agnes", "api", "admin", "users", headers=admin)).code == 200
     # an admin token without `lab` is no key to Lab either
     assert (await call(jp_fetch, "api", "contents", headers=admin)).code == 403
+    # someone who is no admin is told about the right, not about the token
+    viewer = bearer(agnes.pat("vic@example.com", scopes=["data"]))
+    refused = await call(jp_fetch, "agnes", "api", "sync", method="POST", headers=viewer)
+    assert refused.code == 403 and message(refused) == "Admin or scheduler access required"
 
     agnes.user("second@example.com", admin=True)  # so root is not the last admin
     with agnes.store.write() as s:  # demoted: the token's `admin` stops at once
