@@ -74,8 +74,9 @@ def main() -> None:
         user_t.append(per_check_us(authorizer, analyst, args.checks))
         admin_t.append(per_check_us(authorizer, admin, args.checks))
     u, a = min(user_t), min(admin_t)
-    user_pat = auth.create_token(analyst_id, "bench", 1).token
-    admin_pat = auth.create_token(admin_id, "bench", 1).token
+    # Every scope each holds, so the authorizer decides on rights as before scopes.
+    user_pat = auth.create_all_scopes_token(analyst_id, "bench").token
+    admin_pat = auth.create_all_scopes_token(admin_id, "bench").token
     req_u, req_a = [], []
     for _ in range(args.rounds):
         req_u.append(per_request_us(auth, user_pat, authorizer, args.checks // 10))

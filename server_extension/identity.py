@@ -10,7 +10,7 @@ from tornado import web
 from traitlets import default
 
 from jupyter_agnes.auth import rbac
-from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.principal import SCOPE_LAB, Principal
 from jupyter_agnes.auth.service import AuthFailure
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
 from server_extension.kernel_owners import note_requester
@@ -117,7 +117,10 @@ class AgnesIdentityProvider(IdentityProvider):
             if is_page_view(handler) and not self.is_token_authenticated(handler):
                 handler.redirect(dashboards)
                 raise web.Finish()
-            refusal = f"Lab access requires a lab grant. Your dashboards are at {dashboards}"
+            refusal = (
+                rbac.scope_refusal(principal, SCOPE_LAB)
+                or f"Lab access requires a lab grant. Your dashboards are at {dashboards}"
+            )
         elif voila_decision(handler, principal) is False:
             # Voila's handlers never ask the authorizer; decide here (rules in rbac).
             refusal = "This dashboard has not been shared with you"

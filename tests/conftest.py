@@ -121,9 +121,25 @@ class Agnes:
         with self.store.write() as s:
             directory.add_grant(s, directory.get_or_create_group(s, group, "test"), rtype, rid, "t")
 
-    def pat(self, email: str, *, admin: bool = False, days: int | None = None) -> str:
+    def pat(
+        self,
+        email: str,
+        *,
+        admin: bool = False,
+        days: int | None = None,
+        scopes: list[str] | None = None,
+    ) -> str:
+        """A PAT for `email`. With `scopes`, made by `create_token` (which refuses a scope
+        beyond the owner's rights); without, one carrying every scope, as a token made
+        before scopes existed does (the owner's rights still bound it at each request)."""
+        from jupyter_agnes.auth.pat import create_pat
+        from jupyter_agnes.auth.principal import SCOPES
+
         user_id = self.user(email, admin=admin)
-        return self.auth.create_token(user_id, "test", days).token
+        if scopes is not None:
+            return self.auth.create_token(user_id, "test", days, scopes=scopes).token
+        with self.store.write() as s:
+            return create_pat(s, user_id, "test", days or self.auth.pat_default_days, SCOPES).token
 
     def session_cookie(self, email: str, *, admin: bool = False) -> str:
         user_id = self.user(email, admin=admin)

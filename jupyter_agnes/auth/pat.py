@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from jupyter_agnes.auth.principal import SCOPE_DATA, SCOPE_LAB, SCOPES, Principal
 from jupyter_agnes.store.models import PersonalAccessToken, utcnow
 
 PAT_PREFIX = "agnes_pat_"
@@ -75,15 +76,67 @@ def validate_lifetime(days: object, default_days: int, max_days: int) -> int:
     return days
 
 
+DEFAULT_SCOPES = (SCOPE_DATA,)
+SCOPES_HELP = ", ".join(SCOPES)
+
+
+def validate_scopes(scopes: object) -> tuple[str, ...]:
+    """A new token's scopes, in `SCOPES` order; None means the default (`data`).
+    ValueError with the message a caller reads for anything else than a short list of
+    distinct known names."""
+    if scopes is None:
+        return DEFAULT_SCOPES
+    if not isinstance(scopes, list):
+        raise ValueError(f"scopes must be a list of scope names ({SCOPES_HELP})")
+    if not scopes:
+        raise ValueError(f"scopes must name at least one scope ({SCOPES_HELP})")
+    if len(scopes) > len(SCOPES):
+        raise ValueError(f"scopes may name at most {len(SCOPES)} scopes ({SCOPES_HELP})")
+    for scope in scopes:
+        if not isinstance(scope, str) or scope not in SCOPES:
+            shown = repr(scope)[:40] if isinstance(scope, str) else type(scope).__name__
+            raise ValueError(f"Unknown scope {shown}; known scopes: {SCOPES_HELP}")
+    if len(set(scopes)) != len(scopes):
+        raise ValueError("scopes must not repeat a scope")
+    return tuple(s for s in SCOPES if s in scopes)
+
+
+def scope_refusal(owner: Principal, scopes: tuple[str, ...]) -> str | None:
+    """Why a token of `owner` may not carry `scopes`, or None: `lab` needs the owner's
+    Lab right, `admin` needs Admin (checked again at every request)."""
+    held = owner.scopes_held()
+    for scope in scopes:
+        if scope not in held:
+            needs = "a lab grant (or Admin)" if scope == SCOPE_LAB else "Admin"
+            return f"Scope '{scope}' is beyond {owner.email}'s rights: it needs {needs}"
+    return None
+
+
+def scopes_to_column(scopes: tuple[str, ...]) -> str:
+    return ",".join(scopes)
+
+
+def scopes_from_column(value: str | None) -> frozenset[str]:
+    """A stored row's scopes; a name this version does not know grants nothing."""
+    return frozenset(s for s in (value or "").split(",") if s in SCOPES)
+
+
 @dataclass(frozen=True)
 class CreatedToken:
     id: str
     token: str  # the raw secret; shown once, never stored
     name: str
     expires_at: datetime
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
 
 
-def create_pat(s: Session, user_id: int, name: str, lifetime_days: int) -> CreatedToken:
+def create_pat(
+    s: Session,
+    user_id: int,
+    name: str,
+    lifetime_days: int,
+    scopes: tuple[str, ...] = DEFAULT_SCOPES,
+) -> CreatedToken:
     raw = generate_pat()
     row = PersonalAccessToken(
         id=secrets.token_hex(8),
@@ -92,10 +145,11 @@ def create_pat(s: Session, user_id: int, name: str, lifetime_days: int) -> Creat
         token_hash=hash_token(raw),
         prefix=raw[: len(PAT_PREFIX) + 4],
         expires_at=utcnow() + timedelta(days=lifetime_days),
+        scopes=scopes_to_column(scopes),
     )
     s.add(row)
     s.flush()
-    return CreatedToken(row.id, raw, name, row.expires_at)
+    return CreatedToken(row.id, raw, name, row.expires_at, scopes)
 
 
 def find_by_raw(s: Session, raw: str) -> PersonalAccessToken | None:
@@ -125,6 +179,7 @@ def token_model(row: PersonalAccessToken, last_use: tuple[datetime, str] | None 
         "name": row.name,
         "prefix": row.prefix,
         "user_id": row.user_id,
+        "scopes": [s for s in SCOPES if s in scopes_from_column(row.scopes)],
         "created_at": row.created_at.isoformat(),
         "expires_at": row.expires_at.isoformat(),
         "last_used_at": last_used_at.isoformat() if last_used_at else None,

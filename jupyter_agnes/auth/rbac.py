@@ -6,7 +6,7 @@ import re
 import unicodedata
 from urllib.parse import unquote
 
-from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.principal import SCOPE_DATA, Principal
 
 # jupyter-server resources that make up "working in Lab": code execution and files.
 LAB_RESOURCES = frozenset(
@@ -28,6 +28,15 @@ LAB_RESOURCES = frozenset(
 )
 # Harmless to anyone signed in: identity and the user's own settings.
 SIGNED_IN_RESOURCES = frozenset({"identity"})
+
+
+def scope_refusal(principal: Principal, scope: str | None) -> str | None:
+    """Why the credential may not reach an API that needs `scope` although its owner
+    holds the right (None otherwise). An owner without the right is told by the API's
+    own rights check (`Admin access required`, …), as without scopes."""
+    if scope is None or principal.has_scope(scope) or scope not in principal.scopes_held():
+        return None
+    return f"This token does not carry the '{scope}' scope"
 
 
 def has_lab_access(principal: Principal) -> bool:
@@ -135,7 +144,7 @@ def may_read_dashboard_file(principal: Principal, path: str) -> bool:
         return False
     if may_open_dashboard(principal, norm):
         return True
-    if norm.lower().endswith(NOTEBOOK_SUFFIX):
+    if norm.lower().endswith(NOTEBOOK_SUFFIX) or not principal.has_scope(SCOPE_DATA):
         return False
     for rtype, rid in principal.grants:
         granted = granted_dashboard_path(rid) if rtype == "dashboard" else None

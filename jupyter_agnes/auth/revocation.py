@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from jupyter_agnes.auth import rbac
-from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.pat import scopes_from_column
+from jupyter_agnes.auth.principal import ALL_SCOPES, Principal
 from jupyter_agnes.auth.principal_cache import PrincipalCache
 from jupyter_agnes.store.models import PersonalAccessToken, utcnow
 from jupyter_agnes.store.models import Session as SessionRow
@@ -103,6 +104,7 @@ class CredentialChecker:
 
     def _load(self, credential: Credential) -> _Resolved:
         expires_at = None
+        scopes = ALL_SCOPES  # sessions and the other credentials carry every scope
         if credential.auth in ("pat", "session"):
             table = PersonalAccessToken if credential.auth == "pat" else SessionRow
             with self._auth.store.read() as s:
@@ -110,8 +112,10 @@ class CredentialChecker:
                 if row is None or row.revoked_at is not None or row.user_id != credential.user_id:
                     return None, None
                 expires_at = row.expires_at
+                if isinstance(row, PersonalAccessToken):
+                    scopes = scopes_from_column(row.scopes)
         principal = self._auth.load_principal(
-            credential.user_id, credential.auth, credential.credential_id
+            credential.user_id, credential.auth, credential.credential_id, scopes
         )
         return principal, expires_at
 

@@ -20,7 +20,7 @@ from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
 
 from jupyter_agnes.auth import pat as pats
-from jupyter_agnes.auth.principal import Actor, Principal
+from jupyter_agnes.auth.principal import ALL_SCOPES, SCOPES, Actor, Principal
 from jupyter_agnes.auth.principal_cache import PrincipalCache
 from jupyter_agnes.auth.sessions import (
     MIN_SECRET_LEN,
@@ -56,6 +56,29 @@ TOKEN_EXPIRED = "Token expired"
 ACCOUNT_DEACTIVATED = "Account deactivated"
 TOKEN_MALFORMED = "Invalid or expired token"
 UNSUPPORTED_SCHEME = "Unsupported authorization scheme; use 'Authorization: Bearer <token>'"
+
+
+def _principal_of(
+    s: Any, user: User, auth: str, credential_id: str, scopes: frozenset[str]
+) -> Principal:
+    groups = directory.user_group_names(s, user.id)
+    grants = s.execute(
+        select(Grant.resource_type, Grant.resource_id)
+        .join(Membership, Membership.group_id == Grant.group_id)
+        .where(Membership.user_id == user.id)
+    ).all()
+    return Principal(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        groups=tuple(groups),
+        is_admin=directory.ADMIN_GROUP in groups,
+        auth=auth,
+        is_service=user.is_service,
+        grants=frozenset((t, r) for t, r in grants),
+        credential_id=credential_id,
+        scopes=scopes,
+    )
 
 
 @dataclass(frozen=True)
@@ -178,32 +201,19 @@ class AuthService(Configurable):
 
     # --- principals --------------------------------------------------------------
 
-    def load_principal(self, user_id: int, auth: str, credential_id: str = "") -> Principal | None:
+    def load_principal(
+        self,
+        user_id: int,
+        auth: str,
+        credential_id: str = "",
+        scopes: frozenset[str] = ALL_SCOPES,
+    ) -> Principal | None:
+        """The active user's principal through a credential carrying `scopes`, or None."""
         with self.store.read() as s:
             user = s.get(User, user_id)
-            if user is None:
+            if user is None or not user.active:
                 return None
-            groups = directory.user_group_names(s, user_id)
-            grants = s.execute(
-                select(Grant.resource_type, Grant.resource_id)
-                .join(Membership, Membership.group_id == Grant.group_id)
-                .where(Membership.user_id == user_id)
-            ).all()
-            return (
-                Principal(
-                    user_id=user.id,
-                    email=user.email,
-                    name=user.name,
-                    groups=tuple(groups),
-                    is_admin=directory.ADMIN_GROUP in groups,
-                    auth=auth,
-                    is_service=user.is_service,
-                    grants=frozenset((t, r) for t, r in grants),
-                    credential_id=credential_id,
-                )
-                if user.active
-                else None
-            )
+            return _principal_of(s, user, auth, credential_id, scopes)
 
     def principal_for_email(self, email: str, auth: str) -> Principal | None:
         """The active user with this email (signed in elsewhere, e.g. JupyterHub), or None.
@@ -271,11 +281,14 @@ class AuthService(Configurable):
             if row.revoked_at is not None:
                 raise AuthFailure(TOKEN_REVOKED)
             token_id, user_id, expires_at = row.id, row.user_id, row.expires_at
+            scopes = pats.scopes_from_column(row.scopes)
             if row.last_used_ip:
                 self._seen_ips.setdefault(token_id, set()).add(row.last_used_ip)
         if expires_at <= utcnow():
             raise AuthFailure(TOKEN_EXPIRED)
-        principal = self.load_principal(user_id, "pat", token_id)
+        # The owner's rights are read here, and re-read whenever identity_version moves:
+        # a scope stops working the moment its right is taken away.
+        principal = self.load_principal(user_id, "pat", token_id, scopes)
         if principal is None:
             raise AuthFailure(ACCOUNT_DEACTIVATED)
         return _CachedPat(principal, token_id, expires_at)
@@ -371,36 +384,68 @@ class AuthService(Configurable):
     # --- tokens --------------------------------------------------------------------
 
     def create_token(
-        self, user_id: int, name: object, days: object, actor: Actor | None = None
+        self,
+        user_id: int,
+        name: object,
+        days: object,
+        actor: Actor | None = None,
+        scopes: object = None,
     ) -> pats.CreatedToken:
         """Validate and create a PAT for `user_id`, on behalf of `actor` (default: that
-        user). DirectoryError carries the 400 message."""
+        user), carrying `scopes` (default `data`); a scope beyond the owner's rights is
+        refused. DirectoryError carries the 400 message."""
         try:
             clean_name = pats.validate_token_name(name)
             lifetime = pats.validate_lifetime(days, self.pat_default_days, self.pat_max_days)
+            clean_scopes = pats.validate_scopes(scopes)
         except ValueError as exc:
             raise DirectoryError(str(exc), "invalid_token_request") from exc
         with self.store.write() as s:
-            created = pats.create_pat(s, user_id, clean_name, lifetime)
+            owner = s.get(User, user_id)
+            if owner is None:
+                raise DirectoryError("User not found", "user_not_found", 404)
+            rights = _principal_of(s, owner, "pat", "", ALL_SCOPES)
+            refusal = pats.scope_refusal(rights, clean_scopes)
+            if refusal is not None:
+                raise DirectoryError(refusal, "scope_not_held")
+            created = pats.create_pat(s, user_id, clean_name, lifetime, clean_scopes)
             directory.audit(
                 s,
                 "token.create",
                 user_id=user_id if actor is None else actor.user_id,
                 actor="" if actor is None else actor.email,
                 resource=f"token:{created.id}",
-                params={"name": clean_name, "owner_id": user_id},
+                params={"name": clean_name, "owner_id": user_id, "scopes": list(clean_scopes)},
             )
             return created
 
+    def create_all_scopes_token(
+        self, user_id: int, name: str, actor: Actor | None = None
+    ) -> pats.CreatedToken:
+        """A PAT carrying every scope `user_id` holds: the operator's first credential
+        (`bootstrap`, `quickstart`), which existing scripts use for Jupyter's APIs too."""
+        with self.store.read() as s:
+            owner = s.get(User, user_id)
+            if owner is None:
+                raise DirectoryError("User not found", "user_not_found", 404)
+            held = _principal_of(s, owner, "pat", "", ALL_SCOPES).scopes_held()
+        return self.create_token(user_id, name, None, actor, [x for x in SCOPES if x in held])
+
     def create_own_token(
-        self, principal: Principal, name: object, days: object, *, api_token: bool = False
+        self,
+        principal: Principal,
+        name: object,
+        days: object,
+        *,
+        api_token: bool = False,
+        scopes: object = None,
     ) -> pats.CreatedToken:
         """A signed-in user's new PAT. Only an interactive sign-in may mint one: a PAT that
         could mint PATs would make any leaked token permanent (403 otherwise)."""
         refusal = pats.mint_refusal(principal.auth, api_token)
         if refusal is not None:
             raise DirectoryError(refusal, "interactive_session_required", 403)
-        return self.create_token(principal.user_id, name, days, principal)
+        return self.create_token(principal.user_id, name, days, principal, scopes)
 
     def list_tokens(self, user_id: int | None = None) -> list[dict[str, Any]]:
         query = select(PersonalAccessToken).order_by(

@@ -39,19 +39,25 @@ def core_errors() -> Iterator[None]:
         raise CLIError(str(exc)) from exc
 
 
-def _new_token(store: Store, email: str, name: str, days: int | None) -> str:
-    with core_errors():
-        with store.read() as s:
-            user_id = admin_ops.user_by_email(s, email).id
-        return AuthService(store).create_token(user_id, name, days, CLI).token
+def _user_id(store: Store, email: str) -> int:
+    with core_errors(), store.read() as s:
+        return admin_ops.user_by_email(s, email).id
+
+
+def parse_scope_option(value: str | None) -> list[str] | None:
+    """`--scope data,lab` as the list `create_token` checks (None: the default, `data`)."""
+    return None if value is None else [part.strip() for part in value.split(",")]
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     store = store_for(args)
     with core_errors(), store.write() as s:
-        email = admin_ops.bootstrap_admin(s, CLI, args.email, args.name or "").email
+        user = admin_ops.bootstrap_admin(s, CLI, args.email, args.name or "")
+        email, user_id = user.email, user.id
     print(f"Created admin {email}")
-    print(_new_token(store, email, "bootstrap", None))
+    # The admin's first credential: every scope they hold (scripts use it for Lab's APIs).
+    with core_errors():
+        print(AuthService(store).create_all_scopes_token(user_id, "bootstrap", CLI).token)
     return 0
 
 
@@ -71,7 +77,26 @@ def cmd_user_deactivate(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    print(_new_token(store_for(args), args.email, args.name, args.expires_in_days))
+    store = store_for(args)
+    user_id = _user_id(store, args.email)
+    scopes = parse_scope_option(args.scope)
+    with core_errors():
+        created = AuthService(store).create_token(
+            user_id, args.name, args.expires_in_days, CLI, scopes
+        )
+    print(created.token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    store = store_for(args)
+    user_id = _user_id(store, args.email) if args.email else None
+    for row in AuthService(store).list_tokens(user_id):
+        state = "revoked" if row["revoked_at"] else f"expires {row['expires_at'][:10]}"
+        print(
+            f"{row['id']}  {row['name']}  user {row['user_id']}  "
+            f"scopes {','.join(row['scopes'])}  {state}"
+        )
     return 0
 
 
@@ -216,8 +241,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
     token = sub.add_parser(
         "token",
-        help="create or revoke personal access tokens (PATs)",
-        description="Create or revoke personal access tokens (PATs): what scripts and"
+        help="create, list or revoke personal access tokens (PATs)",
+        description="Create, list or revoke personal access tokens (PATs): what scripts and"
         " notebooks send as `Authorization: Bearer …` to the REST API.",
     ).add_subparsers(dest="token_command", required=True, metavar="COMMAND", title="commands")
     with command(
@@ -225,7 +250,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "create",
         cmd_token_create,
         help="create a PAT for a user and print it (it is shown only once)",
-        epilog="Example:\n  jupyter agnes token create --email ann@example.com --name laptop",
+        epilog="Example:\n  jupyter agnes token create --email ann@example.com --name laptop"
+        " --scope data,lab",
     ) as p:
         p.add_argument("--email", required=True, help=EMAIL_HELP)
         p.add_argument("--name", required=True, help="a label for the token, e.g. laptop")
@@ -236,6 +262,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
             metavar="DAYS",
             help="its lifetime (default: 90; at most $AGNES_PAT_MAX_DAYS, 365 if unset)",
         )
+        p.add_argument(
+            "--scope",
+            default=None,
+            metavar="SCOPES",
+            help="what it may reach, comma-separated: data (catalog, query, dashboards;"
+            " the default), lab (kernels, files, terminals), admin (the admin API, sync)",
+        )
+    with command(
+        token, "list", cmd_token_list, help="list PATs (id, name, owner id, scopes, state)"
+    ) as p:
+        p.add_argument("--email", default=None, help="only this user's tokens")
     with command(token, "revoke", cmd_token_revoke, help="revoke a PAT by its id") as p:
         p.add_argument(
             "id",

@@ -93,7 +93,8 @@ def seed_admin(data_dir: Path, email: str) -> tuple[str, str]:
             admin = directory.get_group(s, directory.ADMIN_GROUP)
             directory.add_member(s, user, admin, "admin", "quickstart")
             user_id = user.id
-        token = AuthService(store).create_token(user_id, "quickstart", None).token
+        # The operator's first credential: every scope they hold, as bootstrap's.
+        token = AuthService(store).create_all_scopes_token(user_id, "quickstart").token
         with store.write() as s:
             code = create_login_code(s, s.get(directory.User, user_id), 60)
     finally:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from jupyter_agnes.auth import rbac
-from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.principal import SCOPE_DATA, Principal
 
 DASHBOARDS_FOLDER = rbac.DASHBOARDS_FOLDER
 MAX_LISTED = 1000  # a runaway folder must not turn the index page into a crawl
@@ -132,7 +132,8 @@ def visible_dashboards(root_dir: str | os.PathLike[str], principal: Principal) -
     root = Path(root_dir).resolve()
     paths = [p for p in dashboard_files(root) if rbac.may_open_dashboard(principal, p)]
     seen = set(paths)
-    for rtype, rid in sorted(principal.grants):
+    path_grants = sorted(principal.grants) if principal.has_scope(SCOPE_DATA) else []
+    for rtype, rid in path_grants:
         norm = rbac.granted_dashboard_path(rid) if rtype == "dashboard" else None
         if norm and norm not in seen and _inside(root, norm):
             paths.append(norm)

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jupyter_agnes.auth.principal import Principal
-from jupyter_agnes.auth.rbac import may_ask_llm
+from jupyter_agnes.auth.principal import SCOPE_LAB, Principal
+from jupyter_agnes.auth.rbac import may_ask_llm, scope_refusal
 from jupyter_agnes.catalog import Catalog, CatalogError, TableNotFound
 
 from . import get_provider
@@ -153,7 +153,8 @@ class AskService:
     def provider_for(self, principal: Principal, request: AskRequest) -> LLMProvider:
         """The provider this caller's request uses: 403, 400 (model), or 503 (no LLM)."""
         if not may_ask_llm(principal):
-            raise AskError(403, LAB_REQUIRED)
+            # A Lab user's token without the `lab` scope is told so.
+            raise AskError(403, scope_refusal(principal, SCOPE_LAB) or LAB_REQUIRED)
         model = request.model or self.settings.model
         if not self.settings.allows_model(model):
             raise _bad(

@@ -131,6 +131,8 @@ class PersonalAccessToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Comma-separated scope names (auth.principal.SCOPES), e.g. "data,lab" (migration 0005).
+    scopes: Mapped[str] = mapped_column(String(64), default="data", server_default="data")
 
 
 class Session(Base):

@@ -11,6 +11,7 @@ from server_extension.handlers.base import AgnesAPIHandler, api_error
 
 
 class HealthHandler(AgnesAPIHandler):
+    required_scope = None  # open to anyone
     @allow_unauthenticated
     def get(self) -> None:
         self.write_json({"status": "ok", "version": __version__})
@@ -37,7 +38,11 @@ class TokensHandler(AgnesAPIHandler):
         try:
             created = await self.agnes.in_store_thread(
                 lambda: self.agnes.auth.create_own_token(
-                    principal, body.get("name"), body.get("expires_in_days"), api_token=api_token
+                    principal,
+                    body.get("name"),
+                    body.get("expires_in_days"),
+                    api_token=api_token,
+                    scopes=body.get("scopes"),
                 )
             )
         except DirectoryError as exc:
@@ -48,6 +53,7 @@ class TokensHandler(AgnesAPIHandler):
                 "name": created.name,
                 "token": created.token,
                 "expires_at": created.expires_at.isoformat(),
+                "scopes": list(created.scopes),
             },
             status=201,
         )

@@ -14,7 +14,7 @@ from tornado import web
 
 from jupyter_agnes.auth import admin_ops, admin_views
 from jupyter_agnes.auth.grant_targets import known_resources
-from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth.principal import SCOPE_ADMIN, Principal
 from jupyter_agnes.store.directory import DirectoryError
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 from server_extension.handlers.guards import require_admin
@@ -36,6 +36,8 @@ def _optional_string(body: dict[str, Any], key: str) -> str | None:
 class AdminHandler(AgnesAPIHandler):
     """Every method runs `op(session, admin)` in one transaction (a write unless it only
     reads), on the store thread pool."""
+
+    required_scope = SCOPE_ADMIN
 
     async def run(
         self, op: Callable[[Any, Principal], Any], status: int = 200, write: bool = True

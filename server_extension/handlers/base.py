@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from http.client import responses
-from typing import Any
+from typing import Any, ClassVar
 
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from jupyter_agnes.auth.principal import Principal
+from jupyter_agnes.auth import rbac
+from jupyter_agnes.auth.principal import SCOPE_DATA, Principal
 from jupyter_agnes.store.failures import RETRY_AFTER_S, store_failure_message
 from server_extension.request_helpers import principal_of
 from server_extension.services import AgnesServices, agnes_services
@@ -38,7 +39,17 @@ def api_error(status: int, message: str, reason: str | None = None) -> AgnesHTTP
 
 
 class AgnesAPIHandler(APIHandler):
-    """JSON in and out; 401 (not 403 or a redirect) when nobody is signed in."""
+    """JSON in and out; 401 (not 403 or a redirect) when nobody is signed in; 403 when
+    the credential lacks the handler's `required_scope` (a PAT's scopes)."""
+
+    required_scope: ClassVar[str | None] = SCOPE_DATA
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        principal = principal_of(self) if self.current_user else None
+        refusal = rbac.scope_refusal(principal, self.required_scope) if principal else None
+        if refusal is not None:
+            raise api_error(403, refusal, "Forbidden")
 
     @property
     def agnes(self) -> AgnesServices:

@@ -16,6 +16,7 @@ import pyarrow as pa
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from jupyter_agnes.auth.principal import SCOPE_ADMIN
 from jupyter_agnes.catalog import CatalogError, TableNotFound
 from jupyter_agnes.orchestrator import InvalidIdentifier, check_identifier
 from jupyter_agnes.query import (
@@ -27,7 +28,7 @@ from jupyter_agnes.query import (
 )
 from jupyter_agnes.store.failures import RETRY_AFTER_S
 from server_extension.handlers.base import AgnesAPIHandler, api_error
-from server_extension.handlers.guards import require_admin_or_scheduler
+from server_extension.handlers.guards import require_admin_or_scheduler, require_sync_reader
 from server_extension.handlers.query_slots import holds_query_slot
 from server_extension.services import DataServices
 
@@ -310,6 +311,8 @@ class QueryHandler(DataHandler):
 
 
 class SyncHandler(DataHandler):
+    required_scope = SCOPE_ADMIN  # starting a rebuild is an admin act
+
     @web.authenticated
     @require_admin_or_scheduler
     async def post(self) -> None:
@@ -327,7 +330,7 @@ class SyncHandler(DataHandler):
 
 class SyncJobHandler(DataHandler):
     @web.authenticated
-    @require_admin_or_scheduler
+    @require_sync_reader
     async def get(self, job_id: str) -> None:
         job = await self.submit(self.data.jobs.get, job_id)
         if job is None:

@@ -2,8 +2,8 @@
 `@require_grant(type, id_from_path)`.
 
 Put them under `@web.authenticated`, so an anonymous caller still gets 401 first.
-The rules themselves live in the core (`Principal.is_admin`, `Principal.may_run_sync`,
-`Principal.has_grant`).
+The rules themselves live in the core (`Principal.admin_access`, `Principal.may_run_sync`,
+`Principal.may_read_sync`, `Principal.has_grant`); each honours the credential's scopes.
 """
 
 from __future__ import annotations
@@ -39,20 +39,31 @@ def _guarded(method: F, check: Callable[..., None]) -> F:
 
 
 def require_admin(method: F) -> F:
-    """403 `Admin access required` unless the caller is in the Admin group."""
+    """403 `Admin access required` unless the caller is in the Admin group (through a
+    credential with the `admin` scope)."""
 
     def check(handler: Any, *_: Any, **__: Any) -> None:
-        if not handler.principal.is_admin:
+        if not handler.principal.admin_access:
             raise api_error(403, ADMIN_REQUIRED, "Forbidden")
 
     return _guarded(method, check)
 
 
 def require_admin_or_scheduler(method: F) -> F:
-    """403 `Admin or scheduler access required` unless the caller may run data rebuilds."""
+    """403 `Admin or scheduler access required` unless the caller may start data rebuilds."""
 
     def check(handler: Any, *_: Any, **__: Any) -> None:
         if not handler.principal.may_run_sync:
+            raise api_error(403, ADMIN_OR_SCHEDULER_REQUIRED, "Forbidden")
+
+    return _guarded(method, check)
+
+
+def require_sync_reader(method: F) -> F:
+    """403 `Admin or scheduler access required` unless the caller may read rebuild reports."""
+
+    def check(handler: Any, *_: Any, **__: Any) -> None:
+        if not handler.principal.may_read_sync:
             raise api_error(403, ADMIN_OR_SCHEDULER_REQUIRED, "Forbidden")
 
     return _guarded(method, check)

@@ -105,6 +105,22 @@ def test_cli_pat_works_on_me_and_query_through_the_proxy(hub: Hub) -> None:
     assert query.json()["rows"] == [[True]]
 
 
+def test_pat_scopes_apply_in_the_service(hub: Hub) -> None:
+    """An Agnes PAT reaches the service's APIs by its scopes, as on a single server."""
+    data = hub.cli("token", "create", "--email", ADMIN, "--name", "ci")
+    me = requests.get(hub.api("me"), headers=bearer(data), timeout=30)
+    assert me.status_code == 200 and me.json()["scopes"] == ["data"]
+    query = requests.post(hub.api("query"), json={"sql": "SELECT 1"}, headers=bearer(data),
+                          timeout=30)
+    assert query.status_code == 200, query.text
+    refused = requests.get(hub.api("admin/users"), headers=bearer(data), timeout=30)
+    assert refused.status_code == 403
+    assert refused.json()["message"] == "This token does not carry the 'admin' scope"
+    ops = hub.cli("token", "create", "--email", ADMIN, "--name", "ops", "--scope", "data,admin")
+    assert requests.get(hub.api("admin/users"), headers=bearer(ops), timeout=30).ok
+    assert requests.get(hub.api("admin/users"), headers=bearer(hub.admin_pat), timeout=30).ok
+
+
 def test_forged_and_revoked_pats_get_401_json(hub: Hub) -> None:
     forged = requests.get(hub.api("me"), headers=bearer("agnes_pat_" + "x" * 43), timeout=30)
     assert forged.status_code == 401 and forged.json()["message"]

@@ -120,24 +120,9 @@ def kernel_id_of(page: str) -> str:
     return ids.pop()
 
 
-async def test_granted_viewer_renders_the_dashboard_and_uses_its_kernel(
-    jp_fetch, jp_ws_fetch, agnes, tmp_path
-):
-    headers = viewer(agnes, "viewer@example.com", SALES)
-    code, page = await render(jp_fetch, headers)
-    assert code == 200, page[:2000]
-    i = page.find("Traceback")
-    assert i < 0, page[i - 500 : i + 3000]
-    assert "application/vnd.jupyter.widget-view+json" in page
-    kid = kernel_id_of(page)
-
-    # Voila's page asks for its kernel, then opens its websocket: both allowed.
-    assert (await get(jp_fetch, "api", "kernels", kid, headers=headers)).code == 200
-    ws: WebSocketClientConnection = await jp_ws_fetch(
-        "api", "kernels", kid, "channels", headers=headers
-    )
-    # A viewer may not run code: this execute_request must be dropped. Shell messages are
-    # handled in order, so had it reached the kernel the file would exist by the reply.
+async def assert_runs_no_code(ws: WebSocketClientConnection, tmp_path: Path) -> None:
+    """A viewer may not run code: an execute_request must be dropped. Shell messages are
+    handled in order, so had it reached the kernel the file would exist by the reply."""
     marker = tmp_path / "viewer-ran-code"
     code = f"open({str(marker)!r}, 'w').write('x')"
     ws.write_message(shell_msg("x1", "execute_request", {"code": code, "silent": False}))
@@ -155,6 +140,25 @@ async def test_granted_viewer_renders_the_dashboard_and_uses_its_kernel(
     assert msg["content"]["status"] == "ok"
     assert "execute_reply" not in seen and "history_reply" not in seen, seen
     assert not marker.exists()
+
+
+async def test_granted_viewer_renders_the_dashboard_and_uses_its_kernel(
+    jp_fetch, jp_ws_fetch, agnes, tmp_path
+):
+    headers = viewer(agnes, "viewer@example.com", SALES)
+    code, page = await render(jp_fetch, headers)
+    assert code == 200, page[:2000]
+    i = page.find("Traceback")
+    assert i < 0, page[i - 500 : i + 3000]
+    assert "application/vnd.jupyter.widget-view+json" in page
+    kid = kernel_id_of(page)
+
+    # Voila's page asks for its kernel, then opens its websocket: both allowed.
+    assert (await get(jp_fetch, "api", "kernels", kid, headers=headers)).code == 200
+    ws: WebSocketClientConnection = await jp_ws_fetch(
+        "api", "kernels", kid, "channels", headers=headers
+    )
+    await assert_runs_no_code(ws, tmp_path)
     ws.close()
 
     # ... but nothing else about kernels.
@@ -173,6 +177,27 @@ async def test_granted_viewer_renders_the_dashboard_and_uses_its_kernel(
     assert err.value.code == 403
     shutdown = await get(jp_fetch, "voila", "api", "shutdown", kid, headers=other, method="POST")
     assert shutdown.code == 403
+
+
+async def test_a_lab_users_data_pat_is_a_viewer_of_granted_dashboards(
+    jp_fetch, jp_ws_fetch, agnes, tmp_path
+):
+    """`data` reaches the owner's granted dashboards and their widget traffic; even a Lab
+    user's kernel runs no code sent through it."""
+    agnes.user("ana@example.com", groups=("lab-sales",))
+    agnes.grant("lab-sales", "lab", "*")
+    agnes.grant("lab-sales", "dashboard", SALES)
+    headers = {"Authorization": f"Bearer {agnes.pat('ana@example.com', scopes=['data'])}"}
+    code, page = await render(jp_fetch, headers)
+    assert code == 200, page[:2000]
+    kid = kernel_id_of(page)
+    assert (await get(jp_fetch, "api", "kernels", kid, headers=headers)).code == 200
+    ws: WebSocketClientConnection = await jp_ws_fetch(
+        "api", "kernels", kid, "channels", headers=headers
+    )
+    await assert_runs_no_code(ws, tmp_path)
+    ws.close()
+    assert (await get(jp_fetch, "api", "kernels", headers=headers)).code == 403
 
 
 async def test_viewer_without_the_grant_gets_403(jp_fetch, agnes):

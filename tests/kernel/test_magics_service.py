@@ -69,7 +69,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLMServer) -> 
     cli("grant", "Analysts", "lab", "*")  # %%ask spends the server's LLM key: Lab users only
     for table in ("orders", "order_items"):
         cli("grant", "Analysts", "table", table)
-    pat = cli("token", "create", "--email", ANALYST, "--name", "kernel")
+    # The kernel's %%ask goes to POST /agnes/api/ask: Lab's, so the token needs `lab` too.
+    pat = cli("token", "create", "--email", ANALYST, "--name", "kernel", "--scope", "data,lab")
     for table in ("orders", "order_items", "customers", "products"):
         cli("grant", "Readers", "table", table)
     cli("group", "add-member", "Readers", READER)

@@ -123,3 +123,37 @@ def test_postgres_principal_cache_hits_and_never_goes_stale(tmp_path, pg_url):
     other_store.close()
     auth.close()
     store.close()
+
+
+def test_postgres_upgrade_gives_existing_tokens_every_scope(tmp_path, pg_url):
+    """0004 -> 0005 with a token in the store: it keeps every scope; a new one gets `data`."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from jupyter_agnes.auth.pat import hash_token
+    from jupyter_agnes.auth.principal import ALL_SCOPES
+    from jupyter_agnes.store.engine import _alembic_config
+
+    raw = "agnes_pat_" + "B" * 43
+    engine = create_engine(pg_url)
+    cfg = _alembic_config(pg_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO users (id, email, name, active, is_service, created_at)"
+            " VALUES (7, 'old@example.com', 'Old', true, false, now())"
+        ))
+        conn.execute(text(
+            "INSERT INTO personal_access_tokens (id, user_id, name, token_hash, prefix,"
+            " created_at, expires_at) VALUES ('old', 7, 'ci', :h, 'p', now(),"
+            " now() + interval '1 day')"
+        ), {"h": hash_token(raw)})
+    engine.dispose()
+    store = open_store(resolve_data_dir(tmp_path), pg_url)
+    auth = AuthService(store)
+    assert auth.authenticate_bearer(raw, "10.0.0.1").scopes == ALL_SCOPES
+    new = auth.create_token(7, "new", 5).token
+    assert auth.authenticate_bearer(new, "10.0.0.1").scopes == {"data"}
+    store.close()

@@ -228,3 +228,20 @@ async def test_viewer_api_calls_are_still_refused(jp_fetch, agnes, parts):
     assert resp.code == 403
     token = agnes.pat("viewer@example.com")
     assert (await call(jp_fetch, *parts, headers=bearer(token))).code == 403
+
+
+async def test_dashboards_are_the_data_scopes(jp_fetch, agnes, cli, jp_base_url):
+    """A `data` PAT reaches the dashboards granted to its owner; a token without `data`
+    reaches none, not even an admin's."""
+    agnes.user("viewer@example.com", groups=("Sales",))
+    assert cli("grant", "Sales", "dashboard", "sales")[0] == 0
+    data = bearer(agnes.pat("viewer@example.com", scopes=["data"]))
+    assert await index_links(jp_fetch, data) == [
+        (f"{jp_base_url}voila/render/dashboards/sales.ipynb", "Sales dashboard")
+    ]
+    admin_only = bearer(agnes.pat("boss@example.com", admin=True, scopes=["admin"]))
+    assert await index_links(jp_fetch, admin_only) == []
+    render = ("voila", "render", "dashboards", "sales.ipynb")
+    assert (await call(jp_fetch, *render, headers=admin_only)).code == 403
+    assert (await call(jp_fetch, "voila", "files", "dashboards", "x.png",
+                       headers=admin_only)).code == 403

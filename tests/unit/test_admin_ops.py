@@ -293,6 +293,7 @@ def test_an_interactive_sign_in_mints_its_own_pat(store, admin, auth):
     assert row["actor"] == admin.email and row["params"] == {
         "name": "mine",
         "owner_id": admin.user_id,
+        "scopes": ["data"],
     }
 
 
