@@ -117,7 +117,7 @@ async def test_revocation_closes_the_kernel_socket_and_drops_later_code(
         session = agnes.session_cookie("alice@example.com")
         alice = cookie_header(session, xsrf="x")
     else:
-        token = agnes.auth.create_token(alice_id, "ws", None)
+        token = agnes.auth.create_token(alice_id, "ws", None, scopes=["data", "lab"])
         alice = bearer(token.token)
 
     kid, busy = await kernel_socket(jp_fetch, jp_ws_fetch, alice)
@@ -163,7 +163,7 @@ async def test_revoking_a_pat_closes_its_terminal(jp_fetch, jp_ws_fetch, agnes, 
                                                   tmp_path):
     alice_id = agnes.user("alice@example.com", groups=("alice-lab",))
     agnes.grant("alice-lab", "lab", "*")
-    token = agnes.auth.create_token(alice_id, "term", None)
+    token = agnes.auth.create_token(alice_id, "term", None, scopes=["data", "lab"])
     alice = bearer(token.token)
     resp = await call(jp_fetch, "api", "terminals", method="POST", headers=alice)
     assert resp.code == 200, resp.body
@@ -192,7 +192,7 @@ async def test_a_message_after_revocation_is_dropped_before_any_poll(
 ):
     agnes.services.sockets.poll_interval_s = 3600  # only the per-message check can act
     alice_id = agnes.user("alice@example.com", admin=True)
-    token = agnes.auth.create_token(alice_id, "ws", None)
+    token = agnes.auth.create_token(alice_id, "ws", None, scopes=["data", "lab"])
     kid, ws = await kernel_socket(jp_fetch, jp_ws_fetch, bearer(token.token))
     assert (await run(ws, "print(1)")).strip() == "1"
     agnes_cli("token", "revoke", token.id, "--data-dir", str(agnes_data_dir))

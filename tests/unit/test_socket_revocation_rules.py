@@ -55,7 +55,8 @@ def user_id(auth: AuthService, email: str) -> int:
 
 
 def pat_principal(auth: AuthService, email: str) -> Principal:
-    created = auth.create_token(user_id(auth, email), "ws", None)
+    # Every scope the person holds, so only their rights decide (scopes: test_pat_scopes).
+    created = auth.create_all_scopes_token(user_id(auth, email), "ws")
     return auth.authenticate_bearer(created.token, "127.0.0.1")
 
 
