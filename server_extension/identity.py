@@ -76,6 +76,11 @@ class AgnesIdentityProvider(IdentityProvider):
     def _need_token_default(self) -> bool:
         return False
 
+    @default("updatable_fields")
+    def _updatable_fields_default(self) -> list[str]:
+        # Names come from the directory (Google, admins); `PATCH /api/me` changes nothing.
+        return []
+
     @property
     def auth_enabled(self) -> bool:
         return True
@@ -96,7 +101,8 @@ class AgnesIdentityProvider(IdentityProvider):
     def identity_model(self, user: User) -> dict[str, Any]:
         """`/api/me`'s identity (JupyterLab asks for it on every load): the base `User`
         fields only. The base class serialises the whole dataclass, and the principal
-        riding on an `AgnesUser` is neither JSON nor anyone's business in the browser."""
+        riding on an `AgnesUser` (groups, grants, the session or PAT id) is neither JSON
+        nor anyone's business in the browser."""
         return {f.name: getattr(user, f.name) for f in fields(User)}
 
     async def get_user(self, handler: web.RequestHandler) -> User | None:
