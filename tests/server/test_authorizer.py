@@ -93,3 +93,25 @@ async def test_api_me_is_jupyters_identity_model_and_nothing_else(jp_fetch, agne
         jp_fetch, "api", "me", method="PATCH", headers=bearer(pat), body={"name": "Mallory"}
     )
     assert resp.code == 400
+
+
+async def test_metrics_are_for_admins_only(jp_fetch, agnes):
+    """jupyter-server's `/metrics` shows everyone's activity: 403 for anyone not an admin,
+    whatever their credential; an admin's PAT or session reads it."""
+    agnes.user("analyst@example.com", groups=("analysts",))
+    agnes.grant("analysts", "lab", "*")
+    refused = (
+        {},
+        bearer(agnes.pat("viewer@example.com")),
+        bearer(agnes.pat("analyst@example.com")),
+        cookie_header(agnes.session_cookie("analyst@example.com")),
+    )
+    for headers in refused:
+        assert (await call(jp_fetch, "metrics", headers=headers)).code == 403, headers
+    admin = (
+        bearer(agnes.pat("root@example.com", admin=True)),
+        cookie_header(agnes.session_cookie("root@example.com", admin=True)),
+    )
+    for headers in admin:
+        resp = await call(jp_fetch, "metrics", headers=headers)
+        assert resp.code == 200 and b"# HELP" in resp.body
