@@ -153,13 +153,16 @@ class AgnesIdentityProvider(IdentityProvider):
         if header is not None:
             ip = client_ip(handler)
             limiter = services.ratelimiter
-            # While an IP is over its failure budget every bearer attempt is refused, so a
-            # correct guess cannot slip through; a known IP costs one dict lookup.
-            if wait := limiter.blocked((ip, "bearer")):
-                reject_rate_limited(handler, wait, "bearer")
+            # A valid credential always passes, even from an IP over its failure budget:
+            # behind a shared NAT or proxy one attacker must not lock out the team. The
+            # check is the same work either way (a hash and an indexed lookup, or the
+            # principal cache; guessing a 256-bit PAT is hopeless); only failures are
+            # counted, and an IP over budget learns no reason, just 429.
             try:
                 principal = auth.authenticate_header(header, ip)
             except AuthFailure as failure:
+                if wait := limiter.blocked((ip, "bearer")):
+                    reject_rate_limited(handler, wait, "bearer")
                 limiter.check((ip, "bearer"))
                 reject_credential(handler, failure.reason)
                 raise AssertionError("unreachable") from failure
