@@ -2,9 +2,9 @@
 Google sync. Pure: no I/O.
 
 A name is stored NFKC-normalised (fullwidth `ADMIN`, U+FF21…, and `ADMIN` are one
-spelling) and may not hold characters that make two different names look the same or
-reorder the text around them: control and format characters (zero-width spaces and joiners, bidi overrides and
-isolates, the BOM), line and paragraph separators, and the invisible fillers Unicode
+spelling). It may not hold characters that make two names look alike or reorder the text
+around them: control and format characters (zero-width spaces and joiners, bidi overrides
+and isolates, the BOM), line and paragraph separators, and the invisible fillers Unicode
 ignores by default. No name may equal a system group's name once normalised and
 case-folded (`admin`, `ADMIN`, its fullwidth form), so nothing can pose as `Admin`.
 """
