@@ -38,13 +38,13 @@ def refused_character(name: str) -> str | None:
     return None
 
 
-def clean_display_name(name: str, what: str = "name") -> str:
+def clean_display_name(name: str) -> str:
     """A person's display name, NFKC-normalised and stripped; DirectoryError (400,
     `invalid_name`) if it holds a refused character. Empty is allowed (no name)."""
     value = unicodedata.normalize("NFKC", name).strip()
     if bad := refused_character(value):
         raise DirectoryError(
-            f"{what} may not contain control, zero-width or bidi characters ({bad})",
+            f"name may not contain control, zero-width or bidi characters ({bad})",
             "invalid_name",
         )
     return value
