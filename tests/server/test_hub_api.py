@@ -210,6 +210,20 @@ async def test_google_sign_ins_are_applied_by_the_service(
         assert getattr(handler, REFUSAL_ATTR) == "deactivated"
 
 
+async def test_the_service_answers_api_me_and_keeps_metrics_for_admins(
+    jp_fetch: Any, agnes: Any
+) -> None:
+    """The hub's Agnes service is a jupyter-server too: Jupyter's `/api/me` gives its
+    identity model only, and `/metrics` is for admins."""
+    viewer, admin = agnes.pat(ANA), agnes.pat("root@example.com", admin=True)
+    resp = await call(jp_fetch, "api", "me", headers=bearer(viewer))
+    assert resp.code == 200, resp.body
+    identity = json.loads(resp.body)["identity"]
+    assert set(identity) == {"username", "name", "display_name", "initials", "avatar_url", "color"}
+    assert (await call(jp_fetch, "metrics", headers=bearer(viewer))).code == 403
+    assert (await call(jp_fetch, "metrics", headers=bearer(admin))).code == 200
+
+
 async def test_the_hubs_google_path_fails_closed_for_newcomers(
     jp_fetch: Any, jp_serverapp: Any, agnes: Any
 ) -> None:
