@@ -76,6 +76,11 @@ class AgnesIdentityProvider(IdentityProvider):
     def _need_token_default(self) -> bool:
         return False
 
+    @default("updatable_fields")
+    def _updatable_fields_default(self) -> list[str]:
+        # Names come from the directory (Google, admins); `PATCH /api/me` changes nothing.
+        return []
+
     @property
     def auth_enabled(self) -> bool:
         return True
@@ -96,7 +101,8 @@ class AgnesIdentityProvider(IdentityProvider):
     def identity_model(self, user: User) -> dict[str, Any]:
         """`/api/me`'s identity (JupyterLab asks for it on every load): the base `User`
         fields only. The base class serialises the whole dataclass, and the principal
-        riding on an `AgnesUser` is neither JSON nor anyone's business in the browser."""
+        riding on an `AgnesUser` (groups, grants, the session or PAT id) is neither JSON
+        nor anyone's business in the browser."""
         return {f.name: getattr(user, f.name) for f in fields(User)}
 
     async def get_user(self, handler: web.RequestHandler) -> User | None:
@@ -150,15 +156,18 @@ class AgnesIdentityProvider(IdentityProvider):
         if header is not None:
             ip = client_ip(handler)
             limiter = services.ratelimiter
-            # While an IP is over its failure budget every bearer attempt is refused, so a
-            # correct guess cannot slip through; a known IP costs one dict lookup.
-            if wait := limiter.blocked((ip, "bearer")):
-                reject_rate_limited(handler, wait, "bearer")
+            # A valid credential always passes, even from an IP over its failure budget:
+            # behind a shared NAT or proxy one attacker must not lock out the team. The
+            # check is the same work either way (a hash and an indexed lookup, or the
+            # principal cache; guessing a 256-bit PAT is hopeless); only failures are
+            # counted, and an IP over budget learns no reason, just 429.
             try:
                 # Off the event loop: a cache miss reads the store, and a held store lock
                 # must never stall every other request.
                 principal = await services.in_auth_thread(auth.authenticate_header, header, ip)
             except AuthFailure as failure:
+                if wait := limiter.blocked((ip, "bearer")):
+                    reject_rate_limited(handler, wait, "bearer")
                 limiter.check((ip, "bearer"))
                 reject_credential(handler, failure.reason)
                 raise AssertionError("unreachable") from failure

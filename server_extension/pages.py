@@ -96,10 +96,25 @@ def login_page(
     return _PAGE.format(title="Sign in", heading="Sign in to Agnes", body=body)
 
 
-def logout_page(*, email: str, action_url: str, xsrf_form_html: str, cancel_url: str) -> str:
+# posthog-js masks the text of `ph-mask` elements in replays (rrweb's maskTextClass);
+# `data-sensitive` is in Agnes's own mask selector (observability/snippet.py).
+_MASKED = 'class="ph-mask" data-sensitive'
+
+
+def signed_in_as(email: str | None, css_class: str = "") -> str:
+    """The "Signed in as EMAIL" line, masked in session replays; nothing when `email` is None
+    (`request_helpers.shown_email`: POSTHOG_IDENTIFY_PII=none)."""
+    if email is None:
+        return ""
+    cls = f' class="{css_class}"' if css_class else ""
+    return f'<p{cls}>Signed in as <strong id="agnes-user" {_MASKED}>{escape(email)}</strong>.</p>'
+
+
+def logout_page(
+    *, email: str | None, action_url: str, xsrf_form_html: str, cancel_url: str
+) -> str:
     """A GET cannot sign anyone out (another site could send it): this asks for a POST."""
-    body = (
-        f'<p>Signed in as <strong id="agnes-user">{escape(email)}</strong>.</p>'
+    body = signed_in_as(email) + (
         f'<form method="post" action="{escape(action_url)}">{xsrf_form_html}'
         '<button class="btn" id="agnes-logout-confirm" type="submit">Sign out</button> '
         f'<a href="{escape(cancel_url)}">Cancel</a></form>'

@@ -13,6 +13,7 @@ from tornado import web
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
+from jupyter_agnes.observability.people import page_may_name_user
 from jupyter_agnes.store.directory import audit_row
 from server_extension.services import agnes_services
 
@@ -50,6 +51,12 @@ def principal_of(handler: web.RequestHandler) -> Principal | None:
         principal = agnes_services(handler).principal_for_foreign_user(user)
         handler.request.agnes_principal = principal  # type: ignore[attr-defined]
     return principal
+
+
+def shown_email(handler: web.RequestHandler, principal: Principal) -> str | None:
+    """The email a page may print as "Signed in as …"; None under POSTHOG_IDENTIFY_PII=none."""
+    mode = agnes_services(handler).observability.settings.identify_pii
+    return principal.email if page_may_name_user(mode) else None
 
 
 def finish_json(handler: web.RequestHandler, status: int, body: dict, **headers: str) -> None:

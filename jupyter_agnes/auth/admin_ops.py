@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR
 from jupyter_agnes.auth.grant_targets import KnownResources
+from jupyter_agnes.auth.names import clean_display_name, clean_group_name, lookup_group_name
 from jupyter_agnes.auth.principal import Actor
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import ADMIN_GROUP, DirectoryError
@@ -84,7 +85,7 @@ def resolve_group(s: Session, ref: object) -> Group:
     if isinstance(ref, int) and not isinstance(ref, bool):
         return get_group_by_id(s, ref)
     if isinstance(ref, str) and ref.strip():
-        return directory.get_group(s, ref.strip())
+        return directory.get_group(s, lookup_group_name(ref))
     raise DirectoryError("group must be a group name or id", "invalid_group")
 
 
@@ -158,6 +159,7 @@ def _is_last_human_admin(s: Session, user: User) -> bool:
 
 def add_user(s: Session, actor: Actor, email: str, name: str = "", *, admin: bool = False) -> User:
     """A new user (409 if the email is taken), in Everyone, and in Admin if `admin`."""
+    name = clean_display_name(name)
     if len(name) > MAX_USER_NAME:
         raise DirectoryError(f"name must be at most {MAX_USER_NAME} characters", "invalid_name")
     user = directory.create_user(s, email, name)
@@ -178,7 +180,7 @@ def bootstrap_admin(s: Session, actor: Actor, email: str, name: str = "") -> Use
             "admin_exists",
             409,
         )
-    user = directory.get_or_create_user(s, email, name)
+    user = directory.get_or_create_user(s, email, clean_display_name(name))
     if not user.active:
         directory.set_user_active(s, user, True)
     directory.add_member(s, user, directory.get_group(s, ADMIN_GROUP), "admin", actor.email)
@@ -204,7 +206,7 @@ def set_active(s: Session, actor: Actor, user_id: int, active: bool) -> User:
 
 
 def _group_name(s: Session, name: str, renaming: Group | None = None) -> str:
-    name = name.strip()
+    name = clean_group_name(name)  # NFKC; no invisible characters; no fake `Admin`
     if not name or len(name) > MAX_GROUP_NAME:
         raise DirectoryError(
             f"Group name must be 1-{MAX_GROUP_NAME} characters", "invalid_group_name"

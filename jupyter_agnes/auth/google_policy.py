@@ -6,14 +6,18 @@ Every door (the server's OAuth callback, the JupyterHub authenticator) calls
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from traitlets import List, Unicode, default, validate
 from traitlets.config import Configurable
 
+from jupyter_agnes.auth.names import clean_group_name
 from jupyter_agnes.envknobs import env_list, env_str
-from jupyter_agnes.store.directory import ADMIN_GROUP, EVERYONE_GROUP
+from jupyter_agnes.store.directory import ADMIN_GROUP, EVERYONE_GROUP, DirectoryError
+
+log = logging.getLogger("jupyter_agnes.auth.google")
 
 GOOGLE_SYNC_ACTOR = "system:google-sync"
 
@@ -22,7 +26,14 @@ NO_EMAIL = "no_email"
 EMAIL_UNVERIFIED = "email_unverified"
 DOMAIN_NOT_ALLOWED = "domain_not_allowed"
 NOT_IN_ALLOWED_GROUP = "not_in_allowed_group"
-POLICY_CODES = (NO_EMAIL, EMAIL_UNVERIFIED, DOMAIN_NOT_ALLOWED, NOT_IN_ALLOWED_GROUP)
+DIRECTORY_UNAVAILABLE = "directory_unavailable"
+POLICY_CODES = (
+    NO_EMAIL,
+    EMAIL_UNVERIFIED,
+    DOMAIN_NOT_ALLOWED,
+    NOT_IN_ALLOWED_GROUP,
+    DIRECTORY_UNAVAILABLE,
+)
 
 
 class GooglePolicyConfig(Configurable):
@@ -68,15 +79,26 @@ class GooglePolicyConfig(Configurable):
     def _lower(self, proposal: dict) -> str:
         return str(proposal["value"]).strip().lower()
 
+    @property
+    def groups_gate(self) -> bool:
+        """Does Google group membership decide who gets in (a prefix or a group email)?"""
+        return bool(self.group_prefix or self.admin_group_email or self.everyone_group_email)
+
 
 @dataclass(frozen=True)
 class Allowed:
     """Let in. `groups` are Agnes group names; `authoritative` is False when the
-    group fetch gave no data, so the caller keeps the previous synced memberships."""
+    group fetch gave no data, so the caller keeps the previous synced memberships.
+
+    `members_only`, when set, is the refusal code for a newcomer: groups gate sign-in
+    and the Directory said nothing usable, so only someone who already holds a
+    membership (the caller checks the store: `google_sync.is_existing_member`) keeps
+    the fail-soft rule; anyone else is refused with it."""
 
     groups: tuple[str, ...]
     is_admin: bool
     authoritative: bool = True
+    members_only: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,7 @@ def decision_to_json(decision: Decision) -> dict[str, object]:
         "groups": list(decision.groups),
         "is_admin": decision.is_admin,
         "authoritative": decision.authoritative,
+        "members_only": decision.members_only,
     }
 
 
@@ -123,7 +146,10 @@ def decision_from_json(data: object) -> Decision:
         raise ValueError("decision: every group is a non-empty name")
     if not isinstance(is_admin, bool) or not isinstance(authoritative, bool):
         raise ValueError("decision: 'is_admin' and 'authoritative' are booleans")
-    return Allowed(tuple(groups), is_admin, authoritative)
+    members_only = data.get("members_only", "")
+    if members_only not in ("", NOT_IN_ALLOWED_GROUP, DIRECTORY_UNAVAILABLE):
+        raise ValueError("decision: 'members_only' is empty or a refusal code")
+    return Allowed(tuple(groups), is_admin, authoritative, members_only)
 
 
 def _domain_of(email: str) -> str:
@@ -131,9 +157,16 @@ def _domain_of(email: str) -> str:
 
 
 def map_group(group_email: str, config: GooglePolicyConfig) -> str | None:
-    """The Agnes group for one Google group email, or None when it is not kept."""
+    """The Agnes group for one Google group email, or None when it is not kept. A name
+    no Agnes group may have (zero-width or bidi characters: the Directory is not ours) is
+    skipped with a warning rather than failing the person's sign-in."""
     g = group_email.strip().lower()
     if not g:
+        return None
+    try:
+        g = clean_group_name(g)
+    except DirectoryError as exc:
+        log.warning("Skipping Google group %r: %s", g, exc)
         return None
     admin, everyone = config.admin_group_email, config.everyone_group_email
     if admin and g == admin.lower():
@@ -155,7 +188,10 @@ def decide(
     """Apply the sign-in policy.
 
     `fetched_groups` is None when the Directory fetch failed; an empty result is
-    treated the same way ("no data": keep what the user had, fail-soft).
+    treated the same way ("no data": keep what the user had, fail-soft) for existing
+    members. When groups gate sign-in (`groups_gate`), "no data" fails closed for
+    newcomers: the decision is `members_only` (`directory_unavailable` when the fetch
+    failed, `not_in_allowed_group` when it listed nothing).
     """
     address = (email or "").strip().lower()
     if not address or "@" not in address or address.startswith("@"):
@@ -172,7 +208,10 @@ def decide(
 
     fetched = sorted({g.strip().lower() for g in (fetched_groups or ()) if g and g.strip()})
     if not fetched:
-        return Allowed(groups=(), is_admin=False, authoritative=False)
+        members_only = ""
+        if config.groups_gate:
+            members_only = DIRECTORY_UNAVAILABLE if fetched_groups is None else NOT_IN_ALLOWED_GROUP
+        return Allowed(groups=(), is_admin=False, authoritative=False, members_only=members_only)
 
     kept: list[str] = []
     for g in fetched:

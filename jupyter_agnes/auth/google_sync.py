@@ -14,7 +14,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR, Allowed, Decision, Denied
+from jupyter_agnes.auth.names import clean_display_name, clean_group_name
 from jupyter_agnes.store.directory import (
+    EVERYONE_GROUP,
+    DirectoryError,
     add_member,
     audit,
     audit_row,
@@ -55,6 +58,20 @@ def synced_group_names(s: Session, user_id: int) -> set[str]:
     return set(rows)
 
 
+def is_existing_member(s: Session, user: User) -> bool:
+    """Does `user` hold any membership besides the automatic `Everyone` one (synced from
+    Google, or given by an admin)? Only such a person keeps the fail-soft rule while the
+    Directory cannot answer."""
+    everyone = select(Group.id).where(Group.name == EVERYONE_GROUP).scalar_subquery()
+    row = s.scalar(
+        select(Membership.group_id)
+        .where(Membership.user_id == user.id)
+        .where((Membership.group_id != everyone) | (Membership.source != "system_seed"))
+        .limit(1)
+    )
+    return row is not None
+
+
 def remove_synced_memberships(s: Session, user_id: int, keep_group_ids: set[int]) -> int:
     query = delete(Membership).where(
         Membership.user_id == user_id, Membership.source == GOOGLE_SYNC
@@ -67,13 +84,28 @@ def remove_synced_memberships(s: Session, user_id: int, keep_group_ids: set[int]
 def replace_synced_memberships(s: Session, user: User, group_names: tuple[str, ...]) -> None:
     """Make the user's google_sync memberships exactly `group_names` (others untouched)."""
     wanted: dict[int, Group] = {}
-    for name in group_names:
+    for raw in group_names:
+        try:  # `decide` drops such names; the hub's decision arrives over HTTP
+            name = clean_group_name(raw)
+        except DirectoryError as exc:
+            log.warning("Skipping Google group %r: %s", raw, exc)
+            continue
         group = get_or_create_group(s, name, created_by=GOOGLE_SYNC_ACTOR)
         wanted[group.id] = group
     remove_synced_memberships(s, user.id, set(wanted))
     for group in wanted.values():
         # add_member leaves an existing admin/system_seed membership as it is.
         add_member(s, user, group, GOOGLE_SYNC, GOOGLE_SYNC_ACTOR)
+
+
+def _google_display_name(name: str, email: str) -> str:
+    """Google's display name under the rule every name follows (`names`); one the rule
+    refuses is dropped with a warning, never a failed sign-in."""
+    try:
+        return clean_display_name(name or "")
+    except DirectoryError as exc:
+        log.warning("Ignoring the Google display name of %s: %s", email, exc)
+        return ""
 
 
 def _refuse(
@@ -115,13 +147,18 @@ def apply_google_login(
 
         assert isinstance(decision, Allowed)
         email_n = normalize_email(raw_email)
+        name = _google_display_name(name, email_n)
         user = get_user_by_email(s, email_n)
         created = False
+        if user is not None and (not user.active or user.is_service):
+            return _refuse(s, email_n, DEACTIVATED, user, params)
+        if decision.members_only and (user is None or not is_existing_member(s, user)):
+            # Groups gate sign-in and the Directory gave nothing to go on: a newcomer
+            # waits until it answers (fail closed); existing members keep fail-soft.
+            return _refuse(s, email_n, decision.members_only, user, params)
         if user is None:
             user = create_user(s, email_n, name)
             created = True
-        elif not user.active or user.is_service:
-            return _refuse(s, email_n, DEACTIVATED, user, params)
         elif name and user.name != name[:200]:
             user.name = name[:200]
 

@@ -10,6 +10,10 @@ LOGIN_ERRORS = {
     "email_unverified": "Your Google email address is not verified.",
     "domain_not_allowed": "Your email domain is not allowed to sign in here.",
     "not_in_allowed_group": "You are not a member of a Google group that may use Agnes.",
+    "directory_unavailable": (
+        "Your Google groups could not be checked right now, and they decide who may use "
+        "Agnes. Please try again in a few minutes."
+    ),
     "state_mismatch": "The sign-in attempt expired or was tampered with. Please try again.",
     "oauth_failed": "Google sign-in failed. Please try again.",
     "deactivated": "Your Agnes account has been deactivated. Ask an admin.",

@@ -57,6 +57,12 @@ def may_use_server_resource(principal: Principal, action: str, resource: str) ->
     return principal.lab_access or resource in SIGNED_IN_RESOURCES
 
 
+def may_read_metrics(principal: Principal) -> bool:
+    """jupyter-server's Prometheus `/metrics` (kernel counts, request paths and timings
+    of everyone): admins only, whatever credential they use."""
+    return principal.is_admin
+
+
 def normalize_dashboard_path(path: str) -> str | None:
     """`path` relative to the server root, '/'-separated; None if it could name
     something else (`.`/`..`/empty segments, backslashes, control characters)."""

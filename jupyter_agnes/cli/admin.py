@@ -50,7 +50,7 @@ def parse_scope_option(value: str | None) -> list[str] | None:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    store = store_for(args)
+    store = store_for(args, create=True)
     with core_errors(), store.write() as s:
         user = admin_ops.bootstrap_admin(s, CLI, args.email, args.name or "")
         email, user_id = user.email, user.id
@@ -164,8 +164,9 @@ def cmd_group_add_member(args: argparse.Namespace) -> int:
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
+    store = store_for(args)  # first: a wrong data dir has no tables to list either
     known = known_resources_for(args)  # the id must name an existing table or dashboard
-    with core_errors(), store_for(args).write() as s:
+    with core_errors(), store.write() as s:
         stored = admin_ops.add_grant(
             s, CLI, args.group, args.type, args.id, known=known, create_missing_group=True
         ).resource_id

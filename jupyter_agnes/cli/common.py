@@ -6,10 +6,11 @@ import argparse
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from jupyter_agnes.paths import resolve_data_dir
-from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.paths import default_data_dir, resolve_data_dir
+from jupyter_agnes.store.engine import Store, open_store, store_exists
 
 # The one wording of --data-dir, for every command that has it.
 DATA_DIR_HELP = (
@@ -82,5 +83,13 @@ def command(
     parser.set_defaults(func=func)
 
 
-def store_for(args: argparse.Namespace) -> Store:
+def store_for(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The store of `--data-dir`. Only a command that makes one (`bootstrap`) passes
+    `create`; any other refuses a data dir without a store rather than silently working
+    on a new, empty one (a mistyped path, a forgotten AGNES_DATA_DIR or AGNES_DB_URL)."""
+    if not create:
+        path = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+        path = path.resolve()
+        if not path.is_dir() or not store_exists(path):
+            raise CLIError(f"no Agnes store at {path} (set AGNES_DB_URL?)")
     return open_store(resolve_data_dir(args.data_dir))

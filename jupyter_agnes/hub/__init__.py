@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextvars import ContextVar
 from typing import Any
 
 from oauthenticator.google import GoogleOAuthenticator
@@ -44,6 +45,9 @@ DISCOVERED_ENDPOINTS = {
 }
 
 __all__ = ["AgnesGoogleOAuthenticator"]
+
+# Set while `refresh_user` re-applies the policy to someone the hub already let in.
+_REFRESHING: ContextVar[bool] = ContextVar("agnes_hub_refreshing", default=False)
 
 
 class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
@@ -181,6 +185,11 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         decision = await self._decide(user_info)
         if self.sync_store:
             decision = await self._apply_in_service(user_info, decision)
+        elif isinstance(decision, Allowed) and decision.members_only and not _REFRESHING.get():
+            # No store to tell a member from a newcomer: a first sign-in fails closed while
+            # the Directory gives nothing; someone the hub already let in is refreshed
+            # fail-soft.
+            decision = Denied(decision.members_only)
         record: dict[str, Any] = {"allowed": isinstance(decision, Allowed)}
         if isinstance(decision, Denied):
             record["code"] = decision.code
@@ -251,6 +260,7 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         the user, their servers stop and they must sign in again (False): the hub keeps stale
         auth for token requests, so a running server would otherwise outlive the refusal.
         While Google or the Agnes service cannot answer, the user stays as they are."""
+        refreshing = _REFRESHING.set(True)
         try:
             refreshed = await super().refresh_user(user, handler, **kwargs)
             if refreshed is False:  # Google's access token expired: decide on the kept info
@@ -261,6 +271,8 @@ class AgnesGoogleOAuthenticator(GoogleOAuthenticator):
         except Exception as exc:  # Google down or slow (tornado's, OSError, GoogleAuthError...)
             self.log.warning("Refreshing %s failed, kept as they are: %r", user.name, exc)
             return True
+        finally:
+            _REFRESHING.reset(refreshing)
         if isinstance(refreshed, dict):
             record = (refreshed.get("auth_state") or {}).get(AUTH_STATE_KEY) or {}
             if not record.get("allowed"):

@@ -40,6 +40,12 @@ def is_identified(user: Principal | None, mode: str) -> bool:
     return user is not None and mode != "none"
 
 
+def page_may_name_user(mode: str) -> bool:
+    """May a page show who is signed in? Not in ``none`` mode: session replay would record
+    the text (the element is also masked with posthog-js's `ph-mask`, in every mode)."""
+    return mode != "none"
+
+
 def distinct_id_for(user: Principal | None, mode: str) -> str:
     if user is None or mode == "none":
         return anonymous_id(user)

@@ -150,6 +150,21 @@ def _migration_lock(data_dir: Path | None) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def store_exists(data_dir: Path) -> bool:
+    """Has the store of `data_dir` (or `AGNES_DB_URL`) been created? Looks without creating
+    anything: not the SQLite file, nor a schema in an empty database."""
+    url = store_url(data_dir)
+    if url == f"sqlite:///{data_dir / 'agnes.sqlite'}":
+        path = data_dir / "agnes.sqlite"
+        if not path.is_file() or path.stat().st_size == 0:
+            return False
+    engine = create_engine(url)
+    try:
+        return _current_revision(engine) is not None
+    finally:
+        engine.dispose()
+
+
 def open_store(data_dir: Path, url: str | None = None) -> Store:
     """Open (and on first use create and migrate) the store for `data_dir`."""
     url = url or store_url(data_dir)

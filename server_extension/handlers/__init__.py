@@ -8,6 +8,7 @@ from typing import Any
 def agnes_handlers() -> list[tuple[Any, ...]]:
     from server_extension.error_capture import DebugThrowHandler
     from server_extension.handlers.account import (
+        AdminMetricsHandler,
         HealthHandler,
         MeHandler,
         TokenHandler,
@@ -30,6 +31,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         *data_handlers(),
         *ask_handlers(),
         *dashboard_handlers(),
+        (r"/metrics", AdminMetricsHandler),  # before the server's own
         (r"/agnes/api/health", HealthHandler),
         (r"/agnes/api/debug/throw", DebugThrowHandler),
         (r"/agnes/api/me", MeHandler),

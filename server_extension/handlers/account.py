@@ -1,11 +1,14 @@
-"""Health, who-am-I and the caller's own personal access tokens."""
+"""Health, who-am-I, the caller's own personal access tokens, and jupyter-server's
+`/metrics` for admins only."""
 
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import PrometheusMetricsHandler
 from tornado import web
 
 from jupyter_agnes import __version__
+from jupyter_agnes.auth import rbac
 from jupyter_agnes.store.directory import DirectoryError
 from server_extension.handlers.base import AgnesAPIHandler, api_error
 
@@ -15,6 +18,18 @@ class HealthHandler(AgnesAPIHandler):
     @allow_unauthenticated
     def get(self) -> None:
         self.write_json({"status": "ok", "version": __version__})
+
+
+class AdminMetricsHandler(PrometheusMetricsHandler):
+    """Registered by the extension, so it shadows the server's own `/metrics` (which lets
+    any signed-in user read everyone's activity)."""
+
+    @allow_unauthenticated  # decided here: anonymous and non-admins alike get 403
+    def get(self) -> None:
+        principal = getattr(self.current_user, "principal", None)
+        if principal is None or not rbac.may_read_metrics(principal):
+            raise web.HTTPError(403, "Metrics are for admins")
+        super().get()
 
 
 class MeHandler(AgnesAPIHandler):

@@ -12,7 +12,8 @@ from tornado import web
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.dashboards.index import Dashboard, visible_dashboards
-from server_extension.request_helpers import principal_of, server_root_dir
+from server_extension.pages import signed_in_as
+from server_extension.request_helpers import principal_of, server_root_dir, shown_email
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -25,7 +26,7 @@ box-shadow:0 2px 12px #0002}} h1{{margin-top:0}} li{{margin:.4rem 0}}
 .muted{{color:#5b6475;font-size:.9rem}} nav a{{margin-right:1rem}}
 </style></head><body><main>
 <h1>Dashboards</h1>
-<p class="muted">Signed in as <span id="agnes-user">{user}</span></p>
+{signed_in}
 {body}
 <nav>{lab}<form method="post" action="{logout}" style="display:inline">{xsrf}
 <button type="submit" id="agnes-sign-out">Sign out</button></form></nav>
@@ -34,8 +35,13 @@ box-shadow:0 2px 12px #0002}} h1{{margin-top:0}} li{{margin:.4rem 0}}
 
 
 def render_index(
-    base_url: str, principal: Principal, dashboards: list[Dashboard], xsrf_form_html: str
+    base_url: str,
+    principal: Principal,
+    dashboards: list[Dashboard],
+    xsrf_form_html: str,
+    email: str | None,
 ) -> str:
+    """The index; `email` is who is signed in, or None to name nobody (`shown_email`)."""
     if dashboards:
         items = "".join(
             f'<li><a class="agnes-dashboard-link" '
@@ -55,7 +61,7 @@ def render_index(
     if rbac.has_lab_access(principal):
         lab = f'<a href="{escape(base_url + "lab")}">Open JupyterLab</a>'
     return _PAGE.format(
-        user=escape(principal.email),
+        signed_in=signed_in_as(email, "muted"),
         body=body,
         lab=lab,
         logout=escape(base_url + "agnes/logout"),
@@ -84,7 +90,14 @@ class DashboardsIndexHandler(JupyterHandler):
         dashboards = visible_dashboards(server_root_dir(self), principal)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(render_index(self.base_url, principal, dashboards, self.xsrf_form_html()))
+        html = render_index(
+            self.base_url,
+            principal,
+            dashboards,
+            self.xsrf_form_html(),
+            shown_email(self, principal),
+        )
+        self.finish(html)
 
 
 def _voila_file_rules(settings: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -21,6 +21,7 @@ from server_extension.request_helpers import (
     client_ip,
     landing_page,
     set_session_cookie,
+    shown_email,
     spend_rate_limit,
 )
 from server_extension.services import AgnesServices, agnes_services
@@ -137,7 +138,7 @@ class LogoutHandler(JupyterHandler):
         cancel = landing_page(principal)
         self.finish(
             logout_page(
-                email=principal.email,
+                email=shown_email(self, principal),
                 action_url=self.base_url + "agnes/logout",
                 xsrf_form_html=self.xsrf_form_html(),
                 cancel_url=self.base_url + cancel,

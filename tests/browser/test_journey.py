@@ -39,6 +39,8 @@ def world(tmp_path: Path):
     data_dir, root = tmp_path / "data", tmp_path / "root"
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     agnes_cli("sample-data", "--rows", "20000", "--data-dir", str(data_dir))
+    # The first admin makes the store (deploy.md's order): grants need one to exist.
+    agnes_cli("bootstrap", "--email", "admin@example.com", "--data-dir", str(data_dir))
     agnes_cli("grant", ANALYSTS, "lab", "*", "--data-dir", str(data_dir))
     # as the README says, by id; no server runs yet, so name the root it will serve
     agnes_cli(

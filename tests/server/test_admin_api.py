@@ -182,3 +182,43 @@ async def test_bad_group_bodies(jp_fetch, agnes, body):
     code, payload = await api(jp_fetch, admin, "POST", "groups", body=body)
     assert code in (400, 413)
     assert payload["message"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Admin\u200b", "zero-width"),  # looks exactly like the system group
+        ("\u200bAdmin", "zero-width"),
+        ("Sales\u202eevil", "bidi"),  # right-to-left override
+        ("Ops\u2066x\u2069", "bidi"),
+        ("a\tb", "control"),
+        ("admin", "reserved"),  # the system group's name in another case
+        ("\uff21\uff44\uff4d\uff49\uff4e", "reserved"),  # fullwidth: NFKC makes it Admin
+        ("EVERYONE", "reserved"),
+    ],
+)
+async def test_group_names_cannot_hide_characters_or_pose_as_a_system_group(
+    jp_fetch, agnes, name, reason
+):
+    admin = agnes.pat("names@example.com", admin=True)
+    code, body = await api(jp_fetch, admin, "POST", "groups", body={"name": name})
+    assert code == 400, body
+    assert reason in body["message"] or (reason == "reserved" and "reserved" in body["message"])
+    code, created = await api(jp_fetch, admin, "POST", "groups", body={"name": "Sales"})
+    assert code == 201, created
+    code, body = await api(jp_fetch, admin, "PATCH", "groups", created["id"], body={"name": name})
+    assert code == 400, body
+
+
+async def test_names_are_stored_nfkc_normalised(jp_fetch, agnes):
+    admin = agnes.pat("nfkc@example.com", admin=True)
+    code, group = await api(jp_fetch, admin, "POST", "groups", body={"name": "\uff33ales \u2160"})
+    assert code == 201 and group["name"] == "Sales I"
+    code, user = await api(
+        jp_fetch, admin, "POST", "users", body={"email": "n@example.com", "name": "\uff2eed"}
+    )
+    assert code == 201 and user["name"] == "Ned"
+    code, body = await api(
+        jp_fetch, admin, "POST", "users", body={"email": "m@example.com", "name": "Mal\u200dlory"}
+    )
+    assert code == 400 and "zero-width" in body["message"]

@@ -153,3 +153,19 @@ async def test_revoking_a_token_twice_says_so_on_both_sides(jp_fetch, agnes, cli
     code, body = await rest(jp_fetch, admin, "DELETE", "tokens", "nope")
     assert code == 404
     assert cli("token", "revoke", "nope") == (1, f"error: {body['message']}\n")
+
+
+@pytest.mark.parametrize("name", ["Admin\u200b", "admin", "Ops\u202e"])
+async def test_a_group_name_is_refused_with_the_same_sentence(jp_fetch, agnes, cli, name):
+    """One rule (auth/names.py) for REST and the CLI: a 400 there, one error line here."""
+    admin = agnes.pat("boss@example.com", admin=True)
+    code, body = await rest(jp_fetch, admin, "POST", "groups", body={"name": name})
+    assert code == 400
+    assert cli("group", "add-member", name, "bo@example.com") == (1, f"error: {body['message']}\n")
+    assert cli("grant", name, "lab", "*") == (1, f"error: {body['message']}\n")
+    code, _ = await rest(jp_fetch, admin, "POST", "users", body={"email": "x@example.com"})
+    assert code == 201
+    with agnes.store.read() as s:  # nothing was created under any spelling
+        from jupyter_agnes.store.models import Group
+
+        assert sorted(s.scalars(select(Group.name))) == ["Admin", "Everyone"]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from tests.support.apihelpers import bearer, call
+from jupyter_server.auth.identity import User
+from sqlalchemy import select
+
+from jupyter_agnes.store.models import PersonalAccessToken, Session
+from tests.support.apihelpers import bearer, call, cookie_header
 
 LAB_PATHS = [
     ("api", "kernels"),
@@ -65,3 +70,48 @@ async def test_jupyter_servers_own_who_am_i_answers_lab(jp_fetch, agnes):
         identity = json.loads(resp.body)["identity"]
         assert identity["username"].endswith("@example.com")
         assert "principal" not in identity  # groups and grants stay on the server
+
+
+async def test_api_me_is_jupyters_identity_model_and_nothing_else(jp_fetch, agnes):
+    """Session and PAT alike: the base `User` fields, no session or credential id anywhere
+    in the answer, and nothing a user may rewrite about themselves."""
+    cookie = agnes.session_cookie("sam@example.com")
+    pat = agnes.pat("pat@example.com")
+    for headers in (cookie_header(cookie), bearer(pat)):
+        resp = await call(jp_fetch, "api", "me", headers=headers)
+        assert resp.code == 200, resp.body
+        body = json.loads(resp.body)
+        assert set(body["identity"]) == {f.name for f in dataclasses.fields(User)}
+        assert body["permissions"] == {"updatable_fields": []}
+        # The credential ids behind these requests never show up.
+        with agnes.store.read() as s:
+            ids = set(s.scalars(select(Session.id))) | set(
+                s.scalars(select(PersonalAccessToken.id))
+            )
+        assert ids and not any(i in resp.body.decode() for i in ids)
+    resp = await call(
+        jp_fetch, "api", "me", method="PATCH", headers=bearer(pat), body={"name": "Mallory"}
+    )
+    assert resp.code == 400
+
+
+async def test_metrics_are_for_admins_only(jp_fetch, agnes):
+    """jupyter-server's `/metrics` shows everyone's activity: 403 for anyone not an admin,
+    whatever their credential; an admin's PAT or session reads it."""
+    agnes.user("analyst@example.com", groups=("analysts",))
+    agnes.grant("analysts", "lab", "*")
+    refused = (
+        {},
+        bearer(agnes.pat("viewer@example.com")),
+        bearer(agnes.pat("analyst@example.com")),
+        cookie_header(agnes.session_cookie("analyst@example.com")),
+    )
+    for headers in refused:
+        assert (await call(jp_fetch, "metrics", headers=headers)).code == 403, headers
+    admin = (
+        bearer(agnes.pat("root@example.com", admin=True)),
+        cookie_header(agnes.session_cookie("root@example.com", admin=True)),
+    )
+    for headers in admin:
+        resp = await call(jp_fetch, "metrics", headers=headers)
+        assert resp.code == 200 and b"# HELP" in resp.body

@@ -90,6 +90,7 @@ def test_cli_and_server_share_a_data_dir(tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path):
     data_dir = str(tmp_path / "d")
+    agnes_cli("bootstrap", "--email", "root@example.com", "--data-dir", data_dir)
     cases = [
         ("token", "revoke", "nope", "--data-dir", data_dir),
         ("token", "create", "--email", "ghost@example.com", "--name", "x", "--data-dir", data_dir),
@@ -176,7 +177,7 @@ def test_newer_store_schema_refuses_to_start(tmp_path):
     import sqlite3
 
     data_dir = tmp_path / "d"
-    agnes_cli("user", "add", "x@example.com", "--data-dir", str(data_dir))
+    agnes_cli("bootstrap", "--email", "x@example.com", "--data-dir", str(data_dir))
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
     conn.execute("update alembic_version set version_num='9999_future'")
     conn.commit()
@@ -219,8 +220,34 @@ def test_cli_will_not_touch_google_managed_memberships(tmp_path):
 
 def test_a_data_dir_where_workspaces_cannot_live_refuses_to_start(tmp_path):
     data_dir = tmp_path / "d"
-    agnes_cli("user", "add", "x@example.com", "--data-dir", str(data_dir))
+    agnes_cli("bootstrap", "--email", "x@example.com", "--data-dir", str(data_dir))
     (data_dir / "lab").write_text("not a folder")  # <data-dir>/lab/workspaces cannot be made
     proc = _serve_exits(data_dir)
     assert proc.returncode != 0
     assert "Agnes cannot start" in proc.stdout + proc.stderr
+
+
+def test_a_wrong_data_dir_is_refused_not_created(tmp_path):
+    """Only `bootstrap` makes a store: every other store command pointed at a directory
+    without one (a typo, a forgotten AGNES_DATA_DIR or AGNES_DB_URL) exits non-zero with
+    one line, and leaves nothing behind."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = tmp_path / "no-such-dir"
+    commands = (
+        ("user", "add", "someone@example.com"),
+        ("token", "create", "--email", "someone@example.com", "--name", "x"),
+        ("login-link", "--email", "someone@example.com"),
+        ("group", "add-member", "ops", "someone@example.com"),
+        ("grant", "ops", "lab", "*"),
+    )
+    runs = [(empty, args) for args in commands] + [(missing, commands[0]), (missing, commands[4])]
+    for where, args in runs:
+        result = agnes_cli(*args, "--data-dir", str(where), check=False)
+        assert result.returncode != 0, args
+        assert result.stderr == f"error: no Agnes store at {where} (set AGNES_DB_URL?)\n"
+    assert not missing.exists() and list(empty.iterdir()) == []
+    # bootstrap creates it; then the same commands work on it.
+    data_dir = tmp_path / "data"
+    agnes_cli("bootstrap", "--email", "root@example.com", "--data-dir", str(data_dir))
+    agnes_cli("user", "add", "someone@example.com", "--data-dir", str(data_dir))

@@ -308,6 +308,62 @@ async def test_directory_failure_keeps_memberships(agnes, jp_fetch, google, mode
     assert info["groups"] == ["Admin", "Everyone", "agnes-bi@acme.com"] and info["is_admin"]
 
 
+@pytest.mark.parametrize(
+    ("directory_mode", "groups", "code"),
+    [
+        ("500", ["agnes-bi@acme.com"], "directory_unavailable"),
+        ("hang", ["agnes-bi@acme.com"], "directory_unavailable"),
+        (None, [], "not_in_allowed_group"),  # the Directory answers: no groups at all
+    ],
+)
+async def test_newcomers_are_refused_when_the_directory_gives_nothing(
+    agnes, jp_fetch, google, directory_mode, groups, code
+) -> None:
+    """Groups gate sign-in (a prefix is set): with nothing from the Directory, someone
+    with no membership yet is turned away with the reason; no account is made."""
+    google.set_user("newbie@acme.com", groups=groups)
+    if directory_mode:
+        google.set_mode(directory=directory_mode)
+    resp, _ = await google_login(jp_fetch)
+    assert error_of(resp) == code
+    assert "agnes_session" not in cookies_of(resp)
+    with agnes.store.read() as s:
+        assert directory.get_user_by_email(s, "newbie@acme.com") is None
+        last = s.query(AuditEntry).filter_by(action="auth.google.login").all()[-1]
+        assert (last.actor, last.result) == ("newbie@acme.com", code)
+    page = await fetch(jp_fetch, "agnes/login", params={"error": code})
+    assert "Please try again" in page.body.decode() or "not a member" in page.body.decode()
+
+
+async def test_an_admin_added_member_keeps_fail_soft(agnes, jp_fetch, google) -> None:
+    with agnes.store.write() as s:
+        user = directory.create_user(s, "added@acme.com")
+        group = directory.get_or_create_group(s, "analysts", "admin")
+        directory.add_member(s, user, group, "admin", "boss")
+    google.set_user("added@acme.com", groups=["agnes-bi@acme.com"])
+    google.set_mode(directory="500")
+    resp, _ = await google_login(jp_fetch)
+    assert error_of(resp) is None and "agnes_session" in cookies_of(resp)
+
+
+async def test_a_google_group_or_name_no_agnes_name_may_have_is_skipped(
+    agnes, jp_fetch, google, caplog
+) -> None:
+    """Directory data is not ours: an invisible character skips that group (logged) and
+    drops the display name, and the person still signs in with their other groups."""
+    google.set_user(
+        "zed@acme.com",
+        groups=["agnes-bi\u200b@acme.com", "agnes-ok@acme.com"],
+        name="Zed\u202e",
+    )
+    with caplog.at_level(logging.WARNING, logger="jupyter_agnes.auth.google"):
+        resp, _ = await google_login(jp_fetch)
+    assert error_of(resp) is None
+    info = await me(jp_fetch, cookie_header({"agnes_session": cookies_of(resp)["agnes_session"]}))
+    assert info["groups"] == ["Everyone", "agnes-ok@acme.com"] and info["name"] == ""
+    assert "Skipping Google group" in caplog.text
+
+
 async def test_removed_user_refused_and_pat_loses_rights(agnes, jp_fetch, google) -> None:
     google.set_user("ann@acme.com", groups=["agnes-bi@acme.com", ADMINS])
     await google_login(jp_fetch)

@@ -210,6 +210,41 @@ async def test_google_sign_ins_are_applied_by_the_service(
         assert getattr(handler, REFUSAL_ATTR) == "deactivated"
 
 
+async def test_the_service_answers_api_me_and_keeps_metrics_for_admins(
+    jp_fetch: Any, agnes: Any
+) -> None:
+    """The hub's Agnes service is a jupyter-server too: Jupyter's `/api/me` gives its
+    identity model only, and `/metrics` is for admins."""
+    viewer, admin = agnes.pat(ANA), agnes.pat("root@example.com", admin=True)
+    resp = await call(jp_fetch, "api", "me", headers=bearer(viewer))
+    assert resp.code == 200, resp.body
+    identity = json.loads(resp.body)["identity"]
+    assert set(identity) == {"username", "name", "display_name", "initials", "avatar_url", "color"}
+    assert (await call(jp_fetch, "metrics", headers=bearer(viewer))).code == 403
+    assert (await call(jp_fetch, "metrics", headers=bearer(admin))).code == 200
+
+
+async def test_the_hubs_google_path_fails_closed_for_newcomers(
+    jp_fetch: Any, jp_serverapp: Any, agnes: Any
+) -> None:
+    """The hub's sign-in goes through the service's store, so it tells a member from a
+    newcomer as the server's own Google sign-in does: during a Directory outage a
+    newcomer is refused, someone already in a group keeps fail-soft."""
+    with FakeGoogle() as google:
+        google.set_user("ann@acme.com", groups=["agnes-bi@acme.com"])
+        auth = make_auth(google, sync_store=True)
+        auth.agnes_service = AgnesServiceClient(config=client_of(jp_serverapp))
+        assert await auth.get_authenticated_user(browser_consent(auth), None) is not None
+        google.set_mode(directory="500")
+        assert await auth.get_authenticated_user(browser_consent(auth), None) is not None
+        google.set_user("new@acme.com", groups=["agnes-bi@acme.com"])
+        handler = browser_consent(auth)
+        assert await auth.get_authenticated_user(handler, None) is None
+        assert getattr(handler, REFUSAL_ATTR) == "directory_unavailable"
+        with agnes.store.read() as s:
+            assert directory.get_user_by_email(s, "new@acme.com") is None
+
+
 class TestSingleServer:
     @pytest.fixture
     def agnes_extra_config(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:

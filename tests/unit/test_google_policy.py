@@ -123,10 +123,40 @@ def test_everyone_mapping_without_prefix() -> None:
     assert got == Allowed(("Everyone",), False)
 
 
-@pytest.mark.parametrize("fetched", [None, []])
-def test_no_data_is_fail_soft(fetched: list[str] | None) -> None:
+@pytest.mark.parametrize(
+    ("fetched", "code"), [(None, "directory_unavailable"), ([], "not_in_allowed_group")]
+)
+def test_no_data_is_fail_soft_for_members_only(fetched: list[str] | None, code: str) -> None:
+    """Groups gate sign-in: "no data" keeps existing members (fail-soft), and names the
+    refusal a newcomer gets (google_sync applies it against the store)."""
     got = decide("a@acme.com", True, "acme.com", fetched, cfg())
+    assert got == Allowed((), False, authoritative=False, members_only=code)
+
+
+@pytest.mark.parametrize("fetched", [None, []])
+def test_no_data_without_a_group_gate_lets_anyone_in(fetched: list[str] | None) -> None:
+    ungated = cfg(group_prefix="", admin_group_email="", everyone_group_email="")
+    got = decide("a@acme.com", True, "acme.com", fetched, ungated)
     assert got == Allowed((), False, authoritative=False)
+
+
+@pytest.mark.parametrize(
+    "gate", [{"group_prefix": "agnes-"}, {"admin_group_email": ADMIN_G}, {"everyone_group_email": EVERYONE_G}]
+)
+def test_any_group_setting_is_a_gate(gate: dict) -> None:
+    config = cfg(**{"group_prefix": "", "admin_group_email": "", "everyone_group_email": "", **gate})
+    assert decide("a@acme.com", True, "acme.com", None, config).members_only
+
+
+def test_invisible_characters_in_a_google_group_skip_it(caplog) -> None:
+    """The Directory is not ours: a group name no Agnes group may have is skipped and
+    logged, never a failed sign-in (and never a second `Admin`)."""
+    fetched = ["agnes-bi\u200b@acme.com", "agnes-\u202eevil@acme.com", "agnes-ok@acme.com"]
+    got = decide("a@acme.com", True, "acme.com", fetched, cfg())
+    assert got == Allowed(("agnes-ok@acme.com",), False)
+    assert "Skipping Google group" in caplog.text
+    only_bad = decide("a@acme.com", True, "acme.com", fetched[:2], cfg())
+    assert only_bad == Denied("not_in_allowed_group")
 
 
 def test_hostile_group_entries_ignored() -> None:
@@ -216,6 +246,40 @@ def test_admin_added_membership_survives_even_if_google_also_lists_it(store) -> 
     apply_google_login(store, "a@acme.com", "", Allowed(("Admin",), True))
     apply_google_login(store, "a@acme.com", "", Allowed((), False))
     assert memberships(store, "a@acme.com")["Admin"] == "admin"
+
+
+@pytest.mark.parametrize("code", ["directory_unavailable", "not_in_allowed_group"])
+def test_members_only_refuses_newcomers_and_keeps_members(store, code: str) -> None:
+    no_data = Allowed((), False, authoritative=False, members_only=code)
+    out = apply_google_login(store, "new@acme.com", "New", no_data)
+    assert not out.ok and out.code == code
+    with store.read() as s:
+        assert get_user_by_email(s, "new@acme.com") is None  # nobody created
+    assert audits(store)[-1][:2] == ("new@acme.com", code)
+    # An account with only the automatic Everyone membership is no member either.
+    with store.write() as s:
+        from jupyter_agnes.store.directory import create_user
+
+        create_user(s, "bare@acme.com")
+    assert apply_google_login(store, "bare@acme.com", "", no_data).code == code
+    # Synced or admin-given memberships: fail-soft, kept as they were.
+    apply_google_login(store, "a@acme.com", "", Allowed(("agnes-x@acme.com",), False))
+    with store.write() as s:
+        user = get_user_by_email(s, "bare@acme.com")
+        add_member(s, user, get_or_create_group(s, "manual", "boss"), "admin", "boss")
+    for email in ("a@acme.com", "bare@acme.com"):
+        assert apply_google_login(store, email, "", no_data).ok, email
+    assert memberships(store, "a@acme.com")["agnes-x@acme.com"] == "google_sync"
+
+
+def test_a_bad_google_display_name_or_group_is_dropped_not_fatal(store) -> None:
+    out = apply_google_login(
+        store, "a@acme.com", "Ann\u202e", Allowed(("agnes-x\u200b@acme.com", "agnes-y@acme.com"), False)
+    )
+    assert out.ok
+    assert set(memberships(store, "a@acme.com")) == {"Everyone", "agnes-y@acme.com"}
+    with store.read() as s:
+        assert get_user_by_email(s, "a@acme.com").name == ""
 
 
 def test_fail_soft_keeps_previous_synced_memberships(store) -> None:

@@ -133,13 +133,28 @@ def test_unreachable_discovery_fails_the_sign_in_not_the_hub(caplog) -> None:
 
 
 @pytest.mark.parametrize("mode", ["500", "hang"])
-def test_directory_failure_keeps_hub_groups(google, mode: str) -> None:
+def test_directory_failure_keeps_hub_groups_when_groups_gate_nothing(google, mode: str) -> None:
     google.set_user("ann@acme.com", groups=["agnes-bi@acme.com", ADMINS])
     google.set_mode(directory=mode)
-    model = run(login(make_auth(google)))
+    auth = make_auth(google)
+    auth.policy.group_prefix = auth.policy.admin_group_email = ""
+    model = run(login(auth))
     assert model is not None
     assert model["groups"] is None  # JupyterHub leaves the user's groups unchanged
     assert model["admin"] is None  # ... and their admin flag
+
+
+@pytest.mark.parametrize("mode", ["500", "hang"])
+def test_directory_failure_refuses_a_first_sign_in_when_groups_gate(google, mode: str) -> None:
+    """Without the Agnes store (`sync_store` off) the hub cannot tell a member from a
+    newcomer at sign-in: it fails closed. A refresh of someone it let in stays fail-soft
+    (`test_refresh_keeps_groups_when_directory_fails`)."""
+    google.set_user("ann@acme.com", groups=["agnes-bi@acme.com", ADMINS])
+    google.set_mode(directory=mode)
+    auth = make_auth(google)
+    handler = browser_consent(auth)
+    assert run(auth.get_authenticated_user(handler, None)) is None
+    assert getattr(handler, REFUSAL_ATTR) == "directory_unavailable"
 
 
 def test_refresh_user_false_once_removed_from_groups(google) -> None:
