@@ -151,11 +151,15 @@ def decide(
     hosted_domain: str | None,
     fetched_groups: Iterable[str] | None,
     config: GooglePolicyConfig,
+    *,
+    empty_is_answer: bool = False,
 ) -> Decision:
     """Apply the sign-in policy.
 
     `fetched_groups` is None when the Directory fetch failed; an empty result is
-    treated the same way ("no data": keep what the user had, fail-soft).
+    treated the same way ("no data": keep what the user had, fail-soft), unless
+    `empty_is_answer` (the periodic re-check, which has just seen the Directory answer
+    for this very user): then no groups is an answer like any other.
     """
     address = (email or "").strip().lower()
     if not address or "@" not in address or address.startswith("@"):
@@ -171,7 +175,7 @@ def decide(
             return Denied(DOMAIN_NOT_ALLOWED)
 
     fetched = sorted({g.strip().lower() for g in (fetched_groups or ()) if g and g.strip()})
-    if not fetched:
+    if not fetched and not (empty_is_answer and fetched_groups is not None):
         return Allowed(groups=(), is_admin=False, authoritative=False)
 
     kept: list[str] = []
