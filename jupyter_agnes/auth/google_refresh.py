@@ -20,6 +20,7 @@ the service) are not asked again. Blocking: the server runs it on its own thread
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -148,6 +149,8 @@ class GoogleRefresher(LoggingConfigurable):
         policy: GooglePolicyConfig,
         **kwargs: Any,
     ) -> None:
+        if "parent" not in kwargs:  # the CLI, tests: the Google sign-in's logger
+            kwargs.setdefault("log", logging.getLogger("jupyter_agnes.auth.google"))
         super().__init__(**kwargs)
         self.interval_s, self.requests_per_second  # noqa: B018 - bad knobs fail at startup
         self.store = store
@@ -243,13 +246,14 @@ class GoogleRefresher(LoggingConfigurable):
         if spread and users:
             rate = min(rate, len(users) / (SPREAD * self.interval_s))
         pacer = _Pacer(rate, self.stopping)
-        streak = 0
-        done = 0
+        streak = 0  # Directory failures in a row
+        done = 0  # users asked about, or given up on
         for batch in _chunks(users, BATCH):
             verdicts: list[tuple[int, Decision | None]] = []
             for user_id, email in batch:
                 if streak >= OUTAGE_STREAK or not pacer.wait():
                     break
+                done += 1
                 try:
                     verdicts.append((user_id, self.verdict(email)))
                     streak = 0
@@ -264,10 +268,11 @@ class GoogleRefresher(LoggingConfigurable):
                         change = apply_google_refresh(s, user_id, verdict)
                         if change is not None:
                             report.changes.append(change)
-            done += len(batch)
             if progress is not None:
                 progress(done, len(users))
-            if streak >= OUTAGE_STREAK or self.stopping.is_set():
+            if self.stopping.is_set():  # the server stops: the next run starts over
+                break
+            if streak >= OUTAGE_STREAK:
                 report.unavailable += len(users) - done
                 break
             if keep_lease and not leases.extend(self.store, LEASE, self.holder, self.interval_s):

@@ -59,7 +59,7 @@ def cmd_google_refresh(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     group = sub.add_parser(
         "google",
-        help="Google sign-in upkeep: re-check access now",
+        help="google sign-in upkeep: re-check who may still get in",
         description="Google sign-in upkeep.",
     ).add_subparsers(dest="google_command", required=True)
     refresh_help = (
