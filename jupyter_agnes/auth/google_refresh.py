@@ -59,7 +59,7 @@ DEFAULT_RPS = 20.0  # Google's Directory quota is 2,400 calls a minute: leave ro
 SPREAD = 0.5  # a run's calls are spread over this share of the interval
 BATCH = 50  # users per store transaction (and per lease renewal)
 OUTAGE_STREAK = 5  # failures in a row that end a run: the Directory is down, stop asking
-JITTER_S = 1.0  # servers waiting for the lease do not all ask at the same instant
+JITTER_S = 1.0  # at most: servers waiting for the lease do not all ask at the same instant
 
 
 def positive_seconds(value: float) -> float:
@@ -311,4 +311,5 @@ class GoogleRefresher(LoggingConfigurable):
 
     def seconds_until_due(self) -> float:
         """When to ask for the lease again: when it expires, give or take a second."""
-        return leases.seconds_left(self.store, LEASE) + random.uniform(0.05, JITTER_S)  # noqa: S311 - timing only
+        jitter = min(JITTER_S, 0.05 * self.interval_s)
+        return leases.seconds_left(self.store, LEASE) + random.uniform(0.01, jitter)  # noqa: S311

@@ -262,6 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
         user = fake.users.get(q.get("userKey", "").lower())
         with fake.lock:
             fake.directory_calls += 1
+            fake.directory_log.append((time.monotonic(), q.get("userKey", "").lower()))
         if user is None:  # Google's answer for a userKey it does not know
             return self._send(404, {"error": NOT_FOUND_ERROR})
         start = int(q.get("pageToken") or 0)
@@ -305,6 +306,7 @@ class FakeGoogle:
         self.require_pkce = False
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.directory_calls = 0  # group lists answered for a user (found or not)
+        self.directory_log: list[tuple[float, str]] = []  # (monotonic time, userKey) of each
         self.last_authorize: dict[str, str] = {}
         self.last_assertion: dict[str, Any] = {}
         self.httpd = _Server((host, port), _Handler)
