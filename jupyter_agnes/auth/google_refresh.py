@@ -310,6 +310,8 @@ class GoogleRefresher(LoggingConfigurable):
         return report
 
     def seconds_until_due(self) -> float:
-        """When to ask for the lease again: when it expires, give or take a second."""
+        """When to ask for the lease again: when it expires (at most one interval away, so
+        a lease given back early is seen), give or take a second."""
         jitter = min(JITTER_S, 0.05 * self.interval_s)
-        return leases.seconds_left(self.store, LEASE) + random.uniform(0.01, jitter)  # noqa: S311
+        left = min(leases.seconds_left(self.store, LEASE), self.interval_s)
+        return left + random.uniform(0.01, jitter)  # noqa: S311
