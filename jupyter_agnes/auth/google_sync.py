@@ -218,6 +218,13 @@ def _live_session_count(s: Session, user_id: int) -> int:
     )
 
 
+def refresh_changes_nothing(s: Session, user_id: int, verdict: Decision | None) -> bool:
+    """True when `verdict` leaves the user as they are (most re-checks): no write needed."""
+    if not isinstance(verdict, Allowed):
+        return False
+    return not verdict.authoritative or synced_group_names(s, user_id) == set(verdict.groups)
+
+
 def apply_google_refresh(
     s: Session, user_id: int, verdict: Decision | None
 ) -> RefreshChange | None:
