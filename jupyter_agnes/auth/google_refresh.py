@@ -46,7 +46,7 @@ from jupyter_agnes.auth.google_sync import (
     LOGIN_ACTION,
     RefreshChange,
     apply_google_refresh,
-    refresh_changes_nothing,
+    refresh_leaves_unchanged,
 )
 from jupyter_agnes.envknobs import env_float, env_str
 from jupyter_agnes.store import leases
@@ -264,9 +264,8 @@ class GoogleRefresher(LoggingConfigurable):
                     streak += 1
             report.checked += len(verdicts)
             with self.store.read() as s:  # most people are unchanged: no write for them
-                verdicts = [
-                    (uid, v) for uid, v in verdicts if not refresh_changes_nothing(s, uid, v)
-                ]
+                unchanged = refresh_leaves_unchanged(s, verdicts)
+            verdicts = [(uid, v) for uid, v in verdicts if uid not in unchanged]
             if verdicts:
                 with self.store.write() as s:
                     for user_id, verdict in verdicts:

@@ -218,11 +218,23 @@ def _live_session_count(s: Session, user_id: int) -> int:
     )
 
 
-def refresh_changes_nothing(s: Session, user_id: int, verdict: Decision | None) -> bool:
-    """True when `verdict` leaves the user as they are (most re-checks): no write needed."""
-    if not isinstance(verdict, Allowed):
-        return False
-    return not verdict.authoritative or synced_group_names(s, user_id) == set(verdict.groups)
+def refresh_leaves_unchanged(
+    s: Session, verdicts: list[tuple[int, Decision | None]]
+) -> set[int]:
+    """The users (of `verdicts`) whose verdict changes nothing (most re-checks), found with
+    one query: they need no write."""
+    allowed = {uid: v for uid, v in verdicts if isinstance(v, Allowed)}
+    synced: dict[int, set[str]] = {uid: set() for uid in allowed}
+    rows = s.execute(
+        select(Membership.user_id, Group.name)
+        .join(Group, Group.id == Membership.group_id)
+        .where(Membership.user_id.in_(list(allowed)), Membership.source == GOOGLE_SYNC)
+    )
+    for uid, name in rows:
+        synced[uid].add(name)
+    return {
+        uid for uid, v in allowed.items() if not v.authoritative or synced[uid] == set(v.groups)
+    }
 
 
 def apply_google_refresh(
