@@ -176,24 +176,28 @@ class GoogleRefresher(LoggingConfigurable):
             UserSession.revoked_at.is_(None),
             UserSession.expires_at > now,
         )
-        live_pat = select(PersonalAccessToken.id).where(
-            PersonalAccessToken.user_id == User.id,
-            PersonalAccessToken.revoked_at.is_(None),
-            PersonalAccessToken.expires_at > now,
+        has_session = select(UserSession.id).where(live_session).exists()
+        has_google_session = (
+            select(UserSession.id).where(live_session, UserSession.auth_method == "google").exists()
         )
-        synced = select(Membership.user_id).where(
-            Membership.user_id == User.id, Membership.source == GOOGLE_SYNC
+        has_pat = (
+            select(PersonalAccessToken.id)
+            .where(
+                PersonalAccessToken.user_id == User.id,
+                PersonalAccessToken.revoked_at.is_(None),
+                PersonalAccessToken.expires_at > now,
+            )
+            .exists()
+        )
+        has_synced = (
+            select(Membership.user_id)
+            .where(Membership.user_id == User.id, Membership.source == GOOGLE_SYNC)
+            .exists()
         )
         query = select(User.id, User.email).where(
             User.active.is_(True),
             User.is_service.is_(False),
-            or_(
-                and_(synced.exists(), or_(select(UserSession.id).where(live_session).exists(),
-                                          live_pat.exists())),
-                select(UserSession.id)
-                .where(live_session, UserSession.auth_method == "google")
-                .exists(),
-            ),
+            or_(and_(has_synced, or_(has_session, has_pat)), has_google_session),
         )
         if email is not None:
             query = query.where(User.email == email.strip().lower())
