@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import TraitError, Unicode, default
 
 from jupyter_agnes._version import __version__
+from jupyter_agnes.auth.google_refresh import GoogleRefresher
 from jupyter_agnes.auth.sessions import SecretError
 from jupyter_agnes.paths import default_data_dir, resolve_data_dir, write_runtime_info
 from jupyter_agnes.store.engine import REQUEST_WAIT_S, StoreError, open_store
@@ -56,6 +58,8 @@ class AgnesExtensionApp(ExtensionApp):
     services: AgnesServices | None = None
     hub_reconciler: Any = None  # the hub's service only: jupyter_agnes.hub.reconcile
     _reconcile_task: asyncio.Task[None] | None = None
+    google_refresher: GoogleRefresher | None = None  # with Google sign-in configured
+    _google_refresh_task: asyncio.Task[None] | None = None
 
     # --- link time: before the server builds its identity provider ---------------
 
@@ -94,6 +98,11 @@ class AgnesExtensionApp(ExtensionApp):
                 store.close()
                 raise
             self.hub_reconciler = self._make_hub_reconciler(services)
+            if services.google.configured:
+                google = services.google
+                self.google_refresher = GoogleRefresher(
+                    store, google.settings, google.policy, parent=self
+                )
         except (StoreError, SecretError, OSError, TraitError) as exc:
             # jupyter-server would log a failed extension and serve 500s behind our identity
             # provider; refusing to start is the only safe answer.
@@ -137,6 +146,32 @@ class AgnesExtensionApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         if self.hub_reconciler is not None:
             self._reconcile_task = asyncio.create_task(self.hub_reconciler.run_forever())
+        if self.google_refresher is not None:
+            self._google_refresh_task = asyncio.create_task(
+                self._refresh_google_access(self.google_refresher)
+            )
+
+    async def _refresh_google_access(self, refresher: GoogleRefresher) -> None:
+        """The Google re-check, on its own thread (never the loop's, never the request
+        pool's): a run whenever this server takes the store's lease, once per interval."""
+        self.log.info(
+            "Agnes re-checks Google access every %g s (at most %g Directory calls/s)",
+            refresher.interval_s, refresher.requests_per_second,
+        )
+        loop = asyncio.get_running_loop()
+        thread = ThreadPoolExecutor(1, thread_name_prefix="agnes-google-refresh")
+        try:
+            while True:
+                try:
+                    await loop.run_in_executor(thread, refresher.run_if_due)
+                    wait = await loop.run_in_executor(thread, refresher.seconds_until_due)
+                except Exception as exc:  # the store busy or gone: try again next interval
+                    self.log.error("Agnes could not re-check Google access: %s", exc)
+                    wait = refresher.interval_s
+                await asyncio.sleep(wait)
+        finally:
+            refresher.stop()
+            thread.shutdown(wait=False, cancel_futures=True)
 
     def _set_kernel_env(self, extra: dict[str, str]) -> None:
         """Every kernel this server starts (Lab, Voila) gets `extra` in its env: the data dir
@@ -178,5 +213,9 @@ class AgnesExtensionApp(ExtensionApp):
     async def stop_extension(self) -> None:
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()
+        if self.google_refresher is not None:
+            self.google_refresher.stop()  # a run under way ends at its next call
+        if self._google_refresh_task is not None:
+            self._google_refresh_task.cancel()
         if self.services is not None:
             self.services.close()

@@ -26,6 +26,10 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_GROUP_PAGES = 50
 
 
+class DirectoryUserNotFound(GoogleAuthError):
+    """The Directory answered that it has no such user (deleted from Workspace)."""
+
+
 class DirectoryGroupsMixin:
     """Needs `settings` (GoogleOAuthSettings), `http`, `_lock`, `_directory_token`."""
 
@@ -37,16 +41,32 @@ class DirectoryGroupsMixin:
     # -- Directory API groups (fail-soft: None means "no data")
 
     def fetch_groups(self, email: str) -> list[str] | None:
+        try:
+            return self.lookup_groups(email)
+        except GoogleAuthError as exc:
+            log.warning("Google Directory groups unavailable (%s); treating as no data", exc)
+            return None
+
+    def lookup_groups(self, email: str) -> list[str]:
+        """The user's group emails. `DirectoryUserNotFound` when the Directory says it has
+        no such user (Google's own JSON 404, not a proxy's or a wrong URL's page); any other
+        failure is a `GoogleAuthError` (no data)."""
         if self.settings.mock_groups:
             return list(self.settings.mock_groups)
         try:
             token = self._directory_access_token()
-            return self._list_groups(email, token)
-        except GoogleAuthError as exc:
+            try:
+                return self._list_groups(email, token)
+            except GoogleAuthError as exc:
+                if exc.status == 404 and exc.google_error:
+                    raise DirectoryUserNotFound(str(exc), status=404) from None
+                raise
+        except DirectoryUserNotFound:
+            raise
+        except GoogleAuthError:
             with self._lock:
                 self._directory_token = None  # it may be the cause (revoked, expired early)
-            log.warning("Google Directory groups unavailable (%s); treating as no data", exc)
-            return None
+            raise
 
     def _list_groups(self, email: str, token: str) -> list[str]:
         url = f"{self.settings.directory_url}/groups"

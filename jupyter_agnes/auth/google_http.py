@@ -15,9 +15,11 @@ class GoogleAuthError(Exception):
     """A step of the Google flow failed. `code` is the login page's error code;
     the message is safe to log (no secrets, no tokens)."""
 
-    def __init__(self, message: str, code: str = "oauth_failed") -> None:
+    def __init__(self, message: str, code: str = "oauth_failed", status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status  # the HTTP status Google answered, when it answered
+        self.google_error = False  # the body was Google's JSON error object ({"error": {...}})
 
 
 def _json_body(resp: requests.Response, what: str, deadline: float) -> Any:
@@ -34,6 +36,18 @@ def _json_body(resp: requests.Response, what: str, deadline: float) -> Any:
         raise GoogleAuthError(f"{what}: response is not JSON") from exc
 
 
+def _http_error(resp: requests.Response, what: str, deadline: float) -> GoogleAuthError:
+    error = GoogleAuthError(f"{what}: HTTP {resp.status_code}", status=resp.status_code)
+    if resp.status_code == 404:  # only a 404 is ever told apart (Directory: unknown user)
+        try:
+            body = _json_body(resp, what, deadline)
+        except GoogleAuthError:
+            body = None
+        detail = body.get("error") if isinstance(body, dict) else None
+        error.google_error = isinstance(detail, dict) and detail.get("code") == 404
+    return error
+
+
 def request_json(
     http: requests.Session, method: str, url: str, what: str, timeout: float, **kw: Any
 ) -> dict[str, Any]:
@@ -43,7 +57,7 @@ def request_json(
         resp = http.request(method, url, timeout=timeout, stream=True, allow_redirects=False, **kw)
         with resp:
             if resp.status_code != 200:
-                raise GoogleAuthError(f"{what}: HTTP {resp.status_code}")
+                raise _http_error(resp, what, deadline)
             data = _json_body(resp, what, deadline)
     except requests.Timeout as exc:
         raise GoogleAuthError(f"{what}: timed out after {timeout:g}s") from exc

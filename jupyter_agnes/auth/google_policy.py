@@ -184,6 +184,8 @@ def decide(
     hosted_domain: str | None,
     fetched_groups: Iterable[str] | None,
     config: GooglePolicyConfig,
+    *,
+    empty_is_answer: bool = False,
 ) -> Decision:
     """Apply the sign-in policy.
 
@@ -191,7 +193,9 @@ def decide(
     treated the same way ("no data": keep what the user had, fail-soft) for existing
     members. When groups gate sign-in (`groups_gate`), "no data" fails closed for
     newcomers: the decision is `members_only` (`directory_unavailable` when the fetch
-    failed, `not_in_allowed_group` when it listed nothing).
+    failed, `not_in_allowed_group` when it listed nothing). With `empty_is_answer` (the
+    periodic re-check, which has just seen the Directory answer for this very user) no
+    groups is an answer like any other.
     """
     address = (email or "").strip().lower()
     if not address or "@" not in address or address.startswith("@"):
@@ -207,7 +211,7 @@ def decide(
             return Denied(DOMAIN_NOT_ALLOWED)
 
     fetched = sorted({g.strip().lower() for g in (fetched_groups or ()) if g and g.strip()})
-    if not fetched:
+    if not fetched and not (empty_is_answer and fetched_groups is not None):
         members_only = ""
         if config.groups_gate:
             members_only = DIRECTORY_UNAVAILABLE if fetched_groups is None else NOT_IN_ALLOWED_GROUP

@@ -25,8 +25,11 @@ from jupyter_agnes.store.directory import (
     get_or_create_group,
     get_user_by_email,
     normalize_email,
+    revoke_user_sessions,
+    set_user_active,
 )
-from jupyter_agnes.store.models import AuditEntry, Group, Membership, User
+from jupyter_agnes.store.models import AuditEntry, Group, Membership, User, utcnow
+from jupyter_agnes.store.models import Session as UserSession
 
 log = logging.getLogger("jupyter_agnes.auth.google")
 
@@ -206,3 +209,120 @@ def audit_login_failure(store: Any, code: str, email: str = "", ip: str = "") ->
     """Write the refusal's audit row now (see `login_failure_row`)."""
     with store.write() as s:
         s.add(AuditEntry(**login_failure_row(code, email, ip)))
+
+
+# --- the periodic re-check (auth.google_refresh) -----------------------------------
+
+REFRESH_ACTION = "auth.google.refresh"
+REFRESH_ACTOR = "system:google-refresh"
+NOT_IN_DIRECTORY = "not_in_directory"  # Directory 404 for the userKey: deleted from Workspace
+GROUPS_CHANGED = "groups_changed"
+
+
+@dataclass(frozen=True)
+class RefreshChange:
+    """What a re-check changed for one user (audited as `auth.google.refresh`)."""
+
+    email: str
+    reason: str  # a refusal code, NOT_IN_DIRECTORY or GROUPS_CHANGED
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    sessions_revoked: int = 0
+    deactivated: bool = False
+
+    def describe(self) -> str:
+        parts = [f"{self.email}: {self.reason}"]
+        if self.deactivated:
+            parts.append("deactivated")
+        if self.removed:
+            parts.append("left " + ", ".join(self.removed))
+        if self.added:
+            parts.append("joined " + ", ".join(self.added))
+        if self.sessions_revoked:
+            parts.append(f"{self.sessions_revoked} session(s) revoked")
+        return "; ".join(parts)
+
+
+def _live_session_count(s: Session, user_id: int) -> int:
+    return len(
+        s.scalars(
+            select(UserSession.id).where(
+                UserSession.user_id == user_id,
+                UserSession.revoked_at.is_(None),
+                UserSession.expires_at > utcnow(),
+            )
+        ).all()
+    )
+
+
+def refresh_leaves_unchanged(
+    s: Session, verdicts: list[tuple[int, Decision | None]]
+) -> set[int]:
+    """The users (of `verdicts`) whose verdict changes nothing (most re-checks), found with
+    one query: they need no write."""
+    allowed = {uid: v for uid, v in verdicts if isinstance(v, Allowed)}
+    synced: dict[int, set[str]] = {uid: set() for uid in allowed}
+    rows = s.execute(
+        select(Membership.user_id, Group.name)
+        .join(Group, Group.id == Membership.group_id)
+        .where(Membership.user_id.in_(list(allowed)), Membership.source == GOOGLE_SYNC)
+    )
+    for uid, name in rows:
+        synced[uid].add(name)
+    return {
+        uid for uid, v in allowed.items() if not v.authoritative or synced[uid] == set(v.groups)
+    }
+
+
+def apply_google_refresh(
+    s: Session, user_id: int, verdict: Decision | None
+) -> RefreshChange | None:
+    """Apply one re-check: `verdict` is the policy's decision, or None when the Directory
+    no longer knows the user. Only google_sync memberships change; a refusal also ends
+    the user's sessions, and an unknown user is deactivated. None when nothing changed."""
+    user = s.get(User, user_id)
+    if user is None or not user.active or user.is_service:
+        return None
+    before = synced_group_names(s, user.id)
+    if isinstance(verdict, Allowed):
+        if not verdict.authoritative:
+            return None
+        replace_synced_memberships(s, user, verdict.groups)
+        after = synced_group_names(s, user.id)
+        if after == before:
+            return None
+        change = RefreshChange(
+            user.email, GROUPS_CHANGED, tuple(sorted(after - before)), tuple(sorted(before - after))
+        )
+    else:
+        sessions = _live_session_count(s, user.id)
+        remove_synced_memberships(s, user.id, set())
+        if verdict is None:
+            set_user_active(s, user, False)  # ends sessions and login links; PATs fail
+            change = RefreshChange(
+                user.email, NOT_IN_DIRECTORY, removed=tuple(sorted(before)),
+                sessions_revoked=sessions, deactivated=True,
+            )
+        else:
+            if not before and not sessions:
+                return None
+            revoke_user_sessions(s, user.id)
+            change = RefreshChange(
+                user.email, verdict.code, removed=tuple(sorted(before)), sessions_revoked=sessions
+            )
+    audit(
+        s,
+        REFRESH_ACTION,
+        user_id=user.id,
+        actor=REFRESH_ACTOR,
+        resource=f"user:{user.email}",
+        params={
+            "reason": change.reason,
+            "added": list(change.added),
+            "removed": list(change.removed),
+            "sessions_revoked": change.sessions_revoked,
+            "deactivated": change.deactivated,
+        },
+        result=change.reason if change.reason != GROUPS_CHANGED else "ok",
+    )
+    return change

@@ -34,7 +34,7 @@ Start here:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jupyter_agnes.cli import admin, dashboards, data, hub, serve
+    from jupyter_agnes.cli import admin, dashboards, data, google, hub, serve
 
     parser = OneLineErrorParser(
         prog="jupyter agnes",
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_commands(sub)
     hub.add_commands(sub)
     admin.add_commands(sub)
+    google.add_commands(sub)
     dashboards.add_commands(sub)
     data.add_data_commands(sub)
     return parser

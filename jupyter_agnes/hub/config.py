@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_agnes import envknobs
-from jupyter_agnes.hub.reconcile import refresh_interval_s
+from jupyter_agnes.auth.google_refresh import refresh_interval_s
 from jupyter_agnes.hub.service_client import HUB_SECRET_ENV, new_hub_secret
 
 SERVICE_NAME = "agnes"

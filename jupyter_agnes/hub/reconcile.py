@@ -13,7 +13,6 @@ The next spawn is refused by the spawner's own Lab check (`spawner.require_lab_a
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -22,8 +21,8 @@ import httpx
 from traitlets import Float, TraitError, default, validate
 from traitlets.config import LoggingConfigurable
 
+from jupyter_agnes.auth.google_refresh import positive_seconds, refresh_interval_s
 from jupyter_agnes.auth.service import AuthService
-from jupyter_agnes.envknobs import env_str
 from jupyter_agnes.store import directory
 
 UNKNOWN = "unknown"  # no Agnes user with the hub user's name (an email)
@@ -31,7 +30,6 @@ DEACTIVATED = "deactivated"
 NO_LAB = "no-lab"
 STOP_ACTION = "hub.server.stop"
 ACTOR = "system:hub-reconciler"
-DEFAULT_REFRESH_S = 300.0
 HUB_TIMEOUT_S = 30.0
 # The hub's paginated form of its lists (`_pagination.next` names the next offset).
 PAGINATED = "application/jupyterhub-pagination+json"
@@ -76,24 +74,6 @@ def audit_stop(auth: AuthService, hub_name: str, server: str, reason: str) -> No
             resource=f"user:{hub_name}",
             params=params,
         )
-
-
-def positive_seconds(value: float) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{value} is not a positive number of seconds")
-    return value
-
-
-def refresh_interval_s() -> float:
-    """AGNES_HUB_REFRESH_S (default 300): how often removed users' servers are looked for,
-    here and by the hub's Google refresh (`hub.config.configure_authenticator`)."""
-    raw = env_str("AGNES_HUB_REFRESH_S")
-    try:
-        return positive_seconds(float(raw)) if raw else DEFAULT_REFRESH_S
-    except ValueError:
-        raise TraitError(
-            f"AGNES_HUB_REFRESH_S={raw!r} is not a positive number of seconds"
-        ) from None
 
 
 class HubError(Exception):

@@ -197,3 +197,13 @@ class SyncJob(Base):
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # at the end
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Lease(Base):
+    """Work that several servers sharing a store must do once per interval (the Google
+    re-check): taken by a conditional UPDATE (`store.leases`), held until `expires_at`."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(300), default="")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,6 +7,9 @@ stdout; script it with POST /_fake/config (JSON: user, groups, modes).
 
 Scriptable failures (`FakeGoogle.set_mode` or POST /_fake/config {"modes": {...}}):
   directory: ok | 500 | hang | garbage | huge
+POST /_fake/config also takes "users" (a list of {"email", "groups"}) and "remove_user"
+(an email: deleted from Workspace, the Directory answers 404); GET /_fake/state counts
+`directory_calls`.
   id_token:  ok | forged | expired | wrong_aud | wrong_nonce | wrong_iss | no_nonce
   token:     ok | 500
 """
@@ -33,6 +36,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 CLIENT_ID = "agnes-test-client.apps.googleusercontent.com"
 CLIENT_SECRET = "fake-client-secret-0123456789"
 DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.group.readonly"
+NOT_FOUND_ERROR = {
+    "code": 404,
+    "message": "Resource Not Found: userKey",
+    "errors": [{"domain": "global", "reason": "notFound", "message": "Resource Not Found: userKey"}],
+}
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
@@ -252,8 +260,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not who.startswith("sa:"):
             return self._send(401, {"error": "invalid_token"})
         user = fake.users.get(q.get("userKey", "").lower())
-        if user is None:
-            return self._send(404, {"error": "user not found"})
+        with fake.lock:
+            fake.directory_calls += 1
+            fake.directory_log.append((time.monotonic(), q.get("userKey", "").lower()))
+        if user is None:  # Google's answer for a userKey it does not know
+            return self._send(404, {"error": NOT_FOUND_ERROR})
         start = int(q.get("pageToken") or 0)
         page = user.groups[start : start + fake.page_size]
         body: dict[str, Any] = {"kind": "admin#directory#groups"}
@@ -294,6 +305,8 @@ class FakeGoogle:
         self.page_size = 2
         self.require_pkce = False
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.directory_calls = 0  # group lists answered for a user (found or not)
+        self.directory_log: list[tuple[float, str]] = []  # (monotonic time, userKey) of each
         self.last_authorize: dict[str, str] = {}
         self.last_assertion: dict[str, Any] = {}
         self.httpd = _Server((host, port), _Handler)
@@ -351,6 +364,10 @@ class FakeGoogle:
                 hd=cfg.get("hd"),
                 name=cfg.get("name", "Test User"),
             )
+        for entry in cfg.get("users") or []:  # many at once: {"email", "groups"}
+            self.set_user(entry["email"], groups=entry.get("groups"))
+        if "remove_user" in cfg:
+            self.users.pop(str(cfg["remove_user"]).lower(), None)
         self.modes.update(cfg.get("modes") or {})
 
     def record(self, entry: tuple[str, str, dict[str, str]]) -> None:
@@ -358,7 +375,12 @@ class FakeGoogle:
             self.requests.append(entry)
 
     def state(self) -> dict[str, Any]:
-        return {"port": self.port, "modes": self.modes, "users": sorted(self.users)}
+        return {
+            "port": self.port,
+            "modes": self.modes,
+            "users": sorted(self.users),
+            "directory_calls": self.directory_calls,
+        }
 
     def service_account_json(self) -> dict[str, str]:
         return {

@@ -157,3 +157,25 @@ def test_postgres_upgrade_gives_existing_tokens_every_scope(tmp_path, pg_url):
     new = auth.create_token(7, "new", 5).token
     assert auth.authenticate_bearer(new, "10.0.0.1").scopes == {"data"}
     store.close()
+def test_google_refresh_lease_on_postgres(tmp_path, pg_url):
+    """Migration 0006's lease row, taken by one holder at a time with a conditional UPDATE."""
+    import time
+
+    from jupyter_agnes.auth.google_refresh import LEASE
+    from jupyter_agnes.store import leases
+
+    data_dir = resolve_data_dir(tmp_path)
+    first, second = open_store(data_dir, pg_url), open_store(data_dir, pg_url)
+    try:
+        with first.read() as s:
+            assert s.execute(text("SELECT name FROM leases")).scalars().all() == [LEASE]
+        assert leases.try_acquire(first, LEASE, "server-a", 0.3)
+        assert not leases.try_acquire(second, LEASE, "server-b", 60)
+        assert 0 < leases.seconds_left(second, LEASE) <= 0.3
+        assert leases.extend(first, LEASE, "server-a", 0.3)
+        time.sleep(0.4)
+        assert leases.try_acquire(second, LEASE, "server-b", 60)
+        assert not leases.extend(first, LEASE, "server-a", 60)  # lost: a run would stop
+    finally:
+        first.close()
+        second.close()

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select
 from traitlets import TraitError
 
+from jupyter_agnes.auth.google_refresh import DEFAULT_REFRESH_S
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.hub.reconcile import (
     ACTOR,
     DEACTIVATED,
-    DEFAULT_REFRESH_S,
     NO_LAB,
     STOP_ACTION,
     UNKNOWN,

@@ -127,7 +127,7 @@ def test_tokens_made_before_scopes_keep_every_scope(tmp_path):
     store.close()
 
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
-    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0005"
+    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0006"
     conn.execute(
         "insert into personal_access_tokens (id, user_id, name, token_hash, prefix,"
         " created_at, expires_at) values ('new', 7, 'n', 'h', 'p', '2026-01-01', '2099-01-01')"

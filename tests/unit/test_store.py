@@ -29,7 +29,7 @@ def test_new_data_dir_is_created_0700_and_migrated(tmp_path):
     assert names == {"Admin", "Everyone"}
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0005"
+    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0006"
     tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert {
         "users",
@@ -220,7 +220,7 @@ def test_existing_0001_data_dir_is_upgraded_in_place(tmp_path):
     with store.read() as s:
         assert directory.get_user_by_email(s, "old@example.com").name == "Old"
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
-    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0005"
+    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0006"
     triggers = conn.execute("select count(*) from sqlite_master where type='trigger'").fetchone()
     assert triggers[0] == 16
     conn.close()
