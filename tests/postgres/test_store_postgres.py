@@ -179,3 +179,38 @@ def test_google_refresh_lease_on_postgres(tmp_path, pg_url):
     finally:
         first.close()
         second.close()
+
+
+def test_postgres_write_with_a_lock_held_gives_up_within_its_bound(tmp_path, pg_url):
+    """Another client holding a table lock: a bounded write fails fast with a message the
+    server turns into 503 (store.failures), reads still answer, and nothing is half-written."""
+    import time
+
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from jupyter_agnes.store.failures import store_failure_message
+
+    data_dir = resolve_data_dir(tmp_path)
+    store = open_store(data_dir, pg_url)
+    auth = AuthService(store)
+    with store.write() as s:
+        user_id = directory.create_user(s, "ana@example.com").id
+    holder = psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE personal_access_tokens IN EXCLUSIVE MODE")  # reads pass
+        started = time.monotonic()
+        with pytest.raises(OperationalError) as failed:
+            with store.write(wait_s=0.5) as s:
+                s.execute(text("UPDATE personal_access_tokens SET name = name"))
+        assert time.monotonic() - started < 5
+        assert "busy" in (store_failure_message(failed.value) or "")
+        assert auth.list_tokens(user_id) == []  # a read is not blocked
+    finally:
+        holder.rollback()
+        holder.close()
+    with store.write(wait_s=0.5) as s:  # the lock gone, the same write goes through
+        s.execute(text("UPDATE personal_access_tokens SET name = name"))
+    auth.close()
+    store.close()
