@@ -110,7 +110,9 @@ def test_leaving_the_allowed_group_ends_session_and_pat_rights_within_an_interva
                 finance = directory.get_or_create_group(s, "finance", "t")
                 directory.add_member(s, user, finance, "admin", "t")
                 user_id = user.id
-            pat = AuthService(store).create_token(user_id, "ci", 30, Operator()).token
+            pat = AuthService(store).create_token(
+                user_id, "ci", 30, Operator(), scopes=["data", "lab"]
+            ).token
         bearer = {"Authorization": f"Bearer {pat}"}
         before = me(server.url, headers=bearer).json()
         assert before["lab_access"] and ALLOWED in before["groups"]

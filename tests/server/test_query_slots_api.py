@@ -19,7 +19,7 @@ from tests.support.datahelpers import make_extract
 # Runs until the watchdog interrupts it (QueryRunner.timeout_s below): a slow query of
 # known length, on one DuckDB thread.
 SLOW_SQL = "SELECT count(*) FROM range(1000000000) a, range(1000) b WHERE a.range + b.range < 0"
-SLOW_ARROW_SQL = "SELECT a.range FROM range(1000000000) a, range(1000) b WHERE a.range < 0"
+SLOW_ARROW_SQL = "SELECT a.range FROM range(1000000000) a, range(1000) b WHERE a.range + b.range < 0"
 QUEUED_SQL = "SELECT 'queued' AS q"
 TIMEOUT_S = 4.0
 
