@@ -136,3 +136,26 @@ def test_a_rights_change_empties_the_cache_of_every_process(auth, tmp_path):
     finally:
         other.close()
     assert auth.authenticate_bearer(token, "10.0.0.1").has_grant("lab", "*")
+
+
+def test_revoking_one_credential_leaves_the_others(auth):
+    alice, bob = _user(auth, "alice@example.com"), _user(auth, "bob@example.com")
+    kept, gone = (auth.create_token(alice, name, 5) for name in ("kept", "gone"))
+    bobs = auth.create_token(bob, "bobs", 5)
+    operator = auth.load_principal(alice, "session")
+    auth.revoke_token(gone.id, alice, operator)  # the owner's own revoke
+    with pytest.raises(AuthFailure):
+        auth.authenticate_bearer(gone.token, "10.0.0.1")
+    assert auth.authenticate_bearer(kept.token, "10.0.0.1").user_id == alice
+    assert auth.authenticate_bearer(bobs.token, "10.0.0.1").user_id == bob
+    auth.revoke_token(kept.id, None, operator)  # an admin's revoke names one token too
+    assert auth.authenticate_bearer(bobs.token, "10.0.0.1").user_id == bob
+    with pytest.raises(DirectoryError) as exc:  # and another user's token is not theirs
+        auth.revoke_token(bobs.id, alice, operator)
+    assert exc.value.status == 404
+
+    mine, _ = auth.start_session(alice, "test")
+    theirs, _ = auth.start_session(bob, "test")
+    auth.end_session(auth.authenticate_session(mine).credential_id)  # logging out
+    assert auth.authenticate_session(mine) is None
+    assert auth.authenticate_session(theirs).user_id == bob
