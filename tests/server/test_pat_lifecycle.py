@@ -28,6 +28,7 @@ async def test_me_with_pat(jp_fetch, agnes):
     assert me["auth"] == "pat"
     assert me["is_admin"] is False
     assert me["groups"] == ["Everyone"]
+    assert me["lab_access"] is False and isinstance(me["name"], str)  # a viewer: no Lab
     # `token …` is accepted like jupyter-server's own scheme
     resp = await call(jp_fetch, "agnes", "api", "me", headers={"Authorization": f"token {token}"})
     assert resp.code == 200
