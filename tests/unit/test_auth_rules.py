@@ -159,3 +159,20 @@ def test_revoking_one_credential_leaves_the_others(auth):
     auth.end_session(auth.authenticate_session(mine).credential_id)  # logging out
     assert auth.authenticate_session(mine) is None
     assert auth.authenticate_session(theirs).user_id == bob
+
+
+def test_only_a_well_formed_cookie_names_a_session(auth):
+    from jupyter_agnes.auth.sessions import decode_session_jwt
+
+    uid = _user(auth, "shape@example.com")
+    cookie, _ = auth.start_session(uid, "test")
+    claims = jwt.decode(cookie, options={"verify_signature": False})
+    assert decode_session_jwt(auth.signing_secret, cookie) == claims["sid"]
+    for sid in (123, ["a"], None):
+        odd = jwt.encode({**claims, "sid": sid}, auth.signing_secret, "HS256")
+        assert decode_session_jwt(auth.signing_secret, odd) is None
+    # an oversized cookie is not even decoded, however well signed
+    padded = jwt.encode({**claims, "pad": "x" * 1024}, auth.signing_secret, "HS256")
+    assert decode_session_jwt(auth.signing_secret, padded) is None
+    assert auth.authenticate_session(padded) is None
+    assert decode_session_jwt(auth.signing_secret, "") is None
