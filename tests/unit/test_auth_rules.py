@@ -176,3 +176,33 @@ def test_only_a_well_formed_cookie_names_a_session(auth):
     assert decode_session_jwt(auth.signing_secret, padded) is None
     assert auth.authenticate_session(padded) is None
     assert decode_session_jwt(auth.signing_secret, "") is None
+
+
+def test_a_wildcard_grant_covers_every_id_of_its_type_only():
+    from jupyter_agnes.auth.principal import Principal
+
+    p = Principal(7, "w@example.com", "W", ("g",), False, "pat",
+                  grants=frozenset({("table", "*"), ("dashboard", "sales")}))
+    assert p.has_grant("table", "orders") and p.has_grant("dashboard", "sales")
+    assert not p.has_grant("dashboard", "other") and not p.has_grant("lab", "*")
+
+
+def test_token_name_and_lifetime_limits_are_inclusive(auth):
+    from jupyter_agnes.auth.pat import MAX_NAME_LEN
+
+    uid = _user(auth, "limits@example.com")
+    assert auth.create_token(uid, "n" * MAX_NAME_LEN, auth.pat_max_days).name == "n" * MAX_NAME_LEN
+    for name, days in (("n" * (MAX_NAME_LEN + 1), 1), ("ok", auth.pat_max_days + 1)):
+        with pytest.raises(DirectoryError):
+            auth.create_token(uid, name, days)
+
+
+def test_a_bearer_without_the_pat_prefix_is_malformed_not_looked_up(auth):
+    from jupyter_agnes.auth.service import TOKEN_MALFORMED
+
+    uid = _user(auth, "prefix@example.com")
+    body = auth.create_token(uid, "t", 5).token[len("agnes_pat_"):]
+    for raw in (body, "agnes_pat_short", "agnes_pat_" + body + "!"):
+        with pytest.raises(AuthFailure) as exc:
+            auth.authenticate_bearer(raw, "10.0.0.1")
+        assert exc.value.reason == TOKEN_MALFORMED
