@@ -39,6 +39,8 @@ async def test_analyst_with_lab_grant_and_admin_get_in(jp_fetch, jp_base_url, ag
     analyst = agnes.pat("analyst@example.com")
     admin = agnes.pat("root@example.com", admin=True)
     for token in (analyst, admin):
+        me = await call(jp_fetch, "agnes", "api", "me", headers=bearer(token))
+        assert json.loads(me.body)["lab_access"] is True
         for path in LAB_PATHS:
             resp = await call(jp_fetch, *path, headers=bearer(token))
             if path == ("lab",):  # /lab opens the user's own workspace (test_lab_isolation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.support.server_process import agnes_cli, agnes_server, free_port
@@ -122,7 +123,9 @@ def test_cli_errors_are_one_line(tmp_path):
     assert bad_days.returncode == 1 and "at most 365" in bad_days.stderr
 
 
-def test_dev_mode_refuses_non_loopback(tmp_path):
+# `--ip='*'` reaches the extension as "" (jupyter's spelling of every interface).
+@pytest.mark.parametrize("ip", ["0.0.0.0", "*", "::"])
+def test_dev_mode_refuses_non_loopback(tmp_path, ip):
     import subprocess
     import sys
 
@@ -135,7 +138,7 @@ def test_dev_mode_refuses_non_loopback(tmp_path):
             "--data-dir",
             str(tmp_path / "d"),
             "--ip",
-            "0.0.0.0",
+            ip,
             "--port",
             str(free_port()),
         ],

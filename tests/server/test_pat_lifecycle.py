@@ -28,6 +28,7 @@ async def test_me_with_pat(jp_fetch, agnes):
     assert me["auth"] == "pat"
     assert me["is_admin"] is False
     assert me["groups"] == ["Everyone"]
+    assert me["lab_access"] is False and isinstance(me["name"], str)  # a viewer: no Lab
     # `token …` is accepted like jupyter-server's own scheme
     resp = await call(jp_fetch, "agnes", "api", "me", headers={"Authorization": f"token {token}"})
     assert resp.code == 200
@@ -135,6 +136,11 @@ async def test_create_list_delete_with_session(jp_fetch, agnes):
     assert "token_hash" not in text
     row = json.loads(listing.body)["tokens"][0]
     assert row["name"] == "ci" and row["last_used_at"] is not None
+    # what a listing shows instead: enough to recognise and revoke a token
+    assert {"id", "name", "prefix", "user_id", "created_at", "expires_at", "last_used_at",
+            "last_used_ip", "revoked_at"} <= set(row)
+    assert created["token"].startswith(row["prefix"]) and row["revoked_at"] is None
+    assert row["last_used_ip"] and row["created_at"] < row["expires_at"]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from jupyter_agnes.auth.credentials import create_login_code
-from jupyter_agnes.auth.redirects import safe_next
 from jupyter_agnes.store import directory
 from tests.support.apihelpers import bearer, call, cookie_header, delete_token, post_token
 
@@ -66,33 +65,8 @@ async def test_login_page_renders(jp_fetch):
     assert "personal access tokens" in page
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "//evil.com",
-        "https://evil.com/x",
-        "javascript:alert(1)",
-        "/\\evil.com",
-        "\\\\evil.com",
-        "/ok\nLocation: x",
-        "evil.com",
-        "",
-        "/%0d%0aSet-Cookie:x" + "\x00",
-        " /lab",
-        "/" + "a" * 3000,
-    ],
-)
-def test_safe_next_refuses_other_origins(value):
-    assert safe_next(value, "/default") == "/default"
-
-
-@pytest.mark.parametrize("value", ["/lab", "/a%40b/lab/tree/x.ipynb?x=1", "/voila/render/d.ipynb"])
-def test_safe_next_keeps_local_paths(value):
-    assert safe_next(value, "/default") == value
-
-
 async def test_login_redirect_handler_drops_hostile_next(jp_fetch, jp_base_url):
-    for hostile in ("//evil.com/x", "https://evil.com", "/\\evil.com"):
+    for hostile in ("//evil.com/x", "///evil.com/x", "https://evil.com", "/\\evil.com"):
         resp = await jp_fetch(
             "login", params={"next": hostile}, follow_redirects=False, raise_error=False
         )

@@ -119,6 +119,22 @@ def test_sandbox_itself_blocks_files_even_past_the_checker(env):
     assert views == ["orders"]
 
 
+@pytest.mark.parametrize(
+    "sql",
+    ["SET lock_configuration = false", "SET memory_limit = '1TB'", "SET threads = 64",
+     "SET max_expression_depth = 100000", "RESET enable_external_access"],
+)
+def test_sandbox_configuration_is_locked_even_past_the_checker(env, sql):
+    """A SET the checker missed (a parser change, say) still cannot loosen the sandbox:
+    its limits, its lock and its external access stay as the runner set them."""
+    _, runner, _ = env
+    cur = runner._pool.cursor(runner.catalog.snapshot(), ["orders"])
+    with pytest.raises(duckdb.Error, match=r"lock|configuration|external access"):
+        cur.cursor().execute(sql)
+    setting = "SELECT value FROM duckdb_settings() WHERE name = 'lock_configuration'"
+    assert cur.cursor().execute(setting).fetchall() == [("true",)]
+
+
 def test_describe_summarize_values_and_ctes_are_reads(env):
     _, runner, _ = env
     p = user("orders")

@@ -1,0 +1,80 @@
+"""`make mutation`: mutmut over the security core, then the score and every survivor.
+
+What is mutated and which tests run is `[tool.mutmut]` in pyproject.toml (mutmut reads it
+there only). mutmut first runs the selected tests once, recording which tests call each
+function, and then runs each mutant against those tests only, stopping at the first failure.
+
+    python tests/mutation/run.py                      # the whole security core
+    python tests/mutation/run.py 'jupyter_agnes.auth.redirects.*'   # one module while working
+
+Exit status 1 when the score is below --min-score. A survivor is a rule no test guards, or
+an equivalent mutant: docs/security.md lists the accepted ones and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from fnmatch import fnmatch
+
+# mutmut's words for a mutant's fate; a timeout is a kill (the mutant hung the tests).
+KILLED = {"killed", "timeout"}
+NOT_RUN = {"skipped", "not checked", "check was interrupted by user"}
+_RESULT = re.compile(r"^\s*(\S+): (.+)$")
+
+
+def mutmut(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mutmut", *args],
+        check=False,
+        text=True,
+        capture_output=capture,
+    )
+
+
+def results(patterns: list[str]) -> dict[str, str]:
+    out = mutmut("results", "--all", "true", capture=True).stdout
+    found = {}
+    for line in out.splitlines():
+        match = _RESULT.match(line)
+        if match and (not patterns or any(fnmatch(match[1], p) for p in patterns)):
+            found[match[1]] = match[2].strip()
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("patterns", nargs="*", help="mutant name globs (default: all)")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--min-score", type=float, default=95.0)
+    parser.add_argument("--no-run", action="store_true", help="report the last run only")
+    args = parser.parse_args()
+
+    if not args.no_run:
+        run = mutmut("run", "--max-children", str(args.max_children), *args.patterns)
+        if run.returncode != 0:
+            print(f"mutmut run failed (exit {run.returncode})", file=sys.stderr)
+            return run.returncode
+    fates = results(args.patterns)
+    counts = Counter(fates.values())
+    tested = {name: fate for name, fate in fates.items() if fate not in NOT_RUN}
+    killed = sum(1 for fate in tested.values() if fate in KILLED)
+    survivors = sorted(name for name, fate in tested.items() if fate not in KILLED)
+
+    for name in survivors:
+        print(f"\n=== {name}: {tested[name]}")
+        sys.stdout.flush()
+        mutmut("show", name)
+    score = 100.0 * killed / len(tested) if tested else 0.0
+    print("\n" + ", ".join(f"{n} {fate}" for fate, n in sorted(counts.items())))
+    print(f"mutation score: {score:.1f}% ({killed} of {len(tested)} killed, "
+          f"{len(survivors)} survived)")
+    return 0 if score >= args.min_score else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
