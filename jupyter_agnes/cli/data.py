@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from jupyter_agnes.cli.common import command, sentence
+from jupyter_agnes.cli.common import command, sentence, store_for
 from jupyter_agnes.paths import resolve_data_dir
 
 
@@ -36,10 +36,10 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _orchestrator(data_dir: Path) -> Any:
+def _orchestrator(data_dir: Path, store: Any = None) -> Any:
     from jupyter_agnes.orchestrator import SyncOrchestrator
 
-    return SyncOrchestrator(data_dir)
+    return SyncOrchestrator(data_dir, store=store)
 
 
 def print_report(report: Any, out: TextIO | None = None) -> int:
@@ -60,8 +60,8 @@ def print_report(report: Any, out: TextIO | None = None) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    data_dir = resolve_data_dir(args.data_dir)
-    orch = _orchestrator(data_dir)
+    store = store_for(args)  # a mistyped --data-dir is refused, not given a new store
+    orch = _orchestrator(resolve_data_dir(args.data_dir), store)
     bar = ProgressBar()
     report = orch.rebuild_source(args.source, bar) if args.source else orch.rebuild(bar)
     return print_report(report)
@@ -70,6 +70,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_extract_local(args: argparse.Namespace) -> int:
     from jupyter_agnes.connectors.local_files import extract_local
 
+    store = store_for(args)  # before writing anything into a mistyped --data-dir
     data_dir = resolve_data_dir(args.data_dir)
     report = extract_local(data_dir, args.source, args.path)
     for table, rows in report.tables.items():
@@ -79,7 +80,8 @@ def cmd_extract_local(args: argparse.Namespace) -> int:
     print(f"Extracted {len(report.tables)} table(s) into {report.path}")
     code = 1 if report.problems else 0
     if not args.no_rebuild:
-        code = max(code, print_report(_orchestrator(data_dir).rebuild_source(args.source)))
+        report = _orchestrator(data_dir, store).rebuild_source(args.source)
+        code = max(code, print_report(report))
     return code
 
 

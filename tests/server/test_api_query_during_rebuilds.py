@@ -165,9 +165,9 @@ class Readers:
 def test_api_queries_during_rebuilds(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     cli(data_dir, "sample-data", "--rows", "20000", "--no-rebuild")
+    admin = bearer(cli(data_dir, "bootstrap", "--email", "root@example.com").splitlines()[-1])
     write_version(data_dir, 0)
     cli(data_dir, "rebuild")
-    admin = bearer(cli(data_dir, "bootstrap", "--email", "root@example.com").splitlines()[-1])
 
     with agnes_server(data_dir) as server:
         url = server.url

@@ -16,7 +16,7 @@ def test_cli_failure_reaches_posthog_before_exit(tmp_path):
     with FakePostHog() as ph:
         env = {**os.environ, "POSTHOG_API_KEY": "phc_cli_test", "POSTHOG_HOST": ph.url}
         result = subprocess.run(
-            [sys.executable, "-m", "jupyter_agnes.cli", "rebuild", "--data-dir", str(not_a_dir)],
+            [sys.executable, "-m", "jupyter_agnes.cli", "sample-data", "--data-dir", str(not_a_dir)],
             capture_output=True, text=True, timeout=120, env=env,
         )
         assert result.returncode == 1
@@ -36,7 +36,7 @@ def test_cli_sends_nothing_without_a_key(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
         env["POSTHOG_HOST"] = ph.url
         result = subprocess.run(
-            [sys.executable, "-m", "jupyter_agnes.cli", "rebuild", "--data-dir", str(not_a_dir)],
+            [sys.executable, "-m", "jupyter_agnes.cli", "sample-data", "--data-dir", str(not_a_dir)],
             capture_output=True, text=True, timeout=120, env=env,
         )
         assert result.returncode == 1

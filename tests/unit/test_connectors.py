@@ -12,6 +12,7 @@ from jupyter_agnes.cli import main
 from jupyter_agnes.connectors import extract_local, generate_sample_data, table_checksums
 from jupyter_agnes.connectors.local_files import LocalFilesError
 from jupyter_agnes.orchestrator import InvalidIdentifier, SyncOrchestrator, read_extract
+from jupyter_agnes.store.engine import open_store
 
 
 def visible(data_dir: Path) -> list[str]:
@@ -87,6 +88,7 @@ def test_bad_source_and_missing_folder(data_dir, files, tmp_path):
 
 
 def test_cli_extract_local_rebuilds(data_dir, files, capsys):
+    open_store(data_dir).close()  # `bootstrap` made it; a data dir without one is refused
     code = main(["extract", "local", "--source", "files", "--path", str(files),
                  "--data-dir", str(data_dir)])
     out = capsys.readouterr().out
@@ -96,7 +98,15 @@ def test_cli_extract_local_rebuilds(data_dir, files, capsys):
     assert "Rebuilt analytics.duckdb: 4 table(s) from 1 source(s), 0 problem(s)" in out
 
 
+def test_cli_data_commands_refuse_a_data_dir_without_a_store(data_dir, files, capsys):
+    for argv in (["extract", "local", "--source", "files", "--path", str(files)], ["rebuild"]):
+        assert main([*argv, "--data-dir", str(data_dir)]) == 1
+        assert f"no Agnes store at {data_dir.resolve()}" in capsys.readouterr().err
+    assert sorted(p.name for p in data_dir.iterdir()) == []  # nothing written there
+
+
 def test_cli_refuses_bad_source(data_dir, files, capsys):
+    open_store(data_dir).close()
     code = main(["extract", "local", "--source", "a;b", "--path", str(files),
                  "--data-dir", str(data_dir)])
     assert code == 1
