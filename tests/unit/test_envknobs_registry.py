@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_agnes import envknobs
+from tests.support.ast_parse import parse_source
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = (ROOT / "config" / "agnes.env.template").read_text()
@@ -33,7 +34,7 @@ def variables_read_in_code() -> set[str]:
     names = set()
     for package in ("jupyter_agnes", "server_extension"):
         for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
+            for node in ast.walk(parse_source(path.read_text(), str(path))):
                 if not (isinstance(node, ast.Call) and node.args):
                     continue
                 func = node.func

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ast_parse import parse_source
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("jupyter_agnes", "server_extension")
 # `_jupyter_server_extension_points` names the server extension: jupyter-server's hook.
@@ -48,7 +50,7 @@ def imported_names(module: str, path: Path) -> set[str]:
     """Every dotted name `module` imports, anywhere in its body (relative ones resolved)."""
     is_package = path.name == "__init__.py"
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse_source(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -114,7 +116,7 @@ def test_the_finder_sees_a_cycle_through_a_function_level_import() -> None:
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert find_cycles({"a": {"b"}, "b": set()}) == []
     source = "def f():\n    from jupyter_agnes.store import engine\n"
-    tree = ast.parse(source)
+    tree = parse_source(source)
     assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))
 
 

@@ -19,6 +19,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.support.ast_parse import parse_source
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -95,7 +97,7 @@ class ImportCollector(ast.NodeVisitor):
 
 def imports_of(code: str) -> set[str]:
     collector = ImportCollector()
-    collector.visit(ast.parse(code))
+    collector.visit(parse_source(code))
     return collector.modules
 
 
