@@ -14,7 +14,6 @@ import argparse
 import http.client
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,17 +22,10 @@ from pathlib import Path
 
 from common import free_port, process
 
+from tests.support.faults import hold_store_write_lock
 from tests.support.server_process import bootstrap_pat
 
 PY = sys.executable
-LOCK_HOLDER = """
-import sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], isolation_level=None)
-con.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-con.execute("ROLLBACK")
-"""
 
 
 def latencies(port: int, path: str, headers: dict[str, str], seconds: float) -> list[float]:
@@ -104,9 +96,7 @@ def main() -> None:
         background = threading.Thread(target=writer, args=(port, headers, stop, codes))
         background.start()
         idle = phase(port, headers, args.seconds)
-        holder = subprocess.Popen([PY, "-c", LOCK_HOLDER, str(data_dir / "agnes.sqlite"),
-                                   str(args.seconds + 1)], stdout=subprocess.PIPE, text=True)
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        holder = hold_store_write_lock(data_dir / "agnes.sqlite", args.seconds + 1)
         locked = phase(port, headers, args.seconds)
         holder.wait()
         stop.set()

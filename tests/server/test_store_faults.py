@@ -7,9 +7,6 @@ import asyncio
 import json
 import os
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,21 +15,7 @@ import pytest
 
 from tests.support.apihelpers import bearer, call
 from tests.support.datahelpers import make_extract
-
-
-def hold_write_lock(db: Path, seconds: float) -> subprocess.Popen:
-    """Another process holding a write transaction on the store (a backup, a stuck CLI)."""
-    code = textwrap.dedent(f"""
-        import sqlite3, sys, time
-        con = sqlite3.connect({str(db)!r}, isolation_level=None)
-        con.execute("BEGIN IMMEDIATE")
-        print("locked", flush=True)
-        time.sleep({seconds})
-        con.execute("ROLLBACK")
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
+from tests.support.faults import fill, hold_store_write_lock, small_filesystem
 
 
 async def test_sync_with_the_store_locked_is_503_not_500(jp_fetch, agnes, agnes_data_dir):
@@ -40,7 +23,7 @@ async def test_sync_with_the_store_locked_is_503_not_500(jp_fetch, agnes, agnes_
     admin = bearer(agnes.pat("boss@example.com", admin=True))
     warm = await call(jp_fetch, "agnes", "api", "me", headers=admin)  # its first-use write
     assert warm.code == 200
-    holder = hold_write_lock(agnes_data_dir / "agnes.sqlite", 40)
+    holder = hold_store_write_lock(agnes_data_dir / "agnes.sqlite", 40)
     try:
         resp = await call(jp_fetch, "agnes", "api", "sync", method="POST", headers=admin)
     finally:
@@ -59,23 +42,10 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     """A data dir on its own 8 MB filesystem, so the test can fill it."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], check=True)
-    path = mount / "data"
-    path.mkdir(mode=0o700)
-    yield path
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(path: Path) -> None:
-    with open(path, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    with small_filesystem(tmp_path / "small", "8m") as mount:
+        path = mount / "data"
+        path.mkdir(mode=0o700)
+        yield path
 
 
 async def test_sync_on_a_full_disk_is_a_clear_error(jp_fetch, agnes, agnes_data_dir):
@@ -123,7 +93,7 @@ async def test_queries_while_the_store_is_locked_all_get_their_audit_row(
     before = query_audit_count(agnes)
     # Short waits: the outage outlasts them many times over, as a long one would
     agnes.store.default_wait_s = 0.1
-    holder = hold_write_lock(agnes_data_dir / "agnes.sqlite", 120)
+    holder = hold_store_write_lock(agnes_data_dir / "agnes.sqlite", 120)
     try:
         for i in range(5):
             resp = await query(jp_fetch, ann, f"SELECT {i}")
@@ -149,7 +119,7 @@ async def test_a_held_store_lock_never_freezes_the_server(jp_fetch, agnes, agnes
     admin = bearer(agnes.pat("boss@example.com", admin=True))
     assert (await call(jp_fetch, "agnes", "api", "me", headers=admin)).code == 200
     fresh = bearer(agnes.pat("new@example.com"))
-    holder = hold_write_lock(agnes_data_dir / "agnes.sqlite", 60)
+    holder = hold_store_write_lock(agnes_data_dir / "agnes.sqlite", 60)
     try:
         started = time.monotonic()
         write = asyncio.ensure_future(call(

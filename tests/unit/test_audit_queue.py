@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from jupyter_agnes.store.directory import audit_row
 from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import AuditEntry
+from tests.support.faults import hold_store_write_lock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,25 +108,10 @@ def test_a_failed_write_is_logged_and_the_writer_keeps_going(tmp_path, caplog):
     store.close()
 
 
-def hold_store_lock(db: Path) -> subprocess.Popen:
-    """Another process holding the store's write lock until killed."""
-    code = (
-        "import sqlite3, sys, time\n"
-        "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "con.execute('BEGIN IMMEDIATE')\n"
-        "print('locked', flush=True)\n"
-        "time.sleep(600)\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_a_locked_store_delays_audit_entries_and_loses_none(tmp_path, caplog):
     store = open_store(tmp_path)
     store.default_wait_s = 0.2  # short waits, so the writer retries several times meanwhile
-    holder = hold_store_lock(tmp_path / "agnes.sqlite")
+    holder = hold_store_write_lock(tmp_path / "agnes.sqlite")
     try:
         with caplog.at_level(logging.WARNING, logger="jupyter_agnes.audit"):
             for i in range(60):
@@ -146,7 +132,7 @@ def test_a_locked_store_delays_audit_entries_and_loses_none(tmp_path, caplog):
 def test_past_the_bound_the_queue_stops_accepting_until_the_store_is_back(tmp_path):
     store = open_store(tmp_path)
     store.audit_queue.max_pending = 5
-    holder = hold_store_lock(tmp_path / "agnes.sqlite")
+    holder = hold_store_write_lock(tmp_path / "agnes.sqlite")
     try:
         for i in range(5):
             store.audit_queue.put(audit_row("query", user_id=i))

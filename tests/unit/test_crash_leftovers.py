@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from jupyter_agnes.orchestrator import SyncOrchestrator, rebuild_lock
 from jupyter_agnes.orchestrator.jobs import INTERRUPTED, SyncJobs
@@ -23,6 +24,7 @@ from jupyter_agnes.orchestrator.versions import COMMITTED_MARKER
 from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import SyncJob
 from tests.support.datahelpers import make_extract, wait_done
+from tests.support.faults import fill, small_filesystem
 
 
 def run_killed(code: str) -> None:
@@ -216,28 +218,17 @@ def test_a_sync_reports_problems_without_the_data_dir(data_dir):
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_disk_leaves_the_old_analytics_whole(tmp_path):
     """A rebuild that runs out of space fails cleanly: the live file stays, no temp file."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], check=True)
-    try:
+    with small_filesystem(tmp_path / "small", "3m") as mount:
         data_dir = mount / "data"
         data_dir.mkdir(mode=0o700)
         make_extract(data_dir, "s", {"t": "SELECT 1 AS v"})
         orch = SyncOrchestrator(data_dir)
         orch.rebuild()
         filler = mount / "filler"
-        with open(filler, "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-            except OSError:
-                pass
-        with pytest.raises(Exception) as failed:
+        fill(filler)
+        with pytest.raises((duckdb.Error, OperationalError, OSError)):  # whichever fills first
             orch.rebuild()
-        print(repr(failed.value))
         assert temp_files(data_dir) == []
         filler.unlink()
         assert query_fresh(data_dir, "SELECT v FROM t") == [(1,)]
         orch.store.close()
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
