@@ -59,13 +59,19 @@ def env_bool(name: str, default: bool = False) -> bool:
     return default
 
 
+def _parse_int(raw: str) -> int | None:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        return None
+
+
 def env_int(name: str, default: int, minimum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
+    value = _parse_int(raw)
+    if value is None:
         log.warning("%s=%r is not an integer; using %s", name, raw, default)
         return default
     if minimum is not None and value < minimum:
@@ -80,10 +86,7 @@ def env_whole_number(name: str, default: int, minimum: int) -> int:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        value = None
+    value = _parse_int(raw)
     if value is None or value < minimum:
         raise ValueError(f"{name}={raw!r} must be a whole number of at least {minimum}")
     return value
