@@ -207,3 +207,37 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(300), default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Source(Base):
+    """A data source an admin configured (`jupyter agnes source add`): a connector type,
+    its options (credentials only by reference: `uri_env`, `uri_file`), the tables to
+    read and an optional schedule, plus what its last run did."""
+
+    __tablename__ = "sources"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    tables: Mapped[list[str]] = mapped_column(JSON, default=list)
+    schedule_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SourceCursor(Base):
+    """An incremental table's high-water mark: rows with `column` past `high_water`
+    are the next run's. `high_water` is the value's text (typed back by the connector)."""
+
+    __tablename__ = "source_cursors"
+    source: Mapped[str] = mapped_column(
+        String(64), ForeignKey("sources.name", ondelete="CASCADE"), primary_key=True
+    )
+    table_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    column: Mapped[str] = mapped_column(String(128))
+    high_water: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -15,6 +15,7 @@ from jupyter_agnes.cli import main
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import open_store
+from tests.support.migrations import head_revision
 
 OLD_PAT = "agnes_pat_" + "A" * 43
 
@@ -127,7 +128,7 @@ def test_tokens_made_before_scopes_keep_every_scope(tmp_path):
     store.close()
 
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
-    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0006"
+    assert conn.execute("select version_num from alembic_version").fetchone()[0] == head_revision()
     conn.execute(
         "insert into personal_access_tokens (id, user_id, name, token_hash, prefix,"
         " created_at, expires_at) values ('new', 7, 'n', 'h', 'p', '2026-01-01', '2099-01-01')"

@@ -14,6 +14,7 @@ from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import StoreError, open_store
 from jupyter_agnes.store.models import Group
+from tests.support.migrations import head_revision
 
 
 def mode(path) -> int:
@@ -29,7 +30,7 @@ def test_new_data_dir_is_created_0700_and_migrated(tmp_path):
     assert names == {"Admin", "Everyone"}
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0006"
+    assert conn.execute("select version_num from alembic_version").fetchone()[0] == head_revision()
     tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert {
         "users",
@@ -220,7 +221,7 @@ def test_existing_0001_data_dir_is_upgraded_in_place(tmp_path):
     with store.read() as s:
         assert directory.get_user_by_email(s, "old@example.com").name == "Old"
     conn = sqlite3.connect(data_dir / "agnes.sqlite")
-    assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0006"
+    assert conn.execute("select version_num from alembic_version").fetchone()[0] == head_revision()
     triggers = conn.execute("select count(*) from sqlite_master where type='trigger'").fetchone()
     assert triggers[0] == 16
     conn.close()
