@@ -28,6 +28,7 @@ from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.auth.ratelimit import RateLimiter
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.catalog import Catalog
+from jupyter_agnes.connectors.source_runs import SourceSync
 from jupyter_agnes.llm import LLMSettings
 from jupyter_agnes.llm.ask_service import AskService
 from jupyter_agnes.observability import Observability, ObservabilitySettings
@@ -95,7 +96,8 @@ class DataServices:
         self.orchestrator = SyncOrchestrator(
             self.data_dir, store=store, observability=observability, parent=parent
         )
-        self.jobs = SyncJobs(self.orchestrator, store)
+        self.sources = SourceSync(store, self.orchestrator)
+        self.jobs = SyncJobs(self.orchestrator, store, work=self.sources.run)
         self.slots = QuerySlots(parent=parent)
         self.pool = ThreadPoolExecutor(DATA_POOL_THREADS, thread_name_prefix="agnes-query")
         self._clean_after_crash()

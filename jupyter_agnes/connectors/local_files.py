@@ -6,11 +6,21 @@ message; the extract is written in a temp dir and swapped in, never half-written
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from jupyter_agnes.connectors.base import (
+    RunContext,
+    RunResult,
+    SourceSpec,
+    TableProgress,
+    TableResult,
+)
+from jupyter_agnes.connectors.errors import SourceConfigError, SourceUnavailableError
+from jupyter_agnes.connectors.options import refuse_unknown_options
 from jupyter_agnes.orchestrator.identifiers import (
     InvalidIdentifier,
     check_identifier,
@@ -44,8 +54,14 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-def extract_local(data_dir: Path, source: str, folder: str | Path) -> LocalExtractReport:
-    """Extract every supported file directly inside `folder` as a table named after it."""
+def extract_local(
+    data_dir: Path,
+    source: str,
+    folder: str | Path,
+    table_progress: TableProgress | None = None,
+) -> LocalExtractReport:
+    """Extract every supported file directly inside `folder` as a table named after it;
+    `table_progress` hears of each table as it lands."""
     check_identifier(source, "source")
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -67,6 +83,7 @@ def extract_local(data_dir: Path, source: str, folder: str | Path) -> LocalExtra
             if writer.has_table(table):
                 report.problems.append(f"{path.name}: table {table} already comes from a file")
                 continue
+            started = time.perf_counter()
             try:
                 rows = _copy_file(writer, path, reader, table)
             except duckdb.Error as exc:
@@ -75,6 +92,8 @@ def extract_local(data_dir: Path, source: str, folder: str | Path) -> LocalExtra
                 continue
             writer.add_table(table, f"{path.name} from {root}", rows)
             report.tables[table] = rows
+            if table_progress is not None:
+                table_progress(table, rows, rows / max(time.perf_counter() - started, 1e-6))
         if not report.tables:
             detail = "; ".join(report.problems) or "no files"
             raise LocalFilesError(f"No table could be extracted from {root}: {detail}")
@@ -96,3 +115,29 @@ def _copy_file(writer: ExtractWriter, path: Path, reader: str, table: str) -> in
     finally:
         cur.close()
     return int(rows)
+
+
+class LocalFilesConnector:
+    """Source type `local`: option `path=DIR`, a folder of CSV, Parquet and JSON files."""
+
+    type_name = "local"
+
+    def check(self, spec: SourceSpec) -> None:
+        refuse_unknown_options(spec.options, {"path"}, self.type_name)
+        if not spec.options.get("path"):
+            raise SourceConfigError("Type local needs --option path=DIR")
+        if spec.tables:
+            raise SourceConfigError("Type local reads every file in its folder; drop --tables")
+
+    def run(self, spec: SourceSpec, context: RunContext) -> RunResult:
+        self.check(spec)
+        try:
+            report = extract_local(
+                context.data_dir, spec.name, spec.options["path"], context.table_progress
+            )
+        except LocalFilesError as exc:
+            raise SourceUnavailableError(str(exc)) from None
+        result = RunResult(spec.name, problems=list(report.problems))
+        for table, rows in report.tables.items():
+            result.tables[table] = TableResult(table, rows=rows, added=rows)
+        return result

@@ -7,10 +7,20 @@ dates) and order_items (skewed amounts). Every random draw is a hash of
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import duckdb
 
+from jupyter_agnes.connectors.base import (
+    RunContext,
+    RunResult,
+    SourceSpec,
+    TableProgress,
+    TableResult,
+)
+from jupyter_agnes.connectors.errors import SourceConfigError
+from jupyter_agnes.connectors.options import refuse_unknown_options
 from jupyter_agnes.orchestrator.contract import DATA_DIR, extract_dir
 from jupyter_agnes.orchestrator.identifiers import quote_literal
 from jupyter_agnes.orchestrator.writer import ExtractWriter
@@ -18,6 +28,7 @@ from jupyter_agnes.orchestrator.writer import ExtractWriter
 SAMPLE_SOURCE = "sample"
 DEFAULT_ROWS = 1_000_000
 DEFAULT_SEED = 42
+MAX_ROWS = 200_000_000
 TABLES = ("customers", "products", "orders", "order_items")
 REGIONS = "['North America', 'Europe', 'Asia Pacific', 'Latin America', 'Middle East & Africa']"
 CATEGORIES = (
@@ -80,11 +91,16 @@ DESCRIPTIONS = {
 
 
 def generate_sample_data(
-    data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, source: str = SAMPLE_SOURCE
+    data_dir: Path,
+    rows: int = DEFAULT_ROWS,
+    seed: int = DEFAULT_SEED,
+    source: str = SAMPLE_SOURCE,
+    table_progress: TableProgress | None = None,
 ) -> dict[str, int]:
-    """Write the sample extract (about `rows` order items); returns rows per table."""
-    if rows < 1 or rows > 200_000_000:
-        raise ValueError("rows must be between 1 and 200000000")
+    """Write the sample extract (about `rows` order items); returns rows per table.
+    `table_progress` hears of each table as it lands."""
+    if rows < 1 or rows > MAX_ROWS:
+        raise ValueError(f"rows must be between 1 and {MAX_ROWS}")
     sizes = {
         "n_orders": max(1, rows // 4),
         "n_customers": max(10, rows // 50),
@@ -106,10 +122,13 @@ def generate_sample_data(
             sql = _SQL[table]
             params = {k: v for k, v in sizes.items() if f"${k}" in sql}
             target = quote_literal(str(writer.parquet_path(table)))
+            started = time.perf_counter()
             con.execute(f"COPY ({sql}) TO {target} (FORMAT parquet)", params)
             (n,) = con.execute(f"SELECT count(*) FROM read_parquet({target})").fetchone()  # type: ignore[misc]
             counts[table] = int(n)
             writer.add_table(table, DESCRIPTIONS[table], int(n))
+            if table_progress is not None:
+                table_progress(table, int(n), n / max(time.perf_counter() - started, 1e-6))
         con.execute("DROP TABLE _orders")
         con.execute("DROP TABLE _products")
         writer.commit()
@@ -130,3 +149,43 @@ def table_checksums(data_dir: Path, source: str = SAMPLE_SOURCE) -> dict[str, st
     finally:
         con.close()
     return out
+
+
+def _int_option(spec: SourceSpec, key: str, default: int, low: int, high: int) -> int:
+    raw = spec.options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SourceConfigError(f"Option {key} must be a whole number") from None
+    if not low <= value <= high:
+        raise SourceConfigError(f"Option {key} must be between {low} and {high}")
+    return value
+
+
+class SampleConnector:
+    """Source type `sample`: the synthetic sales data; options `rows` and `seed`."""
+
+    type_name = "sample"
+
+    def check(self, spec: SourceSpec) -> None:
+        refuse_unknown_options(spec.options, {"rows", "seed"}, self.type_name)
+        if spec.tables:
+            raise SourceConfigError(f"Type sample always writes {', '.join(TABLES)}; drop --tables")
+        self._sizes(spec)
+
+    def _sizes(self, spec: SourceSpec) -> tuple[int, int]:
+        rows = _int_option(spec, "rows", DEFAULT_ROWS, 1, MAX_ROWS)
+        return rows, _int_option(spec, "seed", DEFAULT_SEED, -(2**62), 2**62)
+
+    def run(self, spec: SourceSpec, context: RunContext) -> RunResult:
+        self.check(spec)
+        rows, seed = self._sizes(spec)
+        counts = generate_sample_data(
+            context.data_dir, rows, seed, spec.name, table_progress=context.table_progress
+        )
+        result = RunResult(spec.name)
+        for table, n in counts.items():
+            result.tables[table] = TableResult(table, rows=n, added=n)
+        return result

@@ -12,13 +12,14 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
 
-from jupyter_agnes.orchestrator.orchestrator import SyncOrchestrator
+from jupyter_agnes.orchestrator.orchestrator import Progress, SyncOrchestrator
 from jupyter_agnes.paths import error_line, hide_data_dir
 from jupyter_agnes.store.engine import BACKGROUND_WAIT_S, Store
 from jupyter_agnes.store.models import SyncJob, utcnow
@@ -28,6 +29,12 @@ log = logging.getLogger("jupyter_agnes.orchestrator")
 KEEP_JOBS = 500
 LIVE = ("queued", "running")
 INTERRUPTED = "The server stopped before this job finished; start the sync again"
+
+# table_progress(table, rows, rows_per_s): as a source's tables land (connectors.base).
+TableProgress = Callable[[str, int, float], None]
+# What a job does: (source or None, progress, table_progress, actor) -> its report. A
+# report with an "error" key is recorded as failed with that line (and the report kept).
+SyncWork = Callable[[str | None, Progress, TableProgress, str], dict[str, Any]]
 
 
 def _start_ticks(pid: int) -> str:
@@ -65,16 +72,19 @@ def runner_alive(runner: str) -> bool:
 class SyncJobs:
     """Start rebuilds in a thread and answer for their state; one store row per job."""
 
-    def __init__(self, orchestrator: SyncOrchestrator, store: Store) -> None:
+    def __init__(
+        self, orchestrator: SyncOrchestrator, store: Store, work: SyncWork | None = None
+    ) -> None:
         self.orchestrator = orchestrator
         self.store = store
+        self.work = work or self._rebuild_from_disk
         self.runner = runner_name()
         self._progress: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def start(self, source: str | None, actor: str) -> dict[str, Any]:
         job_id = uuid.uuid4().hex
-        progress = {"done": 0, "total": 0, "label": ""}
+        progress: dict[str, Any] = {"done": 0, "total": 0, "label": "", "tables": {}}
         with self._lock:  # before the thread can run, so the job never reads as interrupted
             self._progress[job_id] = progress
         row = SyncJob(
@@ -95,7 +105,7 @@ class SyncJobs:
                 self._progress.pop(job_id, None)
             raise
         thread = threading.Thread(
-            target=self._run, args=(job_id, source), daemon=True, name="agnes-sync"
+            target=self._run, args=(job_id, source, actor), daemon=True, name="agnes-sync"
         )
         thread.start()
         return _as_dict(row, row.status, row.error, progress)
@@ -117,10 +127,39 @@ class SyncJobs:
                 for key, value in fields.items():
                     setattr(row, key, value)
 
-    def _run(self, job_id: str, source: str | None) -> None:
+    def _rebuild_from_disk(
+        self, source: str | None, progress: Progress, _tables: TableProgress, _actor: str
+    ) -> dict[str, Any]:
+        """The work without configured sources: rebuild from the extracts on disk."""
+        if source:
+            report = self.orchestrator.rebuild_source(source, progress)
+        else:
+            report = self.orchestrator.rebuild(progress)
+        shown = report.as_dict()
+        shown["problems"] = [
+            hide_data_dir(p, self.orchestrator.data_dir) for p in shown.get("problems", [])
+        ]
+        return shown
+
+    def _run(self, job_id: str, source: str | None, actor: str) -> None:
         def progress(done: int, total: int, label: str) -> None:
             with self._lock:
-                self._progress[job_id] = {"done": done, "total": total, "label": label}
+                current = self._progress.get(job_id, {})
+                tables = current.get("tables", {})
+                self._progress[job_id] = {
+                    "done": done,
+                    "total": total,
+                    "label": label,
+                    "tables": tables,
+                }
+
+        def table_progress(table: str, rows: int, rows_per_s: float) -> None:
+            with self._lock:
+                current = self._progress.get(job_id)
+                if current is not None:
+                    tables = {**current.get("tables", {})}
+                    tables[table] = {"rows": int(rows), "rows_per_s": round(float(rows_per_s), 1)}
+                    self._progress[job_id] = {**current, "tables": tables}
 
         def final_progress() -> dict[str, Any] | None:
             with self._lock:
@@ -128,17 +167,12 @@ class SyncJobs:
 
         try:
             self._set(job_id, status="running")
-            if source:
-                report = self.orchestrator.rebuild_source(source, progress)
-            else:
-                report = self.orchestrator.rebuild(progress)
-            shown = report.as_dict()
-            shown["problems"] = [
-                hide_data_dir(p, self.orchestrator.data_dir) for p in shown.get("problems", [])
-            ]
+            shown = self.work(source, progress, table_progress, actor)
+            error = shown.pop("error", None)
             self._set(
                 job_id,
-                status="done",
+                status="failed" if error else "done",
+                error=error,
                 report=shown,
                 progress=final_progress(),
                 finished_at=utcnow(),
@@ -192,7 +226,7 @@ def _as_dict(
         "requested_by": row.requested_by,
         "created_at": _iso(row.created_at),
         "finished_at": _iso(row.finished_at),
-        "progress": progress or row.progress or {"done": 0, "total": 0, "label": ""},
+        "progress": progress or row.progress or {"done": 0, "total": 0, "label": "", "tables": {}},
         "report": row.report,
         "error": error,
     }
