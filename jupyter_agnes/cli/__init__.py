@@ -34,7 +34,7 @@ Start here:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jupyter_agnes.cli import admin, dashboards, data, google, hub, serve
+    from jupyter_agnes.cli import admin, dashboards, data, google, hub, serve, sources
 
     parser = OneLineErrorParser(
         prog="jupyter agnes",
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     google.add_commands(sub)
     dashboards.add_commands(sub)
     data.add_data_commands(sub)
+    sources.add_source_commands(sub)
     return parser
 
 

@@ -117,7 +117,7 @@ def parse_schedule(text: str | None) -> int | None:
         return None
     if not isinstance(text, str):
         raise SourceConfigError("A schedule is a duration such as 30s, 15m, 1h or 1d")
-    match = _DURATION_RE.fullmatch(text.strip())
+    match = _DURATION_RE.fullmatch(text)
     if match is None:
         raise SourceConfigError(
             f"Schedule {text[:20]!r} is not a duration such as 30s, 15m, 1h or 1d"
