@@ -24,9 +24,11 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         LoginPageHandler,
         LogoutHandler,
     )
+    from server_extension.handlers.sources import source_handlers
 
     return [
         *admin_handlers(),
+        *source_handlers(),
         *google_handlers(),
         *data_handlers(),
         *ask_handlers(),
