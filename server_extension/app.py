@@ -17,6 +17,7 @@ from traitlets import TraitError, Unicode, default
 from jupyter_agnes._version import __version__
 from jupyter_agnes.auth.google_refresh import GoogleRefresher
 from jupyter_agnes.auth.sessions import SecretError
+from jupyter_agnes.connectors.scheduler import SourceScheduler
 from jupyter_agnes.paths import default_data_dir, resolve_data_dir, write_runtime_info
 from jupyter_agnes.store.engine import REQUEST_WAIT_S, StoreError, open_store
 from jupyter_agnes.urls import is_loopback_host
@@ -60,6 +61,8 @@ class AgnesExtensionApp(ExtensionApp):
     _reconcile_task: asyncio.Task[None] | None = None
     google_refresher: GoogleRefresher | None = None  # with Google sign-in configured
     _google_refresh_task: asyncio.Task[None] | None = None
+    source_scheduler: SourceScheduler | None = None
+    _scheduler_task: asyncio.Task[None] | None = None
 
     # --- link time: before the server builds its identity provider ---------------
 
@@ -98,6 +101,7 @@ class AgnesExtensionApp(ExtensionApp):
                 store.close()
                 raise
             self.hub_reconciler = self._make_hub_reconciler(services)
+            self.source_scheduler = SourceScheduler(store, services.data.jobs.start, parent=self)
             if services.google.configured:
                 google = services.google
                 self.google_refresher = GoogleRefresher(
@@ -150,13 +154,32 @@ class AgnesExtensionApp(ExtensionApp):
             self._google_refresh_task = asyncio.create_task(
                 self._refresh_google_access(self.google_refresher)
             )
+        if self.source_scheduler is not None and self.source_scheduler.enabled:
+            self._scheduler_task = asyncio.create_task(self._run_schedules(self.source_scheduler))
+
+    async def _run_schedules(self, scheduler: SourceScheduler) -> None:
+        """Scheduled sources, on a thread of their own (never the loop's): each due run
+        is claimed in the store, so servers sharing it run it once."""
+        self.log.info("Agnes looks for due sources every %g s", scheduler.poll_interval_s)
+        loop = asyncio.get_running_loop()
+        thread = ThreadPoolExecutor(1, thread_name_prefix="agnes-scheduler")
+        try:
+            while True:
+                try:
+                    await loop.run_in_executor(thread, scheduler.run_due)
+                except Exception as exc:  # the store busy or gone: look again next poll
+                    self.log.error("Agnes could not look for due sources: %s", exc)
+                await asyncio.sleep(scheduler.poll_interval_s)
+        finally:
+            thread.shutdown(wait=False, cancel_futures=True)
 
     async def _refresh_google_access(self, refresher: GoogleRefresher) -> None:
         """The Google re-check, on its own thread (never the loop's, never the request
         pool's): a run whenever this server takes the store's lease, once per interval."""
         self.log.info(
             "Agnes re-checks Google access every %g s (at most %g Directory calls/s)",
-            refresher.interval_s, refresher.requests_per_second,
+            refresher.interval_s,
+            refresher.requests_per_second,
         )
         loop = asyncio.get_running_loop()
         thread = ThreadPoolExecutor(1, thread_name_prefix="agnes-google-refresh")
@@ -217,5 +240,7 @@ class AgnesExtensionApp(ExtensionApp):
             self.google_refresher.stop()  # a run under way ends at its next call
         if self._google_refresh_task is not None:
             self._google_refresh_task.cancel()
+        if self._scheduler_task is not None:
+            self._scheduler_task.cancel()
         if self.services is not None:
             self.services.close()

@@ -22,7 +22,7 @@ from jupyter_agnes.connectors.options import format_schedule, parse_options, par
 from jupyter_agnes.connectors.registry import get_connector
 from jupyter_agnes.orchestrator.identifiers import InvalidIdentifier, check_identifier
 from jupyter_agnes.store.directory import audit
-from jupyter_agnes.store.engine import Store
+from jupyter_agnes.store.engine import BACKGROUND_WAIT_S, Store
 from jupyter_agnes.store.models import Source, utcnow
 
 
@@ -159,7 +159,7 @@ def claim_due(store: Store, now: datetime | None = None) -> list[str]:
         ).all()
     claimed: list[str] = []
     for name, schedule_s in due:
-        with store.write() as s:
+        with store.write(BACKGROUND_WAIT_S) as s:
             won = s.execute(
                 update(Source)
                 .where(Source.name == name, Source.next_run_at <= now)

@@ -183,3 +183,17 @@ def test_cli_add_list_run_remove(data_dir, tmp_path, capsys):
     assert "s1" in out and "1h" in out and " ok " in out
     assert main(["source", "remove", "s1", *d]) == 0
     assert main(["source", "list", "--data-dir", str(tmp_path / "none")]) == 1
+
+
+def test_the_scheduler_starts_a_job_per_claimed_source_and_can_be_off(data_dir, store, monkeypatch):
+    from jupyter_agnes.connectors.scheduler import SourceScheduler
+
+    add(store, sources.build_spec("s1", "sample", ["rows=10"], "", 3600))
+    add(store, sources.build_spec("manual", "sample", ["rows=10"]))
+    started: list[tuple[str, str]] = []
+    scheduler = SourceScheduler(store, lambda name, actor: started.append((name, actor)))
+    assert scheduler.enabled and scheduler.poll_interval_s == 15
+    assert scheduler.run_due() == ["s1"] and scheduler.run_due() == []
+    assert started == [("s1", "scheduler")]
+    monkeypatch.setenv("AGNES_SCHEDULER_POLL_S", "0")
+    assert not SourceScheduler(store, lambda *_: None).enabled
