@@ -153,8 +153,8 @@ def add_source_commands(subparsers: Any) -> None:
     with command(subs, "list", cmd_list, help="list sources: last run, next run, rows, error"):
         pass
     with command(subs, "remove", cmd_remove, help="remove a source's configuration") as remove:
-        remove.add_argument("name")
+        remove.add_argument("name", help="the source to remove")
     with command(
         subs, "run", cmd_run, help="extract a source now, then rebuild analytics.duckdb"
     ) as run:
-        run.add_argument("name")
+        run.add_argument("name", help="the source to run")

@@ -1,4 +1,4 @@
-"""`%agnes`: tables, describe, rebuild, whoami, connect, disconnect, status, help."""
+"""`%agnes`: tables, describe, rebuild, sync, whoami, connect, disconnect, status, help."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ HELP = """\
 %agnes tables                    the catalog: name, rows, size, source, freshness
 %agnes describe TABLE            columns and 5 sample rows
 %agnes rebuild [SOURCE]          rebuild analytics.duckdb (all sources, or one)
+%agnes sync [SOURCE]             run configured sources (extract, then rebuild), per-table progress
 %agnes whoami                    who the magics run as
 %agnes connect URL [--token-env VAR] [--insecure]
                                  remote mode: use the Agnes server at URL with the PAT
@@ -34,7 +35,17 @@ HELP = """\
 Local mode reads $AGNES_DATA_DIR/analytics.duckdb; under JupyterHub the magics use the
 Agnes service with your server's hub token. `$name` in SQL binds notebook variables."""
 
-COMMANDS = ("tables", "describe", "rebuild", "whoami", "connect", "disconnect", "status", "help")
+COMMANDS = (
+    "tables",
+    "describe",
+    "rebuild",
+    "sync",
+    "whoami",
+    "connect",
+    "disconnect",
+    "status",
+    "help",
+)
 
 
 def _parser() -> MagicArgumentParser:
@@ -44,6 +55,7 @@ def _parser() -> MagicArgumentParser:
         sub.add_parser(name)
     sub.add_parser("describe").add_argument("table")
     sub.add_parser("rebuild").add_argument("source", nargs="?")
+    sub.add_parser("sync").add_argument("source", nargs="?")
     connect = sub.add_parser("connect")
     connect.add_argument("url")
     connect.add_argument("--token-env", default=None)
@@ -54,13 +66,13 @@ def _parser() -> MagicArgumentParser:
 class _ProgressBar:
     """An ipywidgets bar driven by the orchestrator's progress(done, total, label)."""
 
-    def __init__(self) -> None:
+    def __init__(self, description: str = "rebuild") -> None:
         self.widget: Any = None
         try:
             import ipywidgets as w
         except ImportError:  # the report still shows
             return
-        self.bar = w.IntProgress(value=0, min=0, max=1, description="rebuild")
+        self.bar = w.IntProgress(value=0, min=0, max=1, description=description)
         self.label = w.Label("starting")
         self.widget = w.HBox([self.bar, self.label])
         display(self.widget)
@@ -70,7 +82,7 @@ class _ProgressBar:
             return
         self.bar.max = max(total, 1)
         self.bar.value = min(done, self.bar.max)
-        self.label.value = str(label)[:80]
+        self.label.value = str(label)[:200]
 
     def finish(self, ok: bool) -> None:
         if self.widget is not None:
@@ -104,18 +116,23 @@ class AgnesLineMagics(Magics):
     def _cmd_describe(self, args: Any) -> None:
         display(render.describe_bundle(self.ctx.backend().describe(args.table)), raw=True)
 
-    def _cmd_rebuild(self, args: Any) -> None:
+    def _cmd_rebuild(self, args: Any, sync: bool = False) -> None:
         backend = self.ctx.backend()
         if backend.mode == "local" and not backend.data_dir.is_dir():
             raise AgnesMagicError(no_data_message(backend.data_dir))
-        bar = _ProgressBar()
+        bar = _ProgressBar("sync" if sync else "rebuild")
+        # Remote, both are a sync job (the server runs a configured source first).
+        run = backend.sync if sync and backend.mode == "local" else backend.rebuild
         try:
-            report = backend.rebuild(args.source, bar)
+            report = run(args.source, bar)
         except BaseException:
             bar.finish(False)
             raise
         bar.finish(True)
         display(render.report_bundle(report), raw=True)
+
+    def _cmd_sync(self, args: Any) -> None:
+        self._cmd_rebuild(args, sync=True)
 
     def _cmd_whoami(self, _: Any) -> None:
         display(render.mapping_bundle("whoami", self.ctx.backend().whoami()), raw=True)

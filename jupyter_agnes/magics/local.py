@@ -20,6 +20,7 @@ import pyarrow as pa
 from jupyter_agnes.catalog import Catalog
 from jupyter_agnes.magics.errors import AgnesMagicError, first_line
 from jupyter_agnes.magics.params import bind_params
+from jupyter_agnes.magics.progress import progress_label
 from jupyter_agnes.magics.results import SqlResult
 from jupyter_agnes.orchestrator.build import analytics_path
 from jupyter_agnes.orchestrator.duck import file_identity
@@ -158,6 +159,41 @@ class LocalBackend:
         except (InvalidIdentifier, LockTimeout, OSError, duckdb.Error) as exc:
             raise AgnesMagicError(f"Rebuild failed: {first_line(exc)}") from exc
         return report.as_dict()
+
+    def sync(
+        self, source: str | None, progress: Callable[[int, int, str], None] | None
+    ) -> dict[str, Any]:
+        """Run configured sources (extract, then rebuild) on this data dir's store, as
+        `jupyter agnes source run` does; a name without a source row is rebuilt from disk."""
+        import getpass
+
+        from jupyter_agnes.connectors.source_runs import SourceRunError, SourceSync
+        from jupyter_agnes.orchestrator import SyncOrchestrator
+
+        orchestrator = SyncOrchestrator(self.data_dir)
+        tables: dict[str, dict[str, float]] = {}
+        step = {"done": 0, "total": 1, "label": ""}
+
+        def on_step(done: int, total: int, label: str) -> None:
+            step.update(done=done, total=total, label=label)
+            if progress:
+                progress(done, total, progress_label(label, tables))
+
+        def on_table(table: str, rows: int, rows_per_s: float) -> None:
+            tables[table] = {"rows": rows, "rows_per_s": rows_per_s}
+            on_step(int(step["done"]), int(step["total"]), str(step["label"]))
+
+        store = orchestrator.system_store()
+        try:
+            report = SourceSync(store, orchestrator).run(
+                source, on_step, on_table, f"kernel:{getpass.getuser()}"
+            )
+        except (SourceRunError, OSError, duckdb.Error) as exc:
+            raise AgnesMagicError(f"Sync failed: {first_line(exc)}") from exc
+        error = report.pop("error", None)
+        if error:
+            raise AgnesMagicError(f"Sync failed: {error}")
+        return report
 
     def whoami(self) -> dict[str, Any]:
         import getpass

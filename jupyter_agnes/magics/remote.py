@@ -24,6 +24,7 @@ import pyarrow as pa
 from jupyter_agnes.catalog.values import to_jsonable
 from jupyter_agnes.magics.errors import AgnesMagicError, first_line
 from jupyter_agnes.magics.params import bind_params
+from jupyter_agnes.magics.progress import progress_label
 from jupyter_agnes.magics.results import SqlResult
 from jupyter_agnes.magics.scratch import Scratch
 from jupyter_agnes.urls import is_loopback_host
@@ -220,6 +221,7 @@ class RemoteBackend:
     def rebuild(
         self, source: str | None, progress: Callable[[int, int, str], None] | None
     ) -> dict[str, Any]:
+        """A sync job on the server: a configured source is extracted, then rebuilt."""
         job = self._json("POST", "agnes/api/sync", json={"source": source} if source else {})
         job_id = job.get("id") if isinstance(job, dict) else None
         if not job_id:
@@ -231,7 +233,8 @@ class RemoteBackend:
             status = str(state.get("status", ""))
             step = state.get("progress") if isinstance(state.get("progress"), dict) else {}
             if progress:
-                progress(int(step.get("done") or 0), int(step.get("total") or 1), status)
+                label = progress_label(str(step.get("label") or status), step.get("tables"))
+                progress(int(step.get("done") or 0), int(step.get("total") or 1), label)
             if status not in ("queued", "pending", "running", "started"):
                 break
             time.sleep(0.5)

@@ -197,3 +197,26 @@ def test_the_scheduler_starts_a_job_per_claimed_source_and_can_be_off(data_dir, 
     assert started == [("s1", "scheduler")]
     monkeypatch.setenv("AGNES_SCHEDULER_POLL_S", "0")
     assert not SourceScheduler(store, lambda *_: None).enabled
+
+
+def test_the_sync_progress_label_shows_each_table():
+    from jupyter_agnes.magics.progress import progress_label
+
+    label = progress_label("extract shop", {"orders": {"rows": 12000, "rows_per_s": 40000.4},
+                                            "bad": "x", "odd": {"rows": "NaNx"}})
+    assert label == "extract shop · orders 12,000 rows (40,000/s)"
+    assert len(progress_label("s", {f"t{i}": {"rows": 1} for i in range(100)})) == 200
+
+
+def test_magic_sync_in_local_mode_reports_each_table(data_dir, store):
+    from jupyter_agnes.magics.errors import AgnesMagicError
+    from jupyter_agnes.magics.local import LocalBackend
+
+    add(store, sources.build_spec("s1", "sample", ["rows=100"]))
+    labels: list[str] = []
+    report = LocalBackend(data_dir).sync("s1", lambda done, total, label: labels.append(label))
+    assert report["extracted"]["s1"]["orders"] == 25
+    assert any("order_items" in label and "rows (" in label for label in labels)
+    with pytest.raises(AgnesMagicError, match="Sync failed"):
+        add(store, sources.build_spec("gone", "local", [f"path={data_dir / 'nope'}"]))
+        LocalBackend(data_dir).sync("gone", None)
