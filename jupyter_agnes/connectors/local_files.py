@@ -124,8 +124,14 @@ class LocalFilesConnector:
 
     def check(self, spec: SourceSpec) -> None:
         refuse_unknown_options(spec.options, {"path"}, self.type_name)
-        if not spec.options.get("path"):
+        path = spec.options.get("path")
+        if not path:
             raise SourceConfigError("Type local needs --option path=DIR")
+        # Runs happen in the server, whose working dir is not the admin's: absolute only,
+        # and no `..` that would make the folder shown differ from the one read.
+        folder = Path(path).expanduser()
+        if not folder.is_absolute() or ".." in folder.parts:
+            raise SourceConfigError("Option path must be an absolute folder path without ..")
         if spec.tables:
             raise SourceConfigError("Type local reads every file in its folder; drop --tables")
 

@@ -76,6 +76,9 @@ def test_a_spec_is_checked_by_its_connector(tmp_path):
         ("crm", "nosuch", [], ""),  # unknown type
         ("bad name", "local", ["path=/x"], ""),
         ("crm", "local", [], ""),  # no path
+        ("crm", "local", ["path=relative/dir"], ""),
+        ("crm", "local", ["path=/srv/../etc"], ""),
+        ("crm", "local", ["path=/srv/\x00x"], ""),
         ("crm", "local", ["path=/x", "uri=sqlite:///x"], ""),  # not a local option
         ("crm", "local", ["path=/x"], "orders"),
         ("s", "sample", ["rows=0"], ""),
@@ -220,3 +223,18 @@ def test_magic_sync_in_local_mode_reports_each_table(data_dir, store):
     with pytest.raises(AgnesMagicError, match="Sync failed"):
         add(store, sources.build_spec("gone", "local", [f"path={data_dir / 'nope'}"]))
         LocalBackend(data_dir).sync("gone", None)
+
+
+def test_a_run_error_loses_the_credentials_and_the_data_dir(data_dir, monkeypatch):
+    from jupyter_agnes.connectors.base import SourceSpec
+    from jupyter_agnes.connectors.source_runs import safe_line
+
+    uri = "postgresql://agnes:s3cret%2Fpw@db.internal/shop"
+    monkeypatch.setenv("SHOP_URI", uri)
+    spec = SourceSpec("shop", "postgres", {"uri_env": "SHOP_URI"})
+    orch = SyncOrchestrator(data_dir)
+    text = f"could not connect to {uri} (password s3cret/pw) at {data_dir}/x\nsecond line"
+    line = safe_line(text, spec, orch)
+    assert "s3cret" not in line and str(data_dir) not in line and "\n" not in line
+    assert "<data-dir>" in line and "***" in line
+    assert "\x1b" not in safe_line("bad \x1b[2J thing", spec, orch)
