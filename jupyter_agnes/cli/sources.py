@@ -87,7 +87,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     store = store_for(args)
     with source_errors(), store.write() as s:
         sources.remove_source(s, CLI_ACTOR, args.name)
-    print(f"Removed source {args.name} (its last extract stays until the next rebuild of it)")
+    print(f"Removed source {args.name} (its extract and tables stay; nothing runs it any more)")
     return 0
 
 
