@@ -21,6 +21,7 @@ from jupyter_agnes.connectors.base import Cursor, RunContext, RunResult, SourceS
 from jupyter_agnes.connectors.credentials import URI_OPTIONS, redact, resolve_uri, secrets_of
 from jupyter_agnes.connectors.registry import get_connector
 from jupyter_agnes.connectors.sources import spec_of
+from jupyter_agnes.orchestrator.lock import source_run_lock
 from jupyter_agnes.orchestrator.orchestrator import Progress, SyncOrchestrator
 from jupyter_agnes.paths import hide_data_dir
 from jupyter_agnes.store.directory import audit
@@ -140,18 +141,18 @@ class SourceSync:
         done = Extracted(spec)
         if progress is not None:
             progress(0, 0, f"extract {spec.name}")
-        try:
-            connector = get_connector(spec.type)
-            context = RunContext(
-                self.orchestrator.data_dir, self._cursors(spec.name), table_progress
-            )
-            done.result = connector.run(spec, context)
-        except Exception as exc:  # any connector failure: the previous extract stays live
-            done.error = safe_line(str(exc) or type(exc).__name__, spec, self.orchestrator)
-            log.warning("source %s failed: %s", spec.name, done.error)
-            return done
+        data_dir = self.orchestrator.data_dir
+        with source_run_lock(data_dir, spec.name):
+            try:
+                connector = get_connector(spec.type)
+                context = RunContext(data_dir, self._cursors(spec.name), table_progress)
+                done.result = connector.run(spec, context)
+            except Exception as exc:  # any connector failure: the previous extract stays
+                done.error = safe_line(str(exc) or type(exc).__name__, spec, self.orchestrator)
+                log.warning("source %s failed: %s", spec.name, done.error)
+                return done
+            self._save_cursors(spec.name, done.result)
         done.problems = [safe_line(p, spec, self.orchestrator) for p in done.result.problems]
-        self._save_cursors(spec.name, done.result)
         return done
 
     def _save_cursors(self, name: str, result: RunResult) -> None:

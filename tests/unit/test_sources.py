@@ -238,3 +238,26 @@ def test_a_run_error_loses_the_credentials_and_the_data_dir(data_dir, monkeypatc
     assert "s3cret" not in line and str(data_dir) not in line and "\n" not in line
     assert "<data-dir>" in line and "***" in line
     assert "\x1b" not in safe_line("bad \x1b[2J thing", spec, orch)
+
+
+def test_two_runs_of_one_source_take_turns(data_dir, store, tmp_path):
+    """A manual run and the scheduler's never extract one source at once: the second would
+    read high-water marks the first is about to move."""
+    import threading
+
+    from jupyter_agnes.orchestrator.lock import source_run_lock
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "things.csv").write_text("a\n1\n")
+    add(store, sources.build_spec("crm", "local", [f"path={folder}"]))
+    sync = SourceSync(store, SyncOrchestrator(data_dir, store=store))
+    spec = sync._spec("crm")
+    results = []
+    with source_run_lock(data_dir, "crm"):  # another run holds the source
+        runner = threading.Thread(target=lambda: results.append(sync.extract(spec)))
+        runner.start()
+        runner.join(1.0)
+        assert runner.is_alive() and results == []  # waits for its turn
+    runner.join(30)
+    assert results and results[0].error is None and results[0].result.tables["things"].rows == 1
