@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from jupyter_agnes.auth.principal import Operator
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.models import PersonalAccessToken
-from tests.support.apihelpers import assert_401, bearer, call, cookie_header
+from tests.support.apihelpers import assert_401, bearer, call, cookie_header, post_token
 from tests.support.datahelpers import make_extract
 
 MEMBER = "ana@example.com"
@@ -126,3 +127,100 @@ async def test_bad_credentials_are_refused_and_a_data_pat_reads_its_owners_acces
     refused = await access(jp_fetch, bearer(lab_only))
     assert refused.code == 403
     assert json.loads(refused.body)["message"] == "This token does not carry the 'data' scope"
+
+
+# --- the pages, as a browser without JavaScript reads them ----------------------------------
+
+
+async def page(jp_fetch: Any, name: str, headers: dict[str, str]) -> str:
+    resp = await call(jp_fetch, "agnes", name, headers=headers)
+    assert resp.code == 200, resp.code
+    assert resp.headers["Cache-Control"] == "no-store"
+    return resp.body.decode()
+
+
+async def test_tokens_page_lists_my_tokens_escaped_and_offers_only_my_scopes(
+    jp_fetch, agnes, data, jp_base_url
+):
+    uid = agnes.user(MEMBER)
+    mine = agnes.auth.create_token(uid, HOSTILE, 30, scopes=["data"])
+    agnes.pat("other@example.com", scopes=["data"])  # someone else's: never listed
+    html = await page(jp_fetch, "tokens", session(agnes, MEMBER))
+    assert "<script>alert" not in html
+    names = re.findall(r'<th scope="row" class="agnes-token-name">([^<]*)</th>', html)
+    assert names == ["&lt;script&gt;alert(&quot;t&quot;)&lt;/script&gt;&amp;"]
+    row = re.search(r'<tr data-token-id="([^"]+)">(.*?)</tr>', html)
+    assert row and row.group(1) == mine.id
+    assert mine.token[:14] in row.group(2) and mine.token not in html
+    assert "data" in row.group(2) and ">active<" in row.group(2) and ">never<" in row.group(2)
+    boxes = re.findall(r'name="scopes" value="(\w+)"', html)
+    assert boxes == ["data"]  # a viewer holds neither lab nor admin
+    for label in ("agnes-token-name", "agnes-token-days", "agnes-scope-data"):
+        assert f'<label for="{label}"' in html
+    assert 'role="alert"' in html and "ph-no-capture" in html
+    for nav in ("dashboards", "tokens", "access"):
+        assert f'href="{jp_base_url}agnes/{nav}" id="agnes-nav-{nav}"' in html
+    assert 'id="agnes-nav-admin"' not in html and 'id="agnes-nav-lab"' not in html
+
+    admin = await page(jp_fetch, "tokens", session(agnes, "boss@example.com", admin=True))
+    assert re.findall(r'name="scopes" value="(\w+)"', admin) == ["data", "lab", "admin"]
+    assert 'id="agnes-nav-admin"' in admin and 'id="agnes-tokens-empty"' in admin
+
+
+async def test_revoked_and_expired_tokens_read_so_without_a_revoke_button(jp_fetch, agnes):
+    uid = agnes.user(MEMBER)
+    gone = agnes.auth.create_token(uid, "gone", 30, scopes=["data"])
+    agnes.auth.revoke_token(gone.id, uid, Operator())
+    old = agnes.auth.create_token(uid, "old", 30, scopes=["data"])
+    with agnes.store.write() as s:
+        row = s.get(PersonalAccessToken, old.id)
+        row.expires_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    html = await page(jp_fetch, "tokens", session(agnes, MEMBER))
+    status = dict(re.findall(r'class="agnes-token-name">(\w+)<.*?agnes-token-status">(\w+)<', html))
+    assert status == {"gone": "revoked", "old": "expired"}
+    assert 'class="danger agnes-token-revoke"' not in html
+
+
+async def test_access_page_reads_without_javascript(jp_fetch, agnes, data, jp_base_url):
+    with agnes.store.write() as s:
+        hostile = directory.get_or_create_group(s, HOSTILE, "test")
+        directory.add_member(s, directory.get_user_by_email(s, MEMBER), hostile, "admin", "t")
+    html = await page(jp_fetch, "access", session(agnes, MEMBER))
+    assert "<script" not in html  # the page needs no script, and the group name is escaped
+    assert "&lt;script&gt;alert(&quot;t&quot;)&lt;/script&gt;&amp;" in html
+    tables = re.findall(r'class="agnes-access-table" href="#table-(\w+)">', html)
+    assert tables == ["customers", "orders"]
+    for name in tables:
+        section = re.search(rf'<section id="table-{name}".*?</section>', html)
+        assert section and "<code>id</code>" in section.group(0)
+        assert f'href="{jp_base_url}agnes/api/catalog/{name}"' in section.group(0)
+    assert "secret" not in html
+    grants = re.findall(
+        r"<tr><td>(\w+)</td><td><code>(\w+)</code></td><td><span[^>]*>([^<]+)</span></td>"
+        r"<td>([\w-]+)</td></tr>",
+        html,
+    )
+    assert grants == [
+        ("dashboard", "sales", GOOGLE_GROUP, "Google-managed"),
+        ("table", "customers", GOOGLE_GROUP, "Google-managed"),
+        ("table", "orders", "analysts", "Agnes"),
+    ]
+    assert f'href="{jp_base_url}voila/render/dashboards/sales.ipynb">Sales</a>' in html
+    assert "JupyterLab access: <strong>no</strong>" in html
+    assert 'aria-current="page"' in html and 'id="agnes-nav-access" aria-current' in html
+
+
+async def test_pages_send_nobody_to_the_login_page(jp_fetch, agnes):
+    for name in ("tokens", "access"):
+        resp = await call(jp_fetch, "agnes", name)
+        assert resp.code == 302 and "login" in resp.headers["Location"], name
+
+
+async def test_the_pages_token_post_needs_the_xsrf_header(jp_fetch, agnes):
+    value = agnes.session_cookie(MEMBER)
+    body = {"name": "from the page", "scopes": ["data"]}
+    no_header = {"Cookie": f"agnes_session={value}; _xsrf=abc"}
+    refused = await post_token(jp_fetch, no_header, body)
+    assert refused.code == 403 and "_xsrf' argument missing" in refused.body.decode()
+    created = await post_token(jp_fetch, cookie_header(value, xsrf="abc"), body)
+    assert created.code == 201 and json.loads(created.body)["token"].startswith("agnes_pat_")
