@@ -89,9 +89,10 @@ def create_form(scopes_held: frozenset[str], default_days: int, max_days: int) -
         '<form id="agnes-token-form" aria-labelledby="agnes-create-heading">'
         '<label for="agnes-token-name">Name</label>'
         '<input id="agnes-token-name" name="name" required maxlength="100" autocomplete="off">'
-        '<label for="agnes-token-days">Expires in (days)</label>'
+        f'<label for="agnes-token-days">Expires in (days, at most {max_days})</label>'
+        # no `max`: the API's refusal, shown in the alert, says what is allowed
         f'<input id="agnes-token-days" name="expires_in_days" type="number" min="1" '
-        f'max="{max_days}" value="{default_days}" required>'
+        f'value="{default_days}" required>'
         f"<fieldset><legend>Scopes</legend>{boxes}</fieldset>"
         '<button type="submit" id="agnes-token-create">Create token</button></form>'
         "<noscript><p>Creating and revoking tokens here needs JavaScript; "
