@@ -103,7 +103,7 @@ def create_form(scopes_held: frozenset[str], default_days: int, max_days: int) -
 
 NEW_TOKEN_BOX = (
     '<section id="agnes-new-token" hidden aria-labelledby="agnes-new-token-heading" '
-    'class="notice">'
+    'class="notice ph-no-capture">'
     '<h2 id="agnes-new-token-heading" tabindex="-1">Your new token</h2>'
     "<p>Copy it now: it is shown only once.</p>"
     f'<p><code id="agnes-new-token-value" {MASKED}></code> '

@@ -11,6 +11,7 @@ from typing import Any
 from tornado import web
 
 from jupyter_agnes.auth.access_view import effective_access
+from jupyter_agnes.auth.principal import SCOPE_DATA
 from server_extension.access_page import access_body
 from server_extension.handlers.base import AgnesAPIHandler
 from server_extension.handlers.page_base import AgnesPageHandler
@@ -40,6 +41,7 @@ class MeAccessHandler(AgnesAPIHandler):
 
 
 class AccessPageHandler(AgnesPageHandler):
+    required_scope = SCOPE_DATA  # what GET /agnes/api/me/access needs
     @web.authenticated
     async def get(self) -> None:
         access = await access_of(self.agnes, self.principal.user_id, server_root_dir(self))
@@ -48,6 +50,7 @@ class AccessPageHandler(AgnesPageHandler):
 
 
 class TokensPageHandler(AgnesPageHandler):
+    required_scope = SCOPE_DATA  # what GET /agnes/api/tokens needs
     @web.authenticated
     async def get(self) -> None:
         principal, auth = self.principal, self.agnes.auth

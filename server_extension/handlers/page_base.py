@@ -3,9 +3,12 @@ who is asking, and the shared frame (`page_shell.render_page`) filled in for the
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
+from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from server_extension.page_shell import render_page
 from server_extension.request_helpers import principal_of, shown_email
@@ -13,7 +16,17 @@ from server_extension.services import AgnesServices, agnes_services
 
 
 class AgnesPageHandler(JupyterHandler):
-    """GET only; nobody signed in is sent to the login page (`@web.authenticated`)."""
+    """GET only; nobody signed in is sent to the login page (`@web.authenticated`); a
+    credential without `required_scope` (a PAT's scopes) is refused as the API refuses it."""
+
+    required_scope: ClassVar[str | None] = None
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        principal = principal_of(self) if self.current_user else None
+        refusal = rbac.scope_refusal(principal, self.required_scope) if principal else None
+        if refusal is not None:
+            raise web.HTTPError(403, refusal)
 
     @property
     def agnes(self) -> AgnesServices:

@@ -210,10 +210,16 @@ async def test_access_page_reads_without_javascript(jp_fetch, agnes, data, jp_ba
     assert 'aria-current="page"' in html and 'id="agnes-nav-access" aria-current' in html
 
 
-async def test_pages_send_nobody_to_the_login_page(jp_fetch, agnes):
+async def test_pages_send_nobody_to_the_login_page_and_refuse_a_pat_without_data(
+    jp_fetch, agnes
+):
+    lab_only = bearer(agnes.pat("boss@example.com", admin=True, scopes=["lab"]))
     for name in ("tokens", "access"):
         resp = await call(jp_fetch, "agnes", name)
         assert resp.code == 302 and "login" in resp.headers["Location"], name
+        refused = await call(jp_fetch, "agnes", name, headers=lab_only)
+        assert refused.code == 403, name
+        assert "This token does not carry the" in refused.body.decode(), name
 
 
 async def test_the_pages_token_post_needs_the_xsrf_header(jp_fetch, agnes):
