@@ -24,7 +24,7 @@ log = logging.getLogger("jupyter_agnes.lab_menu")
 
 MAINMENU_PLUGIN = "@jupyterlab/mainmenu-extension:plugin"
 AGNES_MENU_ID = "jp-mainmenu-agnes"
-AGNES_MENU_RANK = 900  # after Lab's own menus (Help is 1000), before the Help menu
+AGNES_MENU_RANK = 900  # Lab's Help menu is 1000: ours comes before it
 
 
 def agnes_menu(base_url: str) -> dict[str, Any]:
