@@ -27,6 +27,7 @@ from server_extension.html_snippet import install_posthog
 from server_extension.identity import AgnesIdentityProvider
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.kernel_owners import install_kernel_ownership
+from server_extension.lab_menu import install_lab_menu
 from server_extension.lab_workspaces import keep_workspaces_in, workspace_list_handlers
 from server_extension.services import SETTINGS_KEY, AgnesServices, build_services
 from server_extension.voila_header import install_voila_header
@@ -232,6 +233,10 @@ class AgnesExtensionApp(ExtensionApp):
         self.handlers.extend(workspace_list_handlers())  # before JupyterLab's own list
         # before jupyter-server-terminals' own: revocation reaches open terminals
         self.handlers.extend(terminal_socket_handlers(self.serverapp))
+        # Once the loop runs, every extension's routes exist, JupyterLab's settings among
+        # them (the server's own start hook, `_post_start`, is not run by every embedder).
+        serverapp = self.serverapp
+        serverapp.io_loop.add_callback(install_lab_menu, serverapp.web_app, serverapp.base_url)
 
     async def stop_extension(self) -> None:
         if self._reconcile_task is not None:

@@ -24,6 +24,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         LoginPageHandler,
         LogoutHandler,
     )
+    from server_extension.handlers.me_pages import me_page_handlers
     from server_extension.handlers.sources import source_handlers
 
     return [
@@ -33,6 +34,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         *data_handlers(),
         *ask_handlers(),
         *dashboard_handlers(),
+        *me_page_handlers(),
         (r"/metrics", AdminMetricsHandler),  # before the server's own
         (r"/agnes/api/health", HealthHandler),
         (r"/agnes/api/debug/throw", DebugThrowHandler),
