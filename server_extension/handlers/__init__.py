@@ -25,6 +25,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         LoginPageHandler,
         LogoutHandler,
     )
+    from server_extension.handlers.me_pages import me_page_handlers
 
     return [
         *admin_handlers(),
@@ -33,6 +34,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         *data_handlers(),
         *ask_handlers(),
         *dashboard_handlers(),
+        *me_page_handlers(),
         (r"/metrics", AdminMetricsHandler),  # before the server's own
         (r"/agnes/api/health", HealthHandler),
         (r"/agnes/api/debug/throw", DebugThrowHandler),

@@ -12,61 +12,26 @@ from tornado import web
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from jupyter_agnes.dashboards.index import Dashboard, visible_dashboards
-from server_extension.pages import signed_in_as
-from server_extension.request_helpers import principal_of, server_root_dir, shown_email
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Dashboards · Agnes</title>
-<style>
-body{{font-family:system-ui,sans-serif;background:#f5f6f8;margin:0;color:#1d2330}}
-main{{max-width:48rem;margin:3rem auto;background:#fff;padding:2rem 2.5rem;border-radius:12px;
-box-shadow:0 2px 12px #0002}} h1{{margin-top:0}} li{{margin:.4rem 0}}
-.muted{{color:#5b6475;font-size:.9rem}} nav a{{margin-right:1rem}}
-</style></head><body><main>
-<h1>Dashboards</h1>
-{signed_in}
-{body}
-<nav>{lab}<form method="post" action="{logout}" style="display:inline">{xsrf}
-<button type="submit" id="agnes-sign-out">Sign out</button></form></nav>
-</main></body></html>
-"""
+from server_extension.handlers.page_base import AgnesPageHandler
+from server_extension.request_helpers import server_root_dir
 
 
-def render_index(
-    base_url: str,
-    principal: Principal,
-    dashboards: list[Dashboard],
-    xsrf_form_html: str,
-    email: str | None,
-) -> str:
-    """The index; `email` is who is signed in, or None to name nobody (`shown_email`)."""
+def render_index_body(base_url: str, principal: Principal, dashboards: list[Dashboard]) -> str:
+    """The index's content, inside the shared page frame (`page_shell`)."""
     if dashboards:
         items = "".join(
             f'<li><a class="agnes-dashboard-link" '
             f'href="{escape(base_url + "voila/render/" + quote(d.path))}">{escape(d.title)}</a>'
-            f'{_id_note(d, principal)}</li>'
+            f"{_id_note(d, principal)}</li>"
             for d in dashboards
         )
-        body = f'<ul id="agnes-dashboards">{items}</ul>'
-    elif rbac.has_lab_access(principal):
-        body = (
+        return f'<ul id="agnes-dashboards">{items}</ul>'
+    if rbac.has_lab_access(principal):
+        return (
             '<p id="agnes-dashboards-empty">There are no dashboards yet: notebooks in the '
             f"<code>{rbac.DASHBOARDS_FOLDER}/</code> folder appear here.</p>"
         )
-    else:
-        body = '<p id="agnes-dashboards-empty">No dashboards have been shared with you yet.</p>'
-    lab = ""
-    if rbac.has_lab_access(principal):
-        lab = f'<a href="{escape(base_url + "lab")}">Open JupyterLab</a>'
-    return _PAGE.format(
-        signed_in=signed_in_as(email, "muted"),
-        body=body,
-        lab=lab,
-        logout=escape(base_url + "agnes/logout"),
-        xsrf=xsrf_form_html,
-    )
+    return '<p id="agnes-dashboards-empty">No dashboards have been shared with you yet.</p>'
 
 
 def _id_note(dashboard: Dashboard, principal: Principal) -> str:
@@ -76,28 +41,13 @@ def _id_note(dashboard: Dashboard, principal: Principal) -> str:
     return f' <span class="muted agnes-dashboard-id">{escape(dashboard.id)}</span>'
 
 
-class DashboardsIndexHandler(JupyterHandler):
-    @property
-    def principal(self) -> Principal:
-        principal = principal_of(self)
-        if principal is None:
-            raise web.HTTPError(403, "Unknown user")
-        return principal
-
+class DashboardsIndexHandler(AgnesPageHandler):
     @web.authenticated
     def get(self) -> None:
         principal = self.principal
         dashboards = visible_dashboards(server_root_dir(self), principal)
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        html = render_index(
-            self.base_url,
-            principal,
-            dashboards,
-            self.xsrf_form_html(),
-            shown_email(self, principal),
-        )
-        self.finish(html)
+        body = render_index_body(self.base_url, principal, dashboards)
+        self.finish_page(title="Dashboards", current="dashboards", body=body)
 
 
 def _voila_file_rules(settings: dict[str, Any]) -> tuple[list[str], list[str]]:

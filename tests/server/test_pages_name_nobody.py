@@ -22,7 +22,12 @@ def agnes_extra_config(pii_mode: str) -> dict:
     return {"ObservabilitySettings": {"identify_pii": pii_mode}}
 
 
-PAGES = (("agnes", "dashboards"), ("agnes", "logout"))
+PAGES = (
+    ("agnes", "dashboards"),
+    ("agnes", "logout"),
+    ("agnes", "tokens"),
+    ("agnes", "access"),
+)
 
 
 async def test_signed_in_pages_name_the_user_only_when_allowed(jp_fetch, agnes, pii_mode):
