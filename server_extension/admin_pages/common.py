@@ -42,6 +42,14 @@ def masked(text: str, element_id: str = "") -> str:
     return f"<span{ident} {_MASKED}>{escape(text)}</span>"
 
 
+def group_name(name: str, element_id: str = "") -> str:
+    """A group's name; masked when it is an email (a Google group's address)."""
+    if "@" in name:
+        return masked(name, element_id)
+    ident = f' id="{escape(element_id)}"' if element_id else ""
+    return f"<span{ident}>{escape(name)}</span>"
+
+
 def table(
     caption: str, headers: Sequence[str], rows: Iterable[Sequence[str]], table_id: str
 ) -> str:

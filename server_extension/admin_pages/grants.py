@@ -8,7 +8,7 @@ from typing import Any
 
 from jupyter_agnes.dashboards.index import Dashboard
 from jupyter_agnes.store.models import GRANT_TYPES
-from server_extension.admin_pages.common import action_form, short_time, table
+from server_extension.admin_pages.common import action_form, group_name, short_time, table
 
 API = "agnes/api/admin/grants"
 
@@ -16,9 +16,9 @@ API = "agnes/api/admin/grants"
 def _row(base_url: str, grant: dict[str, Any]) -> list[str]:
     what = f"{grant['resource_type']}:{grant['resource_id']}"
     return [
-        f'<a href="{escape(base_url)}agnes/admin/groups/{grant["group_id"]}" '
-        f'id="agnes-grant-{grant["id"]}">'
-        f"{escape(grant['group'])}</a>",
+        f'<a href="{escape(base_url)}agnes/admin/groups/{grant["group_id"]}">'
+        + group_name(grant["group"], "agnes-grant-" + str(grant["id"]))
+        + "</a>",
         escape(grant["resource_type"]),
         escape(grant["resource_id"]),
         escape(grant["assigned_by"] or ""),
@@ -66,7 +66,7 @@ def grant_form(
     )
     fields = (
         '<label for="agnes-grant-group">Group</label>'
-        f'<select name="group" id="agnes-grant-group" required>{groups}</select>'
+        f'<select name="group" id="agnes-grant-group" class="ph-mask" required>{groups}</select>'
         '<label for="agnes-grant-type">Type</label>'
         f'<select name="resource_type" id="agnes-grant-type" '
         f'data-targets="agnes-grant-resource">{types}</select>'

@@ -8,7 +8,14 @@ from typing import Any
 
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR
 from jupyter_agnes.store.directory import ADMIN_GROUP
-from server_extension.admin_pages.common import action_form, masked, short_time, table, text_input
+from server_extension.admin_pages.common import (
+    action_form,
+    group_name,
+    masked,
+    short_time,
+    table,
+    text_input,
+)
 
 API = "agnes/api/admin/groups"
 GOOGLE_REASON = (
@@ -42,8 +49,9 @@ def _group_row(base_url: str, group: dict[str, Any]) -> list[str]:
             subject=f"agnes-group-{group['id']}",
         )
     return [
-        f'<a href="{escape(link)}" class="agnes-group-link" id="agnes-group-{group["id"]}">'
-        f'{escape(group["name"])}</a>',
+        f'<a href="{escape(link)}" class="agnes-group-link">'
+        + group_name(group["name"], "agnes-group-" + str(group["id"]))
+        + "</a>",
         escape(group["description"] or ""),
         short_time(group["created_at"]),
         action,
@@ -105,7 +113,9 @@ def group_body(
     reason = read_only_reason(group)
     # Everyone's members are every user (seeded by Agnes); Admin's are managed here.
     editable = reason is None or group["name"] == ADMIN_GROUP
-    note = f'<p class="muted agnes-read-only">Read-only. {escape(reason)}</p>' if reason else ""
+    note = f'<p>{group_name(group["name"])}: {escape(group["description"] or "")}</p>'
+    if reason:
+        note += f'<p class="muted agnes-read-only">Read-only. {escape(reason)}</p>'
     listing = table(
         f"{len(members)} members",
         ("Member", "Source", "Added", "Action"),

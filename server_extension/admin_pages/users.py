@@ -8,6 +8,7 @@ from typing import Any
 
 from server_extension.admin_pages.common import (
     action_form,
+    group_name,
     masked,
     short_time,
     table,
@@ -51,7 +52,7 @@ def _row(base_url: str, user: dict[str, Any]) -> list[str]:
         f'{masked(user["email"], _subject(user))}</a>{kind}',
         escape(user["name"] or ""),
         "active" if user["active"] else f"deactivated {short_time(user['deactivated_at'])}",
-        escape(", ".join(user["groups"])),
+        ", ".join(group_name(g) for g in user["groups"]),
         short_time(user["created_at"]),
         _state_form(base_url, user),
     ]
@@ -85,30 +86,50 @@ def users_body(base_url: str, users: list[dict[str, Any]], query: str) -> str:
     return f"{search}{listing}<h2>Add a user</h2>{add}"
 
 
-def access_body(base_url: str, access: dict[str, Any], known_tables: set[str]) -> str:
-    """What one user may use: their groups and each grant with the group it comes from."""
+def _names(items: list[str] | None, empty: str) -> str:
+    if items is None:
+        return f"<p>{escape(empty)}</p>"
+    return "<ul>" + ("".join(f"<li>{escape(n)}</li>" for n in items) or "<li>None</li>") + "</ul>"
+
+
+def access_body(access: dict[str, Any]) -> str:
+    """What one user may use (`access_view.effective_access`): their groups, each grant
+    with the group it comes from, and the Lab, tables and dashboards that adds up to."""
     user = access["user"]
-    state = "active" if user["active"] else "deactivated"
+    state = "active" if user["active"] else "deactivated: may use nothing until reactivated"
     head = (
         f'<p>{masked(user["email"])} · {state}'
-        + (" · <strong>admin</strong>" if access["is_admin"] else "")
+        + (" · <strong>admin</strong>: every table, dashboard and JupyterLab"
+           if access["is_admin"] else "")
         + "</p>"
     )
-    groups = "".join(f"<li>{escape(g)}</li>" for g in access["groups"]) or "<li>None</li>"
-    rows = []
-    for grant in access["grants"]:
-        rid = grant["resource_id"]
-        target = escape(rid)
-        if grant["resource_type"] == "table" and rid in known_tables:
-            target = f'<a href="{escape(base_url)}agnes/api/catalog/{escape(rid)}">{target}</a>'
-        rows.append([escape(grant["resource_type"]), target, escape(grant["group"])])
+    groups = table(
+        "The user's groups",
+        ("Group", "Membership comes from"),
+        (
+            [group_name(g["name"]), "Google (read-only here)" if g["google_managed"]
+             else escape(g["membership_source"])]
+            for g in access["groups"]
+        ),
+        "agnes-user-groups",
+    )
     grants = table(
-        "Grants through the user's groups", ("Type", "Resource", "From group"), rows,
+        "Grants through the user's groups",
+        ("Type", "Resource", "From group", "Managed by"),
+        (
+            [escape(g["resource_type"]), escape(g["resource_id"]), group_name(g["group"]),
+             "Google" if g["google_managed"] else "Agnes"]
+            for g in access["grants"]
+        ),
         "agnes-user-grants",
     )
-    if access["is_admin"]:
-        grants += (
-            '<p class="muted">As an admin, this user may also use every table and '
-            "dashboard, and JupyterLab.</p>"
-        )
-    return f'{head}<h2>Groups</h2><ul id="agnes-user-groups">{groups}</ul><h2>Grants</h2>{grants}'
+    has_lab = "yes" if access["lab"] else "no"
+    lab = f'<p id="agnes-user-lab">JupyterLab: <strong>{has_lab}</strong></p>'
+    tables = [t["name"] for t in access["tables"]] if access["tables"] is not None else None
+    dashboards = [d["title"] for d in access["dashboards"] or []]
+    return (
+        f"{head}<h2>Groups</h2>{groups}<h2>Grants</h2>{grants}<h2>What that adds up to</h2>{lab}"
+        f'<h3>Tables</h3><div id="agnes-user-tables">'
+        f"{_names(tables, 'No data has been built yet.')}</div>"
+        f'<h3>Dashboards</h3><div id="agnes-user-dashboards">{_names(dashboards, "")}</div>'
+    )

@@ -12,38 +12,27 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any, ClassVar
 
-from jupyter_server.base.handlers import JupyterHandler
 from sqlalchemy.orm import Session
 from tornado import web
 
 from jupyter_agnes.auth import admin_views, rbac
 from jupyter_agnes.auth.admin_ops import get_group_by_id
-from jupyter_agnes.auth.principal import SCOPE_ADMIN, Principal
+from jupyter_agnes.auth.principal import SCOPE_ADMIN
 from jupyter_agnes.dashboards.index import list_dashboards
 from jupyter_agnes.store.directory import DirectoryError
 from server_extension.admin_pages import grants, groups, sync, tokens, users
 from server_extension.admin_pages.common import MESSAGES, SCRIPT, SECTIONS, section_nav
 from server_extension.handlers.guards import ADMIN_REQUIRED
+from server_extension.handlers.me_pages import access_of
+from server_extension.handlers.page_base import AgnesPageHandler
 from server_extension.page_shell import render_page
-from server_extension.request_helpers import principal_of, server_root_dir, shown_email
-from server_extension.services import AgnesServices, agnes_services
+from server_extension.request_helpers import server_root_dir, shown_email
 
 
-class AdminPageHandler(JupyterHandler):
+class AdminPageHandler(AgnesPageHandler):
     """A page of the console: `get` renders `section`'s page for an admin, else 403."""
 
     section: ClassVar[str] = ""
-
-    @property
-    def agnes(self) -> AgnesServices:
-        return agnes_services(self)
-
-    @property
-    def principal(self) -> Principal:
-        principal = principal_of(self)
-        if principal is None:
-            raise web.HTTPError(403, "Unknown user")
-        return principal
 
     def send_page(
         self, title: str, body: str, *, status: int = 200, alert: str | None = None,
@@ -128,9 +117,8 @@ class UserAccessPage(AdminPageHandler):
     section = "users"
 
     async def render_section(self, user_id: str) -> None:
-        access = await self.read(lambda s: admin_views.user_access(s, int(user_id)))
-        tables = set(self.agnes.data.catalog.table_names() or [])
-        body = users.access_body(self.base_url, access, tables)
+        access = await access_of(self.agnes, int(user_id), server_root_dir(self))
+        body = users.access_body(access)
         self.send_page(f"Effective access of user {int(user_id)}", body)
 
 
@@ -155,7 +143,7 @@ class GroupPage(AdminPageHandler):
 
         group, members, held = await self.read(load)
         body = groups.group_body(self.base_url, group, members, held)
-        self.send_page(f"Group {group['name']}", body)
+        self.send_page("Group", body)  # the name may be an email: not in the title
 
 
 class GrantsPage(AdminPageHandler):

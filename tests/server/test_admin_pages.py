@@ -123,7 +123,8 @@ async def test_user_search_and_effective_access(jp_fetch, agnes):
     assert "1 of 3 users" in html
     access = await call(jp_fetch, "agnes", "admin", "users", str(uid), headers=admin)
     html = access.body.decode()
-    assert re.search(r"<td>lab</td><td>\*</td><td>analysts</td>", html), html
+    assert re.search(r"<td>lab</td><td>\*</td><td><span>analysts</span></td><td>Agnes</td>", html), html
+    assert "JupyterLab: <strong>yes</strong>" in html
     missing = await call(jp_fetch, "agnes", "admin", "users", "999999", headers=admin)
     assert missing.code == 404 and page_alert(missing.body.decode()) == "User not found"
 
@@ -136,7 +137,7 @@ async def test_google_managed_groups_are_read_only_with_the_reason(jp_fetch, agn
         directory.add_member(s, user, group, "google_sync", "system:google-sync")
         gid = group.id
     listing = (await call(jp_fetch, "agnes", "admin", "groups", headers=admin)).body.decode()
-    row = re.search(r"team@example\.com</a>.*?</tr>", listing).group(0)
+    row = re.search(r"team@example\.com</span></a>.*?</tr>", listing).group(0)
     assert "Managed by Google Workspace" in row and "data-method" not in row
     page = (await call(jp_fetch, "agnes", "admin", "groups", str(gid), headers=admin)).body
     html = page.decode()
