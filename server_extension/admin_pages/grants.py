@@ -8,7 +8,7 @@ from typing import Any
 
 from jupyter_agnes.dashboards.index import Dashboard
 from jupyter_agnes.store.models import GRANT_TYPES
-from server_extension.admin_pages.common import action_form, group_name, short_time, table
+from server_extension.admin_pages.common import action_form, group_name, masked, short_time, table
 
 API = "agnes/api/admin/grants"
 
@@ -21,7 +21,7 @@ def _row(base_url: str, grant: dict[str, Any]) -> list[str]:
         + "</a>",
         escape(grant["resource_type"]),
         escape(grant["resource_id"]),
-        escape(grant["assigned_by"] or ""),
+        masked(grant["assigned_by"] or ""),
         short_time(grant["assigned_at"]),
         action_form(
             f"{base_url}{API}/{grant['id']}",

@@ -50,7 +50,7 @@ def _row(base_url: str, user: dict[str, Any]) -> list[str]:
     return [
         f'<a href="{escape(access)}" class="agnes-user-access">'
         f'{masked(user["email"], _subject(user))}</a>{kind}',
-        escape(user["name"] or ""),
+        masked(user["name"] or ""),
         "active" if user["active"] else f"deactivated {short_time(user['deactivated_at'])}",
         ", ".join(group_name(g) for g in user["groups"]),
         short_time(user["created_at"]),

@@ -41,6 +41,7 @@ ACTIONS = (
     ("POST", ("agnes", "api", "sync"), {}),
 )
 HOSTILE = "<script>alert(1)</script>"
+EVE, EVE_SHOWN = "<b>Eve</b>", "&lt;b&gt;Eve&lt;/b&gt;"
 
 
 def page_alert(html: str) -> str:
@@ -89,23 +90,31 @@ async def test_a_stranger_is_sent_to_sign_in(jp_fetch):
 async def test_admin_pages_escape_hostile_names_and_mask_emails(jp_fetch, agnes):
     admin = bearer(agnes.pat("boss@example.com", admin=True))
     with agnes.store.write() as s:
-        user = directory.get_or_create_user(s, "eve@example.com", HOSTILE)
+        user = directory.get_or_create_user(s, "eve@example.com", EVE)
         group = directory.get_or_create_group(s, HOSTILE, "test", HOSTILE)
         directory.add_member(s, user, group, "admin", "test")
         directory.add_grant(s, group, "lab", "*", "test")
         gid, uid = group.id, user.id
     agnes.auth.create_token(uid, HOSTILE, 30)
+    made = await call(jp_fetch, "agnes", "api", "admin", "grants", method="POST", headers=admin,
+                      body={"group": gid, "resource_type": "dashboard", "resource_id": "*"})
+    assert made.code == 201  # by boss@example.com: the grant's author is an email too
     for parts in (*PAGES, ("agnes", "admin", "groups", str(gid)),
                   ("agnes", "admin", "users", str(uid))):
         resp = await call(jp_fetch, *parts, headers=admin)
         html = resp.body.decode()
         assert resp.code == 200, (parts, html)
-        assert HOSTILE not in html, parts
+        assert HOSTILE not in html and EVE not in html, parts
+        # a person's name is masked like their email
+        for match in re.finditer(re.escape(EVE_SHOWN), html):
+            assert html[: match.start()].endswith("data-sensitive>"), parts
         # every email on the page is inside an element masked from session replays
         for match in re.finditer(r"[a-z]+@example\.com", html):
             assert html[: match.start()].endswith("data-sensitive>"), (
                 parts, html[match.start() - 120 : match.end()]
             )
+    users_html = (await call(jp_fetch, "agnes", "admin", "users", headers=admin)).body.decode()
+    assert EVE_SHOWN in users_html
     groups_html = (await call(jp_fetch, "agnes", "admin", "groups", headers=admin)).body.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in groups_html
 
