@@ -119,6 +119,13 @@ def test_an_admin_grants_a_table_and_sees_it_in_a_users_access(server) -> None:
             page.click("#agnes-admin-nav-sync")
             submit(page, "#agnes-run-sync")
             assert page.query_selector_all("#agnes-jobs .agnes-job-status")
+            # without the sources API (404), the page shows the jobs only
+            sources = page.evaluate("() => fetch('/agnes/api/admin/sources').then(r => r.status)")
+            if sources == 404:
+                page.wait_for_load_state("networkidle")  # the page's own fetch has answered
+                assert page.is_hidden("#agnes-sources")
+            else:
+                page.wait_for_selector("#agnes-sources:not([hidden])")
             shot(page, "admin-sync")
         finally:
             browser.close()
