@@ -10,6 +10,9 @@ from server_extension.admin_pages.common import action_form, masked, short_time,
 
 SYNC_API = "agnes/api/sync"
 SOURCES_API = "agnes/api/admin/sources"
+SOURCE_COLUMNS = (
+    "Source", "Type", "Schedule", "Last run", "Rows", "Next run", "Last error", "Action"
+)
 
 
 def _job_row(job: dict[str, Any]) -> list[str]:
@@ -36,46 +39,45 @@ def sync_body(base_url: str, jobs: list[dict[str, Any]]) -> str:
         "agnes-jobs",
     )
     # Filled by SOURCES_SCRIPT; hidden while the sources API is absent.
+    headers = "".join(f'<th scope="col">{h}</th>' for h in SOURCE_COLUMNS)
     sources = (
-        f'<section id="agnes-sources" hidden data-url="{escape(base_url + SOURCES_API)}" '
-        f'data-run-url="{escape(base_url + SYNC_API)}"><h2>Sources</h2>'
-        '<table><caption class="muted">Configured sources</caption><thead><tr>'
-        '<th scope="col">Source</th><th scope="col">Type</th><th scope="col">Last run</th>'
-        '<th scope="col">Next run</th><th scope="col">Last error</th>'
-        '<th scope="col">Action</th></tr></thead><tbody></tbody></table></section>'
+        f'<section id="agnes-sources" hidden data-url="{escape(base_url + SOURCES_API)}">'
+        '<h2>Sources</h2><table id="agnes-sources-table"><caption class="muted">Configured '
+        f"sources (<code>jupyter agnes source add</code>)</caption><thead><tr>{headers}"
+        "</tr></thead><tbody></tbody></table></section>"
     )
     return f"{run}{sources}<h2>Sync jobs</h2>{listing}"
 
 
-# Builds the sources table with textContent only (the API's values are never HTML).
+# Builds the sources table from `GET /agnes/api/admin/sources` with textContent only (its
+# values are never HTML); "Run now" is `POST …/sources/NAME/run`, sent by the page script.
 SOURCES_SCRIPT = """
 (async () => {
   const section = document.getElementById('agnes-sources');
   let resp;
   try { resp = await fetch(section.dataset.url, {credentials: 'same-origin'}); }
   catch (err) { return; }
-  if (!resp.ok) return;  // no sources API yet (404): jobs only
-  const answer = await resp.json();
-  const sources = Array.isArray(answer) ? answer : (answer.sources || []);
-  const pick = (s, ...keys) => { for (const k of keys) if (s[k] != null) return String(s[k]);
-    return '—'; };
+  if (!resp.ok) return;  // no sources API (404): the jobs only
   const body = section.querySelector('tbody');
-  for (const s of sources) {
+  const when = (iso) => iso ? iso.slice(0, 16).replace('T', ' ') : '—';
+  for (const s of (await resp.json()).sources || []) {
     const row = document.createElement('tr');
-    const cells = [pick(s, 'name'), pick(s, 'type'),
-      pick(s, 'last_run', 'last_run_at', 'last_finished_at'),
-      pick(s, 'next_run', 'next_run_at'), pick(s, 'last_error', 'error')];
-    for (const text of cells) { const td = document.createElement('td');
-      td.textContent = text; row.appendChild(td); }
+    const last = s.last_run_at ? when(s.last_run_at) + ' (' + (s.last_status || '') + ')' : 'never';
+    const cells = [s.name, s.type, s.schedule || 'by hand', last,
+      s.last_rows == null ? '—' : String(s.last_rows), when(s.next_run_at), s.last_error || ''];
+    cells.forEach((text, i) => {
+      const cell = document.createElement(i === 0 ? 'th' : 'td');
+      if (i === 0) { cell.scope = 'row'; cell.id = 'agnes-source-' + s.name; }
+      cell.textContent = text; row.appendChild(cell);
+    });
     const form = document.createElement('form');
     form.className = 'agnes-action'; form.dataset.method = 'POST';
-    form.dataset.url = section.dataset.runUrl;
-    const name = document.createElement('input');
-    name.type = 'hidden'; name.name = 'source'; name.value = pick(s, 'name');
+    form.dataset.url = section.dataset.url + '/' + encodeURIComponent(s.name) + '/run';
     const button = document.createElement('button');
     button.type = 'submit'; button.textContent = 'Run now';
-    button.setAttribute('aria-label', 'Run ' + pick(s, 'name') + ' now');
-    form.append(name, button);
+    button.id = 'agnes-source-' + s.name + '-run';
+    button.setAttribute('aria-labelledby', button.id + ' agnes-source-' + s.name);
+    form.appendChild(button);
     const td = document.createElement('td'); td.appendChild(form); row.appendChild(td);
     body.appendChild(row);
   }

@@ -26,6 +26,16 @@ NO_XSRF_POST = """async () => {
 }"""
 
 
+# A small sample source, through the sources API (404 where it does not exist yet).
+ADD_SOURCE = """async () => {
+  const token = document.querySelector('meta[name=agnes-xsrf]').content;
+  const r = await fetch('/agnes/api/admin/sources', {method: 'POST',
+    headers: {'Content-Type': 'application/json', 'X-XSRFToken': token},
+    body: JSON.stringify({name: 'demo', type: 'sample', options: {rows: '100'}})});
+  return r.status;
+}"""
+
+
 @pytest.fixture
 def server(tmp_path: Path):
     data_dir, root = tmp_path / "data", tmp_path / "root"
@@ -119,13 +129,20 @@ def test_an_admin_grants_a_table_and_sees_it_in_a_users_access(server) -> None:
             page.click("#agnes-admin-nav-sync")
             submit(page, "#agnes-run-sync")
             assert page.query_selector_all("#agnes-jobs .agnes-job-status")
-            # without the sources API (404), the page shows the jobs only
-            sources = page.evaluate("() => fetch('/agnes/api/admin/sources').then(r => r.status)")
+            # without the sources API (404), the page shows the jobs only; with it, each
+            # source with its own "Run now"
+            sources = page.evaluate(ADD_SOURCE)
             if sources == 404:
                 page.wait_for_load_state("networkidle")  # the page's own fetch has answered
                 assert page.is_hidden("#agnes-sources")
             else:
+                assert sources == 201
+                page.reload(wait_until="load")
                 page.wait_for_selector("#agnes-sources:not([hidden])")
+                assert page.inner_text("#agnes-source-demo") == "demo"
+                submit(page, "#agnes-sources-table form")
+                assert page.inner_text("#agnes-admin-status") == "Done: Run now"
+                assert "demo" in page.inner_text("#agnes-jobs")
             shot(page, "admin-sync")
         finally:
             browser.close()
