@@ -172,3 +172,19 @@ async def test_sync_jobs_are_listed_newest_first(jp_fetch, agnes):
         assert resp.code == 400
     page = (await call(jp_fetch, "agnes", "admin", "sync", headers=admin)).body.decode()
     assert page.count('class="agnes-job-status"') == 2 and 'id="agnes-run-sync"' in page
+
+
+async def test_a_session_needs_the_pages_xsrf_token_to_act(jp_fetch, agnes):
+    """The console's script sends the token the page carries; a POST without it is refused."""
+    session = agnes.session_cookie("boss@example.com", admin=True)
+    page = await call(jp_fetch, "agnes", "admin", "groups", headers=cookie_header(session))
+    token = re.search(r'<meta name="agnes-xsrf" content="([^"]+)">', page.body.decode())
+    assert page.code == 200 and token
+    body = {"name": "analysts"}
+    bare = await call(jp_fetch, "agnes", "api", "admin", "groups", method="POST",
+                      headers=cookie_header(session), body=body)
+    assert bare.code == 403, bare.body
+    xsrf = token.group(1).replace("&#x27;", "'").replace("&amp;", "&")
+    made = await call(jp_fetch, "agnes", "api", "admin", "groups", method="POST",
+                      headers=cookie_header(session, xsrf), body=body)
+    assert made.code == 201, made.body
