@@ -198,8 +198,17 @@ class SyncJobs:
             progress = self._progress.get(job_id)
         with self.store.read() as s:
             row = s.get(SyncJob, job_id)
-        if row is None:
-            return None
+        return None if row is None else self._model(row, progress)
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest `limit` jobs, newest first, each as `get` answers it."""
+        with self._lock:
+            progress = dict(self._progress)
+        with self.store.read() as s:
+            rows = list(s.scalars(select(SyncJob).order_by(SyncJob.created_at.desc()).limit(limit)))
+        return [self._model(row, progress.get(row.id)) for row in rows]
+
+    def _model(self, row: SyncJob, progress: dict[str, Any] | None) -> dict[str, Any]:
         status, error = row.status, row.error
         if status in LIVE and progress is None and not self._running_elsewhere(row):
             status, error = "interrupted", INTERRUPTED

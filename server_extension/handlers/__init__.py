@@ -15,6 +15,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         TokensHandler,
     )
     from server_extension.handlers.admin import admin_handlers
+    from server_extension.handlers.admin_pages import admin_page_handlers
     from server_extension.handlers.ask import ask_handlers
     from server_extension.handlers.dashboards import dashboard_handlers
     from server_extension.handlers.data import data_handlers
@@ -30,6 +31,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
     return [
         *admin_handlers(),
         *source_handlers(),
+        *admin_page_handlers(),
         *google_handlers(),
         *data_handlers(),
         *ask_handlers(),

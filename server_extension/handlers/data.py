@@ -19,6 +19,7 @@ from tornado.iostream import StreamClosedError
 from jupyter_agnes.auth.principal import SCOPE_ADMIN
 from jupyter_agnes.catalog import CatalogError, TableNotFound
 from jupyter_agnes.orchestrator import InvalidIdentifier, check_identifier
+from jupyter_agnes.orchestrator.jobs import KEEP_JOBS
 from jupyter_agnes.query import (
     ARROW_STREAM_TYPE,
     CSV_TYPE,
@@ -312,6 +313,19 @@ class QueryHandler(DataHandler):
 
 class SyncHandler(DataHandler):
     required_scope = SCOPE_ADMIN  # starting a rebuild is an admin act
+
+    @web.authenticated
+    @require_sync_reader
+    async def get(self) -> None:
+        """The newest jobs (`?limit=`, 1-500, default 20), newest first."""
+        try:
+            limit = int(self.get_argument("limit", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= KEEP_JOBS:
+            raise api_error(400, f"limit must be a whole number from 1 to {KEEP_JOBS}")
+        jobs = await self.submit(self.data.jobs.recent, limit)
+        self.write_json({"jobs": jobs})
 
     @web.authenticated
     @require_admin_or_scheduler
