@@ -25,6 +25,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from jupyter_agnes.store.audit_filters import MAX_LIMIT, AuditFilter, Cursor
+from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import AuditEntry
 
 # Past this many distinct actions the prefix is read with one LIKE query instead.
@@ -115,13 +116,18 @@ def read_page(s: Session, flt: AuditFilter) -> AuditPage:
     return AuditPage(rows[: flt.limit], Cursor(last.ts, last.id))
 
 
-def read_all(store: Any, flt: AuditFilter, page_size: int = MAX_LIMIT) -> Iterator[AuditEntry]:
+def read_store_page(store: Store, flt: AuditFilter) -> AuditPage:
+    """`read_page` in a read transaction of its own."""
+    with store.read() as s:
+        return read_page(s, flt)
+
+
+def read_all(store: Store, flt: AuditFilter, page_size: int = MAX_LIMIT) -> Iterator[AuditEntry]:
     """Every entry matching `flt` from its cursor on, one short read per page (the CSV
     export and the CLI): no transaction stays open while the caller writes them out."""
     flt = replace(flt, limit=page_size)
     while True:
-        with store.read() as s:
-            page = read_page(s, flt)
+        page = read_store_page(store, flt)
         yield from page.entries
         if page.next is None:
             return

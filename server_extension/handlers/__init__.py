@@ -16,6 +16,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
     )
     from server_extension.handlers.admin import admin_handlers
     from server_extension.handlers.ask import ask_handlers
+    from server_extension.handlers.audit import audit_handlers
     from server_extension.handlers.dashboards import dashboard_handlers
     from server_extension.handlers.data import data_handlers
     from server_extension.handlers.google import google_handlers
@@ -30,6 +31,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         *google_handlers(),
         *data_handlers(),
         *ask_handlers(),
+        *audit_handlers(),
         *dashboard_handlers(),
         (r"/metrics", AdminMetricsHandler),  # before the server's own
         (r"/agnes/api/health", HealthHandler),
