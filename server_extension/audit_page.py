@@ -22,7 +22,7 @@ ADMIN_PATH = "agnes/admin"
 MASKED = 'class="ph-mask" data-sensitive'
 FILTER_FIELDS = (
     # (name, label, hint)
-    ("actor", "Actor", "exact, e.g. ann@example.com or system:google-refresh"),
+    ("actor", "Actor", "exact: an email, or system:google-refresh"),
     ("action", "Action starts with", "e.g. auth. or grant."),
     ("target", "Target", "exact; end with * for a prefix, e.g. table:*"),
     ("since", "Since", "ISO 8601 (UTC unless given) or 1h, 7d"),
