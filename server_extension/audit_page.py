@@ -32,6 +32,7 @@ PAGE_SIZES = (DEFAULT_LIMIT, 100, 200, MAX_LIMIT)
 STYLE = (
     "<style>.audit-fields{display:flex;flex-wrap:wrap;gap:.5rem 1rem}"
     ".audit-field{display:flex;flex-direction:column;min-width:12rem}"
+    ".audit-field input,.audit-field select{padding:.35rem;font-size:.95rem}"
     ".audit-pager{margin-top:1rem}#audit-entries{font-size:.9rem}</style>"
 )
 
