@@ -6,7 +6,7 @@ repeated nor skipped. The indexes of migration 0008 serve each filter:
 
 - actor, an exact action or an exact target: one range scan of (column, ts, id);
 - an action prefix: the few distinct actions are found by index seeks, and each is read
-  by its own (action, ts, id) scan of at most one page, merged here; this is the same on
+  by its own (action, ts, id) scan of at most one page, merged in SQL; this is the same on
   SQLite and PostgreSQL (whose collations would keep a LIKE prefix off the index);
 - a target prefix: an escaped LIKE over the (ts, id) order.
 """
@@ -14,15 +14,14 @@ repeated nor skipped. The indexes of migration 0008 serve each filter:
 from __future__ import annotations
 
 import csv
-import heapq
 import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, or_, select, text, union_all
+from sqlalchemy.orm import Session, aliased
 
 from jupyter_agnes.store.audit_filters import MAX_LIMIT, AuditFilter, Cursor
 from jupyter_agnes.store.engine import Store
@@ -75,19 +74,17 @@ def _base(flt: AuditFilter) -> Select[Any]:
 
 
 def distinct_actions(s: Session, limit: int = MAX_EXPANDED_ACTIONS + 1) -> list[str]:
-    """The distinct actions in the log, by index seeks (a loose index scan): one
-    `MIN(action) > previous` per action, never a pass over the rows."""
-    actions: list[str] = []
-    last: str | None = None
-    while len(actions) < limit:
-        query = select(func.min(AuditEntry.action))
-        if last is not None:
-            query = query.where(AuditEntry.action > last)
-        last = s.execute(query).scalar()
-        if last is None:
-            break
-        actions.append(last)
-    return actions
+    """The distinct actions in the log, in one statement that seeks the index once per
+    action (a loose index scan as a recursive CTE), never a pass over the rows."""
+    sql = text(
+        "WITH RECURSIVE seen(action, n) AS ("
+        " SELECT (SELECT MIN(action) FROM audit_log), 1"
+        " UNION ALL"
+        " SELECT (SELECT MIN(action) FROM audit_log WHERE action > seen.action), n + 1"
+        " FROM seen WHERE seen.action IS NOT NULL AND n < :limit)"
+        " SELECT action FROM seen WHERE action IS NOT NULL"
+    )
+    return list(s.scalars(sql, {"limit": limit}))
 
 
 def _rows(s: Session, flt: AuditFilter, size: int) -> list[AuditEntry]:
@@ -99,12 +96,24 @@ def _rows(s: Session, flt: AuditFilter, size: int) -> list[AuditEntry]:
         query = _base(flt).where(AuditEntry.action.like(pattern, escape="\\"))
         return list(s.scalars(_newest_first(query, flt, size)))
     matching = [a for a in actions if a.startswith(flt.action_prefix)]
-    per_action = [
-        list(s.scalars(_newest_first(_base(flt).where(AuditEntry.action == a), flt, size)))
-        for a in matching
+    if len(matching) <= 1:
+        action = matching[0] if matching else None
+        if action is None:
+            return []
+        return list(s.scalars(_newest_first(_base(flt).where(AuditEntry.action == action),
+                                            flt, size)))
+    # One page of each action (each one index range scan), merged and cut in SQL.
+    pages = [
+        select(page.c)
+        for page in (
+            _newest_first(_base(flt).where(AuditEntry.action == a), flt, size).subquery()
+            for a in matching
+        )
     ]
-    merged = heapq.merge(*per_action, key=lambda e: (e.ts, e.id), reverse=True)
-    return [entry for _, entry in zip(range(size), merged, strict=False)]
+    merged = union_all(*pages).subquery()
+    entry = aliased(AuditEntry, merged)
+    query = select(entry).order_by(merged.c.ts.desc(), merged.c.id.desc()).limit(size)
+    return list(s.scalars(query))
 
 
 def read_page(s: Session, flt: AuditFilter) -> AuditPage:

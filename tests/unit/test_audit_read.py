@@ -207,3 +207,14 @@ def test_migration_0008_gives_the_filters_their_indexes(store, tmp_path):
         "ix_audit_log_action_ts_id": ["action", "ts", "id"],
         "ix_audit_log_resource_ts_id": ["resource", "ts", "id"],
     }
+
+
+def test_many_distinct_actions_fall_back_to_one_like_query(store, monkeypatch):
+    from jupyter_agnes.store import audit_read
+
+    add_entries(store, [entry(a, ts=T0 + minutes(i)) for i, a in
+                        enumerate(["auth.a", "auth_b", "auth.c", "authXd", "other"])])
+    expected = ids(store, AuditFilter(action_prefix="auth."))
+    monkeypatch.setattr(audit_read, "MAX_EXPANDED_ACTIONS", 2)
+    assert ids(store, AuditFilter(action_prefix="auth.")) == expected == [3, 1]
+    assert ids(store, AuditFilter(action_prefix="auth_")) == [2]
