@@ -4,8 +4,10 @@ filter by action prefix and the page 50 pages deep, each read
 - through `GET /agnes/api/admin/audit` and the `/agnes/admin/audit` page of a real server
   (`jupyter agnes serve`, an admin PAT, one keep-alive connection);
 - in process with `store.audit_read` (keyset pages on migration 0008's indexes);
-- side by side, the baseline: OFFSET paging and `LIKE 'auth.%'` on a copy of the store
-  with 0008's indexes dropped (the schema before it: an index on ts only).
+- side by side, the baseline, in process through the same ORM: OFFSET paging and
+  `LIKE 'auth.%'` on a copy of the store with 0008's indexes dropped (the schema before
+  it: an index on ts only). "core" is the new read in process, so core vs baseline is the
+  store's part; API and page add the server (PAT, JSON or HTML, HTTP).
 
 Usage: .venv/bin/python benchmarks/audit_log.py [--rows 1000000] [--repeat 15]
 Targets: first page < 100 ms, filters < 200 ms (API and page).
@@ -17,7 +19,6 @@ import argparse
 import http.client
 import json
 import random
-import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -28,10 +29,12 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import common  # noqa: F401  (puts the repo root on sys.path)
+from sqlalchemy import select
 
-from jupyter_agnes.store.audit_filters import AuditFilter
+from jupyter_agnes.store.audit_filters import AuditFilter, Cursor
 from jupyter_agnes.store.audit_read import read_page
 from jupyter_agnes.store.engine import open_store
+from jupyter_agnes.store.models import AuditEntry
 from tests.support.server_process import agnes_server, bootstrap_pat
 
 # What a team's log holds: mostly queries, some sign-ins and sessions, few admin changes.
@@ -72,14 +75,17 @@ def fill(db: Path, rows: int) -> None:
     conn.close()
 
 
-def baseline_copy(db: Path, copy: Path) -> None:
-    shutil.copy(db, copy)
-    conn = sqlite3.connect(copy)
+def baseline_copy(db: Path, copy_dir: Path) -> None:
+    """The store as it was before migration 0008: an index on ts only."""
+    copy_dir.mkdir(mode=0o700)
+    src, dst = sqlite3.connect(db), sqlite3.connect(copy_dir / "agnes.sqlite")
+    src.backup(dst)
+    src.close()
     for name in OLD_INDEXES:
-        conn.execute(f"DROP INDEX {name}")
-    conn.execute("CREATE INDEX ix_audit_log_ts ON audit_log (ts)")
-    conn.commit()
-    conn.close()
+        dst.execute(f"DROP INDEX {name}")
+    dst.execute("CREATE INDEX ix_audit_log_ts ON audit_log (ts)")
+    dst.commit()
+    dst.close()
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -93,12 +99,6 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(runs), max(runs)
 
 
-BASELINE_SQL = {
-    "first page": ("", ()),
-    "actor": ("WHERE actor = ?", (ACTOR,)),
-    "action prefix auth.": ("WHERE action LIKE ? ESCAPE '\\'", ("auth.%",)),
-    f"page {DEEP} deep": ("", ()),
-}
 FILTERS = {
     "first page": {},
     "actor": {"actor": ACTOR},
@@ -107,16 +107,23 @@ FILTERS = {
 }
 
 
-def baseline(copy: Path, case: str, repeat: int) -> tuple[float, float]:
-    where, args = BASELINE_SQL[case]
+def baseline(store, case: str, repeat: int) -> tuple[float, float]:
+    """What reading without 0008 would be: OFFSET paging and LIKE, through the same ORM."""
+    params = FILTERS[case]
+    query = select(AuditEntry)
+    if "actor" in params:
+        query = query.where(AuditEntry.actor == params["actor"])
+    if "action" in params:
+        query = query.where(AuditEntry.action.like(params["action"] + "%"))
     offset = (DEEP - 1) * PAGE if "deep" in case else 0
-    conn = sqlite3.connect(copy)
-    sql = (f"SELECT * FROM audit_log {where} ORDER BY ts DESC, id DESC "
-           f"LIMIT {PAGE} OFFSET {offset}")
-    try:
-        return timed(lambda: conn.execute(sql, args).fetchall(), repeat)
-    finally:
-        conn.close()
+    query = query.order_by(AuditEntry.ts.desc(), AuditEntry.id.desc())
+    query = query.offset(offset).limit(PAGE + 1)
+
+    def once() -> None:
+        with store.read() as s:
+            list(s.scalars(query))
+
+    return timed(once, repeat)
 
 
 def core(store, case: str, deep_cursor, repeat: int) -> tuple[float, float]:
@@ -166,7 +173,7 @@ def main() -> None:
         t0 = time.perf_counter()
         fill(db, args.rows)
         print(f"filled {args.rows:,} audit rows in {time.perf_counter() - t0:.1f} s")
-        copy = Path(tmp) / "baseline.sqlite"
+        copy = Path(tmp) / "baseline"
         baseline_copy(db, copy)
         results: dict[str, dict[str, tuple[float, float]]] = {}
         with agnes_server(data_dir, root_dir=Path(tmp)) as server:
@@ -182,19 +189,18 @@ def main() -> None:
                     "page": timed(lambda q=query: client.get("agnes/admin/audit", q),
                                   args.repeat),
                 }
-        store = open_store(data_dir)
-        from jupyter_agnes.store.audit_filters import Cursor
-
+        store, old_store = open_store(data_dir), open_store(copy)
         core_cursor = Cursor.decode(cursor)
         for case in FILTERS:
             results[case]["core"] = core(store, case, core_cursor, args.repeat)
-            results[case]["baseline"] = baseline(copy, case, args.repeat)
+            results[case]["baseline"] = baseline(old_store, case, args.repeat)
         store.close()
+        old_store.close()
     print(f"\n{args.rows:,} rows, {PAGE} entries a page; median / worst of {args.repeat}, ms")
-    print(f"{'case':24} {'API':>16} {'page':>16} {'core':>16} {'baseline (OFFSET)':>20}")
+    print(f"{'case':24} {'API':>16} {'page':>16} {'core':>16} {'baseline (OFFSET)':>18}")
     for case, r in results.items():
         cells = [f"{r[k][0]:7.1f} / {r[k][1]:6.1f}" for k in ("api", "page", "core", "baseline")]
-        print(f"{case:24} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {cells[3]:>20}")
+        print(f"{case:24} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {cells[3]:>18}")
 
 
 if __name__ == "__main__":
