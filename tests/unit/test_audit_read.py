@@ -218,3 +218,39 @@ def test_many_distinct_actions_fall_back_to_one_like_query(store, monkeypatch):
     monkeypatch.setattr(audit_read, "MAX_EXPANDED_ACTIONS", 2)
     assert ids(store, AuditFilter(action_prefix="auth.")) == expected == [3, 1]
     assert ids(store, AuditFilter(action_prefix="auth_")) == [2]
+
+
+def test_migration_0008_upgrades_a_0007_log_and_downgrades(tmp_path):
+    """A store at 0007 holding audit rows gains the indexes and reads the same; the
+    downgrade gives back the ts index alone."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from jupyter_agnes.store.engine import _alembic_config
+
+    data_dir = resolve_data_dir(tmp_path)
+    url = f"sqlite:///{data_dir / 'agnes.sqlite'}"
+    engine = create_engine(url)
+    cfg = _alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+    with engine.begin() as conn:
+        for minute in (1, 2, 2):
+            conn.exec_driver_sql(
+                "insert into audit_log (ts, actor, action, resource, params, result) values "
+                f"('2026-11-01 12:0{minute}:00.000000', 'ann@example.com', 'auth.login', '', "
+                "'{}', 'ok')"
+            )
+    engine.dispose()
+    store = open_store(data_dir)
+    assert ids(store, AuditFilter(action_prefix="auth.", limit=2)) == [3, 2]
+    store.close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    engine.dispose()
+    conn = sqlite3.connect(data_dir / "agnes.sqlite")
+    names = {row[1] for row in conn.execute("PRAGMA index_list('audit_log')")}
+    assert names == {"ix_audit_log_ts"}
