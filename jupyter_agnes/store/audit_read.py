@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, text, union_all
+from sqlalchemy import Select, and_, func, or_, select, text, union_all
 from sqlalchemy.orm import Session, aliased
 
 from jupyter_agnes.store.audit_filters import MAX_LIMIT, AuditFilter, Cursor
@@ -46,6 +46,15 @@ def like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
+def _starts_with(column: Any, prefix: str) -> Any:
+    """`column` starts with `prefix`, case included: SQLite's LIKE ignores ASCII case, so
+    the escaped LIKE is paired with an exact comparison of the first characters."""
+    return and_(
+        column.like(like_prefix(prefix), escape="\\"),
+        func.substr(column, 1, len(prefix)) == prefix,
+    )
+
+
 def _newest_first(query: Select[Any], flt: AuditFilter, size: int) -> Select[Any]:
     """`query` narrowed by the time range and cursor, newest first, `size` rows."""
     ts, entry_id = AuditEntry.ts, AuditEntry.id
@@ -67,7 +76,7 @@ def _base(flt: AuditFilter) -> Select[Any]:
     prefix = flt.target_prefix
     if prefix is not None:
         if prefix:
-            query = query.where(AuditEntry.resource.like(like_prefix(prefix), escape="\\"))
+            query = query.where(_starts_with(AuditEntry.resource, prefix))
     elif flt.target is not None:
         query = query.where(AuditEntry.resource == flt.target)
     return query
@@ -92,8 +101,7 @@ def _rows(s: Session, flt: AuditFilter, size: int) -> list[AuditEntry]:
         return list(s.scalars(_newest_first(_base(flt), flt, size)))
     actions = distinct_actions(s)
     if len(actions) > MAX_EXPANDED_ACTIONS:
-        pattern = like_prefix(flt.action_prefix)
-        query = _base(flt).where(AuditEntry.action.like(pattern, escape="\\"))
+        query = _base(flt).where(_starts_with(AuditEntry.action, flt.action_prefix))
         return list(s.scalars(_newest_first(query, flt, size)))
     matching = [a for a in actions if a.startswith(flt.action_prefix)]
     if len(matching) <= 1:

@@ -104,6 +104,7 @@ def test_filters(store):
     assert ids(store, AuditFilter(target="table:sales_*")) == [5]
     assert ids(store, AuditFilter(target="100%*")) == [7]
     assert ids(store, AuditFilter(target="100_*")) == []
+    assert ids(store, AuditFilter(target="TABLE:sales*")) == []  # case counts, as on PostgreSQL
     assert ids(store, AuditFilter(action_prefix="auth", actor="ann@example.com")) == [1]
     assert ids(store, AuditFilter(since=T0 + minutes(2), until=T0 + minutes(4))) == [5, 4]
     with store.read() as s:
@@ -218,6 +219,7 @@ def test_many_distinct_actions_fall_back_to_one_like_query(store, monkeypatch):
     monkeypatch.setattr(audit_read, "MAX_EXPANDED_ACTIONS", 2)
     assert ids(store, AuditFilter(action_prefix="auth.")) == expected == [3, 1]
     assert ids(store, AuditFilter(action_prefix="auth_")) == [2]
+    assert ids(store, AuditFilter(action_prefix="AUTH.")) == []
 
 
 def test_migration_0008_upgrades_a_0007_log_and_downgrades(tmp_path):
