@@ -34,7 +34,7 @@ Start here:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jupyter_agnes.cli import admin, dashboards, data, google, hub, serve, sources
+    from jupyter_agnes.cli import admin, audit, dashboards, data, google, hub, serve, sources
 
     parser = OneLineErrorParser(
         prog="jupyter agnes",
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_commands(sub)
     admin.add_commands(sub)
     google.add_commands(sub)
+    audit.add_commands(sub)
     dashboards.add_commands(sub)
     data.add_data_commands(sub)
     sources.add_source_commands(sub)

@@ -168,7 +168,13 @@ class TableOwner(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_ts", "ts"),)
+    # Migration 0008: keyset pages newest first, unfiltered or by each filter (audit_read).
+    __table_args__ = (
+        Index("ix_audit_log_ts_id", "ts", "id"),
+        Index("ix_audit_log_actor_ts_id", "actor", "ts", "id"),
+        Index("ix_audit_log_action_ts_id", "action", "ts", "id"),
+        Index("ix_audit_log_resource_ts_id", "resource", "ts", "id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

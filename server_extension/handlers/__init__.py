@@ -17,6 +17,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
     from server_extension.handlers.admin import admin_handlers
     from server_extension.handlers.admin_pages import admin_page_handlers
     from server_extension.handlers.ask import ask_handlers
+    from server_extension.handlers.audit import audit_handlers
     from server_extension.handlers.dashboards import dashboard_handlers
     from server_extension.handlers.data import data_handlers
     from server_extension.handlers.google import google_handlers
@@ -35,6 +36,7 @@ def agnes_handlers() -> list[tuple[Any, ...]]:
         *google_handlers(),
         *data_handlers(),
         *ask_handlers(),
+        *audit_handlers(),
         *dashboard_handlers(),
         *me_page_handlers(),
         (r"/metrics", AdminMetricsHandler),  # before the server's own
