@@ -108,6 +108,12 @@ def test_an_admin_grants_a_table_and_sees_it_in_a_users_access(server) -> None:
             assert "analysts" in page.inner_text("#agnes-user-grants")
             shot(page, "admin-user-access")
 
+            # ... and every step is in the audit log, found with the page's own filter
+            page.goto(server.url + "agnes/admin/audit?target=analysts", wait_until="load")
+            actions = page.locator("tr.audit-row .audit-action").all_inner_texts()
+            assert actions[:3] == ["grant.add", "group.add_member", "group.create"], actions
+            assert TABLE in page.locator("tr.audit-row").first.inner_text()
+
             # the API refuses a POST without the XSRF header, even with the session cookie
             assert page.evaluate(NO_XSRF_POST) == 403
 
