@@ -1,0 +1,134 @@
+"""Arrow record batches to parquet, batch by batch, and the incremental append.
+
+Shared by the `adbc` and `postgres` connectors: a source table is never held in memory
+whole (at most `BUFFER_ROWS` rows, so a driver's small batches still make sensible row
+groups), and never goes through pandas.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jupyter_agnes.connectors.errors import SchemaChangeError
+from jupyter_agnes.orchestrator.identifiers import quote_literal
+
+BUFFER_ROWS = 128 * 1024
+# The progress callback is told at most this often (a fast source makes many batches).
+PROGRESS_EVERY_S = 0.2
+
+Progress = Callable[[int, float], None]  # (rows so far, rows per second)
+
+
+def _parquet_safe(schema: pa.Schema) -> pa.Schema:
+    """`schema` with the types parquet cannot hold (intervals) as strings."""
+    fields = [
+        f.with_type(pa.string()) if pa.types.is_interval(f.type) else f for f in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def write_batches(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, progress: Progress | None
+) -> int:
+    """Stream `batches` into one parquet file at `path`; return the row count."""
+    target = _parquet_safe(schema)
+    rows, buffered, pending = 0, 0, []
+    started = last = time.monotonic()
+
+    def flush() -> None:
+        nonlocal buffered, pending
+        if pending:
+            table = pa.Table.from_batches(pending, schema=schema)
+            writer.write_table(table if target == schema else table.cast(target))
+        buffered, pending = 0, []
+
+    with pq.ParquetWriter(str(path), target, compression="snappy") as writer:
+        for batch in batches:
+            pending.append(batch)
+            buffered += batch.num_rows
+            rows += batch.num_rows
+            if buffered >= BUFFER_ROWS:
+                flush()
+            now = time.monotonic()
+            if progress is not None and now - last >= PROGRESS_EVERY_S:
+                last = now
+                progress(rows, rows / max(now - started, 1e-6))
+        flush()
+    if progress is not None:
+        progress(rows, rows / max(time.monotonic() - started, 1e-6))
+    return rows
+
+
+def _family(t: pa.DataType) -> object:
+    # Numbers mix freely (SQLite types each batch by its values; DuckDB widens on append).
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "number"
+    return {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}.get(t, t)
+
+
+def _same_type(old: pa.DataType, new: pa.DataType) -> bool:
+    return pa.types.is_null(new) or pa.types.is_null(old) or _family(old) == _family(new)
+
+
+def check_schema_change(
+    table: str, previous: pa.Schema, new: pa.Schema, types: bool = True
+) -> None:
+    """Raise SchemaChangeError when a column the extract has was dropped or retyped."""
+    new_types = {f.name: f.type for f in _parquet_safe(new)}
+    for field in previous:
+        if field.name not in new_types:
+            raise SchemaChangeError(
+                f"Table {table}: column {field.name} was dropped at the source; "
+                "the previous extract is kept (remove the incremental cursor to reload it)"
+            )
+        if types and not _same_type(field.type, new_types[field.name]):
+            raise SchemaChangeError(
+                f"Table {table}: column {field.name} changed type from {field.type} to "
+                f"{new_types[field.name]} at the source; the previous extract is kept"
+            )
+
+
+def append_parquet(previous: Path, delta: Path, out: Path) -> int:
+    """Write previous rows then delta rows to `out` (a new column: NULL in old rows)."""
+    if pq.read_metadata(str(delta)).num_rows == 0:
+        _link_or_copy(previous, out)
+        return int(pq.read_metadata(str(out)).num_rows)
+    files = f"[{quote_literal(str(previous))}, {quote_literal(str(delta))}]"
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet({files}, union_by_name = true)) "
+            f"TO {quote_literal(str(out))} (FORMAT parquet)"
+        )
+        return int(pq.read_metadata(str(out)).num_rows)
+    finally:
+        con.close()
+
+
+def max_text(path: Path, column: str) -> str | None:
+    """The largest value of `column` in the parquet file, as text (None when empty)."""
+    con = duckdb.connect(":memory:")
+    try:
+        quoted = '"' + column.replace('"', '""') + '"'
+        row = con.execute(
+            f"SELECT max({quoted})::VARCHAR FROM read_parquet({quote_literal(str(path))})"
+        ).fetchone()
+    finally:
+        con.close()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    # A hard link survives the old version dir being pruned and costs nothing.
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
