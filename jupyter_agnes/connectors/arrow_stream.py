@@ -40,6 +40,19 @@ def _parquet_safe(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields, metadata=schema.metadata)
 
 
+def _interval_text(v: Any) -> str | None:
+    return None if v is None else f"{v.months} months {v.days} days {v.nanoseconds} ns"
+
+
+def _intervals_as_text(table: pa.Table) -> pa.Table:
+    # Arrow cannot cast intervals to strings; they are rare, so Python does it.
+    for i, f in enumerate(table.schema):
+        if pa.types.is_interval(f.type):
+            text = pa.array([_interval_text(v) for v in table.column(i).to_pylist()], pa.string())
+            table = table.set_column(i, f.with_type(pa.string()), text)
+    return table
+
+
 def write_batches(
     batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, progress: Progress | None
 ) -> int:
@@ -52,7 +65,7 @@ def write_batches(
         nonlocal buffered, pending
         if pending:
             table = pa.Table.from_batches(pending, schema=schema)
-            writer.write_table(table if target == schema else table.cast(target))
+            writer.write_table(table if target == schema else _intervals_as_text(table))
         buffered, pending = 0, []
 
     # No dictionary encoding: it tripled the write time of id-like and timestamp columns.

@@ -162,3 +162,21 @@ def test_a_query_error_keeps_the_previous_extract(data_dir, db):
     with pytest.raises((SourceQueryError, SourceConfigError), match="no_such_column"):
         get_connector("adbc").run(s, RunContext(data_dir, {"orders": Cursor("no_such_column", "1")}))
     assert query(data_dir, "SELECT count(*) FROM orders") == [(5000,)]
+
+
+def test_intervals_are_written_as_text(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jupyter_agnes.connectors.arrow_stream import write_batches
+
+    batch = pa.record_batch(
+        [pa.array([1, 2]), pa.array([pa.MonthDayNano([1, 2, 3]), None], pa.month_day_nano_interval())],
+        names=["id", "wait"],
+    )
+    rows = write_batches([batch], batch.schema, tmp_path / "x.parquet", None)
+    assert rows == 2
+    assert pq.read_table(tmp_path / "x.parquet").column("wait").to_pylist() == [
+        "1 months 2 days 3 ns",
+        None,
+    ]
