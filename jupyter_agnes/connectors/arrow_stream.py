@@ -13,7 +13,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,17 @@ PREFETCH_BATCHES = 4  # read-ahead: bounded, so a slow disk does not fill memory
 Progress = Callable[[int, float], None]  # (rows so far, rows per second)
 
 
-def _parquet_safe(schema: pa.Schema) -> pa.Schema:
-    """`schema` with the types parquet cannot hold (intervals) as strings."""
-    fields = [
-        f.with_type(pa.string()) if pa.types.is_interval(f.type) else f for f in schema
-    ]
+def target_schema(schema: pa.Schema, casts: Mapping[str, pa.DataType] | None = None) -> pa.Schema:
+    """What lands in parquet: `casts` applied (PostgreSQL numeric text to decimal) and the
+    types parquet cannot hold (intervals) as strings."""
+    casts = casts or {}
+    fields = []
+    for f in schema:
+        if f.name in casts and pa.types.is_string(_storage(f.type)):
+            f = f.with_type(casts[f.name])
+        elif pa.types.is_interval(f.type):
+            f = f.with_type(pa.string())
+        fields.append(f)
     return pa.schema(fields, metadata=schema.metadata)
 
 
@@ -44,20 +50,35 @@ def _interval_text(v: Any) -> str | None:
     return None if v is None else f"{v.months} months {v.days} days {v.nanoseconds} ns"
 
 
-def _intervals_as_text(table: pa.Table) -> pa.Table:
-    # Arrow cannot cast intervals to strings; they are rare, so Python does it.
+def _storage(t: pa.DataType) -> pa.DataType:
+    # The PostgreSQL driver hands numeric over as an opaque extension type over text.
+    return t.storage_type if isinstance(t, pa.BaseExtensionType) else t
+
+
+def _castable(table: pa.Table, target: pa.Schema) -> pa.Table:
+    """`table` ready for `.cast(target)`: extension columns that change type as their
+    storage, intervals as text (Arrow cannot cast those; they are rare, so Python does)."""
     for i, f in enumerate(table.schema):
-        if pa.types.is_interval(f.type):
+        if isinstance(f.type, pa.BaseExtensionType) and target.field(i).type != f.type:
+            storage = pa.chunked_array(
+                [c.storage for c in table.column(i).chunks], f.type.storage_type
+            )
+            table = table.set_column(i, f.with_type(f.type.storage_type), storage)
+        elif pa.types.is_interval(f.type):
             text = pa.array([_interval_text(v) for v in table.column(i).to_pylist()], pa.string())
             table = table.set_column(i, f.with_type(pa.string()), text)
     return table
 
 
 def write_batches(
-    batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, progress: Progress | None
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    path: Path,
+    progress: Progress | None,
+    casts: Mapping[str, pa.DataType] | None = None,
 ) -> int:
     """Stream `batches` into one parquet file at `path`; return the row count."""
-    target = _parquet_safe(schema)
+    target = target_schema(schema, casts)
     rows, buffered, pending = 0, 0, []
     started = last = time.monotonic()
 
@@ -65,7 +86,9 @@ def write_batches(
         nonlocal buffered, pending
         if pending:
             table = pa.Table.from_batches(pending, schema=schema)
-            writer.write_table(table if target == schema else _intervals_as_text(table))
+            if target != schema:
+                table = _castable(table, target).cast(target)
+            writer.write_table(table)
         buffered, pending = 0, []
 
     # No dictionary encoding: it tripled the write time of id-like and timestamp columns.
@@ -90,6 +113,7 @@ def write_batches(
 
 
 def _family(t: pa.DataType) -> object:
+    t = _storage(t)
     # Numbers mix freely (SQLite types each batch by its values; DuckDB widens on append).
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         return "number"
@@ -147,7 +171,7 @@ def check_schema_change(
     table: str, previous: pa.Schema, new: pa.Schema, types: bool = True
 ) -> None:
     """Raise SchemaChangeError when a column the extract has was dropped or retyped."""
-    new_types = {f.name: f.type for f in _parquet_safe(new)}
+    new_types = {f.name: f.type for f in new}
     for field in previous:
         if field.name not in new_types:
             raise SchemaChangeError(

@@ -5,8 +5,11 @@ the extract so the catalog, `%agnes describe` and `%%ask` see them.
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from typing import Any
+
+import pyarrow as pa
 
 from jupyter_agnes.connectors.adbc import load_driver
 from jupyter_agnes.connectors.base import SourceSpec
@@ -30,6 +33,33 @@ ORDER BY array_position(current_schemas(true), n.nspname), a.attnum
 """
 
 
+_NUMERIC_SQL = """
+SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type_name
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relname = {table} AND {schema_test} AND a.atttypid = 'numeric'::regtype
+ORDER BY array_position(current_schemas(true), n.nspname)
+"""
+NUMERIC_RE = re.compile(r"^numeric\((\d+),(\d+)\)$")
+MAX_DECIMAL_PRECISION = 38
+
+
+def _schema_test(ref: TableRef) -> str:
+    if ref.schema:
+        return f"n.nspname = {source_literal(ref.schema)}"
+    return "n.nspname = ANY (current_schemas(true))"
+
+
+def _rows(con: Any, sql: str) -> list[dict[str, Any]]:
+    cur = con.cursor()
+    try:
+        cur.execute(sql)
+        return cur.fetch_arrow_table().to_pylist()
+    finally:
+        cur.close()
+
+
 class PostgresConnector(AdbcSourceConnector):
     type_name = "postgres"
 
@@ -38,19 +68,22 @@ class PostgresConnector(AdbcSourceConnector):
             raise SourceConfigError("The postgres connector always uses adbc_driver_postgresql")
         return load_driver("adbc_driver_postgresql")
 
+    def column_casts(self, con: Any, ref: TableRef) -> dict[str, pa.DataType]:
+        """numeric(p,s) arrives as text from the driver: land it as an exact decimal.
+        Unconstrained numeric stays text (a decimal might not hold it, a float would round)."""
+        sql = _NUMERIC_SQL.format(table=source_literal(ref.name), schema_test=_schema_test(ref))
+        casts: dict[str, pa.DataType] = {}
+        for row in _rows(con, sql):
+            match = NUMERIC_RE.match(str(row["type_name"]))
+            if match and row["column_name"] not in casts:
+                precision, scale = int(match[1]), int(match[2])
+                if 0 < precision <= MAX_DECIMAL_PRECISION:
+                    casts[row["column_name"]] = pa.decimal128(precision, scale)
+        return casts
+
     def describe_table(self, con: Any, ref: TableRef) -> tuple[str, dict[str, str]]:
-        schema_test = (
-            f"n.nspname = {source_literal(ref.schema)}"
-            if ref.schema
-            else "n.nspname = ANY (current_schemas(true))"
-        )
-        sql = _COMMENTS_SQL.format(table=source_literal(ref.name), schema_test=schema_test)
-        cur = con.cursor()
-        try:
-            cur.execute(sql)
-            rows = cur.fetch_arrow_table().to_pylist()
-        finally:
-            cur.close()
+        sql = _COMMENTS_SQL.format(table=source_literal(ref.name), schema_test=_schema_test(ref))
+        rows = _rows(con, sql)
         if not rows:
             return f"{ref.label} from PostgreSQL", {}
         schema = rows[0]["schema_name"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jupyter_agnes.connectors import arrow_stream
@@ -133,6 +134,10 @@ class AdbcSourceConnector:
     # -- overridden per connector -------------------------------------------------
     def driver_module(self, spec: SourceSpec) -> Any:
         raise NotImplementedError
+
+    def column_casts(self, con: Any, ref: TableRef) -> dict[str, pa.DataType]:
+        """Columns the driver hands over as text that should land typed (none by default)."""
+        return {}
 
     def describe_table(self, con: Any, ref: TableRef) -> tuple[str, dict[str, str]]:
         """The table's description and column comments (none by default)."""
@@ -272,10 +277,12 @@ class AdbcSourceConnector:
             if report is not None:
                 report(ref.agnes, rows, rate)
 
+        casts = self.column_casts(con, ref)  # before the stream: one query at a time
         cur = con.cursor()
         try:
             cur.execute(sql)
             reader = cur.fetch_record_batch()
+            landing = arrow_stream.target_schema(reader.schema, casts)
             if column and column not in reader.schema.names:
                 raise SourceConfigError(f"Table {ref.label}: no cursor column {column!r}")
             batches = iter(reader)
@@ -284,10 +291,10 @@ class AdbcSourceConnector:
                 # An empty result's types are guesses (SQLite types by value): names only.
                 typed = first is not None and first.num_rows > 0
                 previous = pq.read_schema(str(old))
-                arrow_stream.check_schema_change(ref.agnes, previous, reader.schema, typed)
+                arrow_stream.check_schema_change(ref.agnes, previous, landing, typed)
             head = [first] if first is not None else []
             added = arrow_stream.write_batches(
-                itertools.chain(head, batches), reader.schema, delta, progress
+                itertools.chain(head, batches), reader.schema, delta, progress, casts
             )
         finally:
             cur.close()
