@@ -81,11 +81,13 @@ def run_copy(uri: str, work: Path) -> float:
 
 def run_pandas(uri: str, work: Path) -> float:
     import pandas as pd
+    import sqlalchemy
 
+    engine = sqlalchemy.create_engine(uri.replace("postgresql://", "postgresql+psycopg://"))
     t0 = time.perf_counter()
-    with psycopg.connect(uri) as con:
-        df = pd.read_sql(SELECT, con)  # type: ignore[call-overload]
+    df = pd.read_sql(SELECT, engine)
     df.to_parquet(work / "pandas.parquet")
+    engine.dispose()
     elapsed = time.perf_counter() - t0
     print(f"  pandas: {elapsed:7.2f} s")
     return elapsed
