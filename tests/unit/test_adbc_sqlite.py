@@ -180,3 +180,18 @@ def test_intervals_are_written_as_text(tmp_path):
         "1 months 2 days 3 ns",
         None,
     ]
+
+
+def test_driver_errors_become_one_redacted_line():
+    from jupyter_agnes.connectors.credentials import secrets_of
+    from jupyter_agnes.connectors.errors import SourceAuthError, SourceUnavailableError
+    from jupyter_agnes.connectors.sql_source import classify
+
+    uri = "postgresql://bob:p%40ss-w0rd@db.example:5432/sales"
+    echoed = OSError(f"could not connect to {uri}\n  password p@ss-w0rd rejected\nmore detail")
+    err = classify(echoed, secrets_of(uri), "connect")
+    assert isinstance(err, SourceUnavailableError)
+    assert "\n" not in str(err) and "w0rd" not in str(err) and "***" in str(err)
+    auth = classify(OSError('FATAL: password authentication failed for user "bob"'), [], "connect")
+    assert isinstance(auth, SourceAuthError)
+    assert isinstance(classify(OSError("division by zero"), [], "table t"), SourceQueryError)
