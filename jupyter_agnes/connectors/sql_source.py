@@ -243,17 +243,19 @@ class AdbcSourceConnector:
         return result
 
     def _check_exist(self, con: Any, refs: list[TableRef]) -> None:
-        present: set[tuple[str, str]] = set()
-        for catalog in con.adbc_get_objects(depth="tables").read_all().to_pylist():
-            for schema in catalog["catalog_db_schemas"] or []:
-                for table in schema["db_schema_tables"] or []:
-                    # SQLite has one unnamed schema per catalog: `main.t` names the catalog
-                    owner = schema["db_schema_name"] or catalog["catalog_name"] or ""
-                    present.add((owner, table["table_name"]))
-        names = {name for _, name in present}
         for ref in refs:
-            found = (ref.schema, ref.name) in present if ref.schema else ref.name in names
-            if not found:
+            # The filter is a LIKE pattern (a superset of the exact name), so it only
+            # narrows what a big warehouse lists; the comparison below is exact.
+            found = con.adbc_get_objects(depth="tables", table_name_filter=ref.name)
+            present: set[tuple[str, str]] = set()
+            for catalog in found.read_all().to_pylist():
+                for schema in catalog["catalog_db_schemas"] or []:
+                    for table in schema["db_schema_tables"] or []:
+                        # SQLite has one unnamed schema per catalog: `main.t` names the catalog
+                        owner = schema["db_schema_name"] or catalog["catalog_name"] or ""
+                        present.add((owner, table["table_name"]))
+            names = {name for _, name in present}
+            if not ((ref.schema, ref.name) in present if ref.schema else ref.name in names):
                 raise SourceConfigError(f"No table {ref.label[:120]!r} in the source")
 
     def _one_table(
