@@ -44,11 +44,17 @@ def chat_messages(fmt: str, prompt: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM[fmt]}, {"role": "user", "content": prompt}]
 
 
+def _column(c: dict[str, Any]) -> str:
+    """`name type`, plus the source's column comment as a SQL comment."""
+    comment = str(c.get("comment") or "").replace("*/", "* /").replace("\n", " ")[:300]
+    return f"{c.get('name')} {c.get('type')}" + (f" /* {comment} */" if comment else "")
+
+
 def schema_prompt(source: TableSource, with_samples: bool) -> str:
     """Table schemas (and, only if asked, a few sample rows) for the model."""
     lines: list[str] = []
     for t in source.tables()[:MAX_TABLES]:
-        cols = ", ".join(f"{c.get('name')} {c.get('type')}" for c in t.get("columns") or [])
+        cols = ", ".join(_column(c) for c in t.get("columns") or [])
         desc = f" -- {t['description']}" if t.get("description") else ""
         lines.append(f"TABLE {t.get('name')} ({cols}){desc}")
         if with_samples:

@@ -125,7 +125,12 @@ def catalog_bundle(tables: list[dict[str, Any]]) -> dict[str, str]:
 
 def describe_bundle(detail: dict[str, Any]) -> dict[str, str]:
     name = str(detail.get("name", ""))
-    cols = [[c.get("name"), c.get("type")] for c in detail.get("columns") or []]
+    columns = detail.get("columns") or []
+    head = ["column", "type"]
+    cols = [[c.get("name"), c.get("type")] for c in columns]
+    if any(c.get("comment") for c in columns):  # source comments (PostgreSQL COMMENT ON)
+        head.append("comment")
+        cols = [[*row, c.get("comment") or ""] for row, c in zip(cols, columns, strict=True)]
     sample = detail.get("sample") or {}
     s_cols, s_rows = sample.get("columns") or [], sample.get("rows") or []
     summary = (
@@ -135,14 +140,14 @@ def describe_bundle(detail: dict[str, Any]) -> dict[str, str]:
     return {
         "text/html": f"<b>{html.escape(summary)}</b>"
         + (f"<div>{html.escape(desc)}</div>" if desc else "")
-        + html_table(["column", "type"], cols, "agnes-columns")
+        + html_table(head, cols, "agnes-columns")
         + f"<div>sample ({len(s_rows)} rows)</div>"
         + html_table(s_cols, s_rows, "agnes-sample"),
         "text/plain": "\n".join(
             [
                 summary,
                 desc,
-                text_table(["column", "type"], cols),
+                text_table(head, cols),
                 "sample:",
                 text_table(s_cols, s_rows),
             ]

@@ -144,6 +144,14 @@ def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, str]]]:
     return out
 
 
+def _with_comments(columns: list[dict[str, str]], t: TableMeta) -> list[dict[str, str]]:
+    """The columns, each with its source comment (if any) as "comment"."""
+    if not t.column_comments:
+        return columns
+    comments = dict(t.column_comments)
+    return [{**c, "comment": comments[c["name"]]} if c["name"] in comments else c for c in columns]
+
+
 def _write_catalog(
     con: duckdb.DuckDBPyConnection,
     built: list[TableMeta],
@@ -166,7 +174,9 @@ def _write_catalog(
             "extracted_at": pa.array([t.extracted_at for t in built], pa.string()),
             "query_mode": pa.array([t.query_mode for t in built], pa.string()),
             "paths": pa.array([list(t.paths) for t in built], pa.list_(pa.string())),
-            "columns": pa.array([json.dumps(columns.get(t.name, [])) for t in built], pa.string()),
+            "columns": pa.array(
+                [json.dumps(_with_comments(columns.get(t.name, []), t)) for t in built], pa.string()
+            ),
         }
     )
     con.register(_CATALOG_ROWS, rows)

@@ -9,6 +9,7 @@ and are copied into analytics.duckdb by the orchestrator.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from jupyter_agnes.orchestrator.identifiers import (
 )
 
 META_TABLE = "_meta"
+# Optional (older extracts lack it): one row per commented column.
+META_COLUMNS_TABLE = "_meta_columns"
 META_COLUMNS = ("table_name", "description", "rows", "size_bytes", "extracted_at", "query_mode")
 QUERY_MODES = ("local", "materialized")
 EXTRACT_FILE = "extract.duckdb"
@@ -52,11 +55,13 @@ class TableMeta:
     extracted_at: str
     query_mode: str
     paths: tuple[str, ...] = ()  # absolute parquet paths when 'local'; never sent to clients
-    columns: tuple[dict[str, str], ...] = ()  # name and type; known once built
+    columns: tuple[dict[str, str], ...] = ()  # name, type and maybe comment; known once built
+    column_comments: tuple[tuple[str, str], ...] = ()  # (column, comment) from the extract
 
     @classmethod
     def from_catalog_row(cls, row: Mapping[str, Any]) -> TableMeta:
         """Parse one row of analytics.duckdb's catalog table (see `build.read_catalog`)."""
+        columns = tuple(row.get("columns") or ())
         return cls(
             name=str(row["table_name"]),
             source=str(row["source"]),
@@ -66,7 +71,11 @@ class TableMeta:
             extracted_at=str(row["extracted_at"] or ""),
             query_mode=str(row["query_mode"]),
             paths=tuple(row["paths"] or ()),
-            columns=tuple(row.get("columns") or ()),
+            columns=columns,
+            # kept so a rebuild of another source carries this one's comments over
+            column_comments=tuple(
+                (str(c["name"]), str(c["comment"])) for c in columns if c.get("comment")
+            ),
         )
 
     def public(self) -> dict[str, Any]:
@@ -176,16 +185,21 @@ def read_extract(
     own = con is None
     con = duckdb.connect(":memory:") if con is None else con
     try:
-        rows, materialized = _read_meta(con, source, db_file)
+        rows, materialized, comments = _read_meta(con, source, db_file)
     finally:
         if own:
             con.close()
-    return ExtractInfo(source, folder, _validate_rows(source, folder, rows, materialized))
+    tables = _validate_rows(source, folder, rows, materialized)
+    if comments:
+        tables = [
+            dataclasses.replace(t, column_comments=tuple(comments.get(t.name, ()))) for t in tables
+        ]
+    return ExtractInfo(source, folder, tables)
 
 
 def _read_meta(
     con: duckdb.DuckDBPyConnection, source: str, db_file: Path
-) -> tuple[list[dict[str, object]], set[str]]:
+) -> tuple[list[dict[str, object]], set[str], dict[str, list[tuple[str, str]]]]:
     alias = "agnes_extract"
     try:
         ctx = attached(con, db_file, alias)
@@ -212,9 +226,27 @@ def _read_meta(
                     "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias]
                 ).fetchall()
             }
+        comments = _read_column_comments(con, alias)
     finally:
         ctx.__exit__(None, None, None)
-    return rows, materialized
+    return rows, materialized, comments
+
+
+def _read_column_comments(
+    con: duckdb.DuckDBPyConnection, alias: str
+) -> dict[str, list[tuple[str, str]]]:
+    """`_meta_columns` by lower-case table name; {} when the extract has none (or a bad one)."""
+    try:
+        found = con.execute(
+            f"SELECT table_name, column_name, comment FROM {alias}.main.{META_COLUMNS_TABLE}"
+        ).fetchall()
+    except duckdb.Error:
+        return {}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, comment in found:
+        if table and column and comment:
+            out.setdefault(str(table).lower(), []).append((str(column), str(comment)[:2000]))
+    return out
 
 
 def _first_line(exc: BaseException) -> str:

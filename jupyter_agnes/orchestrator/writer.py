@@ -21,6 +21,7 @@ import duckdb
 from jupyter_agnes.orchestrator.contract import (
     DATA_DIR,
     EXTRACT_FILE,
+    META_COLUMNS_TABLE,
     META_TABLE,
     QUERY_MODES,
     extract_dir,
@@ -50,6 +51,7 @@ class ExtractWriter:
         self.con: duckdb.DuckDBPyConnection | None = None
         self._lock_fd: int | None = None
         self.meta: list[tuple[str, str, int, int, datetime, str]] = []
+        self.column_comments: list[tuple[str, str, str]] = []
         self.committed = False
 
     def __enter__(self) -> ExtractWriter:
@@ -86,6 +88,11 @@ class ExtractWriter:
         when = extracted_at or datetime.now(timezone.utc)
         self.meta.append((table, description, int(rows), int(size_bytes), when, query_mode))
 
+    def add_column_comments(self, table: str, comments: dict[str, str]) -> None:
+        """Column comments of `table` (from the source), kept in `_meta_columns`."""
+        check_identifier(table)
+        self.column_comments += [(table, col, text) for col, text in comments.items() if text]
+
     def commit(self) -> Path:
         assert self.con is not None, "use ExtractWriter as a context manager"
         self.con.execute(
@@ -94,6 +101,14 @@ class ExtractWriter:
         )
         if self.meta:
             self.con.executemany(f"INSERT INTO {META_TABLE} VALUES (?, ?, ?, ?, ?, ?)", self.meta)
+        if self.column_comments:  # optional: extracts without it stay valid
+            self.con.execute(
+                f"CREATE OR REPLACE TABLE {META_COLUMNS_TABLE} "
+                "(table_name VARCHAR, column_name VARCHAR, comment VARCHAR)"
+            )
+            self.con.executemany(
+                f"INSERT INTO {META_COLUMNS_TABLE} VALUES (?, ?, ?)", self.column_comments
+            )
         self.con.execute("CHECKPOINT")
         self.con.close()
         self.con = None
