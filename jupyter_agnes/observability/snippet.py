@@ -63,6 +63,9 @@ _JS_ESCAPES = {
     ord("\u2029"): "\\u2029",
 }
 
+# Query parameters of Agnes pages that can carry an email (audit filters, user search).
+PERSONAL_URL_PARAMS = ("actor", "target", "q", "email")
+
 LOADER_JS = """(function () {
   var el = document.getElementById("agnes-posthog-config");
   if (!el || window.__agnesPosthog) return;
@@ -141,6 +144,10 @@ def snippet_config(settings: ObservabilitySettings, user: Principal | None) -> d
         "rageclick": False,
         "enable_recording_console_log": False,
         "capture_heatmaps": False,
+        # Agnes's own query parameters that can hold someone's email (the audit filters,
+        # the admin user search) are masked in `$current_url` and `$referrer`.
+        "mask_personal_data_properties": True,
+        "custom_personal_data_properties": list(PERSONAL_URL_PARAMS),
     }
     if mode == "none":
         # No stable id in the browser either: a random one per browser session.

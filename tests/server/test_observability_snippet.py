@@ -428,6 +428,8 @@ def test_capture_features_that_carry_page_text_are_pinned_off():
     assert options["session_recording"]["recordBody"] is False
     assert options["session_recording"]["recordHeaders"] is False
     assert options["session_recording"]["maskAllInputs"] is True
+    assert options["mask_personal_data_properties"] is True
+    assert {"actor", "q"} <= set(options["custom_personal_data_properties"])
     none_mode = snippet_config(ObservabilitySettings(api_key="phc_t", identify_pii="none"), None)
     assert none_mode["options"]["persistence"] == "sessionStorage"
     assert "persistence" not in options
