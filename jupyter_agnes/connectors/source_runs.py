@@ -21,12 +21,13 @@ from jupyter_agnes.connectors.base import Cursor, RunContext, RunResult, SourceS
 from jupyter_agnes.connectors.credentials import URI_OPTIONS, redact, resolve_uri, secrets_of
 from jupyter_agnes.connectors.registry import get_connector
 from jupyter_agnes.connectors.sources import spec_of
+from jupyter_agnes.orchestrator.contract import extract_dir
 from jupyter_agnes.orchestrator.lock import source_run_lock
 from jupyter_agnes.orchestrator.orchestrator import Progress, SyncOrchestrator
 from jupyter_agnes.paths import hide_data_dir
 from jupyter_agnes.store.directory import audit
 from jupyter_agnes.store.engine import BACKGROUND_WAIT_S, Store
-from jupyter_agnes.store.models import Source, SourceCursor, utcnow
+from jupyter_agnes.store.models import Source, SourceCursor, TableOwner, utcnow
 
 log = logging.getLogger("jupyter_agnes.connectors")
 
@@ -83,6 +84,10 @@ class SourceSync:
             return self.run_all(progress, table_progress, actor)
         spec = self._spec(source)
         if spec is None:  # only an extract dir: rebuild it from disk, as before sources
+            if not self._known_extract(source):
+                raise SourceRunError(
+                    f"No source named {source}: `jupyter agnes source list` shows them"
+                )
             return self._shown(self.orchestrator.rebuild_source(source, progress).as_dict())
         done = self.extract(spec, progress, table_progress)
         if done.error is not None:
@@ -125,6 +130,16 @@ class SourceSync:
         with self.store.read() as s:
             row = s.get(Source, name)
             return spec_of(row) if row is not None else None
+
+    def _known_extract(self, name: str) -> bool:
+        """An extract on disk, or tables it left that a rebuild of it would drop."""
+        if extract_dir(self.orchestrator.data_dir, name).exists():
+            return True
+        with self.store.read() as s:
+            return (
+                s.scalar(select(TableOwner.table_name).where(TableOwner.source == name).limit(1))
+                is not None
+            )
 
     def _cursors(self, name: str) -> dict[str, Cursor]:
         with self.store.read() as s:

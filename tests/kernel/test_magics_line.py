@@ -125,3 +125,29 @@ def test_loading_twice_is_harmless_and_works_in_a_plain_kernel(
         plain.ok("%load_ext jupyter_agnes")
         plain.ok("%sql -o x SELECT count(*) AS n FROM customers")
         assert int(plain.value("int(x.n[0])")) > 0
+
+
+def test_sync_shows_each_tables_rows_in_the_progress_bar(tmp_path: Path) -> None:
+    """`%agnes sync NAME` in a real kernel runs a configured source and its bar names each
+    table with its rows and rows/s as batches land."""
+    from tests.support.server_process import agnes_cli
+
+    data_dir = tmp_path / "data"
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "visits.csv").write_text("id,page\n" + "".join(f"{i},p{i}\n" for i in range(37)))
+    d = ("--data-dir", str(data_dir))
+    agnes_cli("sample-data", "--rows", "200", *d)
+    agnes_cli("source", "add", "crm", "--type", "local", "--option", f"path={folder}", *d)
+    with kernel_on(data_dir) as k:
+        run = k.ok("%agnes sync crm")
+        labels = [
+            str(m["content"]["data"].get("state", {}).get("value", ""))
+            for m in run.messages
+            if m["msg_type"] in ("comm_open", "comm_msg")
+        ]
+        assert any(re.search(r"visits 37 rows \([\d,]+/s\)", label) for label in labels), labels
+        k.ok("%sql -o v SELECT count(*) AS n FROM visits")
+        assert k.value("int(v.n[0])") == "37"
+        ename, evalue = k.fails("%agnes sync nosuch")
+        assert ename == "AgnesMagicError" and "nosuch" in evalue, evalue
