@@ -1,0 +1,245 @@
+"""Query worker processes: where API queries run, so their memory is not the server's.
+
+DuckDB materialises a whole vector (up to 2048 rows) before our byte cap sees it, and its
+`memory_limit` does not cover the string heaps of result vectors: one
+`SELECT repeat('x', 10000000) FROM range(500)` made the server allocate ~5 GB. A worker
+runs under RLIMIT_DATA (AGNES_QUERY_MAX_MEMORY), so such a query fails an allocation
+there and the server only ever holds one streamed Arrow message at a time.
+
+A worker is a fresh interpreter (never a fork of the server with its threads and sockets)
+that imports only DuckDB and pyarrow; a few wait ready. A query that ends early (cut by a
+cap, cancelled, timed out, the client gone) kills its worker rather than waiting for
+DuckDB to notice; a replacement starts in the background.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from jupyter_agnes.query import worker_main
+from jupyter_agnes.query.render import Rendering
+
+IDLE_KEPT = 2  # idle workers kept ready for the next queries
+_SCRIPT = str(Path(worker_main.__file__).resolve())
+
+
+class WorkerError(Exception):
+    """The query failed in its worker. kind: "error", "memory", "timeout" or "crash"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class _Worker:
+    """One worker process (worker_main.py run as a script) and the server's end of its socket."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, _SCRIPT, str(theirs.fileno()), str(memory_bytes)],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+            self.conn = Connection(ours.detach())
+        # `theirs` is closed here, so the server sees EOF when the worker dies
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """Quick (the watchdog calls it): a signal, no wait."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+    def stop(self) -> None:
+        self.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        self.conn.close()
+
+
+class WorkerPool:
+    """Workers for one QueryRunner; `start(request)` runs a query in one of them. Up to
+    IDLE_KEPT wait between queries; when none is idle, a background thread starts one."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        self.memory_bytes = memory_bytes
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._filling = False
+        self._closed = False
+
+    def fill(self) -> None:
+        """Start one worker in the background if none is idle, so the next query has one."""
+        with self._lock:
+            if self._filling or self._closed or self._idle:
+                return
+            self._filling = True
+        threading.Thread(target=self._fill, name="agnes-query-workers", daemon=True).start()
+
+    def _fill(self) -> None:
+        worker = None
+        try:
+            worker = _Worker(self.memory_bytes)
+            with self._lock:
+                if not self._closed:
+                    self._idle.insert(0, worker)  # behind any warm one
+                    worker = None
+        finally:
+            with self._lock:
+                self._filling = False
+            if worker is not None:
+                worker.stop()
+
+    def _acquire(self) -> _Worker:
+        with self._lock:
+            idle = [w for w in self._idle if w.alive()]
+            dead = [w for w in self._idle if not w.alive()]
+            worker = idle.pop() if idle else None  # the last released: warm, its sandboxes built
+            self._idle = idle
+        for gone in dead:
+            gone.stop()
+        self.fill()
+        return worker or _Worker(self.memory_bytes)
+
+    def release(self, worker: _Worker) -> None:
+        """Keep a worker that finished a query, the warmest; over IDLE_KEPT the oldest goes."""
+        extra = [worker]
+        with self._lock:
+            if not self._closed and worker.alive():
+                self._idle.append(worker)
+                extra = self._idle[:-IDLE_KEPT]
+                self._idle = self._idle[-IDLE_KEPT:]
+        for old in extra:
+            old.stop()
+
+    def start(self, request: dict[str, Any]) -> WorkerStream:
+        """Send the query to a worker; return once it runs (or raise WorkerError)."""
+        worker = self._acquire()
+        try:
+            worker.conn.send_bytes(pickle.dumps(request))
+        except OSError:  # it died while idle: one more try with a fresh one
+            worker.stop()
+            worker = _Worker(self.memory_bytes)
+            worker.conn.send_bytes(pickle.dumps(request))
+        return WorkerStream(self, worker)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.stop()
+
+
+class WorkerStream:
+    """The server's view of one query running in a worker: a RecordBatchReader-like
+    object (`schema`, `read_next_batch`, `close`) over the worker's Arrow IPC stream."""
+
+    def __init__(self, pool: WorkerPool, worker: _Worker) -> None:
+        self._pool = pool
+        self._worker = worker
+        self._buffer = b""
+        self._ended = False  # the worker said "end" or "error": it is between queries
+        self._error: WorkerError | None = None
+        self._timed_out = False
+        self._closed = False
+        try:
+            head = self._control(self._receive())
+            self.rendering = Rendering(**head[1]) if head[1] else None
+            self._ipc = pa.ipc.open_stream(self)
+        except BaseException:
+            self.close()
+            raise
+        self.schema: pa.Schema = self._ipc.schema
+
+    # --- the pipe ---------------------------------------------------------------------
+
+    def _receive(self) -> tuple[bytes, bytes]:
+        try:
+            tag = self._worker.conn.recv_bytes()
+            return tag, self._worker.conn.recv_bytes()
+        except (EOFError, OSError) as exc:
+            self._ended = False
+            if self._timed_out:
+                raise WorkerError("timeout", "interrupted") from exc
+            raise WorkerError(
+                "crash", "the query's worker process ended unexpectedly"
+            ) from exc
+
+    def _control(self, message: tuple[bytes, bytes]) -> tuple[Any, ...]:
+        tag, payload = message
+        if tag != worker_main.CONTROL:
+            raise WorkerError("crash", "the query's worker process sent data out of turn")
+        control = json.loads(payload)
+        if control[0] == "error":
+            self._ended = control[1] != worker_main.MEMORY  # a memory failure exits
+            raise WorkerError(control[1], control[2])
+        return tuple(control)
+
+    # --- a file for pa.ipc.open_stream -------------------------------------------------
+
+    closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        while len(self._buffer) < size or size < 0:
+            if self._ended:
+                break
+            tag, payload = self._receive()
+            if tag == worker_main.DATA:
+                self._buffer = self._buffer + payload if self._buffer else payload
+                continue
+            try:
+                if self._control((tag, payload))[0] == "end":
+                    self._ended = True
+            except WorkerError as exc:
+                self._error = exc
+                raise
+        if size < 0:
+            size = len(self._buffer)
+        piece, self._buffer = self._buffer[:size], self._buffer[size:]
+        return piece
+
+    # --- a RecordBatchReader ---------------------------------------------------------
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        try:
+            batch = self._ipc.read_next_batch()
+        except StopIteration:
+            if not self._ended:  # the IPC end marker; the worker's "end" comes next
+                self.read(1)
+            raise
+        except Exception as exc:
+            if self._error is not None and exc is not self._error:
+                raise self._error from exc
+            raise
+        return batch
+
+    def interrupt(self) -> None:
+        """The query's time is up: its worker is killed (the watchdog calls this)."""
+        self._timed_out = True
+        self._worker.kill()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._ended and not self._timed_out:
+            self._pool.release(self._worker)  # between queries: reusable
+        else:
+            self._worker.stop()  # still running (or dead): never wait for it
