@@ -112,7 +112,6 @@ class DataServices:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.runner.close()
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from jupyter_agnes.query.render import project_for
 from jupyter_agnes.query.results import QueryResult
 from jupyter_agnes.query.watchdog import watchdog
 from jupyter_agnes.query.worker_main import open_sandbox
-from jupyter_agnes.query.workers import WorkerError, WorkerPool
+from jupyter_agnes.query.workers import WorkerError, WorkerPool, shared_pool
 from jupyter_agnes.store.directory import audit_row
 
 BATCH_ROWS = 65_536
@@ -216,25 +216,10 @@ class QueryRunner(Configurable):
         self.catalog = catalog or Catalog(self.data_dir)
         self._pool = _SandboxPool(self.sandbox_cache_size, max(1, self.threads_per_query))
         self._checks = CheckCache(self.check_cache_size)
-        self._workers: WorkerPool | None = None
-        self._workers_lock = threading.Lock()
 
     def workers(self) -> WorkerPool:
-        """The worker processes API queries run in (started on first use)."""
-        with self._workers_lock:
-            pool = self._workers
-            if pool is None or pool.memory_bytes != self.max_memory:
-                if pool is not None:
-                    pool.close()
-                pool = self._workers = WorkerPool(self.max_memory)
-                pool.fill()
-            return pool
-
-    def close(self) -> None:
-        with self._workers_lock:
-            if self._workers is not None:
-                self._workers.close()
-                self._workers = None
+        """The worker processes API queries run in (shared by this process's runners)."""
+        return shared_pool(self.max_memory)
 
     def _store(self) -> Any:
         if self.store is None:
@@ -338,12 +323,17 @@ class QueryRunner(Configurable):
         self, request: dict[str, Any], cap: int, audit: tuple[Principal, str, list[str], float]
     ) -> QueryResult:
         principal, digest, tables, started = audit
+        dog = watchdog()
+        token = None
         try:
             stream = self.workers().start(request)
+            stream.wait_sandbox()  # neither a worker's start-up nor the setup is query time
+            token = dog.watch(self.timeout_s, stream.interrupt)
+            stream.open()
         except WorkerError as exc:
+            if token is not None:
+                dog.cancel(token)
             raise self._translate(exc) from exc
-        dog = watchdog()
-        token = dog.watch(self.timeout_s, stream.interrupt)
 
         def finish(result: QueryResult, status: str) -> None:
             dog.cancel(token)  # before close: the watchdog never kills a reused worker

@@ -11,6 +11,8 @@ standard library, duckdb, pyarrow and query.projection, so it starts in about a 
 The request (server to child) is a pickled dict. Child to server, a control message is the
 tag b"C" then a JSON list (never pickle: the server does not unpickle what a process
 running user SQL wrote); data is the tag b"D" then bytes of the result's Arrow IPC stream.
+  ["ready"]                     once, when the worker has started
+  ["sandbox"]                   the request's database is set up; the query starts
   ["start", rendering]          the query runs; the IPC stream follows
   ["end"]                       the stream is complete; the worker takes another request
   ["error", kind, message]      kind: "error" (the worker goes on) or "memory" (it exits)
@@ -143,6 +145,7 @@ def run_one(conn: Connection, sandboxes: _Sandboxes, request: dict[str, Any]) ->
     sink = _PipeSink(conn)
     try:
         cursor = sandboxes.cursor(request["key"], request["setup"])
+        send_control(conn, "sandbox")  # the query's time limit starts now, as in the server
         try:
             relation = cursor.sql(request["sql"], params=request["params"] or None)
             rendering = None
@@ -172,6 +175,7 @@ def serve(conn: Connection, memory_bytes: int) -> None:
     """The worker's loop: one request at a time until the pipe closes."""
     limit_memory(memory_bytes)
     sandboxes = _Sandboxes()
+    send_control(conn, "ready")
     while True:
         try:
             request = pickle.loads(conn.recv_bytes())  # noqa: S301 - the server wrote it

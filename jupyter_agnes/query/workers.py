@@ -14,6 +14,7 @@ DuckDB to notice; a replacement starts in the background.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import pickle
@@ -57,6 +58,15 @@ class _Worker:
             )
             self.conn = Connection(ours.detach())
         # `theirs` is closed here, so the server sees EOF when the worker dies
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Wait for the worker's start-up (its imports), which no query's time limit counts."""
+        if not self.ready:
+            tag, payload = self.conn.recv_bytes(), self.conn.recv_bytes()
+            if tag != worker_main.CONTROL or json.loads(payload) != ["ready"]:
+                raise OSError("the query worker did not start")
+            self.ready = True
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -129,14 +139,20 @@ class WorkerPool:
             old.stop()
 
     def start(self, request: dict[str, Any]) -> WorkerStream:
-        """Send the query to a worker; return once it runs (or raise WorkerError)."""
+        """Send the query to a worker; `open()` the returned stream to wait for its start."""
         worker = self._acquire()
         try:
+            worker.wait_ready()
             worker.conn.send_bytes(pickle.dumps(request))
-        except OSError:  # it died while idle: one more try with a fresh one
+        except (EOFError, OSError):  # it died while idle: one more try with a fresh one
             worker.stop()
             worker = _Worker(self.memory_bytes)
-            worker.conn.send_bytes(pickle.dumps(request))
+            try:
+                worker.wait_ready()
+                worker.conn.send_bytes(pickle.dumps(request))
+            except (EOFError, OSError) as exc:
+                worker.stop()
+                raise WorkerError("crash", "the query worker did not start") from exc
         return WorkerStream(self, worker)
 
     def close(self) -> None:
@@ -159,6 +175,18 @@ class WorkerStream:
         self._error: WorkerError | None = None
         self._timed_out = False
         self._closed = False
+        self.rendering: Rendering | None = None
+
+    def wait_sandbox(self) -> None:
+        """Wait until the worker has set up the query's database (or raise WorkerError)."""
+        try:
+            self._control(self._receive())
+        except BaseException:
+            self.close()
+            raise
+
+    def open(self) -> None:
+        """Wait until the query runs and its schema is known (or raise WorkerError)."""
         try:
             head = self._control(self._receive())
             self.rendering = Rendering(**head[1]) if head[1] else None
@@ -243,3 +271,26 @@ class WorkerStream:
             self._pool.release(self._worker)  # between queries: reusable
         else:
             self._worker.stop()  # still running (or dead): never wait for it
+
+
+_pools: dict[int, WorkerPool] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_pool(memory_bytes: int) -> WorkerPool:
+    """This process's pool for workers of `memory_bytes` (every QueryRunner shares it)."""
+    with _pools_lock:
+        pool = _pools.get(memory_bytes)
+        if pool is None:
+            pool = _pools[memory_bytes] = WorkerPool(memory_bytes)
+            pool.fill()
+        return pool
+
+
+@atexit.register
+def _close_pools() -> None:
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
