@@ -8,9 +8,11 @@ into an "Out of Memory" error, which the worker reports before it exits.
 It runs as a script (`python worker_main.py FD MEMORY_BYTES`) and imports only the
 standard library, duckdb, pyarrow and query.projection, so it starts in about a second.
 
-The request (server to child) is a pickled dict. Child to server, a control message is the
-tag b"C" then a JSON list (never pickle: the server does not unpickle what a process
-running user SQL wrote); data is the tag b"D" then bytes of the result's Arrow IPC stream.
+Server to child: a pickled request dict, or CANCEL while a query runs (the worker then
+interrupts it and ends with an error or "end" as usual, and stays usable). Child to
+server, a control message is the tag b"C" then a JSON list (never pickle: the server
+does not unpickle what a process running user SQL wrote); data is the tag b"D" then
+bytes of the result's Arrow IPC stream.
   ["ready"]                     once, when the worker has started
   ["sandbox"]                   the request's database is set up; the query starts
   ["start", rendering]          the query runs; the IPC stream follows
@@ -23,8 +25,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import queue
 import resource
 import sys
+import threading
 from collections import OrderedDict
 from multiprocessing.connection import Connection
 from typing import Any
@@ -38,6 +42,7 @@ else:  # run as a script: this file's folder is on sys.path, the package is not 
     from projection import project_for  # type: ignore[import-not-found,no-redef]
 
 CONTROL, DATA = b"C", b"D"
+CANCEL = "cancel"  # server to child: interrupt the running query, then answer as usual
 SANDBOXES_KEPT = 8  # locked-down databases one worker keeps
 SMALL_PIECE = 64 * 1024  # IPC pieces below this are joined into one pipe message
 MEMORY, ERROR = "memory", "error"
@@ -140,11 +145,14 @@ class _Sandboxes:
         return db.cursor()
 
 
-def run_one(conn: Connection, sandboxes: _Sandboxes, request: dict[str, Any]) -> bool:
+def run_one(
+    conn: Connection, sandboxes: _Sandboxes, request: dict[str, Any], inbox: _Inbox
+) -> bool:
     """Run one query and stream it back; False when this worker must exit afterwards."""
     sink = _PipeSink(conn)
     try:
         cursor = sandboxes.cursor(request["key"], request["setup"])
+        inbox.running(cursor)
         send_control(conn, "sandbox")  # the query's time limit starts now, as in the server
         try:
             relation = cursor.sql(request["sql"], params=request["params"] or None)
@@ -160,6 +168,7 @@ def run_one(conn: Connection, sandboxes: _Sandboxes, request: dict[str, Any]) ->
             writer.close()
             sink.send()
         finally:
+            inbox.running(None)
             cursor.close()
     except (BrokenPipeError, EOFError):
         return False  # the server went away or gave up on this query
@@ -171,20 +180,54 @@ def run_one(conn: Connection, sandboxes: _Sandboxes, request: dict[str, Any]) ->
     return True
 
 
+class _Inbox:
+    """Reads the server's messages on a thread of its own, so a CANCEL reaches the running
+    query (DuckDB's `interrupt()`) while the main thread computes or sends."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._cursor: duckdb.DuckDBPyConnection | None = None
+        threading.Thread(target=self._read, name="agnes-worker-inbox", daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = pickle.loads(self._conn.recv_bytes())  # noqa: S301 - the server's
+            except Exception:  # EOF: the server is gone
+                self.interrupt()
+                self._requests.put(None)
+                return
+            if message == CANCEL:
+                self.interrupt()
+            else:
+                self._requests.put(message)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            if self._cursor is not None:
+                self._cursor.interrupt()
+
+    def running(self, cursor: duckdb.DuckDBPyConnection | None) -> None:
+        with self._lock:
+            self._cursor = cursor
+
+    def next(self) -> dict[str, Any] | None:
+        return self._requests.get()
+
+
 def serve(conn: Connection, memory_bytes: int) -> None:
     """The worker's loop: one request at a time until the pipe closes."""
     limit_memory(memory_bytes)
     sandboxes = _Sandboxes()
+    inbox = _Inbox(conn)
     send_control(conn, "ready")
-    while True:
+    while (request := inbox.next()) is not None:
         try:
-            request = pickle.loads(conn.recv_bytes())  # noqa: S301 - the server wrote it
-        except (EOFError, OSError):
-            return
-        try:
-            if not run_one(conn, sandboxes, request):
+            if not run_one(conn, sandboxes, request, inbox):
                 return
-        except Exception:
+        except Exception:  # the pipe or the memory failed: the server sees EOF
             return
 
 

@@ -8,8 +8,8 @@ there and the server only ever holds one streamed Arrow message at a time.
 
 A worker is a fresh interpreter (never a fork of the server with its threads and sockets)
 that imports only DuckDB and pyarrow; a few wait ready. A query that ends early (cut by a
-cap, cancelled, timed out, the client gone) kills its worker rather than waiting for
-DuckDB to notice; a replacement starts in the background.
+cap, the client gone) is interrupted in its worker, which is reused; a timed-out query
+kills its worker, and a replacement starts in the background.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ import pyarrow as pa
 from jupyter_agnes.query import worker_main
 from jupyter_agnes.query.render import Rendering
 
-IDLE_KEPT = 2  # idle workers kept ready for the next queries
+IDLE_KEPT = 4  # idle workers kept ready for the next queries
+CANCEL_WAIT_S = 2.0  # a cancelled query's worker gets this long to stop, then it is killed
 _SCRIPT = str(Path(worker_main.__file__).resolve())
 
 
@@ -267,10 +269,30 @@ class WorkerStream:
         if self._closed:
             return
         self._closed = True
+        if not self._ended and not self._timed_out:
+            self._cancel()
         if self._ended and not self._timed_out:
             self._pool.release(self._worker)  # between queries: reusable
         else:
-            self._worker.stop()  # still running (or dead): never wait for it
+            self._worker.stop()  # still running (or dead)
+
+    def _cancel(self) -> None:
+        """Ended early (a cap, the client gone): interrupt the query and drop what is in
+        flight, at most CANCEL_WAIT_S; a worker that does not end by then is killed."""
+        conn = self._worker.conn
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        try:
+            conn.send_bytes(pickle.dumps(worker_main.CANCEL))
+            while conn.poll(max(0.0, deadline - time.monotonic())):
+                tag = conn.recv_bytes()
+                payload = conn.recv_bytes()
+                if tag == worker_main.CONTROL:
+                    control = json.loads(payload)
+                    if control[0] == "end" or control[:2] == ["error", worker_main.ERROR]:
+                        self._ended = True
+                    return
+        except (EOFError, OSError, ValueError):
+            return
 
 
 _pools: dict[int, WorkerPool] = {}
