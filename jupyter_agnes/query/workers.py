@@ -172,7 +172,9 @@ class WorkerStream:
     def __init__(self, pool: WorkerPool, worker: _Worker) -> None:
         self._pool = pool
         self._worker = worker
-        self._buffer = b""
+        self._pieces: list[bytes] = []  # received, not yet read
+        self._buffered = 0
+        self._lock = threading.Lock()  # the watchdog's interrupt vs. giving the worker back
         self._ended = False  # the worker said "end" or "error": it is between queries
         self._error: WorkerError | None = None
         self._timed_out = False
@@ -193,8 +195,10 @@ class WorkerStream:
             head = self._control(self._receive())
             self.rendering = Rendering(**head[1]) if head[1] else None
             self._ipc = pa.ipc.open_stream(self)
-        except BaseException:
+        except BaseException as exc:
             self.close()
+            if self._error is not None and exc is not self._error:
+                raise self._error from exc
             raise
         self.schema: pa.Schema = self._ipc.schema
 
@@ -227,12 +231,13 @@ class WorkerStream:
     closed = False
 
     def read(self, size: int = -1) -> bytes:
-        while len(self._buffer) < size or size < 0:
+        while self._buffered < size or size < 0:
             if self._ended:
                 break
             tag, payload = self._receive()
             if tag == worker_main.DATA:
-                self._buffer = self._buffer + payload if self._buffer else payload
+                self._pieces.append(payload)
+                self._buffered += len(payload)
                 continue
             try:
                 if self._control((tag, payload))[0] == "end":
@@ -240,10 +245,14 @@ class WorkerStream:
             except WorkerError as exc:
                 self._error = exc
                 raise
-        if size < 0:
-            size = len(self._buffer)
-        piece, self._buffer = self._buffer[:size], self._buffer[size:]
-        return piece
+        # one join per read: a batch body arrives in several pipe messages
+        data = self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
+        if 0 <= size < len(data):
+            data, rest = data[:size], data[size:]
+            self._pieces, self._buffered = [rest], len(rest)
+        else:
+            self._pieces, self._buffered = [], 0
+        return data
 
     # --- a RecordBatchReader ---------------------------------------------------------
 
@@ -262,15 +271,19 @@ class WorkerStream:
 
     def interrupt(self) -> None:
         """The query's time is up: its worker is killed (the watchdog calls this)."""
-        self._timed_out = True
-        self._worker.kill()
+        with self._lock:
+            if self._closed:
+                return  # the worker may already run someone else's query
+            self._timed_out = True
+            self._worker.kill()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if not self._ended and not self._timed_out:
+        if not self._ended and not self._timed_out and not self._closed:
             self._cancel()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         if self._ended and not self._timed_out:
             self._pool.release(self._worker)  # between queries: reusable
         else:
