@@ -7,7 +7,7 @@ runs under RLIMIT_DATA (AGNES_QUERY_MAX_MEMORY), so such a query fails an alloca
 there and the server only ever holds one streamed Arrow message at a time.
 
 A worker is a fresh interpreter (never a fork of the server with its threads and sockets)
-that imports only DuckDB and pyarrow; a few wait ready. A query that ends early (cut by a
+that imports only DuckDB and pyarrow; up to four wait ready. A query that ends early (cut by a
 cap, the client gone) is interrupted in its worker, which is reused; a timed-out query
 kills its worker, and a replacement starts in the background.
 """
@@ -32,7 +32,7 @@ import pyarrow as pa
 from jupyter_agnes.query import worker_main
 from jupyter_agnes.query.render import Rendering
 
-IDLE_KEPT = 4  # idle workers kept ready for the next queries
+IDLE_KEPT = 4  # workers kept ready (2 users at their default 2 concurrent queries)
 CANCEL_WAIT_S = 2.0  # a cancelled query's worker gets this long to stop, then it is killed
 _SCRIPT = str(Path(worker_main.__file__).resolve())
 
@@ -86,20 +86,25 @@ class _Worker:
 
 
 class WorkerPool:
-    """Workers for one QueryRunner; `start(request)` runs a query in one of them. Up to
-    IDLE_KEPT wait between queries; when none is idle, a background thread starts one."""
+    """Workers for one QueryRunner; `start(request)` runs a query in one of them. A
+    background thread keeps at least one idle and, until IDLE_KEPT exist, more: a burst of
+    queries should not wait for interpreters to start. Up to IDLE_KEPT wait between queries."""
 
     def __init__(self, memory_bytes: int) -> None:
         self.memory_bytes = memory_bytes
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
+        self._busy = 0
         self._filling = False
         self._closed = False
 
+    def _short(self) -> bool:
+        return not self._closed and (not self._idle or len(self._idle) + self._busy < IDLE_KEPT)
+
     def fill(self) -> None:
-        """Start one worker in the background if none is idle, so the next query has one."""
+        """Start workers in the background while the pool is short of them."""
         with self._lock:
-            if self._filling or self._closed or self._idle:
+            if self._filling or not self._short():
                 return
             self._filling = True
         threading.Thread(target=self._fill, name="agnes-query-workers", daemon=True).start()
@@ -107,9 +112,14 @@ class WorkerPool:
     def _fill(self) -> None:
         worker = None
         try:
-            worker = _Worker(self.memory_bytes)
-            with self._lock:
-                if not self._closed:
+            while True:
+                with self._lock:
+                    if not self._short():
+                        return
+                worker = _Worker(self.memory_bytes)
+                with self._lock:
+                    if self._closed:
+                        return
                     self._idle.insert(0, worker)  # behind any warm one
                     worker = None
         finally:
@@ -124,6 +134,7 @@ class WorkerPool:
             dead = [w for w in self._idle if not w.alive()]
             worker = idle.pop() if idle else None  # the last released: warm, its sandboxes built
             self._idle = idle
+            self._busy += 1
         for gone in dead:
             gone.stop()
         self.fill()
@@ -133,12 +144,20 @@ class WorkerPool:
         """Keep a worker that finished a query, the warmest; over IDLE_KEPT the oldest goes."""
         extra = [worker]
         with self._lock:
+            self._busy -= 1
             if not self._closed and worker.alive():
                 self._idle.append(worker)
                 extra = self._idle[:-IDLE_KEPT]
                 self._idle = self._idle[-IDLE_KEPT:]
         for old in extra:
             old.stop()
+
+    def discard(self, worker: _Worker) -> None:
+        """A worker that ran a query and cannot be reused (killed, dead, out of memory)."""
+        with self._lock:
+            self._busy -= 1
+        worker.stop()
+        self.fill()
 
     def start(self, request: dict[str, Any]) -> WorkerStream:
         """Send the query to a worker; `open()` the returned stream to wait for its start."""
@@ -153,7 +172,7 @@ class WorkerPool:
                 worker.wait_ready()
                 worker.conn.send_bytes(pickle.dumps(request))
             except (EOFError, OSError) as exc:
-                worker.stop()
+                self.discard(worker)
                 raise WorkerError("crash", "the query worker did not start") from exc
         return WorkerStream(self, worker)
 
@@ -287,7 +306,7 @@ class WorkerStream:
         if self._ended and not self._timed_out:
             self._pool.release(self._worker)  # between queries: reusable
         else:
-            self._worker.stop()  # still running (or dead)
+            self._pool.discard(self._worker)  # still running (or dead)
 
     def _cancel(self) -> None:
         """Ended early (a cap, the client gone): interrupt the query and drop what is in
