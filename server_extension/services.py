@@ -100,6 +100,8 @@ class DataServices:
         self.jobs = SyncJobs(self.orchestrator, store, work=self.sources.run)
         self.slots = QuerySlots(parent=parent)
         self.pool = ThreadPoolExecutor(DATA_POOL_THREADS, thread_name_prefix="agnes-query")
+        if self.runner.max_memory > 0:
+            self.runner.workers()  # a query worker starts now, in the background
         self._clean_after_crash()
 
     def _clean_after_crash(self) -> None:

@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 
 from jupyter_agnes.query.errors import QueryError, QueryTimeout
 from jupyter_agnes.query.render import Rendering, encode_json, json_rows
+from jupyter_agnes.query.workers import WorkerError, WorkerStream
 
 ARROW_STREAM_TYPE = "application/vnd.apache.arrow.stream"
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -33,7 +34,7 @@ class QueryResult:
 
     def __init__(
         self,
-        reader: pa.RecordBatchReader,
+        reader: pa.RecordBatchReader | WorkerStream,
         limit: int,
         started: float,
         finish: Callable[[QueryResult, str], None],
@@ -98,7 +99,7 @@ class QueryResult:
             return self._reader.read_next_batch()
         except StopIteration:
             return None
-        except (duckdb.Error, pa.ArrowException) as exc:
+        except (duckdb.Error, pa.ArrowException, WorkerError) as exc:
             error = self._translate(exc)
             self.close("timeout" if isinstance(error, QueryTimeout) else "error")
             raise error from exc

@@ -34,6 +34,8 @@ from jupyter_agnes.query.errors import QueryError, QueryRefused, QueryTimeout
 from jupyter_agnes.query.render import project_for
 from jupyter_agnes.query.results import QueryResult
 from jupyter_agnes.query.watchdog import watchdog
+from jupyter_agnes.query.worker_main import open_sandbox
+from jupyter_agnes.query.workers import WorkerError, WorkerPool, shared_pool
 from jupyter_agnes.store.directory import audit_row
 
 BATCH_ROWS = 65_536
@@ -44,39 +46,49 @@ TEXT_FORMATS = ("json", "csv")
 _SCALARS = (str, int, float, bool, type(None))
 
 
+def default_max_memory(max_bytes: int) -> int:
+    """4x the byte cap (a value, its Arrow copy and its rendering) and DuckDB's own needs."""
+    return 4 * max_bytes + 256 * 1024 * 1024
+
+
 def sql_sha256(sql: str) -> str:
     return hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def sandbox_setup(
+    snapshot: CatalogSnapshot, entries: list[TableMeta], threads: int, memory_limit: int = 0
+) -> list[str]:
+    """The statements that build a locked-down database exposing `entries` (a query worker
+    runs the same ones)."""
+    statements: list[str] = []
+    paths: list[str] = []
+    if any(e.query_mode == "materialized" for e in entries):
+        statements.append(
+            f"ATTACH {quote_literal(str(snapshot.path))} AS agnes_snapshot (READ_ONLY)"
+        )
+    for e in entries:
+        name = quote_ident(e.name)
+        if e.query_mode == "materialized":
+            statements.append(f"CREATE VIEW {name} AS SELECT * FROM agnes_snapshot.main.{name}")
+        else:
+            files = ", ".join(quote_literal(p) for p in e.paths)
+            statements.append(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+            paths.extend(e.paths)
+    if paths:
+        statements.append(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
+    # A database's queries share its `threads` workers; one query runs on at most this many.
+    statements.append(f"SET threads = {int(threads)}")
+    if memory_limit:  # in a worker: DuckDB's own buffers stay under the process's limit
+        statements.append(f"SET memory_limit = '{int(memory_limit)}B'")
+    statements.append("SET enable_external_access = false")
+    statements.append("SET lock_configuration = true")
+    return statements
 
 
 def _build_sandbox(
     snapshot: CatalogSnapshot, entries: list[TableMeta], threads: int
 ) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(
-        ":memory:",
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-    )
-    try:
-        paths: list[str] = []
-        if any(e.query_mode == "materialized" for e in entries):
-            con.execute(f"ATTACH {quote_literal(str(snapshot.path))} AS agnes_snapshot (READ_ONLY)")
-        for e in entries:
-            name = quote_ident(e.name)
-            if e.query_mode == "materialized":
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM agnes_snapshot.main.{name}")
-            else:
-                files = ", ".join(quote_literal(p) for p in e.paths)
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
-                paths.extend(e.paths)
-        if paths:
-            con.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
-        # A database's queries share its `threads` workers; one query runs on at most this many.
-        con.execute(f"SET threads = {int(threads)}")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-    except BaseException:
-        con.close()
-        raise
-    return con
+    return open_sandbox(sandbox_setup(snapshot, entries, threads))
 
 
 class _SandboxPool:
@@ -164,6 +176,10 @@ class QueryRunner(Configurable):
         help="Most bytes of a JSON or CSV response body; rows past it are cut and flagged "
         "truncated (AGNES_QUERY_MAX_BYTES)."
     ).tag(config=True)
+    max_memory = Int(
+        help="Bytes of memory one query may allocate, in the worker process it runs in; more"
+        " fails it with 413 (AGNES_QUERY_MAX_MEMORY; 0: run queries inside the server, unbounded)."
+    ).tag(config=True)
     sandbox_cache_size = Int(32, help="Locked-down databases kept per process.").tag(config=True)
     check_cache_size = Int(256, help="Checked statements kept per process (0: none).").tag(
         config=True
@@ -190,12 +206,20 @@ class QueryRunner(Configurable):
     def _default_max_bytes(self) -> int:
         return env_int("AGNES_QUERY_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
 
+    @default("max_memory")
+    def _default_max_memory(self) -> int:
+        return env_int("AGNES_QUERY_MAX_MEMORY", default_max_memory(self.max_bytes), minimum=0)
+
     def __init__(self, data_dir: str | Path, catalog: Catalog | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_dir = Path(data_dir)
         self.catalog = catalog or Catalog(self.data_dir)
         self._pool = _SandboxPool(self.sandbox_cache_size, max(1, self.threads_per_query))
         self._checks = CheckCache(self.check_cache_size)
+
+    def workers(self) -> WorkerPool:
+        """The worker processes API queries run in (shared by this process's runners)."""
+        return shared_pool(self.max_memory)
 
     def _store(self) -> Any:
         if self.store is None:
@@ -234,6 +258,10 @@ class QueryRunner(Configurable):
             checked = self._checks.check(sql, granted, snapshot.build_id, digest)
             bound = _bind(params, checked.params)
             tables = sorted(checked.tables)
+            audit = (principal, digest, tables, started)
+            if self.max_memory > 0:
+                return self._start_in_worker(self._request(snapshot, tables, sql, bound, fmt),
+                                             cap, audit)
             cursor = self._pool.cursor(snapshot, tables)
             return self._start(principal, cursor, sql, bound, cap, started, digest, tables, fmt)
         except QueryError as exc:
@@ -275,7 +303,57 @@ class QueryRunner(Configurable):
             raise self._translate(exc) from exc
         return QueryResult(reader, cap, started, finish, self._translate)
 
+    def _request(
+        self, snapshot: CatalogSnapshot, tables: list[str], sql: str, bound: dict[str, Any],
+        fmt: str,
+    ) -> dict[str, Any]:
+        """What a worker needs to run the query: DuckDB's own buffers get half its memory."""
+        threads = max(1, self.threads_per_query)
+        entries = [snapshot.entries[t] for t in tables]
+        return {
+            "key": (snapshot.build_id, snapshot.identity, tuple(tables)),
+            "setup": sandbox_setup(snapshot, entries, threads, self.max_memory // 2),
+            "sql": sql,
+            "params": bound,
+            "fmt": fmt,
+            "batch_rows": TEXT_BATCH_ROWS if fmt in TEXT_FORMATS else BATCH_ROWS,
+        }
+
+    def _start_in_worker(
+        self, request: dict[str, Any], cap: int, audit: tuple[Principal, str, list[str], float]
+    ) -> QueryResult:
+        principal, digest, tables, started = audit
+        dog = watchdog()
+        token = None
+        try:
+            stream = self.workers().start(request)
+            stream.wait_sandbox()  # neither a worker's start-up nor the setup is query time
+            token = dog.watch(self.timeout_s, stream.interrupt)
+            stream.open()
+        except WorkerError as exc:
+            if token is not None:
+                dog.cancel(token)
+            raise self._translate(exc) from exc
+
+        def finish(result: QueryResult, status: str) -> None:
+            dog.cancel(token)  # before close: the watchdog never kills a reused worker
+            self._audit(principal, digest, tables, result.rows, started, status, result.truncated)
+
+        max_bytes = self.max_bytes if request["fmt"] in TEXT_FORMATS else 0
+        return QueryResult(
+            stream, cap, started, finish, self._translate, max_bytes, stream.rendering
+        )
+
     def _translate(self, exc: BaseException) -> QueryError:
+        if isinstance(exc, WorkerError) and exc.kind != "error":
+            if exc.kind == "timeout":
+                return self._translate(duckdb.InterruptException())
+            return QueryError(
+                f"Query needs more memory than AGNES_QUERY_MAX_MEMORY "
+                f"({self.max_memory / 2**20:g} MiB) allows and was stopped",
+                status=413,
+                reason="memory",
+            )
         if isinstance(exc, duckdb.InterruptException):
             return QueryTimeout(
                 f"Query exceeded the {self.timeout_s:g} s time limit (AGNES_QUERY_TIMEOUT_S) "

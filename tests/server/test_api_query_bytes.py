@@ -5,10 +5,12 @@ small multiple of the cap. All as a user with no grants: none of it needs a tabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
 import os
+import resource
 import threading
 from pathlib import Path
 
@@ -198,3 +200,74 @@ def test_one_query_peak_memory_stays_near_the_cap(tmp_path):
             sampler.join()
         grown = max(vm_kib(pid, "VmHWM") * 1024, *peak_seen) - baseline
         assert grown < 5 * 64 * MiB, f"peak grew by {grown / MiB:.0f} MiB"
+
+
+def children_kib(pid: int, field: str) -> dict[int, int]:
+    """`field` of each child process of `pid` (the query workers)."""
+    out: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError, AssertionError):
+                out[int(child)] = vm_kib(int(child), field)
+    return out
+
+
+# Huge values built inside one DuckDB vector, before any byte cap can see them: the
+# issue's query (~5 GB in one vector), lpad, and a LIST of a billion integers (8 GB).
+HUGE_VECTOR_SQL = [
+    "SELECT repeat('x', 10000000) FROM range(500)",
+    "SELECT lpad('x', 10000000, 'y') AS s FROM range(500)",
+    "SELECT range(0, 1000000000) AS l",
+]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_huge_vectors_fail_in_a_worker_not_the_server(tmp_path):
+    """A user with no grants builds GBs inside one DuckDB vector: a clear 413 naming
+    AGNES_QUERY_MAX_MEMORY, the server's peak RSS grows by less than the byte cap, each
+    query worker stays near its limit, and the next query answers."""
+    data_dir = tmp_path / "data"
+    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(10)"})
+    assert SyncOrchestrator(data_dir).rebuild().problems == []
+    admin = bearer(bootstrap_pat(data_dir))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AGNES_QUERY_MAX_BYTES", "AGNES_QUERY_MAX_MEMORY")}
+    with agnes_server(data_dir, env=env) as server:
+        pid = server.proc.pid
+        # should the bound ever break, the server fails its own allocation, not the machine
+        resource.prlimit(pid, resource.RLIMIT_DATA, (3 << 30, 3 << 30))
+        headers = nobody_pat(server.url, data_dir, admin)
+        url = server.url + "agnes/api/query"
+        for fmt in ("json", "csv", "arrow"):  # warm up every path and a worker
+            resp = requests.post(url, json={"sql": "SELECT range FROM range(100000)",
+                                            "format": fmt}, headers=headers, timeout=60)
+            assert resp.status_code == 200, resp.text
+        baseline = vm_kib(pid, "VmHWM") * 1024
+        worker_peak: dict[int, int] = {}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                for child, rss in children_kib(pid, "VmRSS").items():
+                    worker_peak[child] = max(worker_peak.get(child, 0), rss * 1024)
+                stop.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            for sql in HUGE_VECTOR_SQL:
+                for fmt in ("json", "arrow"):
+                    resp = requests.post(url, json={"sql": sql, "format": fmt},
+                                         headers=headers, timeout=120)
+                    assert resp.status_code == 413, (sql, fmt, resp.status_code, resp.text)
+                    assert "AGNES_QUERY_MAX_MEMORY" in resp.json()["message"], resp.text
+                    resp = requests.post(url, json={"sql": "SELECT 42 AS x"}, headers=headers,
+                                         timeout=60)
+                    assert resp.status_code == 200 and resp.json()["rows"] == [[42]]
+        finally:
+            stop.set()
+            sampler.join()
+        grown = vm_kib(pid, "VmHWM") * 1024 - baseline
+        assert grown < 64 * MiB, f"the server's peak grew by {grown / MiB:.0f} MiB"
+        limit = 4 * 64 * MiB + 256 * MiB  # the default AGNES_QUERY_MAX_MEMORY
+        assert worker_peak and max(worker_peak.values()) < limit + 200 * MiB, worker_peak

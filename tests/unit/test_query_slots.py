@@ -119,6 +119,7 @@ def test_a_query_runs_on_at_most_threads_per_query_duckdb_threads(tmp_path, thre
 
     from jupyter_agnes.orchestrator import SyncOrchestrator
     from jupyter_agnes.query import QueryRunner
+    from jupyter_agnes.query.worker_main import open_sandbox
     from tests.support.datahelpers import make_extract, user
 
     make_extract(tmp_path, "shop", {"orders": "SELECT range AS id FROM range(10)"})
@@ -126,11 +127,18 @@ def test_a_query_runs_on_at_most_threads_per_query_duckdb_threads(tmp_path, thre
     assert orch.rebuild().problems == []
     try:
         assert QueryRunner(tmp_path).threads_per_query == max(1, (os.cpu_count() or 1) // 2)
-        runner = QueryRunner(tmp_path, store=orch.store, threads_per_query=threads)
+        runner = QueryRunner(tmp_path, store=orch.store, threads_per_query=threads,
+                             max_memory=0)  # in the server process
         for sql in ("SELECT count(*) FROM orders", "SELECT 42"):
             runner.run(user("orders"), sql).to_json()
         databases = list(runner._pool._dbs.values())
         assert len(databases) == 2  # one per table set, each with the same limit
+        # a query worker opens its database with the setup the runner sends it
+        worker = QueryRunner(tmp_path, store=orch.store, threads_per_query=threads)
+        snapshot = worker.catalog.snapshot()
+        for tables in (["orders"], []):
+            setup = worker._request(snapshot, tables, "SELECT 42", {}, "json")["setup"]
+            databases.append(open_sandbox(setup))
         for db in databases:
             assert db.execute("SELECT current_setting('threads')").fetchone() == (threads,)
     finally:

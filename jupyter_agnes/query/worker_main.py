@@ -1,0 +1,235 @@
+"""The child side of a query worker process (query.workers is the server side).
+
+A worker runs one query at a time under RLIMIT_DATA, so a query that builds huge values
+inside one DuckDB vector (`repeat`, `lpad`, a `range` LIST, `string_agg`, ...) fails an
+allocation here, in a process that is not the server's. DuckDB turns the failed malloc
+into an "Out of Memory" error, which the worker reports before it exits.
+
+It runs as a script (`python worker_main.py FD MEMORY_BYTES`) and imports only the
+standard library, duckdb, pyarrow and query.projection, so it starts in about a second.
+
+Server to child: a pickled request dict, or CANCEL while a query runs (the worker then
+interrupts it and ends with an error or "end" as usual, and stays usable). Child to
+server, a control message is the tag b"C" then a JSON list (never pickle: the server
+does not unpickle what a process running user SQL wrote); data is the tag b"D" then
+bytes of the result's Arrow IPC stream.
+  ["ready"]                     once, when the worker has started
+  ["sandbox"]                   the request's database is set up; the query starts
+  ["start", rendering]          the query runs; the IPC stream follows
+  ["end"]                       the stream is complete; the worker takes another request
+  ["error", kind, message]      kind: "error" (the worker goes on) or "memory" (it exits)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import queue
+import resource
+import sys
+import threading
+from collections import OrderedDict
+from multiprocessing.connection import Connection
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+if __package__:
+    from .projection import project_for
+else:  # run as a script: this file's folder is on sys.path, the package is not imported
+    from projection import project_for  # type: ignore[import-not-found,no-redef]
+
+CONTROL, DATA = b"C", b"D"
+CANCEL = "cancel"  # server to child: interrupt the running query, then answer as usual
+SANDBOXES_KEPT = 8  # locked-down databases one worker keeps
+SMALL_PIECE = 64 * 1024  # IPC pieces below this are joined into one pipe message
+MEMORY, ERROR = "memory", "error"
+
+
+def open_sandbox(statements: list[str]) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory database set up (and locked down) by `statements`."""
+    con = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    try:
+        for statement in statements:
+            con.execute(statement)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def limit_memory(extra_bytes: int) -> None:
+    """Allow this process `extra_bytes` of data segment beyond what it holds now (the
+    imported modules), so the knob counts the query's own need."""
+    limit = _status_kib("VmData") * 1024 + extra_bytes
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+class _PipeSink:
+    """A file for pyarrow's IPC writer: collects a batch's pieces; `send` ships them in
+    few pipe messages without copying the big (body) buffers."""
+
+    closed = False
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pieces: list[Any] = []
+
+    def write(self, data: Any) -> int:
+        self._pieces.append(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def send(self) -> None:
+        small: list[bytes] = []
+        for piece in self._pieces:
+            if len(piece) < SMALL_PIECE:
+                small.append(bytes(piece))
+                continue
+            self._send_joined(small)
+            self._conn.send_bytes(DATA)
+            self._conn.send_bytes(piece)
+        self._send_joined(small)
+        self._pieces = []
+
+    def _send_joined(self, small: list[bytes]) -> None:
+        if small:
+            self._conn.send_bytes(DATA)
+            self._conn.send_bytes(b"".join(small))
+            small.clear()
+
+
+def send_control(conn: Connection, *message: Any) -> None:
+    conn.send_bytes(CONTROL)
+    conn.send_bytes(json.dumps(message).encode())
+
+
+def _is_memory_error(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+
+
+class _Sandboxes:
+    """This worker's LRU of locked-down databases, keyed by (build, table set)."""
+
+    def __init__(self) -> None:
+        self._dbs: OrderedDict[Any, duckdb.DuckDBPyConnection] = OrderedDict()
+
+    def cursor(self, key: Any, setup: list[str]) -> duckdb.DuckDBPyConnection:
+        db = self._dbs.get(key)
+        if db is None:
+            db = open_sandbox(setup)
+            for stale in [k for k in self._dbs if k[:2] != key[:2]]:
+                self._dbs.pop(stale).close()
+            self._dbs[key] = db
+            while len(self._dbs) > SANDBOXES_KEPT:
+                self._dbs.popitem(last=False)[1].close()
+        self._dbs.move_to_end(key)
+        return db.cursor()
+
+
+def run_one(
+    conn: Connection, sandboxes: _Sandboxes, request: dict[str, Any], inbox: _Inbox
+) -> bool:
+    """Run one query and stream it back; False when this worker must exit afterwards."""
+    sink = _PipeSink(conn)
+    try:
+        cursor = sandboxes.cursor(request["key"], request["setup"])
+        inbox.running(cursor)
+        send_control(conn, "sandbox")  # the query's time limit starts now, as in the server
+        try:
+            relation = cursor.sql(request["sql"], params=request["params"] or None)
+            rendering = None
+            if request["fmt"] in ("json", "csv"):
+                relation, rendering = project_for(relation, request["fmt"])
+            reader = relation.to_arrow_reader(request["batch_rows"])
+            send_control(conn, "start", rendering and dataclasses.asdict(rendering))
+            writer = pa.ipc.new_stream(sink, reader.schema)
+            for batch in reader:
+                writer.write_batch(batch)
+                sink.send()
+            writer.close()
+            sink.send()
+        finally:
+            inbox.running(None)
+            cursor.close()
+    except (BrokenPipeError, EOFError):
+        return False  # the server went away or gave up on this query
+    except Exception as exc:
+        memory = _is_memory_error(exc)
+        send_control(conn, "error", MEMORY if memory else ERROR, str(exc))
+        return not memory  # a worker that ran out of memory is replaced, not reused
+    send_control(conn, "end")
+    return True
+
+
+class _Inbox:
+    """Reads the server's messages on a thread of its own, so a CANCEL reaches the running
+    query (DuckDB's `interrupt()`) while the main thread computes or sends."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._cursor: duckdb.DuckDBPyConnection | None = None
+        threading.Thread(target=self._read, name="agnes-worker-inbox", daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = pickle.loads(self._conn.recv_bytes())  # noqa: S301 - the server's
+            except Exception:  # EOF: the server is gone
+                self.interrupt()
+                self._requests.put(None)
+                return
+            if message == CANCEL:
+                self.interrupt()
+            else:
+                self._requests.put(message)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            if self._cursor is not None:
+                self._cursor.interrupt()
+
+    def running(self, cursor: duckdb.DuckDBPyConnection | None) -> None:
+        with self._lock:
+            self._cursor = cursor
+
+    def next(self) -> dict[str, Any] | None:
+        return self._requests.get()
+
+
+def serve(conn: Connection, memory_bytes: int) -> None:
+    """The worker's loop: one request at a time until the pipe closes."""
+    limit_memory(memory_bytes)
+    sandboxes = _Sandboxes()
+    inbox = _Inbox(conn)
+    send_control(conn, "ready")
+    while (request := inbox.next()) is not None:
+        try:
+            if not run_one(conn, sandboxes, request, inbox):
+                return
+        except Exception:  # the pipe or the memory failed: the server sees EOF
+            return
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])), int(sys.argv[2]))

@@ -1,0 +1,78 @@
+"""Queries run in worker processes limited to AGNES_QUERY_MAX_MEMORY: a query that builds
+huge values inside one DuckDB vector fails there with 413, and the runner goes on; a query
+ended early is interrupted in its worker, which is reused; a timeout kills its worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jupyter_agnes.orchestrator import SyncOrchestrator
+from jupyter_agnes.query import QueryError, QueryRunner
+from tests.support.datahelpers import make_extract, user
+
+MiB = 1024 * 1024
+SMALL = 192 * MiB  # a worker's limit here: the queries below need GBs
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    data_dir: Path = tmp_path_factory.mktemp("w") / "data"
+    data_dir.mkdir()
+    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(1000)"})
+    orch = SyncOrchestrator(data_dir)
+    assert orch.rebuild().problems == []
+    yield data_dir, orch.store
+    orch.store.close()
+
+
+def answer(runner: QueryRunner, sql: str, fmt: str = "json") -> list:
+    if fmt == "arrow":
+        return [b.num_rows for b in runner.run(user("orders"), sql).batches()]
+    return runner.run(user("orders"), sql, fmt=fmt).to_json()["rows"]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT repeat('x', 1000000) AS s FROM range(500)",
+    "SELECT lpad('x', 1000000, 'y') AS s FROM range(500)",
+    "SELECT range(0, 1000000000) AS l",
+    "SELECT string_agg(repeat('x', 100000), ',') FROM range(5000)",
+])
+@pytest.mark.parametrize("fmt", ["json", "arrow"])
+def test_huge_vectors_fail_with_413_and_the_runner_goes_on(env, sql, fmt):
+    data_dir, store = env
+    runner = QueryRunner(data_dir, store=store, max_memory=SMALL)
+    with pytest.raises(QueryError) as exc:
+        answer(runner, sql, fmt)
+    assert exc.value.status == 413 and exc.value.reason == "memory"
+    assert "AGNES_QUERY_MAX_MEMORY (192 MiB)" in exc.value.message
+    assert answer(runner, "SELECT count(*) FROM orders") == [[1000]]
+
+
+def test_the_in_server_path_has_no_such_limit(env):
+    data_dir, store = env
+    runner = QueryRunner(data_dir, store=store, max_memory=0)
+    assert answer(runner, "SELECT length(repeat('x', 1000000)) AS n FROM range(3)") == [
+        [1000000]] * 3
+
+
+def test_a_query_cut_short_leaves_its_worker_reusable(env):
+    data_dir, store = env
+    runner = QueryRunner(data_dir, store=store, max_rows=10, max_memory=SMALL)
+    pool = runner.workers()
+    answer(runner, "SELECT 1")
+    result = runner.run(user("orders"), "SELECT range FROM range(100000000) a")
+    assert sum(b.num_rows for b in result.batches()) == 10 and result.truncated
+    warmest = pool._idle[-1].process.pid  # the worker just given back (new ones go first)
+    assert answer(runner, "SELECT count(*) FROM orders") == [[1000]]
+    assert pool._idle[-1].process.pid == warmest
+
+
+def test_a_timeout_kills_the_worker_and_the_next_query_runs(env):
+    data_dir, store = env
+    runner = QueryRunner(data_dir, store=store, timeout_s=0.5, max_memory=SMALL)
+    with pytest.raises(QueryError) as exc:
+        answer(runner, "SELECT count(*) FROM range(1000000000000) a, range(1000) b")
+    assert exc.value.status == 408 and "time limit" in exc.value.message
+    assert answer(runner, "SELECT count(*) FROM orders") == [[1000]]
