@@ -142,10 +142,11 @@ class DashboardKernelLimits(LoggingConfigurable):
         return now - state.quiet_since
 
     def _dashboard_state(self, kernel_id: str) -> DashboardKernel | None:
-        try:
-            kernel = self.get_kernel(kernel_id)  # type: ignore[attr-defined]
-        except KeyError:
+        # A socket can close after its kernel is gone (a shutdown, the server's cleanup):
+        # jupyter-server's `get_kernel` then raises a 404, not a KeyError.
+        if kernel_id not in self:  # type: ignore[operator]
             return None
+        kernel = self.get_kernel(kernel_id)  # type: ignore[attr-defined]
         return getattr(kernel, STATE_ATTRIBUTE, None)
 
     async def _shut_down_over_cap(self, owner: int | None) -> None:
