@@ -1,0 +1,44 @@
+"""The statement checker on its own (no sandbox, no data): what it lets through, what it
+refuses and with which message, and the parse-only table listing the magics use."""
+
+from __future__ import annotations
+
+import pytest
+
+from jupyter_agnes.query.classify import check_query, referenced_tables
+from jupyter_agnes.query.errors import QueryRefused, TableNotGranted
+
+
+def refusal(sql: str, granted: set[str] | None = None) -> str:
+    with pytest.raises(QueryRefused) as exc:
+        check_query(sql, granted or set())
+    return exc.value.message
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM main.orders", "SELECT * FROM Main.Orders"])
+def test_main_schema_is_the_same_table(sql):
+    """`main.<name>` is the granted table itself, in any letter case; only other schemas
+    and catalogs are refused."""
+    assert check_query(sql, {"orders"}).tables == frozenset({"orders"})
+
+
+def test_error_lines_are_cut_to_500_characters():
+    message = refusal("SELEC" + "x" * 2000)  # the error quotes the whole token
+    assert message.startswith("Parser Error") and len(message) == 500
+
+
+def test_referenced_tables_refuses_what_is_not_a_read():
+    with pytest.raises(QueryRefused, match="Only SELECT statements"):
+        referenced_tables("INSERT INTO t VALUES (1)")
+
+
+def test_referenced_tables_lists_base_tables_lower_cased_without_ctes():
+    sql = 'WITH c AS (SELECT 1) SELECT * FROM "Orders" JOIN main.People ON true, c'
+    assert referenced_tables(sql) == {"orders", "people"}
+    assert referenced_tables("SELECT * FROM range(3)") == set()
+
+
+def test_ungranted_table_is_refused_with_its_name():
+    with pytest.raises(TableNotGranted) as exc:
+        check_query("SELECT * FROM secret", {"orders"})
+    assert exc.value.message == "Table secret not found"
