@@ -42,3 +42,23 @@ def test_ungranted_table_is_refused_with_its_name():
     with pytest.raises(TableNotGranted) as exc:
         check_query("SELECT * FROM secret", {"orders"})
     assert exc.value.message == "Table secret not found"
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT * FROM main.range(3)", "Table function range() is not allowed"),
+        ("SELECT * FROM system.main.range(3)", "Table function range() is not allowed"),
+        ("SELECT system.main.abs(1)", "Qualified function abs() is not allowed"),
+        ("SELECT temp.main.abs(1)", "Qualified function abs() is not allowed"),
+        ("SELECT pg_catalog.abs(1)", "Qualified function abs() is not allowed"),
+    ],
+)
+def test_qualified_functions_are_refused(sql, message):
+    """A catalog or schema in front of a function could reach another database's macros;
+    only `main.` (the sandbox's own) is accepted for scalar functions."""
+    assert refusal(sql) == message
+
+
+def test_main_qualified_scalar_function_is_allowed():
+    assert check_query("SELECT main.abs(-1)", set()).tables == frozenset()
