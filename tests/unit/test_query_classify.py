@@ -62,3 +62,14 @@ def test_qualified_functions_are_refused(sql, message):
 
 def test_main_qualified_scalar_function_is_allowed():
     assert check_query("SELECT main.abs(-1)", set()).tables == frozenset()
+
+
+def test_refusals_quote_at_most_64_characters_of_a_name():
+    long = "f" * 100
+    assert refusal(f"SELECT * FROM {long}()") == f"Table function {long[:64]}() is not allowed"
+    assert refusal(f"SELECT pg_{long}()") == f"Function pg_{long[:61]}() is not allowed"
+    assert refusal(f"SELECT s.{long}()") == f"Qualified function {long[:64]}() is not allowed"
+
+
+def test_show_is_refused_with_where_to_look_instead():
+    assert refusal("SHOW TABLES") == "SHOW is not supported; use the catalog or DESCRIBE <table>"
