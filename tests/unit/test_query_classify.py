@@ -73,3 +73,34 @@ def test_refusals_quote_at_most_64_characters_of_a_name():
 
 def test_show_is_refused_with_where_to_look_instead():
     assert refusal("SHOW TABLES") == "SHOW is not supported; use the catalog or DESCRIBE <table>"
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (None, "sql must be a non-empty string"),
+        ("  \n", "sql must be a non-empty string"),
+        ("SELECT 1 -- " + "x" * 100_000, "sql is longer than 100000 characters"),
+        ("SELECT 1\x00", "sql contains a NUL byte"),
+        ("SELECT '\ud800'", "sql holds a lone surrogate, which is not text"),
+        ("SELECT " + "(" * 101 + "1" + ")" * 101, "sql nests brackets deeper than 100 levels"),
+    ],
+)
+def test_input_guards(sql, message):
+    assert refusal(sql) == message
+
+
+def test_limits_are_inclusive():
+    assert check_query("SELECT 1 --" + "x" * (100_000 - 11), set()).sql.startswith("SELECT 1")
+    assert check_query("SELECT " + "(" * 100 + "1" + ")" * 100, set()).tables == frozenset()
+    assert check_query("SELECT 'Zürich'", set()).tables == frozenset()
+
+
+def test_nesting_depth_counts_only_brackets_outside_quotes_and_comments():
+    from jupyter_agnes.query.classify import nesting_depth
+
+    assert nesting_depth("SELECT 1") == 0
+    assert nesting_depth("f(g([1]), {'a': (2)})") == 3
+    assert nesting_depth("(()) (((x)))") == 3
+    assert nesting_depth("'((((' \"((((\" -- ((((\n /* (((( */ (x)") == 1
+    assert nesting_depth(")))) ((x))") == 2  # stray closers never go below zero
