@@ -104,3 +104,17 @@ def test_nesting_depth_counts_only_brackets_outside_quotes_and_comments():
     assert nesting_depth("(()) (((x)))") == 3
     assert nesting_depth("'((((' \"((((\" -- ((((\n /* (((( */ (x)") == 1
     assert nesting_depth(")))) ((x))") == 2  # stray closers never go below zero
+
+
+def test_check_cache_keeps_each_statement_under_its_own_digest():
+    from jupyter_agnes.query.classify import CheckCache
+
+    one = CheckCache(size=1)
+    one.check("SELECT 1", frozenset(), "b")
+    one.check("SELECT 1", frozenset(), "b")
+    assert (one.hits, len(one)) == (1, 1)  # a cache of one still caches
+    cache = CheckCache(size=4)
+    longest = "SELECT 1 --" + "x" * (CheckCache.MAX_SQL_CHARS - 11)
+    for sql in ("SELECT 1", "SELECT 2", longest, longest):
+        cache.check(sql, frozenset(), "b")
+    assert (cache.hits, len(cache)) == (1, 3)  # MAX_SQL_CHARS itself is still cached
