@@ -102,6 +102,7 @@ def test_nesting_depth_counts_only_brackets_outside_quotes_and_comments():
     assert nesting_depth("SELECT 1") == 0
     assert nesting_depth("f(g([1]), {'a': (2)})") == 3
     assert nesting_depth("(()) (((x)))") == 3
+    assert nesting_depth("((()(())))") == 4  # a closer goes back one level, not two
     assert nesting_depth("'((((' \"((((\" -- ((((\n /* (((( */ (x)") == 1
     assert nesting_depth(")))) ((x))") == 2  # stray closers never go below zero
 
