@@ -21,8 +21,9 @@ import sys
 from collections import Counter
 from fnmatch import fnmatch
 
-# mutmut's words for a mutant's fate; a timeout is a kill (the mutant hung the tests).
-KILLED = {"killed", "timeout"}
+# mutmut's words for a mutant's fate; a timeout or a crash (segfault) is a kill: the mutant
+# hung or broke the tests (classify's parse-only DuckDB connection crashes when mutated).
+KILLED = {"killed", "timeout", "segfault"}
 NOT_RUN = {"skipped", "not checked", "check was interrupted by user"}
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")
 

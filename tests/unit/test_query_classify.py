@@ -1,0 +1,121 @@
+"""The statement checker on its own (no sandbox, no data): what it lets through, what it
+refuses and with which message, and the parse-only table listing the magics use."""
+
+from __future__ import annotations
+
+import pytest
+
+from jupyter_agnes.query.classify import check_query, referenced_tables
+from jupyter_agnes.query.errors import QueryRefused, TableNotGranted
+
+
+def refusal(sql: str, granted: set[str] | None = None) -> str:
+    with pytest.raises(QueryRefused) as exc:
+        check_query(sql, granted or set())
+    return exc.value.message
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM main.orders", "SELECT * FROM Main.Orders"])
+def test_main_schema_is_the_same_table(sql):
+    """`main.<name>` is the granted table itself, in any letter case; only other schemas
+    and catalogs are refused."""
+    assert check_query(sql, {"orders"}).tables == frozenset({"orders"})
+
+
+def test_error_lines_are_cut_to_500_characters():
+    message = refusal("SELEC" + "x" * 2000)  # the error quotes the whole token
+    assert message.startswith("Parser Error") and len(message) == 500
+
+
+def test_referenced_tables_refuses_what_is_not_a_read():
+    with pytest.raises(QueryRefused, match="Only SELECT statements"):
+        referenced_tables("INSERT INTO t VALUES (1)")
+
+
+def test_referenced_tables_lists_base_tables_lower_cased_without_ctes():
+    sql = 'WITH c AS (SELECT 1) SELECT * FROM "Orders" JOIN main.People ON true, c'
+    assert referenced_tables(sql) == {"orders", "people"}
+    assert referenced_tables("SELECT * FROM range(3)") == set()
+
+
+def test_ungranted_table_is_refused_with_its_name():
+    with pytest.raises(TableNotGranted) as exc:
+        check_query("SELECT * FROM secret", {"orders"})
+    assert exc.value.message == "Table secret not found"
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT * FROM main.range(3)", "Table function range() is not allowed"),
+        ("SELECT * FROM system.main.range(3)", "Table function range() is not allowed"),
+        ("SELECT system.main.abs(1)", "Qualified function abs() is not allowed"),
+        ("SELECT temp.main.abs(1)", "Qualified function abs() is not allowed"),
+        ("SELECT pg_catalog.abs(1)", "Qualified function abs() is not allowed"),
+    ],
+)
+def test_qualified_functions_are_refused(sql, message):
+    """A catalog or schema in front of a function could reach another database's macros;
+    only `main.` (the sandbox's own) is accepted for scalar functions."""
+    assert refusal(sql) == message
+
+
+def test_main_qualified_scalar_function_is_allowed():
+    assert check_query("SELECT main.abs(-1)", set()).tables == frozenset()
+
+
+def test_refusals_quote_at_most_64_characters_of_a_name():
+    long = "f" * 100
+    assert refusal(f"SELECT * FROM {long}()") == f"Table function {long[:64]}() is not allowed"
+    assert refusal(f"SELECT pg_{long}()") == f"Function pg_{long[:61]}() is not allowed"
+    assert refusal(f"SELECT s.{long}()") == f"Qualified function {long[:64]}() is not allowed"
+
+
+def test_show_is_refused_with_where_to_look_instead():
+    assert refusal("SHOW TABLES") == "SHOW is not supported; use the catalog or DESCRIBE <table>"
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (None, "sql must be a non-empty string"),
+        ("  \n", "sql must be a non-empty string"),
+        ("SELECT 1 -- " + "x" * 100_000, "sql is longer than 100000 characters"),
+        ("SELECT 1\x00", "sql contains a NUL byte"),
+        ("SELECT '\ud800'", "sql holds a lone surrogate, which is not text"),
+        ("SELECT " + "(" * 101 + "1" + ")" * 101, "sql nests brackets deeper than 100 levels"),
+    ],
+)
+def test_input_guards(sql, message):
+    assert refusal(sql) == message
+
+
+def test_limits_are_inclusive():
+    assert check_query("SELECT 1 --" + "x" * (100_000 - 11), set()).sql.startswith("SELECT 1")
+    assert check_query("SELECT " + "(" * 100 + "1" + ")" * 100, set()).tables == frozenset()
+    assert check_query("SELECT 'Zürich'", set()).tables == frozenset()
+
+
+def test_nesting_depth_counts_only_brackets_outside_quotes_and_comments():
+    from jupyter_agnes.query.classify import nesting_depth
+
+    assert nesting_depth("SELECT 1") == 0
+    assert nesting_depth("f(g([1]), {'a': (2)})") == 3
+    assert nesting_depth("(()) (((x)))") == 3
+    assert nesting_depth("((()(())))") == 4  # a closer goes back one level, not two
+    assert nesting_depth("'((((' \"((((\" -- ((((\n /* (((( */ (x)") == 1
+    assert nesting_depth(")))) ((x))") == 2  # stray closers never go below zero
+
+
+def test_check_cache_keeps_each_statement_under_its_own_digest():
+    from jupyter_agnes.query.classify import CheckCache
+
+    one = CheckCache(size=1)
+    one.check("SELECT 1", frozenset(), "b")
+    one.check("SELECT 1", frozenset(), "b")
+    assert (one.hits, len(one)) == (1, 1)  # a cache of one still caches
+    cache = CheckCache(size=4)
+    longest = "SELECT 1 --" + "x" * (CheckCache.MAX_SQL_CHARS - 11)
+    for sql in ("SELECT 1", "SELECT 2", longest, longest):
+        cache.check(sql, frozenset(), "b")
+    assert (cache.hits, len(cache)) == (1, 3)  # MAX_SQL_CHARS itself is still cached
