@@ -145,3 +145,88 @@ def test_a_session_row_lasts_its_hours(store):
         assert timedelta(hours=2) <= stored.expires_at - before < timedelta(hours=2, seconds=30)
         assert stored.auth_method == "link" and len(stored.ip) == 64
     assert len(sid) >= 32
+
+
+# --- PATs -------------------------------------------------------------------------------
+
+
+def test_a_pat_has_the_prefix_and_a_body_of_43_to_128_url_safe_characters():
+    from jupyter_agnes.auth.pat import PAT_PREFIX, generate_pat, looks_like_pat
+
+    made = {generate_pat() for _ in range(20)}
+    assert len(made) == 20 and all(looks_like_pat(t) and len(t) == len(PAT_PREFIX) + 43
+                                   for t in made)
+    for body in ("a" * 43, "Z9_-" * 32):
+        assert looks_like_pat(PAT_PREFIX + body)
+    for raw in (PAT_PREFIX + "a" * 42, PAT_PREFIX + "a" * 129, PAT_PREFIX + "a" * 42 + ".",
+                PAT_PREFIX + "a" * 42 + "\n", "x" + PAT_PREFIX + "a" * 43, "a" * 53):
+        assert not looks_like_pat(raw)
+
+
+@pytest.mark.parametrize("name", [None, 5, "", "   ", "a\x00b", "a\x1fb", "n" * 101])
+def test_a_token_name_is_short_printable_text(name):
+    from jupyter_agnes.auth.pat import validate_token_name
+
+    with pytest.raises(ValueError):
+        validate_token_name(name)
+
+
+def test_a_token_name_is_stripped():
+    from jupyter_agnes.auth.pat import validate_token_name
+
+    assert validate_token_name("  ci job \t") == "ci job"
+    assert validate_token_name(" " + "n" * 100 + " ") == "n" * 100
+    assert validate_token_name("a\x20b~") == "a b~"  # a space is the first printable
+
+
+@pytest.mark.parametrize("days", [True, False, 1.5, "5", 0, -3, 31])
+def test_a_token_lifetime_is_a_whole_number_of_days_within_the_limit(days):
+    from jupyter_agnes.auth.pat import validate_lifetime
+
+    with pytest.raises(ValueError, match="expires_in_days"):
+        validate_lifetime(days, 10, 30)
+
+
+def test_a_token_lifetime_defaults_within_the_limit():
+    from jupyter_agnes.auth.pat import validate_lifetime
+
+    assert validate_lifetime(None, 10, 30) == 10
+    assert validate_lifetime(None, 90, 30) == 30  # the limit wins over the default
+    assert validate_lifetime(1, 10, 30) == 1 and validate_lifetime(30, 10, 30) == 30
+
+
+def test_only_an_interactive_sign_in_mints_pats():
+    from jupyter_agnes.auth.pat import API_TOKEN_REFUSED, MINT_REFUSALS, mint_refusal
+
+    assert mint_refusal("pat", False) == MINT_REFUSALS["pat"]
+    assert mint_refusal("scheduler", True) == MINT_REFUSALS["scheduler"]
+    assert mint_refusal("hub", True) == API_TOKEN_REFUSED
+    for auth in ("session", "hub", "dev"):
+        assert mint_refusal(auth, False) is None
+    assert {"pat", "scheduler"} <= set(MINT_REFUSALS)
+
+
+def test_a_stored_scope_this_version_does_not_know_grants_nothing():
+    from jupyter_agnes.auth.pat import scopes_from_column, scopes_to_column
+
+    assert scopes_from_column("data,root,,lab") == frozenset({"data", "lab"})
+    assert scopes_from_column(None) == frozenset() == scopes_from_column("")
+    assert scopes_from_column(scopes_to_column(("data", "admin"))) == {"data", "admin"}
+
+
+def test_a_pats_last_use_is_written_at_most_once_an_interval(monkeypatch):
+    from jupyter_agnes.auth import pat
+
+    clock = [100.0]
+    monkeypatch.setattr(pat.time, "monotonic", lambda: clock[0])
+    recorder = pat.LastUseRecorder(interval_s=60.0)
+    assert recorder.latest("t1") is None
+    assert recorder.note("t1", "10.0.0.1") is True  # the first use is written at once
+    clock[0] = 159.9
+    assert recorder.note("t1", "10.0.0.2") is False
+    assert recorder.latest("t1")[1] == "10.0.0.2"  # held in memory meanwhile
+    assert recorder.note("t2", "10.0.0.3") is True  # per token
+    clock[0] = 160.0
+    assert recorder.note("t1", "10.0.0.4") is True
+    assert set(recorder.snapshot()) == {"t1", "t2"}
+    assert recorder.snapshot()["t1"][1] == "10.0.0.4"
