@@ -69,3 +69,51 @@ def test_me_shows_who_and_how():
 
 def test_the_operator_is_nobody_signed_in():
     assert Operator().email == "cli" and Operator().user_id is None
+
+
+# --- rbac: the authorizer's pure rules ----------------------------------------------------
+
+
+def test_a_missing_scope_is_named_only_when_the_owner_holds_the_right():
+    from jupyter_agnes.auth.rbac import scope_refusal
+
+    data_only = principal(admin=True, scopes=frozenset({"data"}))
+    assert scope_refusal(data_only, "lab") == "This token does not carry the 'lab' scope"
+    assert scope_refusal(data_only, "admin") == "This token does not carry the 'admin' scope"
+    assert scope_refusal(data_only, "data") is None and scope_refusal(data_only, None) is None
+    # an owner without the right is told by the API's own rights check
+    assert scope_refusal(principal(scopes=frozenset({"data"})), "lab") is None
+    assert scope_refusal(principal(lab=True, scopes=frozenset({"data"})), "lab") is not None
+
+
+@pytest.mark.parametrize("resource", ["kernels", "contents", "terminals", "some-extension"])
+def test_server_resources_are_lab_and_identity_is_anyones(resource):
+    from jupyter_agnes.auth import rbac
+
+    viewer, analyst = principal(), principal(lab=True)
+    no_lab_scope = principal(lab=True, scopes=frozenset({"data"}))
+    assert rbac.may_use_server_resource(analyst, "read", resource)
+    assert not rbac.may_use_server_resource(viewer, "read", resource)
+    assert not rbac.may_use_server_resource(no_lab_scope, "read", resource)
+    assert rbac.may_use_server_resource(viewer, "read", "identity")
+    assert rbac.has_lab_access(analyst) and not rbac.has_lab_access(no_lab_scope)
+    assert rbac.may_ask_llm(analyst) and not rbac.may_ask_llm(viewer)
+    assert not rbac.may_ask_llm(no_lab_scope)
+
+
+def test_metrics_are_for_admins_whatever_the_credential():
+    from jupyter_agnes.auth.rbac import may_read_metrics
+
+    assert may_read_metrics(principal(admin=True, scopes=frozenset({"data"})))
+    assert not may_read_metrics(principal(lab=True, service=True))
+
+
+def test_a_kernel_is_its_starters_and_the_admins():
+    from jupyter_agnes.auth.rbac import may_use_kernel, personal_workspace
+
+    me = principal(lab=True)
+    assert may_use_kernel(me, me.user_id) and not may_use_kernel(me, me.user_id + 1)
+    assert not may_use_kernel(me, None)  # no recorded owner: the admins'
+    admin = principal(admin=True)
+    assert may_use_kernel(admin, None) and may_use_kernel(admin, 99)
+    assert personal_workspace(me) == f"agnes-user-{me.user_id}"
