@@ -339,3 +339,27 @@ def test_token_listings_are_newest_first_and_per_owner(auth):
     with pytest.raises(DirectoryError) as exc:
         auth.revoke_token("no-such-token", None, operator)
     assert exc.value.status == 404
+
+
+def test_the_cache_is_bounded_and_off_without_a_versioned_file(auth, monkeypatch):
+    from sqlalchemy import create_engine
+
+    from jupyter_agnes.auth import principal_cache
+
+    monkeypatch.setattr(principal_cache, "MAX_ENTRIES", 2)
+    cache = PrincipalCache(auth.store.engine)
+    try:
+        assert cache.enabled and cache.version() is not None
+        for key in ("a", "b"):
+            cache.put(key, key.upper(), cache.get(key)[1])
+        assert [cache.get(k)[0] for k in ("a", "b")] == ["A", "B"]
+        cache.put("c", "C", cache.get("c")[1])  # full: start over rather than grow
+        assert [cache.get(k)[0] for k in ("a", "b", "c")] == [None, None, "C"]
+        cache.clear()
+        assert cache.get("c")[0] is None
+    finally:
+        cache.close()
+    memory = PrincipalCache(create_engine("sqlite://"))
+    assert not memory.enabled and memory.version() is None
+    memory.put("k", "v", 1)
+    assert memory.get("k") == (None, None)
