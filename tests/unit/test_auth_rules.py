@@ -171,7 +171,10 @@ def test_only_a_well_formed_cookie_names_a_session(auth):
     for sid in (123, ["a"], None):
         odd = jwt.encode({**claims, "sid": sid}, auth.signing_secret, "HS256")
         assert decode_session_jwt(auth.signing_secret, odd) is None
-    # an oversized cookie is not even decoded, however well signed
+    # a cookie of 1 KiB is read; an oversized one is not even decoded, however well signed
+    exact = next(c for n in range(2048) if len(c := jwt.encode(
+        {**claims, "pad": "x" * n}, auth.signing_secret, "HS256")) >= 1024)
+    assert len(exact) == 1024 and decode_session_jwt(auth.signing_secret, exact) == claims["sid"]
     padded = jwt.encode({**claims, "pad": "x" * 1024}, auth.signing_secret, "HS256")
     assert decode_session_jwt(auth.signing_secret, padded) is None
     assert auth.authenticate_session(padded) is None
