@@ -172,9 +172,14 @@ def test_only_a_well_formed_cookie_names_a_session(auth):
         odd = jwt.encode({**claims, "sid": sid}, auth.signing_secret, "HS256")
         assert decode_session_jwt(auth.signing_secret, odd) is None
     # a cookie of 1 KiB is read; an oversized one is not even decoded, however well signed
-    exact = next(c for n in range(2048) if len(c := jwt.encode(
-        {**claims, "pad": "x" * n}, auth.signing_secret, "HS256")) >= 1024)
-    assert len(exact) == 1024 and decode_session_jwt(auth.signing_secret, exact) == claims["sid"]
+    def signed_of_length(length: int) -> str:
+        return next(c for n in range(2048) if len(c := jwt.encode(
+            {**claims, "pad": "x" * n}, auth.signing_secret, "HS256")) >= length)
+
+    exact, over = signed_of_length(1024), signed_of_length(1025)
+    assert (len(exact), len(over)) == (1024, 1025)
+    assert decode_session_jwt(auth.signing_secret, exact) == claims["sid"]
+    assert decode_session_jwt(auth.signing_secret, over) is None
     padded = jwt.encode({**claims, "pad": "x" * 1024}, auth.signing_secret, "HS256")
     assert decode_session_jwt(auth.signing_secret, padded) is None
     assert auth.authenticate_session(padded) is None
