@@ -145,6 +145,8 @@ def test_a_session_row_lasts_its_hours(store):
         assert timedelta(hours=2) <= stored.expires_at - before < timedelta(hours=2, seconds=30)
         assert stored.auth_method == "link" and len(stored.ip) == 64
     assert len(sid) >= 32
+    with store.write() as s:
+        assert create_session(s, ann.id, 1, "google").ip == ""  # no address given: none kept
 
 
 # --- PATs -------------------------------------------------------------------------------
