@@ -120,7 +120,7 @@ def test_a_generated_secret_is_private_and_kept(tmp_path):
     assert len(first) >= 64 and path.read_text() == first
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_jwt_secret("", tmp_path) == first  # every restart signs with the same one
-    with pytest.raises(SecretError):
+    with pytest.raises(SecretError, match="no data dir"):
         load_jwt_secret("", None)
 
 
