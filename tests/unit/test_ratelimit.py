@@ -240,3 +240,14 @@ def test_client_ip_header_of_exactly_the_limit_is_read_whole() -> None:
     assert client_ip("10.0.0.2", header, PROXIES) == "10.1.1.1"  # all trusted: leftmost
     # one byte more and the first hop may be cut: it is dropped
     assert client_ip("10.0.0.2", "9" + header, PROXIES) == "10.2.2.2"
+
+
+def test_first_refusal_on_the_real_clock_and_late_in_the_day() -> None:
+    rl = limiter(max_keys=3)
+    assert rl.first_refusal("k") and not rl.first_refusal("k")  # time.monotonic()
+    assert rl.first_refusal("late", now=1000.0)
+    assert not rl.first_refusal("late", now=1030.0)
+    assert rl.first_refusal("late", now=1060.0)
+    for key in ("a", "b"):
+        rl.first_refusal(key, now=1061.0)
+    assert not rl.first_refusal("late", now=1061.0)  # max_keys reports are all kept

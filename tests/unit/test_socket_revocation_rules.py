@@ -172,3 +172,8 @@ def test_a_credential_names_its_own_user(auth: AuthService) -> None:
     data_only = auth.authenticate_bearer(auth.create_token(ann.user_id, "d", 5).token, "127.0.0.1")
     assert checker.principal_now(Credential.of(data_only)).scopes == frozenset({"data"})
     checker.close()
+
+
+def test_a_credential_that_means_nobody_keeps_nothing() -> None:
+    for access in (LAB, TERMINAL, SocketAccess(resource="kernels", dashboard="dashboards/s.ipynb")):
+        assert not may_keep(None, access)
