@@ -371,3 +371,15 @@ def test_the_cache_is_bounded_and_off_without_a_versioned_file(auth, monkeypatch
     assert not memory.enabled and memory.version() is None
     memory.put("k", "v", 1)
     assert memory.get("k") == (None, None)
+
+
+def test_the_dev_user_signs_in_as_dev_and_a_nameless_group_adds_nothing(tmp_path):
+    store = open_store(resolve_data_dir(tmp_path))
+    dev = AuthService(store, local_dev_mode=True, local_dev_groups='[{"id": "1", "name": ""}]')
+    try:
+        principal = dev.dev_principal()
+        assert principal is not None and principal.auth == "dev" and principal.is_admin
+        assert set(principal.groups) == {directory.ADMIN_GROUP, directory.EVERYONE_GROUP}
+    finally:
+        dev.close()
+        store.close()

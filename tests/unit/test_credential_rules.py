@@ -232,3 +232,17 @@ def test_a_pats_last_use_is_written_at_most_once_an_interval(monkeypatch):
     assert recorder.note("t1", "10.0.0.4") is True
     assert set(recorder.snapshot()) == {"t1", "t2"}
     assert recorder.snapshot()["t1"][1] == "10.0.0.4"
+
+
+def test_a_login_code_ends_at_its_expiry_instant(store, monkeypatch):
+    ann = _user(store)
+    with store.write() as s:
+        code = create_login_code(s, ann, 5)
+    with store.read() as s:
+        expires_at = s.get(LoginCode, credentials._hash_code(code)).expires_at
+    monkeypatch.setattr(credentials, "utcnow", lambda: expires_at)
+    with store.write() as s:
+        assert redeem_login_code(s, code) is None
+    monkeypatch.setattr(credentials, "utcnow", lambda: expires_at - timedelta(seconds=1))
+    with store.write() as s:
+        assert redeem_login_code(s, code) == ann.id

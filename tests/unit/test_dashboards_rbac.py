@@ -135,3 +135,15 @@ def test_lab_reads_any_file_and_only_dashboard_grants_share_a_folder():
     for n in range(10):
         others = {("table", f"t{n}_{i}") for i in range(10)}
         assert rbac.may_read_dashboard_file(who(SALES, *others), "dashboards/logo.png")
+
+
+def test_paths_may_hold_spaces_and_reach_1024_characters():
+    assert rbac.normalize_dashboard_path("dashboards/my sales.ipynb") == "dashboards/my sales.ipynb"
+    longest = "d/" + "x" * 1022
+    assert rbac.normalize_dashboard_path(longest) == longest
+    assert rbac.normalize_dashboard_path(longest + "x") is None
+
+
+def test_an_id_with_a_trailing_slash_names_nothing():
+    assert rbac.dashboard_id("dashboards/x/.ipynb") is None
+    assert rbac.dashboard_path("x/") is None
