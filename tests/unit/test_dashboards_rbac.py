@@ -147,3 +147,8 @@ def test_paths_may_hold_spaces_and_reach_1024_characters():
 def test_an_id_with_a_trailing_slash_names_nothing():
     assert rbac.dashboard_id("dashboards/x/.ipynb") is None
     assert rbac.dashboard_path("x/") is None
+
+
+def test_only_slashes_are_trimmed_and_delete_is_a_control_character():
+    assert rbac.normalize_dashboard_path("/Xdir/fileX/") == "Xdir/fileX"
+    assert rbac.normalize_dashboard_path("dashboards/a\x7fb.ipynb") is None

@@ -251,3 +251,13 @@ def test_first_refusal_on_the_real_clock_and_late_in_the_day() -> None:
     for key in ("a", "b"):
         rl.first_refusal(key, now=1061.0)
     assert not rl.first_refusal("late", now=1061.0)  # max_keys reports are all kept
+
+
+def test_a_whole_token_is_enough_to_try_again() -> None:
+    rl = limiter(per_minute=1)
+    rl.check("k", now=0.0)
+    assert rl.blocked("k", now=60.0) == 0  # exactly one token back
+    rl = limiter(per_minute=60)
+    for _ in range(60):
+        rl.check("k", now=0.0)
+    assert rl.blocked("k", now=1.5) == 0  # one and a half
