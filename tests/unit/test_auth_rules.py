@@ -343,10 +343,10 @@ def test_token_listings_are_newest_first_and_per_owner(auth):
     auth.revoke_token(first.id, ann, operator)
     with pytest.raises(DirectoryError) as exc:
         auth.revoke_token(first.id, ann, operator)
-    assert exc.value.status == 409
+    assert (exc.value.status, exc.value.code) == (409, "token_revoked")
     with pytest.raises(DirectoryError) as exc:
         auth.revoke_token("no-such-token", None, operator)
-    assert exc.value.status == 404
+    assert (exc.value.status, exc.value.code) == (404, "token_not_found")
 
 
 def test_the_cache_is_bounded_and_off_without_a_versioned_file(auth, monkeypatch):
