@@ -383,3 +383,28 @@ def test_the_dev_user_signs_in_as_dev_and_a_nameless_group_adds_nothing(tmp_path
     finally:
         dev.close()
         store.close()
+
+
+def test_an_own_token_carries_the_scopes_asked_and_its_revoke_names_who(auth):
+    from sqlalchemy import select
+
+    from jupyter_agnes.store.models import AuditEntry
+
+    uid = _user(auth, "own@example.com")
+    with auth.store.write() as s:
+        group = directory.get_or_create_group(s, "labbers", "test")
+        directory.add_member(s, directory.get_user_by_email(s, "own@example.com"), group,
+                             "admin", "test")
+        directory.add_grant(s, group, "lab", "*", "test")
+    cookie, _ = auth.start_session(uid, "test")
+    me = auth.authenticate_session(cookie)
+    assert auth.create_own_token(me, "nb", 5, scopes=["data", "lab"]).scopes == ("data", "lab")
+    by_pat = auth.authenticate_bearer(auth.create_token(uid, "t", 5).token, "10.0.0.1")
+    with pytest.raises(DirectoryError) as exc:
+        auth.create_own_token(by_pat, "x", 5)
+    assert exc.value.code == "interactive_session_required"
+    token = auth.create_token(uid, "gone", 5)
+    auth.revoke_token(token.id, uid, me)
+    with auth.store.read() as s:
+        row = s.scalars(select(AuditEntry).where(AuditEntry.action == "token.revoke")).one()
+        assert (row.user_id, row.actor, row.resource) == (uid, me.email, f"token:{token.id}")
