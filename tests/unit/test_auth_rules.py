@@ -1,6 +1,7 @@
-"""Security rules of AuthService that only show on its fast paths: a cached PAT still
-expires, a cookie must carry our signature even when it names a real session, a principal
-loaded while rights changed is never cached, and no service credential mints PATs."""
+"""Security rules of AuthService, in process: its fast paths (a cached PAT still expires, a
+cookie must carry our signature even when it names a real session, a principal loaded while
+rights changed is never cached, no service credential mints PATs), why a bearer is refused,
+and the token lifecycle, each written to fail when its rule breaks (make mutation)."""
 
 from __future__ import annotations
 
