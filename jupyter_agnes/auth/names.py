@@ -61,7 +61,7 @@ def clean_group_name(name: str) -> str:
             f"Group name may not contain control, zero-width or bidi characters ({bad})",
             "invalid_group_name",
         )
-    system = _SYSTEM_FOLDED.get(value.casefold())
+    system = _SYSTEM_FOLDED.get(_fold(value))
     if system is not None and name.strip() != system:  # fullwidth `Admin` normalises to it
         raise DirectoryError(
             f"Group name {value!r} is reserved: it reads as the system group {system!r}",

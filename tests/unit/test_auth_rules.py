@@ -1,6 +1,7 @@
-"""Security rules of AuthService that only show on its fast paths: a cached PAT still
-expires, a cookie must carry our signature even when it names a real session, a principal
-loaded while rights changed is never cached, and no service credential mints PATs."""
+"""Security rules of AuthService, in process: its fast paths (a cached PAT still expires, a
+cookie must carry our signature even when it names a real session, a principal loaded while
+rights changed is never cached, no service credential mints PATs), why a bearer is refused,
+and the token lifecycle, each written to fail when its rule breaks (make mutation)."""
 
 from __future__ import annotations
 
@@ -171,7 +172,15 @@ def test_only_a_well_formed_cookie_names_a_session(auth):
     for sid in (123, ["a"], None):
         odd = jwt.encode({**claims, "sid": sid}, auth.signing_secret, "HS256")
         assert decode_session_jwt(auth.signing_secret, odd) is None
-    # an oversized cookie is not even decoded, however well signed
+    # a cookie of 1 KiB is read; an oversized one is not even decoded, however well signed
+    def signed_of_length(length: int) -> str:
+        return next(c for n in range(2048) if len(c := jwt.encode(
+            {**claims, "pad": "x" * n}, auth.signing_secret, "HS256")) >= length)
+
+    exact, over = signed_of_length(1024), signed_of_length(1025)
+    assert (len(exact), len(over)) == (1024, 1025)
+    assert decode_session_jwt(auth.signing_secret, exact) == claims["sid"]
+    assert decode_session_jwt(auth.signing_secret, over) is None
     padded = jwt.encode({**claims, "pad": "x" * 1024}, auth.signing_secret, "HS256")
     assert decode_session_jwt(auth.signing_secret, padded) is None
     assert auth.authenticate_session(padded) is None
@@ -206,3 +215,197 @@ def test_a_bearer_without_the_pat_prefix_is_malformed_not_looked_up(auth):
         with pytest.raises(AuthFailure) as exc:
             auth.authenticate_bearer(raw, "10.0.0.1")
         assert exc.value.reason == TOKEN_MALFORMED
+
+
+def _deactivate(auth: AuthService, uid: int) -> None:
+    from jupyter_agnes.auth import admin_ops
+    from jupyter_agnes.auth.principal import Operator
+
+    with auth.store.write() as s:
+        admin_ops.set_active(s, Operator(), uid, False)
+
+
+def test_only_bearer_or_token_schemes_are_read(auth):
+    from jupyter_agnes.auth.service import UNSUPPORTED_SCHEME
+
+    uid = _user(auth, "scheme@example.com")
+    token = auth.create_token(uid, "t", 5).token
+    for header in (f"Bearer {token}", f"bearer  {token} ", f"TOKEN {token}", f" token {token}"):
+        assert auth.authenticate_header(header, "10.0.0.1").user_id == uid
+    for header in (f"Basic {token}", token, f"Bearer{token}", ""):
+        with pytest.raises(AuthFailure) as exc:
+            auth.authenticate_header(header, "10.0.0.1")
+        assert exc.value.reason == UNSUPPORTED_SCHEME
+
+
+def test_an_oversized_or_non_ascii_bearer_is_malformed(auth):
+    from jupyter_agnes.auth.service import MAX_CREDENTIAL_LEN, TOKEN_MALFORMED
+
+    for raw in ("", "agnes_pat_" + "é" * 43, "agnes_pat_" + "a" * (MAX_CREDENTIAL_LEN - 9)):
+        with pytest.raises(AuthFailure) as exc:
+            auth.authenticate_bearer(raw, "10.0.0.1")
+        assert exc.value.reason == TOKEN_MALFORMED
+    longest = "agnes_pat_" + "a" * (MAX_CREDENTIAL_LEN - 10)  # a PAT's body stops at 128
+    with pytest.raises(AuthFailure) as exc:
+        auth.authenticate_bearer(longest, "10.0.0.1")
+    assert exc.value.reason == TOKEN_MALFORMED
+
+
+def test_unknown_revoked_and_deactivated_pats_say_why(auth):
+    from jupyter_agnes.auth.service import ACCOUNT_DEACTIVATED, TOKEN_REVOKED, TOKEN_UNKNOWN
+
+    uid = _user(auth, "why@example.com")
+    revoked, kept = auth.create_token(uid, "r", 5), auth.create_token(uid, "k", 5)
+    operator = auth.load_principal(uid, "session")
+    auth.revoke_token(revoked.id, None, operator)
+    unknown = "agnes_pat_" + "Q" * 43
+    _deactivate(auth, _user(auth, "other@example.com"))  # someone else: kept still works
+    assert auth.authenticate_bearer(kept.token, "10.0.0.1").user_id == uid
+    for raw, reason in ((unknown, TOKEN_UNKNOWN), (revoked.token, TOKEN_REVOKED)):
+        with pytest.raises(AuthFailure) as exc:
+            auth.authenticate_bearer(raw, "10.0.0.1")
+        assert exc.value.reason == reason
+    with auth.store.write() as s:  # deactivated without revoking: the account still counts
+        from jupyter_agnes.store.models import User
+
+        s.get(User, uid).active = False
+    with pytest.raises(AuthFailure) as exc:
+        auth.authenticate_bearer(kept.token, "10.0.0.1")
+    assert exc.value.reason == ACCOUNT_DEACTIVATED
+    with pytest.raises(AuthFailure) as exc:
+        auth.start_session(uid, "test")
+    assert exc.value.reason == ACCOUNT_DEACTIVATED
+    assert auth.load_principal(uid, "session") is None
+
+
+def test_a_deactivated_scheduler_user_is_refused(auth):
+    from jupyter_agnes.auth.service import ACCOUNT_DEACTIVATED
+    from jupyter_agnes.store.models import User
+
+    scheduler = auth.authenticate_bearer(SCHEDULER_SECRET, "127.0.0.1")
+    with auth.store.write() as s:
+        s.get(User, scheduler.user_id).active = False
+    with pytest.raises(AuthFailure) as exc:
+        auth.authenticate_bearer(SCHEDULER_SECRET, "127.0.0.1")
+    assert exc.value.reason == ACCOUNT_DEACTIVATED
+    with pytest.raises(AuthFailure):  # a near miss is no scheduler token
+        auth.authenticate_bearer(SCHEDULER_SECRET[:-1] + "t", "127.0.0.1")
+
+
+def test_a_pat_used_from_a_new_ip_is_audited_once(auth):
+    from sqlalchemy import select
+
+    from jupyter_agnes.store.models import AuditEntry, PersonalAccessToken
+
+    uid = _user(auth, "roam@example.com")
+    created = auth.create_token(uid, "t", 5)
+    long_ip = "2001:db8::" + "1" * 70
+    for ip in ("10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2", long_ip):
+        auth.authenticate_bearer(created.token, ip)
+    auth.wait_for_recorded_uses()
+    with auth.store.read() as s:
+        seen = s.scalars(select(AuditEntry).where(AuditEntry.action == "token.first_use_new_ip")
+                         .order_by(AuditEntry.id)).all()
+        assert [(e.params["ip"], e.user_id, e.resource) for e in seen] == [
+            (ip, uid, f"token:{created.id}") for ip in ("10.0.0.2", long_ip)
+        ]
+        row = s.get(PersonalAccessToken, created.id)
+        assert row.last_used_ip == long_ip[:64] and row.last_used_at is not None
+
+
+def test_a_token_needs_an_owner_who_holds_its_scopes(auth):
+    uid = _user(auth, "scoped@example.com")
+    with pytest.raises(DirectoryError) as exc:
+        auth.create_token(uid + 100, "t", 5)
+    assert exc.value.status == 404 and exc.value.code == "user_not_found"
+    with pytest.raises(DirectoryError) as exc:
+        auth.create_token(uid, "t", 5, scopes=["data", "lab"])
+    assert exc.value.code == "scope_not_held" and "lab" in str(exc.value)
+    with pytest.raises(DirectoryError) as exc:
+        auth.create_token(uid, "t", 5, scopes=["nope"])
+    assert exc.value.code == "invalid_token_request"
+    with pytest.raises(DirectoryError) as exc:
+        auth.create_all_scopes_token(uid + 100, "t")
+    assert exc.value.status == 404
+    assert auth.create_all_scopes_token(uid, "all").scopes == ("data",)
+    assert auth.create_token(uid, "default", None).expires_at - utcnow() <= timedelta(
+        days=auth.pat_default_days
+    )
+
+
+def test_token_listings_are_newest_first_and_per_owner(auth):
+    ann, bob = _user(auth, "ann@example.com"), _user(auth, "bob@example.com")
+    first = auth.create_token(ann, "first", 5)
+    auth.create_token(bob, "bobs", 5)
+    second = auth.create_token(ann, "second", 5)
+    assert [t["id"] for t in auth.list_tokens(ann)] == [second.id, first.id]
+    assert {t["name"] for t in auth.list_tokens()} == {"first", "second", "bobs"}
+    operator = auth.load_principal(ann, "session")
+    auth.revoke_token(first.id, ann, operator)
+    with pytest.raises(DirectoryError) as exc:
+        auth.revoke_token(first.id, ann, operator)
+    assert (exc.value.status, exc.value.code) == (409, "token_revoked")
+    with pytest.raises(DirectoryError) as exc:
+        auth.revoke_token("no-such-token", None, operator)
+    assert (exc.value.status, exc.value.code) == (404, "token_not_found")
+
+
+def test_the_cache_is_bounded_and_off_without_a_versioned_file(auth, monkeypatch):
+    from sqlalchemy import create_engine
+
+    from jupyter_agnes.auth import principal_cache
+
+    monkeypatch.setattr(principal_cache, "MAX_ENTRIES", 2)
+    cache = PrincipalCache(auth.store.engine)
+    try:
+        assert cache.enabled and cache.version() is not None
+        for key in ("a", "b"):
+            cache.put(key, key.upper(), cache.get(key)[1])
+        assert [cache.get(k)[0] for k in ("a", "b")] == ["A", "B"]
+        cache.put("c", "C", cache.get("c")[1])  # full: start over rather than grow
+        assert [cache.get(k)[0] for k in ("a", "b", "c")] == [None, None, "C"]
+        cache.clear()
+        assert cache.get("c")[0] is None
+    finally:
+        cache.close()
+    memory = PrincipalCache(create_engine("sqlite://"))
+    assert not memory.enabled and memory.version() is None
+    memory.put("k", "v", 1)
+    assert memory.get("k") == (None, None)
+
+
+def test_the_dev_user_signs_in_as_dev_and_a_nameless_group_adds_nothing(tmp_path):
+    store = open_store(resolve_data_dir(tmp_path))
+    dev = AuthService(store, local_dev_mode=True, local_dev_groups='[{"id": "1", "name": ""}]')
+    try:
+        principal = dev.dev_principal()
+        assert principal is not None and principal.auth == "dev" and principal.is_admin
+        assert set(principal.groups) == {directory.ADMIN_GROUP, directory.EVERYONE_GROUP}
+    finally:
+        dev.close()
+        store.close()
+
+
+def test_an_own_token_carries_the_scopes_asked_and_its_revoke_names_who(auth):
+    from sqlalchemy import select
+
+    from jupyter_agnes.store.models import AuditEntry
+
+    uid = _user(auth, "own@example.com")
+    with auth.store.write() as s:
+        group = directory.get_or_create_group(s, "labbers", "test")
+        directory.add_member(s, directory.get_user_by_email(s, "own@example.com"), group,
+                             "admin", "test")
+        directory.add_grant(s, group, "lab", "*", "test")
+    cookie, _ = auth.start_session(uid, "test")
+    me = auth.authenticate_session(cookie)
+    assert auth.create_own_token(me, "nb", 5, scopes=["data", "lab"]).scopes == ("data", "lab")
+    by_pat = auth.authenticate_bearer(auth.create_token(uid, "t", 5).token, "10.0.0.1")
+    with pytest.raises(DirectoryError) as exc:
+        auth.create_own_token(by_pat, "x", 5)
+    assert exc.value.code == "interactive_session_required"
+    token = auth.create_token(uid, "gone", 5)
+    auth.revoke_token(token.id, uid, me)
+    with auth.store.read() as s:
+        row = s.scalars(select(AuditEntry).where(AuditEntry.action == "token.revoke")).one()
+        assert (row.user_id, row.actor, row.resource) == (uid, me.email, f"token:{token.id}")

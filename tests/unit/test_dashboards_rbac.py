@@ -120,3 +120,35 @@ def test_id_and_legacy_path_grants_open_the_same_dashboard():
     assert rbac.may_open_dashboard(
         who(("dashboard", "private/report.ipynb")), "private/report.ipynb"
     )
+
+
+def test_an_id_never_ends_in_the_notebook_suffix_and_a_wildcard_names_no_file():
+    assert rbac.dashboard_path("sales.ipynb") is None  # that spelling is a path, not an id
+    assert rbac.dashboard_path("sales") == "dashboards/sales.ipynb"
+    assert rbac.granted_dashboard_path("*") is None
+
+
+def test_lab_reads_any_file_and_only_dashboard_grants_share_a_folder():
+    assert rbac.may_read_dashboard_file(who(("lab", "*")), "private/salaries.png")
+    assert not rbac.may_read_dashboard_file(who(("table", "sales")), "dashboards/logo.png")
+    # every grant is looked at, whatever order the set yields them in
+    for n in range(10):
+        others = {("table", f"t{n}_{i}") for i in range(10)}
+        assert rbac.may_read_dashboard_file(who(SALES, *others), "dashboards/logo.png")
+
+
+def test_paths_may_hold_spaces_and_reach_1024_characters():
+    assert rbac.normalize_dashboard_path("dashboards/my sales.ipynb") == "dashboards/my sales.ipynb"
+    longest = "d/" + "x" * 1022
+    assert rbac.normalize_dashboard_path(longest) == longest
+    assert rbac.normalize_dashboard_path(longest + "x") is None
+
+
+def test_an_id_with_a_trailing_slash_names_nothing():
+    assert rbac.dashboard_id("dashboards/x/.ipynb") is None
+    assert rbac.dashboard_path("x/") is None
+
+
+def test_only_slashes_are_trimmed_and_delete_is_a_control_character():
+    assert rbac.normalize_dashboard_path("/Xdir/fileX/") == "Xdir/fileX"
+    assert rbac.normalize_dashboard_path("dashboards/a\x7fb.ipynb") is None

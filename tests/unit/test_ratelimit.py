@@ -185,3 +185,79 @@ def test_client_ip_oversized_header() -> None:
 
 def test_client_ip_accepts_strings() -> None:
     assert client_ip("10.0.0.2", "198.51.100.7", ["10.0.0.0/8"]) == "198.51.100.7"
+
+
+def test_the_last_fraction_of_a_token_waits_one_second() -> None:
+    rl = limiter(per_minute=60)
+    for _ in range(60):
+        rl.check("k", now=0.0)
+    assert rl.check("k", now=0.5) == (False, 1)
+    assert rl.blocked("k", now=0.5) == 1
+
+
+def test_defaults_without_env(monkeypatch) -> None:
+    for knob in ("ENABLED", "PER_MINUTE", "MAX_KEYS"):
+        monkeypatch.delenv(f"AGNES_AUTH_RATELIMIT_{knob}", raising=False)
+    monkeypatch.delenv("AGNES_TRUSTED_PROXIES", raising=False)
+    rl = RateLimiter()
+    assert (rl.enabled, rl.per_minute, rl.max_keys, rl.trusted_proxies) == (True, 10, 10_000, [])
+    monkeypatch.setenv("AGNES_AUTH_RATELIMIT_MAX_KEYS", "7")
+    assert RateLimiter().max_keys == 7
+
+
+def test_trusted_proxies_set_later_are_believed() -> None:
+    rl = limiter()
+    assert rl.client_ip("10.0.0.2", "198.51.100.7") == "10.0.0.2"
+    assert not rl.is_trusted_proxy("10.0.0.2")
+    rl.trusted_proxies = ["10.0.0.0/8"]
+    assert rl.client_ip("10.0.0.2", "198.51.100.7") == "198.51.100.7"
+    assert rl.is_trusted_proxy("10.0.0.2") and rl.is_trusted_proxy("[::ffff:10.0.0.2]:80")
+    assert not rl.is_trusted_proxy("11.0.0.2") and not rl.is_trusted_proxy("garbage")
+
+
+def test_network_lists_skip_blanks_and_name_a_bad_entry() -> None:
+    assert parse_networks(["", "  ", " 10.0.0.1/8 ", "::1"]) == parse_networks(
+        ["10.0.0.0/8", "::1/128"]
+    )
+    assert len(parse_networks(["", "10.0.0.1"])) == 1
+    with pytest.raises(ValueError, match="Not an IP address or CIDR: 'nope'"):
+        parse_networks(["10.0.0.1", "nope"])
+
+
+def test_an_unparseable_peer_is_kept_short() -> None:
+    assert client_ip("unix:/run/x.sock" + "s" * 100, "198.51.100.7", PROXIES) == (
+        "unix:/run/x.sock" + "s" * 100
+    )[:64]
+    assert client_ip("", "198.51.100.7", PROXIES) == ""
+
+
+def test_client_ip_header_of_exactly_the_limit_is_read_whole() -> None:
+    head = "10.1.1.1"
+    filler = ", 10.2.2.2"
+    header = head + filler * ((4096 - len(head)) // len(filler))
+    header = " " * (4096 - len(header)) + header
+    assert len(header) == 4096
+    assert client_ip("10.0.0.2", header, PROXIES) == "10.1.1.1"  # all trusted: leftmost
+    # one byte more and the first hop may be cut: it is dropped
+    assert client_ip("10.0.0.2", "9" + header, PROXIES) == "10.2.2.2"
+
+
+def test_first_refusal_on_the_real_clock_and_late_in_the_day() -> None:
+    rl = limiter(max_keys=3)
+    assert rl.first_refusal("k") and not rl.first_refusal("k")  # time.monotonic()
+    assert rl.first_refusal("late", now=1000.0)
+    assert not rl.first_refusal("late", now=1030.0)
+    assert rl.first_refusal("late", now=1060.0)
+    for key in ("a", "b"):
+        rl.first_refusal(key, now=1061.0)
+    assert not rl.first_refusal("late", now=1061.0)  # max_keys reports are all kept
+
+
+def test_a_whole_token_is_enough_to_try_again() -> None:
+    rl = limiter(per_minute=1)
+    rl.check("k", now=0.0)
+    assert rl.blocked("k", now=60.0) == 0  # exactly one token back
+    rl = limiter(per_minute=60)
+    for _ in range(60):
+        rl.check("k", now=0.0)
+    assert rl.blocked("k", now=1.5) == 0  # one and a half

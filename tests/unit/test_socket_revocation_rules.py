@@ -134,3 +134,46 @@ def test_the_version_moves_on_a_change_by_another_connection(auth: AuthService) 
     auth.revoke_token(ann.credential_id, None, Operator())
     assert checker.version() != before
     checker.close()
+
+
+def test_a_cached_credential_still_expires(auth: AuthService, monkeypatch) -> None:
+    """The expiry is checked on every call, also when the principal comes from the cache
+    (nothing in the store changes here: only the clock moves)."""
+    from jupyter_agnes.auth import revocation
+
+    checker = CredentialChecker(auth)
+    ann = pat_principal(auth, "ann@example.com")
+    with auth.store.read() as s:
+        expires_at = s.get(PersonalAccessToken, ann.credential_id).expires_at
+    first = checker.principal_now(Credential.of(ann))
+    assert first is not None and checker.principal_now(Credential.of(ann)) is first  # cached
+    monkeypatch.setattr(revocation, "utcnow", lambda: expires_at - timedelta(microseconds=1))
+    assert checker.principal_now(Credential.of(ann)) is first
+    monkeypatch.setattr(revocation, "utcnow", lambda: expires_at)  # the instant it ends
+    assert checker.principal_now(Credential.of(ann)) is None
+    hub = Credential("hub", "", ann.user_id)  # no expiry of its own: only the account's
+    assert checker.principal_now(hub) is not None
+    checker.close()
+
+
+def test_a_credential_names_its_own_user(auth: AuthService) -> None:
+    """A PAT or session id presented with another user's id resolves to nobody."""
+    checker = CredentialChecker(auth)
+    ann = pat_principal(auth, "ann@example.com")
+    vic_id = user_id(auth, "vic@example.com")
+    assert checker.principal_now(Credential("pat", ann.credential_id, vic_id)) is None
+    cookie, _ = auth.start_session(ann.user_id, "test")
+    session = auth.authenticate_session(cookie)
+    assert session is not None
+    assert checker.principal_now(Credential("session", session.credential_id, vic_id)) is None
+    assert checker.principal_now(Credential("pat", session.credential_id, ann.user_id)) is None
+    # a session carries every scope; a PAT only its own
+    assert checker.principal_now(Credential.of(session)).scopes == session.scopes
+    data_only = auth.authenticate_bearer(auth.create_token(ann.user_id, "d", 5).token, "127.0.0.1")
+    assert checker.principal_now(Credential.of(data_only)).scopes == frozenset({"data"})
+    checker.close()
+
+
+def test_a_credential_that_means_nobody_keeps_nothing() -> None:
+    for access in (LAB, TERMINAL, SocketAccess(resource="kernels", dashboard="dashboards/s.ipynb")):
+        assert not may_keep(None, access)
