@@ -103,7 +103,8 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="agnes-bench-qmem-"))
     load_before = os.getloadavg()
-    modes = {"workers": {}, "in-server": {"AGNES_QUERY_MAX_MEMORY": "0"}}
+    modes = {"workers": {"AGNES_QUERY_MAX_MEMORY": str(512 << 20)},
+             "in-server": {"AGNES_QUERY_MAX_MEMORY": "0"}}
     try:
         data_dir = tmp / "agnes"
         agnes_cli("sample-data", "--rows", "10000", "--data-dir", str(data_dir))

@@ -23,6 +23,7 @@ bytes of the result's Arrow IPC stream.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import pickle
 import queue
@@ -39,7 +40,7 @@ import pyarrow as pa
 if __package__:
     from .projection import project_for
 else:  # run as a script: this file's folder is on sys.path, the package is not imported
-    from projection import project_for  # type: ignore[import-not-found,no-redef]
+    project_for = importlib.import_module("projection").project_for
 
 CONTROL, DATA = b"C", b"D"
 CANCEL = "cancel"  # server to child: interrupt the running query, then answer as usual

@@ -232,6 +232,7 @@ def test_huge_vectors_fail_in_a_worker_not_the_server(tmp_path):
     admin = bearer(bootstrap_pat(data_dir))
     env = {k: v for k, v in os.environ.items()
            if k not in ("AGNES_QUERY_MAX_BYTES", "AGNES_QUERY_MAX_MEMORY")}
+    env["AGNES_QUERY_MAX_MEMORY"] = str(4 * 64 * MiB + 256 * MiB)  # opted in
     with agnes_server(data_dir, env=env) as server:
         pid = server.proc.pid
         # should the bound ever break, the server fails its own allocation, not the machine
@@ -269,5 +270,5 @@ def test_huge_vectors_fail_in_a_worker_not_the_server(tmp_path):
             sampler.join()
         grown = vm_kib(pid, "VmHWM") * 1024 - baseline
         assert grown < 64 * MiB, f"the server's peak grew by {grown / MiB:.0f} MiB"
-        limit = 4 * 64 * MiB + 256 * MiB  # the default AGNES_QUERY_MAX_MEMORY
+        limit = 4 * 64 * MiB + 256 * MiB  # the AGNES_QUERY_MAX_MEMORY set above
         assert worker_peak and max(worker_peak.values()) < limit + 200 * MiB, worker_peak
