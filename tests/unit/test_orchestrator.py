@@ -258,6 +258,7 @@ def test_two_processes_rebuild_one_after_the_other(data_dir, orch):
         import time
         from pathlib import Path
         from jupyter_agnes.orchestrator import SyncOrchestrator
+        print("ready", flush=True)  # imported: the wait measured below is the lock's only
         t0 = time.monotonic()
         SyncOrchestrator(Path({str(data_dir)!r})).rebuild()
         print(time.monotonic() - t0)
@@ -265,6 +266,7 @@ def test_two_processes_rebuild_one_after_the_other(data_dir, orch):
     )
     with rebuild_lock(data_dir):
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=1.5)  # blocked on our lock, not failing
         assert not (data_dir / "analytics.duckdb").exists()
