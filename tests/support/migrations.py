@@ -4,6 +4,7 @@ the head revision need no edit when a migration is added."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jupyter_agnes.store
 
@@ -12,3 +13,22 @@ VERSIONS = Path(jupyter_agnes.store.__file__).parent / "migrations" / "versions"
 
 def head_revision() -> str:
     return max(p.name.split("_", 1)[0] for p in VERSIONS.glob("[0-9]*_*.py"))
+
+
+def sqlite_store_at(tmp_path: Path, revision: str) -> tuple[Path, Any, Any]:
+    """A SQLite store migrated only up to `revision`: (data dir, engine, alembic config),
+    for tests of what a later migration does to existing rows."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from jupyter_agnes.paths import resolve_data_dir
+    from jupyter_agnes.store.engine import _alembic_config
+
+    data_dir = resolve_data_dir(tmp_path)
+    url = f"sqlite:///{data_dir / 'agnes.sqlite'}"
+    engine = create_engine(url)
+    cfg = _alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return data_dir, engine, cfg

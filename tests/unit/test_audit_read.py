@@ -28,6 +28,7 @@ from jupyter_agnes.store.audit_read import (
 )
 from jupyter_agnes.store.engine import open_store
 from tests.support.audit_log import T0, add_entries, entry, minutes
+from tests.support.migrations import sqlite_store_at
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
@@ -228,15 +229,8 @@ def test_migration_0008_upgrades_a_0007_log_and_downgrades(tmp_path):
     from alembic import command
     from sqlalchemy import create_engine
 
-    from jupyter_agnes.store.engine import _alembic_config
 
-    data_dir = resolve_data_dir(tmp_path)
-    url = f"sqlite:///{data_dir / 'agnes.sqlite'}"
-    engine = create_engine(url)
-    cfg = _alembic_config(url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
+    data_dir, engine, cfg = sqlite_store_at(tmp_path, "0007")
     with engine.begin() as conn:
         for minute in (1, 2, 2):
             conn.exec_driver_sql(
@@ -248,7 +242,7 @@ def test_migration_0008_upgrades_a_0007_log_and_downgrades(tmp_path):
     store = open_store(data_dir)
     assert ids(store, AuditFilter(action_prefix="auth.", limit=2)) == [3, 2]
     store.close()
-    engine = create_engine(url)
+    engine = create_engine(engine.url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0007")

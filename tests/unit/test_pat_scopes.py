@@ -15,7 +15,7 @@ from jupyter_agnes.cli import main
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import open_store
-from tests.support.migrations import head_revision
+from tests.support.migrations import head_revision, sqlite_store_at
 
 OLD_PAT = "agnes_pat_" + "A" * 43
 
@@ -87,18 +87,9 @@ def test_quickstarts_token_carries_every_scope(tmp_path):
 def test_tokens_made_before_scopes_keep_every_scope(tmp_path):
     """0004 -> 0005 on a real SQLite file holding a token: it keeps working for Lab and
     admin (as before the upgrade), bounded by its owner's rights; new rows get `data`."""
-    from alembic import command
-    from sqlalchemy import create_engine
 
-    from jupyter_agnes.store.engine import _alembic_config
 
-    data_dir = resolve_data_dir(tmp_path)
-    url = f"sqlite:///{data_dir / 'agnes.sqlite'}"
-    engine = create_engine(url)
-    cfg = _alembic_config(url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
+    data_dir, engine, cfg = sqlite_store_at(tmp_path, "0004")
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "insert into users (id, email, name, active, is_service, created_at) "

@@ -14,7 +14,7 @@ from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import StoreError, open_store
 from jupyter_agnes.store.models import Group
-from tests.support.migrations import head_revision
+from tests.support.migrations import head_revision, sqlite_store_at
 
 
 def mode(path) -> int:
@@ -199,18 +199,9 @@ def test_identity_version_moves_only_when_rights_may_change(tmp_path):
 
 
 def test_existing_0001_data_dir_is_upgraded_in_place(tmp_path):
-    from alembic import command
-    from sqlalchemy import create_engine
 
-    from jupyter_agnes.store.engine import _alembic_config
 
-    data_dir = resolve_data_dir(tmp_path)
-    url = f"sqlite:///{data_dir / 'agnes.sqlite'}"
-    engine = create_engine(url)
-    cfg = _alembic_config(url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    data_dir, engine, cfg = sqlite_store_at(tmp_path, "0001")
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "insert into users (email, name, active, is_service, created_at) "
