@@ -178,7 +178,8 @@ class QueryRunner(Configurable):
     ).tag(config=True)
     max_memory = Int(
         help="Bytes of memory one query may allocate, in the worker process it runs in; more"
-        " fails it with 413 (AGNES_QUERY_MAX_MEMORY; 0: run queries inside the server, unbounded)."
+        " fails it with 413 (AGNES_QUERY_MAX_MEMORY; default 4 x max_bytes + 256 MiB; 0: run"
+        " queries inside the server, unbounded)."
     ).tag(config=True)
     sandbox_cache_size = Int(32, help="Locked-down databases kept per process.").tag(config=True)
     check_cache_size = Int(256, help="Checked statements kept per process (0: none).").tag(
@@ -208,9 +209,7 @@ class QueryRunner(Configurable):
 
     @default("max_memory")
     def _default_max_memory(self) -> int:
-        # Off by default until the workers pass every shipped notebook under load (a fresh-clone
-        # run got a 413 on a 20,000-row join); `default_max_memory` is the value to opt in with.
-        return env_int("AGNES_QUERY_MAX_MEMORY", 0, minimum=0)
+        return env_int("AGNES_QUERY_MAX_MEMORY", default_max_memory(self.max_bytes), minimum=0)
 
     def __init__(self, data_dir: str | Path, catalog: Catalog | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -350,6 +349,11 @@ class QueryRunner(Configurable):
         if isinstance(exc, WorkerError) and exc.kind != "error":
             if exc.kind == "timeout":
                 return self._translate(duckdb.InterruptException())
+            if exc.kind == "crash":  # not the user's doing: a 500, logged by the pool
+                return QueryError(
+                    f"The query could not be completed: {exc.message}", status=500,
+                    reason="worker_crash",
+                )
             return QueryError(
                 f"Query needs more memory than AGNES_QUERY_MAX_MEMORY "
                 f"({self.max_memory / 2**20:g} MiB) allows and was stopped",

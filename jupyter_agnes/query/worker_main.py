@@ -17,6 +17,7 @@ bytes of the result's Arrow IPC stream.
   ["sandbox"]                   the request's database is set up; the query starts
   ["start", rendering]          the query runs; the IPC stream follows
   ["end"]                       the stream is complete; the worker takes another request
+  ["end", "exit"]               the same, but the worker exits (it outgrew its budget)
   ["error", kind, message]      kind: "error" (the worker goes on) or "memory" (it exits)
 """
 
@@ -47,14 +48,32 @@ CANCEL = "cancel"  # server to child: interrupt the running query, then answer a
 SANDBOXES_KEPT = 8  # locked-down databases one worker keeps
 SMALL_PIECE = 64 * 1024  # IPC pieces below this are joined into one pipe message
 MEMORY, ERROR = "memory", "error"
+EXIT = "exit"  # in ["end", EXIT]: the worker outgrew its budget and exits; not reusable
+
+
+_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+# DuckDB 2 starts `async_threads` (default 8) I/O threads per database: ~70 MiB of stacks
+# that RLIMIT_DATA counts, per sandbox. Our reads are local files, so one is enough.
+_ASYNC_THREADS = {"async_threads": 1}
+_async_threads_known: bool | None = None
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    global _async_threads_known
+    if _async_threads_known is not False:
+        try:
+            con = duckdb.connect(":memory:", config={**_CONFIG, **_ASYNC_THREADS})
+        except duckdb.Error:  # DuckDB 1.x has no such setting (nor those threads)
+            _async_threads_known = False
+        else:
+            _async_threads_known = True
+            return con
+    return duckdb.connect(":memory:", config=_CONFIG)
 
 
 def open_sandbox(statements: list[str]) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory database set up (and locked down) by `statements`."""
-    con = duckdb.connect(
-        ":memory:",
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-    )
+    con = _connect()
     try:
         for statement in statements:
             con.execute(statement)
@@ -72,11 +91,27 @@ def _status_kib(field: str) -> int:
     return 0
 
 
+def data_bytes() -> int:
+    """This process's data segment: what RLIMIT_DATA counts (address space, not RSS)."""
+    return _status_kib("VmData") * 1024
+
+
 def limit_memory(extra_bytes: int) -> None:
-    """Allow this process `extra_bytes` of data segment beyond what it holds now (the
-    imported modules), so the knob counts the query's own need."""
-    limit = _status_kib("VmData") * 1024 + extra_bytes
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    """Allow this process `extra_bytes` of data segment beyond what it holds now (its
+    modules, the sandbox the query runs in), so the knob counts the query's own need.
+    Set before each query: only the soft limit, so a non-root worker can raise it again
+    (SQL cannot call setrlimit)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = data_bytes() + extra_bytes
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+def unlimit_memory() -> None:
+    """Between queries: the worker's own bookkeeping must never fail an allocation."""
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
 
 
 class _PipeSink:
@@ -146,8 +181,20 @@ class _Sandboxes:
         return db.cursor()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Budget:
+    memory_bytes: int  # one query's allowance (AGNES_QUERY_MAX_MEMORY)
+    started_with: int  # the data segment before any query
+
+    def outgrown(self) -> bool:
+        """What queries left behind (cached sandboxes, allocator arenas) is bounded too:
+        a worker that grew by its own limit is replaced by a fresh one."""
+        return data_bytes() - self.started_with > self.memory_bytes
+
+
 def run_one(
-    conn: Connection, sandboxes: _Sandboxes, request: dict[str, Any], inbox: _Inbox
+    conn: Connection, sandboxes: _Sandboxes, request: dict[str, Any], inbox: _Inbox,
+    budget: _Budget,
 ) -> bool:
     """Run one query and stream it back; False when this worker must exit afterwards."""
     sink = _PipeSink(conn)
@@ -155,6 +202,7 @@ def run_one(
         cursor = sandboxes.cursor(request["key"], request["setup"])
         inbox.running(cursor)
         send_control(conn, "sandbox")  # the query's time limit starts now, as in the server
+        limit_memory(budget.memory_bytes)
         try:
             relation = cursor.sql(request["sql"], params=request["params"] or None)
             rendering = None
@@ -169,6 +217,7 @@ def run_one(
             writer.close()
             sink.send()
         finally:
+            unlimit_memory()
             inbox.running(None)
             cursor.close()
     except (BrokenPipeError, EOFError):
@@ -177,6 +226,9 @@ def run_one(
         memory = _is_memory_error(exc)
         send_control(conn, "error", MEMORY if memory else ERROR, str(exc))
         return not memory  # a worker that ran out of memory is replaced, not reused
+    if budget.outgrown():
+        send_control(conn, "end", EXIT)
+        return False
     send_control(conn, "end")
     return True
 
@@ -220,13 +272,13 @@ class _Inbox:
 
 def serve(conn: Connection, memory_bytes: int) -> None:
     """The worker's loop: one request at a time until the pipe closes."""
-    limit_memory(memory_bytes)
+    budget = _Budget(memory_bytes, data_bytes())
     sandboxes = _Sandboxes()
     inbox = _Inbox(conn)
     send_control(conn, "ready")
     while (request := inbox.next()) is not None:
         try:
-            if not run_one(conn, sandboxes, request, inbox):
+            if not run_one(conn, sandboxes, request, inbox, budget):
                 return
         except Exception:  # the pipe or the memory failed: the server sees EOF
             return

@@ -7,7 +7,7 @@ runs under RLIMIT_DATA (AGNES_QUERY_MAX_MEMORY), so such a query fails an alloca
 there and the server only ever holds one streamed Arrow message at a time.
 
 A worker is a fresh interpreter (never a fork of the server with its threads and sockets)
-that imports only DuckDB and pyarrow; up to four wait ready. A query that ends early (cut by a
+that imports only DuckDB and pyarrow; one waits ready. A query that ends early (cut by a
 cap, the client gone) is interrupted in its worker, which is reused; a timed-out query
 kills its worker, and a replacement starts in the background.
 """
@@ -17,7 +17,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +37,16 @@ from jupyter_agnes.query.render import Rendering
 IDLE_KEPT = 4  # workers kept ready (2 users at their default 2 concurrent queries)
 CANCEL_WAIT_S = 2.0  # a cancelled query's worker gets this long to stop, then it is killed
 _SCRIPT = str(Path(worker_main.__file__).resolve())
+log = logging.getLogger("jupyter_agnes.query")
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 class WorkerError(Exception):
@@ -70,6 +82,20 @@ class _Worker:
                 raise OSError("the query worker did not start")
             self.ready = True
 
+    def ended(self) -> WorkerError:
+        """Why the worker's pipe closed mid-query, read from how its process ended: the
+        kernel's OOM killer (SIGKILL we did not send) is a memory failure, anything else
+        a crash, logged with its exit status."""
+        try:
+            code = self.process.wait(CANCEL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code == -signal.SIGKILL:
+            return WorkerError("memory", "the query's worker process was killed (SIGKILL)")
+        how = "is hung" if code is None else describe_exit(code)
+        log.error("A query worker process (pid %d) ended mid-query: it %s", self.process.pid, how)
+        return WorkerError("crash", f"the query's worker process ended unexpectedly: it {how}")
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -87,8 +113,9 @@ class _Worker:
 
 class WorkerPool:
     """Workers for one QueryRunner; `start(request)` runs a query in one of them. A
-    background thread keeps at least one idle and, until IDLE_KEPT exist, more: a burst of
-    queries should not wait for interpreters to start. Up to IDLE_KEPT wait between queries."""
+    background thread keeps one idle, so a query never waits for an interpreter to start
+    unless several arrive at once; up to IDLE_KEPT that finished a query wait for the next.
+    (Not more at start: each worker is ~100 MB, and most servers are mostly idle.)"""
 
     def __init__(self, memory_bytes: int) -> None:
         self.memory_bytes = memory_bytes
@@ -99,7 +126,7 @@ class WorkerPool:
         self._closed = False
 
     def _short(self) -> bool:
-        return not self._closed and (not self._idle or len(self._idle) + self._busy < IDLE_KEPT)
+        return not self._closed and not self._idle
 
     def fill(self) -> None:
         """Start workers in the background while the pool is short of them."""
@@ -195,6 +222,7 @@ class WorkerStream:
         self._buffered = 0
         self._lock = threading.Lock()  # the watchdog's interrupt vs. giving the worker back
         self._ended = False  # the worker said "end" or "error": it is between queries
+        self._exiting = False  # ... and it said it exits: not to be reused
         self._error: WorkerError | None = None
         self._timed_out = False
         self._closed = False
@@ -231,9 +259,7 @@ class WorkerStream:
             self._ended = False
             if self._timed_out:
                 raise WorkerError("timeout", "interrupted") from exc
-            raise WorkerError(
-                "crash", "the query's worker process ended unexpectedly"
-            ) from exc
+            raise self._worker.ended() from exc
 
     def _control(self, message: tuple[bytes, bytes]) -> tuple[Any, ...]:
         tag, payload = message
@@ -244,6 +270,11 @@ class WorkerStream:
             self._ended = control[1] != worker_main.MEMORY  # a memory failure exits
             raise WorkerError(control[1], control[2])
         return tuple(control)
+
+    def _end_of_query(self, control: tuple[Any, ...] | list[Any]) -> None:
+        if control[0] == "end":
+            self._ended = True
+            self._exiting = list(control[1:]) == [worker_main.EXIT]
 
     # --- a file for pa.ipc.open_stream -------------------------------------------------
 
@@ -259,8 +290,7 @@ class WorkerStream:
                 self._buffered += len(payload)
                 continue
             try:
-                if self._control((tag, payload))[0] == "end":
-                    self._ended = True
+                self._end_of_query(self._control((tag, payload)))
             except WorkerError as exc:
                 self._error = exc
                 raise
@@ -303,7 +333,7 @@ class WorkerStream:
             if self._closed:
                 return
             self._closed = True
-        if self._ended and not self._timed_out:
+        if self._ended and not self._timed_out and not self._exiting:
             self._pool.release(self._worker)  # between queries: reusable
         else:
             self._pool.discard(self._worker)  # still running (or dead)
@@ -320,7 +350,8 @@ class WorkerStream:
                 payload = conn.recv_bytes()
                 if tag == worker_main.CONTROL:
                     control = json.loads(payload)
-                    if control[0] == "end" or control[:2] == ["error", worker_main.ERROR]:
+                    self._end_of_query(control)
+                    if control[:2] == ["error", worker_main.ERROR]:
                         self._ended = True
                     return
         except (EOFError, OSError, ValueError):

@@ -4,6 +4,10 @@ ended early is interrupted in its worker, which is reused; a timeout kills its w
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,9 @@ SMALL = 192 * MiB  # a worker's limit here: the queries below need GBs
 def env(tmp_path_factory):
     data_dir: Path = tmp_path_factory.mktemp("w") / "data"
     data_dir.mkdir()
-    make_extract(data_dir, "shop", {"orders": "SELECT range AS id FROM range(1000)"})
+    tables = {"orders": "SELECT range AS id FROM range(1000)"}
+    tables |= {f"t{i}": "SELECT range AS id, range % 7 AS k FROM range(20000)" for i in range(8)}
+    make_extract(data_dir, "shop", tables)
     orch = SyncOrchestrator(data_dir)
     assert orch.rebuild().problems == []
     yield data_dir, orch.store
@@ -75,4 +81,67 @@ def test_a_timeout_kills_the_worker_and_the_next_query_runs(env):
     with pytest.raises(QueryError) as exc:
         answer(runner, "SELECT count(*) FROM range(1000000000000) a, range(1000) b")
     assert exc.value.status == 408 and "time limit" in exc.value.message
+    assert answer(runner, "SELECT count(*) FROM orders") == [[1000]]
+
+
+EIGHT = [f"t{i}" for i in range(8)]
+
+
+def test_a_worker_serves_many_table_sets_within_its_limit(env):
+    """Each table set is a sandbox database the worker keeps; what those cost must not eat
+    the query's allowance (DuckDB 2 started 8 I/O threads per database, ~70 MiB of stacks
+    that RLIMIT_DATA counts: a 20,000-row join got 413 after a few table sets)."""
+    data_dir, store = env
+    runner = QueryRunner(data_dir, store=store, max_memory=SMALL)
+    who = user(*EIGHT)
+    for name in EIGHT:
+        assert runner.run(who, f"SELECT count(*) FROM {name}", fmt="json").to_json()[
+            "rows"] == [[20000]]
+    join = "SELECT count(*) FROM t0 JOIN t1 USING (id) JOIN t2 USING (id) WHERE t0.k = 3"
+    for _ in range(3):
+        assert runner.run(who, join, fmt="json").to_json()["rows"] == [[2857]]
+
+
+def test_a_worker_that_outgrew_its_budget_is_replaced(env):
+    """With a budget smaller than a few sandboxes, the worker says so after a query and
+    exits; the pool does not hand it out again."""
+    data_dir, store = env
+    runner = QueryRunner(data_dir, store=store, max_memory=24 * MiB)
+    pool = runner.workers()
+    who = user(*EIGHT)
+    seen: list[int] = []
+    for name in EIGHT:
+        result = runner.run(who, f"SELECT count(*) FROM {name}", fmt="json")
+        seen.append(result._reader._worker.process.pid)
+        assert result.to_json()["rows"] == [[20000]]
+    assert len(set(seen)) > 1, "one worker kept every sandbox past its budget"
+    retired = [w for w in pool._idle if w.process.pid in seen[:-1] and not w.alive()]
+    assert retired == []
+
+
+@pytest.mark.parametrize("sig, status, words", [
+    (signal.SIGTERM, 500, "was killed by SIGTERM"),
+    (signal.SIGSEGV, 500, "was killed by SIGSEGV"),
+    (signal.SIGKILL, 413, "AGNES_QUERY_MAX_MEMORY"),  # what the kernel's OOM killer sends
+])
+def test_a_worker_that_dies_mid_query_is_reported_for_what_it_was(env, sig, status, words):
+    data_dir, store = env
+    runner = QueryRunner(data_dir, store=store, timeout_s=60, max_memory=SMALL)
+    answer(runner, "SELECT 1")
+    pid = runner.workers()._idle[-1].process.pid  # the next query's (new ones go first)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            answer(runner, "SELECT count(*) FROM range(1000000000000) a, range(1000) b")
+        except QueryError as exc:
+            outcome.append(exc)
+
+    query = threading.Thread(target=run)
+    query.start()
+    time.sleep(1)
+    os.kill(pid, sig)
+    query.join(30)
+    assert outcome and isinstance(outcome[0], QueryError), outcome
+    assert outcome[0].status == status and words in outcome[0].message, outcome[0].message
     assert answer(runner, "SELECT count(*) FROM orders") == [[1000]]
