@@ -34,6 +34,9 @@ from tests.support.server_process import (  # repo root on sys.path via common
 
 SMALL_SQL = "SELECT count(*) FROM orders"
 ISSUE_SQL = "SELECT repeat('x', 10000000) FROM range(500)"
+# one big value as JSON, over and just under the 64 MiB byte cap: the server's worst case
+ONE_VALUE_SQL = {"over": "SELECT repeat('x', 120000000) AS s",
+                 "under": "SELECT repeat('x', 60000000) AS s"}
 MiB = 1024 * 1024
 
 
@@ -72,8 +75,10 @@ def latencies(session: requests.Session, url: str, count: int) -> list[float]:
     return out
 
 
-def issue_query(pid: int, url: str, headers: dict[str, str]) -> tuple[int, float, float]:
-    """(status, server VmHWM growth MiB, workers' peak RSS MiB) for ISSUE_SQL."""
+def issue_query(
+    pid: int, url: str, headers: dict[str, str], sql: str = ISSUE_SQL
+) -> tuple[int, float, float]:
+    """(status, server VmHWM growth MiB, workers' peak RSS MiB) for `sql`."""
     baseline = status_kib(pid, "VmHWM")
     worker_peak = [0]
     stop = threading.Event()
@@ -87,7 +92,7 @@ def issue_query(pid: int, url: str, headers: dict[str, str]) -> tuple[int, float
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        status = requests.post(url, json={"sql": ISSUE_SQL}, headers=headers, timeout=300).status_code
+        status = requests.post(url, json={"sql": sql}, headers=headers, timeout=300).status_code
     finally:
         stop.set()
         sampler.join()
@@ -111,6 +116,7 @@ def main() -> None:
         pat = bootstrap_pat(data_dir, "bench@example.com")
         wall: dict[str, list[float]] = {m: [] for m in modes}
         memory: dict[str, tuple[int, float, float]] = {}
+        one_value: dict[str, tuple[int, float, float]] = {}
         with contextlib.ExitStack() as stack:
             servers = {}
             for mode, extra in modes.items():
@@ -129,6 +135,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 for mode, (_proc, session, url) in servers.items():
                     wall[mode] += latencies(session, url, args.requests)
+            proc, _session, url = servers["workers"]
+            for size, sql in ONE_VALUE_SQL.items():  # before (b)'s peak
+                one_value[size] = issue_query(proc.pid, url, nobody, sql)
             for mode, (proc, _session, url) in servers.items():
                 if mode == "in-server":
                     limit = int(args.baseline_limit_gib * 1024 * MiB)
@@ -147,6 +156,10 @@ def main() -> None:
         print(f"    {mode:10s} HTTP {status}  server VmHWM +{grown:7.0f} MiB"
               f"  workers' peak RSS {worker:6.0f} MiB")
     print(f"    (in-server baseline capped at RLIMIT_DATA {args.baseline_limit_gib} GiB)")
+    print("(c) one big value as JSON, workers (byte cap AGNES_QUERY_MAX_BYTES 64 MiB)")
+    for size, (status, grown, worker) in one_value.items():
+        print(f"    {ONE_VALUE_SQL[size]!r:40s} HTTP {status}  server VmHWM +{grown:4.0f} MiB"
+              f" ({grown / 64:.1f}x the cap)  workers' peak RSS {worker:.0f} MiB")
 
 
 def agnes_serve(data_dir: Path, port: int) -> list[str]:

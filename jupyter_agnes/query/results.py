@@ -76,6 +76,8 @@ class QueryResult:
             while True:
                 batch = self._next()
                 if batch is None:
+                    # a worker may have left out rows that could not fit the byte cap
+                    self.truncated = self.truncated or getattr(self._reader, "cut", False)
                     break
                 if remaining <= 0:
                     self.truncated = batch.num_rows > 0 or self.truncated

@@ -318,6 +318,7 @@ class QueryRunner(Configurable):
             "params": bound,
             "fmt": fmt,
             "batch_rows": TEXT_BATCH_ROWS if fmt in TEXT_FORMATS else BATCH_ROWS,
+            "max_bytes": self.max_bytes if fmt in TEXT_FORMATS else 0,
         }
 
     def _start_in_worker(

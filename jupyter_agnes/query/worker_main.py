@@ -17,7 +17,8 @@ bytes of the result's Arrow IPC stream.
   ["sandbox"]                   the request's database is set up; the query starts
   ["start", rendering]          the query runs; the IPC stream follows
   ["end"]                       the stream is complete; the worker takes another request
-  ["end", "exit"]               the same, but the worker exits (it outgrew its budget)
+  ["end", "cut"?, "exit"?]      the same; "cut": rows were left out (TextCap), "exit": the
+                                worker exits (it outgrew its budget) and is not reused
   ["error", kind, message]      kind: "error" (the worker goes on) or "memory" (it exits)
 """
 
@@ -37,6 +38,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 if __package__:
     from .projection import project_for
@@ -48,7 +50,8 @@ CANCEL = "cancel"  # server to child: interrupt the running query, then answer a
 SANDBOXES_KEPT = 8  # locked-down databases one worker keeps
 SMALL_PIECE = 64 * 1024  # IPC pieces below this are joined into one pipe message
 MEMORY, ERROR = "memory", "error"
-EXIT = "exit"  # in ["end", EXIT]: the worker outgrew its budget and exits; not reusable
+EXIT = "exit"  # in "end": the worker outgrew its budget and exits; not reusable
+CUT = "cut"  # in "end": rows were left out by TextCap; the result is truncated
 
 
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -153,6 +156,39 @@ class _PipeSink:
             small.clear()
 
 
+class TextCap:
+    """JSON and CSV bodies stop at AGNES_QUERY_MAX_BYTES. Every rendering of a row holds at
+    least the bytes of its string and binary values, so once those add up past the cap no
+    further row can be sent: they are left out here, not shipped to the server to be
+    dropped there (one 100 MB value would cost the server several copies of it)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.left = max_bytes  # 0: no cap (Arrow)
+        self.cut = False
+
+    def fit(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.left or self.cut:
+            return batch
+        sizes = [
+            pc.fill_null(pc.binary_length(column), 0)
+            for column in batch.columns
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            or pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)
+        ]
+        if not sizes or not batch.num_rows:
+            return batch
+        row_bytes = sizes[0].cast(pa.int64())
+        for more in sizes[1:]:
+            row_bytes = pc.add(row_bytes, more.cast(pa.int64()))
+        running = pc.cumulative_sum(row_bytes)
+        over = pc.index(pc.greater(running, self.left), True).as_py()
+        if over < 0:
+            self.left -= running[-1].as_py()
+            return batch
+        self.cut = True
+        return batch.slice(0, over)
+
+
 def send_control(conn: Connection, *message: Any) -> None:
     conn.send_bytes(CONTROL)
     conn.send_bytes(json.dumps(message).encode())
@@ -211,9 +247,13 @@ def run_one(
             reader = relation.to_arrow_reader(request["batch_rows"])
             send_control(conn, "start", rendering and dataclasses.asdict(rendering))
             writer = pa.ipc.new_stream(sink, reader.schema)
+            cap = TextCap(request.get("max_bytes", 0))
             for batch in reader:
+                batch = cap.fit(batch)
                 writer.write_batch(batch)
                 sink.send()
+                if cap.cut:
+                    break
             writer.close()
             sink.send()
         finally:
@@ -226,10 +266,11 @@ def run_one(
         memory = _is_memory_error(exc)
         send_control(conn, "error", MEMORY if memory else ERROR, str(exc))
         return not memory  # a worker that ran out of memory is replaced, not reused
+    flags = [CUT] if cap.cut else []
     if budget.outgrown():
-        send_control(conn, "end", EXIT)
+        send_control(conn, "end", *flags, EXIT)
         return False
-    send_control(conn, "end")
+    send_control(conn, "end", *flags)
     return True
 
 

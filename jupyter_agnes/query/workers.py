@@ -223,6 +223,7 @@ class WorkerStream:
         self._lock = threading.Lock()  # the watchdog's interrupt vs. giving the worker back
         self._ended = False  # the worker said "end" or "error": it is between queries
         self._exiting = False  # ... and it said it exits: not to be reused
+        self.cut = False  # the worker left rows out (TextCap): the result is truncated
         self._error: WorkerError | None = None
         self._timed_out = False
         self._closed = False
@@ -274,7 +275,8 @@ class WorkerStream:
     def _end_of_query(self, control: tuple[Any, ...] | list[Any]) -> None:
         if control[0] == "end":
             self._ended = True
-            self._exiting = list(control[1:]) == [worker_main.EXIT]
+            self._exiting = worker_main.EXIT in control[1:]
+            self.cut = worker_main.CUT in control[1:]
 
     # --- a file for pa.ipc.open_stream -------------------------------------------------
 

@@ -145,3 +145,32 @@ def test_a_worker_that_dies_mid_query_is_reported_for_what_it_was(env, sig, stat
     assert outcome and isinstance(outcome[0], QueryError), outcome
     assert outcome[0].status == status and words in outcome[0].message, outcome[0].message
     assert answer(runner, "SELECT count(*) FROM orders") == [[1000]]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_rows_past_the_byte_cap_never_leave_the_worker(env, fmt):
+    """Once a result's string bytes alone pass AGNES_QUERY_MAX_BYTES, the worker stops
+    sending: a 10 MB value under a 1 MiB cap never reaches the server. The answer is the
+    in-server one: the rows that fit, flagged truncated."""
+    data_dir, store = env
+    sql = "SELECT i, repeat('x', 300000) AS s FROM range(10) t(i) UNION ALL " \
+          "SELECT 10, repeat('y', 10000000) ORDER BY i"
+    answers = []
+    for max_memory in (SMALL, 0):
+        runner = QueryRunner(data_dir, store=store, max_bytes=MiB, max_memory=max_memory)
+        result = runner.run(user("orders"), sql, fmt=fmt)
+        body = b"".join(result.iter_json() if fmt == "json" else result.iter_csv())
+        answers.append((result.rows, result.truncated, len(body) <= MiB))
+        if max_memory:
+            assert result._reader.cut  # the worker cut, not the server
+    assert answers[0] == answers[1] == (3, True, True)
+
+
+def test_the_worker_cut_alone_flags_the_result_truncated(env):
+    """Rows that fit the cap, then one whose value alone is over it: the server never sees
+    that row, so only the worker's word makes the answer truncated."""
+    data_dir, store = env
+    runner = QueryRunner(data_dir, store=store, max_bytes=MiB, max_memory=SMALL)
+    sql = "SELECT 1 AS i, 'small' AS s UNION ALL SELECT 2, repeat('y', 2000000) ORDER BY i"
+    body = runner.run(user("orders"), sql, fmt="json").to_json()
+    assert body["rows"] == [[1, "small"]] and body["truncated"] is True
