@@ -79,6 +79,17 @@ def test_no_principal_is_refused_everything() -> None:
     assert AgnesAuthorizer().is_authorized(h, SimpleNamespace(), "read", "identity") is False
 
 
+def test_a_foreign_providers_user_is_judged_by_the_requests_principal() -> None:
+    """Under another identity provider (JupyterHub) the user carries no principal: the
+    one principal_of found for the request (left on it) decides."""
+    for lab, expected in ((True, True), (False, False)):
+        h = handler("api/contents")
+        hub_user = SimpleNamespace(username="u7")
+        h.current_user = hub_user
+        h.request.agnes_principal = principal(lab=lab)
+        assert AgnesAuthorizer().is_authorized(h, hub_user, "read", "contents") is expected
+
+
 @pytest.mark.parametrize("action", ["read", "write", "execute"])
 def test_signed_in_resources_need_no_lab(action: str) -> None:
     viewer = principal()
@@ -198,3 +209,34 @@ def test_voila_kernel_routes_are_the_owners_voila_kernels() -> None:
         assert voila_decision(handler(f"voila/{route}/{voila}/x", km=km), viewer) is False
     stranger = principal(OTHER)
     assert voila_decision(handler(f"voila/execution/{theirs}", km=km), stranger) is False
+
+
+def test_a_path_outside_base_url_is_not_voilas() -> None:
+    outside = handler("")
+    outside.request.path = "/else/voila/static/voila.js"  # "/else/" is as long as BASE
+    assert voila_decision(outside, principal(lab=True)) is None
+
+
+def test_a_server_at_the_root_when_settings_name_no_base_url() -> None:
+    km = kernel_manager()
+    voila = add_kernel(km, OWNER, render=SALES)
+    km.get_kernel(voila)._launch_args["env"]["SCRIPT_NAME"] = f"/voila/render/{SALES}"
+    viewer = principal(dashboards=("sales",))
+
+    def at_root(path: str) -> Any:
+        h = handler("", km=km)
+        h.request.path = path
+        del h.settings["base_url"]
+        return h
+
+    assert voila_decision(at_root(f"/voila/render/{SALES}"), viewer) is True
+    assert voila_decision(at_root("/voila/tree"), viewer) is False
+    assert kernel_request_allowed(at_root(f"/api/kernels/{voila}"), viewer) is True
+
+
+def test_a_kernel_not_marked_as_voilas_is_refused_whatever_its_script_name() -> None:
+    km = kernel_manager()
+    kernel_id = add_kernel(km, OWNER, render=SALES)
+    del km.get_kernel(kernel_id)._launch_args["env"][VOILA_LAUNCH_MARK]
+    viewer = principal(dashboards=("sales",))
+    assert kernel_request_allowed(handler(f"api/kernels/{kernel_id}", km=km), viewer) is False
