@@ -44,12 +44,18 @@ def no_environment_knobs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank: dict[str, int] = {}
     for item in items:
         path = item.path.resolve()
         if path.is_relative_to(TESTS_DIR):  # not notebooks/
             kind = path.relative_to(TESTS_DIR).parts[0]
             if kind in KINDS:
                 item.add_marker(kind)
+                rank[item.nodeid] = KINDS.index(kind)
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        # mutmut runs a mutant's tests with -x in set order: in-process tests first, so a
+        # mutant they kill never waits for a server to start (stable: files stay whole).
+        items.sort(key=lambda item: rank.get(item.nodeid, len(KINDS)))
 
 
 @pytest.fixture
