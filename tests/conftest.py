@@ -3,6 +3,7 @@ one fresh data dir, an environment without Agnes knobs, and kind markers from fo
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,9 +54,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(kind)
                 rank[item.nodeid] = KINDS.index(kind)
     if os.environ.get("MUTANT_UNDER_TEST"):
-        # mutmut runs a mutant's tests with -x in set order: in-process tests first, so a
-        # mutant they kill never waits for a server to start (stable: files stay whole).
-        items.sort(key=lambda item: rank.get(item.nodeid, len(KINDS)))
+        # mutmut runs a mutant's tests with -x in set order: in-process tests first, and the
+        # fastest files and tests first by the durations its stats recorded, so a killed
+        # mutant rarely waits for a slow test. Files stay whole (module fixtures set up once).
+        took = mutmut_test_durations()
+        by_file: dict[Path, list[float]] = {}
+        for item in items:
+            by_file.setdefault(item.path, []).append(took.get(item.nodeid, 1.0))
+        file_mean = {path: sum(times) / len(times) for path, times in by_file.items()}
+        items.sort(key=lambda item: (rank.get(item.nodeid, len(KINDS)), file_mean[item.path],
+                                     str(item.path), took.get(item.nodeid, 1.0)))
+
+
+def mutmut_test_durations() -> dict[str, float]:
+    """Seconds per test id from mutmut's stats (run from its `mutants/` copy), if any."""
+    stats = Path("mutmut-stats.json")
+    try:
+        return dict(json.loads(stats.read_text())["duration_by_test"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 @pytest.fixture
