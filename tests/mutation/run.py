@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from fnmatch import fnmatch
 
@@ -47,6 +48,17 @@ def results(patterns: list[str]) -> dict[str, str]:
     return found
 
 
+def per_module(fates: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """(killed, run) per module; a mutant's name is `module.x_function__mutmut_N`."""
+    tally: dict[str, list[int]] = {}
+    for name, fate in fates.items():
+        module = name.split(".x", 1)[0]
+        counts = tally.setdefault(module, [0, 0])
+        counts[0] += fate in KILLED
+        counts[1] += 1
+    return {module: (k, n) for module, (k, n) in tally.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("patterns", nargs="*", help="mutant name globs (default: all)")
@@ -55,6 +67,7 @@ def main() -> int:
     parser.add_argument("--no-run", action="store_true", help="report the last run only")
     args = parser.parse_args()
 
+    started = time.monotonic()
     if not args.no_run:
         run = mutmut("run", "--max-children", str(args.max_children), *args.patterns)
         if run.returncode != 0:
@@ -71,7 +84,12 @@ def main() -> int:
         sys.stdout.flush()
         mutmut("show", name)
     score = 100.0 * killed / len(tested) if tested else 0.0
+    print("\nkilled / run per module:")
+    for module, (module_killed, module_run) in sorted(per_module(tested).items()):
+        print(f"  {module}: {module_killed} / {module_run} ({100.0 * module_killed / module_run:.1f} %)")
     print("\n" + ", ".join(f"{n} {fate}" for fate, n in sorted(counts.items())))
+    if not args.no_run:
+        print(f"the run took {(time.monotonic() - started) / 60:.1f} minutes")
     print(f"mutation score: {score:.1f}% ({killed} of {len(tested)} killed, "
           f"{len(survivors)} survived)")
     return 0 if score >= args.min_score else 1
