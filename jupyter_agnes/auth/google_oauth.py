@@ -288,8 +288,8 @@ class GoogleOIDCClient(DirectoryGroupsMixin):
         for entry in data.get("keys") or []:
             try:
                 key = jwt.PyJWK(entry)
-            except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError):
-                continue  # skip unusable keys (unknown kty/alg), keep the rest
+            except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, AttributeError):
+                continue  # skip unusable keys (unknown kty/alg, not an object), keep the rest
             if key.key_id and key.algorithm_name in ASYMMETRIC_ALGS:
                 keys[key.key_id] = key
         with self._lock:

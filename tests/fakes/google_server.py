@@ -12,6 +12,9 @@ POST /_fake/config also takes "users" (a list of {"email", "groups"}) and "remov
 `directory_calls`.
   id_token:  ok | forged | expired | wrong_aud | wrong_nonce | wrong_iss | no_nonce
   token:     ok | 500
+`FakeGoogle.script(path, body, status=..., piece=..., pause_s=...)` answers a path with a
+canned body instead (sent in pieces with pauses: a slow drip or a stall), for the
+client's edge cases: odd discovery documents, JWKS, token and group pages.
 """
 
 from __future__ import annotations
@@ -104,12 +107,32 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         return auth[7:] if auth.startswith("Bearer ") else ""
 
+    def _scripted(self, path: str) -> bool:
+        fake = self.server.fake
+        canned = fake.scripted.get(path)
+        if canned is None:
+            return False
+        status, raw, piece, pause_s = canned
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        step = piece or len(raw) or 1
+        for start in range(0, len(raw), step):
+            if start and pause_s:
+                fake.stopping.wait(pause_s)
+            self.wfile.write(raw[start : start + step])
+            self.wfile.flush()
+        return True
+
     # -- routing
     def do_GET(self) -> None:
         fake = self.server.fake
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         fake.record(("GET", url.path, q))
+        if self._scripted(url.path):
+            return None
         path = url.path
         if path == "/.well-known/openid-configuration":
             return self._send(200, fake.discovery())
@@ -137,6 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         form = self._form()
         fake.record(("POST", url.path, {k: v for k, v in form.items() if k == "grant_type"}))
+        if self._scripted(url.path):
+            return None
         if url.path in ("/token", "/oauth2/v4/token"):
             return self._token(form)
         if url.path == "/_fake/config":
@@ -223,6 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             return self._send(400, {"error": "invalid_scope"})
         fake.last_assertion = claims
+        fake.last_assertion_header = jwt.get_unverified_header(form.get("assertion", ""))
         token = fake.issue_access_token("sa:" + str(claims.get("sub", "")))
         self._send(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
@@ -309,6 +335,8 @@ class FakeGoogle:
         self.directory_log: list[tuple[float, str]] = []  # (monotonic time, userKey) of each
         self.last_authorize: dict[str, str] = {}
         self.last_assertion: dict[str, Any] = {}
+        self.last_assertion_header: dict[str, Any] = {}
+        self.scripted: dict[str, tuple[int, bytes, int, float]] = {}
         self.httpd = _Server((host, port), _Handler)
         self.httpd.fake = self
         self.port = self.httpd.server_address[1]
@@ -351,6 +379,13 @@ class FakeGoogle:
         self.users[email] = user
         self.current_user = user
         return user
+
+    def script(
+        self, path: str, body: Any, *, status: int = 200, piece: int = 0, pause_s: float = 0.0
+    ) -> None:
+        """Answer `path` with `body` (JSON unless bytes), in `piece`-byte writes `pause_s` apart."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.scripted[path] = (status, raw, piece, pause_s)
 
     def set_mode(self, **modes: str) -> None:
         self.modes.update(modes)
