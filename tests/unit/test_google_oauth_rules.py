@@ -185,7 +185,7 @@ def test_login_state_is_random_and_round_trips():
     ],
 )
 def test_malformed_login_state_is_a_state_mismatch(raw):
-    with pytest.raises(GoogleAuthError, match="Malformed login state") as err:
+    with pytest.raises(GoogleAuthError, match=r"Malformed login state") as err:
         LoginState.loads(raw)
     assert err.value.code == "state_mismatch"
 
@@ -198,7 +198,7 @@ def test_check_state_needs_the_exact_state():
     login = LoginState("the-state", "n", "v")
     login.check_state("the-state")
     for presented in (None, "", "the-stat", "the-state2", "THE-STATE"):
-        with pytest.raises(GoogleAuthError, match="state does not match") as err:
+        with pytest.raises(GoogleAuthError, match=r"state does not match") as err:
             login.check_state(presented)
         assert err.value.code == "state_mismatch"
 
@@ -265,7 +265,7 @@ def test_discovery_accepts_https_and_http_endpoints_and_a_bare_issuer(google):
 )
 def test_discovery_refuses_a_missing_or_non_http_endpoint(google, over, missing):
     google.script(DISCOVERY, discovery_doc(**over))
-    with pytest.raises(GoogleAuthError, match=f"^OIDC discovery: missing {missing}$"):
+    with pytest.raises(GoogleAuthError, match=rf"^OIDC discovery: missing {missing}$"):
         make_client(google).discovery()
 
 
@@ -283,7 +283,7 @@ def test_discovery_keeps_only_a_web_userinfo_endpoint(google, userinfo, kept):
 
 def test_discovery_failure_is_named(google):
     google.script(DISCOVERY, {"error": "x"}, status=500)
-    with pytest.raises(GoogleAuthError, match="^OIDC discovery: HTTP 500$"):
+    with pytest.raises(GoogleAuthError, match=r"^OIDC discovery: HTTP 500$"):
         make_client(google).discovery()
 
 
@@ -343,10 +343,10 @@ def test_exchange_sends_the_pkce_verifier_and_redirect_uri(google):
     client = make_client(google)
     login = LoginState.new()
     code = consent(google, client, login, "https://agnes.test/cb")
-    with pytest.raises(GoogleAuthError, match="^Token exchange: HTTP 400$"):
+    with pytest.raises(GoogleAuthError, match=r"^Token exchange: HTTP 400$"):
         client.exchange_code(code, "https://agnes.test/cb", LoginState.new().code_verifier)
     code = consent(google, client, login, "https://agnes.test/cb")
-    with pytest.raises(GoogleAuthError, match="HTTP 400"):
+    with pytest.raises(GoogleAuthError, match=r"HTTP 400"):
         client.exchange_code(code, "https://agnes.test/other", login.code_verifier)
 
 
@@ -355,17 +355,17 @@ def test_exchange_sends_the_client_secret(google):
     client = make_client(google, client_secret="wrong")
     login = LoginState.new()
     code = consent(google, client, login, "https://agnes.test/cb")
-    with pytest.raises(GoogleAuthError, match="HTTP 401"):
+    with pytest.raises(GoogleAuthError, match=r"HTTP 401"):
         client.exchange_code(code, "https://agnes.test/cb", login.code_verifier)
 
 
 def test_exchange_refuses_a_missing_or_oversized_code(google):
     client = make_client(google)
     for code in ("", "x" * 2049):
-        with pytest.raises(GoogleAuthError, match="^Authorization code missing or malformed$"):
+        with pytest.raises(GoogleAuthError, match=r"^Authorization code missing or malformed$"):
             client.exchange_code(code, "https://agnes.test/cb", "v")
     assert calls(google, "/token") == 0
-    with pytest.raises(GoogleAuthError, match="HTTP 400"):  # 2048 is sent (and refused)
+    with pytest.raises(GoogleAuthError, match=r"HTTP 400"):  # 2048 is sent (and refused)
         client.exchange_code("x" * 2048, "https://agnes.test/cb", "v")
     assert calls(google, "/token") == 1
 
@@ -373,7 +373,7 @@ def test_exchange_refuses_a_missing_or_oversized_code(google):
 @pytest.mark.parametrize("answer", [{"access_token": "a"}, {"id_token": 5}])
 def test_exchange_needs_an_id_token(google, answer):
     google.script("/token", answer)
-    with pytest.raises(GoogleAuthError, match="^Token exchange: no id_token returned$"):
+    with pytest.raises(GoogleAuthError, match=r"^Token exchange: no id_token returned$"):
         make_client(google).exchange_code("4/code", "https://agnes.test/cb", "v")
 
 
@@ -408,13 +408,13 @@ def test_only_named_asymmetric_keys_are_kept(google):
 @pytest.mark.parametrize("certs", [{}, {"keys": None}, {"keys": []}])
 def test_no_keys_means_every_token_is_unknown(google, certs):
     google.script(CERTS, certs)
-    with pytest.raises(GoogleAuthError, match="^ID token is signed by an unknown key$"):
+    with pytest.raises(GoogleAuthError, match=r"^ID token is signed by an unknown key$"):
         make_client(google).verify_id_token(sign(google), "the-nonce")
 
 
 def test_jwks_failure_is_named(google):
     google.script(CERTS, b"nope")
-    with pytest.raises(GoogleAuthError, match="^JWKS fetch: response is not JSON$"):
+    with pytest.raises(GoogleAuthError, match=r"^JWKS fetch: response is not JSON$"):
         make_client(google).verify_id_token(sign(google), "the-nonce")
 
 
@@ -451,18 +451,18 @@ def test_a_token_in_another_algorithm_than_its_key_is_refused(google):
         algorithm="RS384",
         headers={"kid": google.kid},
     )
-    with pytest.raises(GoogleAuthError, match="^ID token rejected: InvalidAlgorithmError$"):
+    with pytest.raises(GoogleAuthError, match=r"^ID token rejected: InvalidAlgorithmError$"):
         client.verify_id_token(token, "n")
 
 
 def test_malformed_and_unsupported_tokens_are_refused(google):
     client = make_client(google)
-    with pytest.raises(GoogleAuthError, match="^ID token is malformed$"):
+    with pytest.raises(GoogleAuthError, match=r"^ID token is malformed$"):
         client.verify_id_token("not.a.jwt", "the-nonce")
     hs = jwt.encode({"sub": "1"}, "secret" * 6, algorithm="HS256", headers={"kid": google.kid})
     none = jwt.encode({"sub": "1"}, None, algorithm="none", headers={"kid": google.kid})
     for token in (hs, none, sign(google, headers={"x": "y"})):
-        with pytest.raises(GoogleAuthError, match="^ID token uses an unsupported key"):
+        with pytest.raises(GoogleAuthError, match=r"^ID token uses an unsupported key"):
             client.verify_id_token(token, "the-nonce")
     assert calls(google, CERTS) == 0
 
@@ -488,14 +488,14 @@ def test_the_fake_googles_bad_tokens_are_refused(google, mode, message):
 
 @pytest.mark.parametrize("claim", ["iss", "aud", "exp", "iat", "sub"])
 def test_required_claims(google, claim):
-    with pytest.raises(GoogleAuthError, match="^ID token rejected: MissingRequiredClaimError$"):
+    with pytest.raises(GoogleAuthError, match=r"^ID token rejected: MissingRequiredClaimError$"):
         make_client(google).verify_id_token(sign(google, **{claim: None}), "the-nonce")
 
 
 def test_nonce_must_be_the_exact_string(google):
     client = make_client(google)
     for presented in (12345, ["the-nonce"], "the-nonc", ""):
-        with pytest.raises(GoogleAuthError, match="nonce does not match"):
+        with pytest.raises(GoogleAuthError, match=r"nonce does not match"):
             client.verify_id_token(sign(google, nonce=presented), "the-nonce")
 
 
@@ -503,9 +503,9 @@ def test_expiry_has_sixty_seconds_of_leeway(google):
     client = make_client(google)
     now = int(time.time())
     assert client.verify_id_token(sign(google, iat=now - 600, exp=now - 55), "the-nonce")
-    with pytest.raises(GoogleAuthError, match="has expired"):
+    with pytest.raises(GoogleAuthError, match=r"has expired"):
         client.verify_id_token(sign(google, iat=now - 600, exp=now - 60), "the-nonce")
-    with pytest.raises(GoogleAuthError, match="ImmatureSignatureError"):
+    with pytest.raises(GoogleAuthError, match=r"ImmatureSignatureError"):
         client.verify_id_token(sign(google, iat=now + 120), "the-nonce")
 
 
@@ -515,9 +515,9 @@ def test_several_audiences_need_us_as_authorized_party(google):
     assert client.verify_id_token(sign(google, aud=[CLIENT_ID]), "the-nonce")
     assert client.verify_id_token(sign(google, aud=[CLIENT_ID, other], azp=CLIENT_ID), "the-nonce")
     for azp in (None, other):
-        with pytest.raises(GoogleAuthError, match="^ID token authorized party does not match$"):
+        with pytest.raises(GoogleAuthError, match=r"^ID token authorized party does not match$"):
             client.verify_id_token(sign(google, aud=[CLIENT_ID, other], azp=azp), "the-nonce")
-    with pytest.raises(GoogleAuthError, match="audience does not match"):
+    with pytest.raises(GoogleAuthError, match=r"audience does not match"):
         client.verify_id_token(sign(google, aud=[other]), "the-nonce")
 
 
@@ -534,7 +534,7 @@ def test_googles_two_issuer_spellings_are_accepted(google, iss):
 def test_another_issuer_accepts_only_itself(google):
     client = make_client(google)
     for iss in ("accounts.google.com", "https://accounts.google.com", google.base_url + "/"):
-        with pytest.raises(GoogleAuthError, match="issuer does not match"):
+        with pytest.raises(GoogleAuthError, match=r"issuer does not match"):
             client.verify_id_token(sign(google, iss=iss), "the-nonce")
 
 
@@ -545,18 +545,18 @@ def test_an_unknown_kid_refetches_the_jwks_at_most_every_30_seconds(google):
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rotated.public_key()))
     google.script(CERTS, {"keys": [{**jwk, "kid": "kid-2", "alg": "RS256"}]})
     token = sign(google, key=rotated, headers={"kid": "kid-2"})
-    with pytest.raises(GoogleAuthError, match="unknown key"):  # fetched just now
+    with pytest.raises(GoogleAuthError, match=r"unknown key"):  # fetched just now
         client.verify_id_token(token, "the-nonce")
     assert calls(google, CERTS) == 1
     client._jwks_fetched_at -= JWKS_REFETCH_MIN_S - 0.5
-    with pytest.raises(GoogleAuthError, match="unknown key"):
+    with pytest.raises(GoogleAuthError, match=r"unknown key"):
         client.verify_id_token(token, "the-nonce")
     assert calls(google, CERTS) == 1
     client._jwks_fetched_at -= 1.0
     assert client.verify_id_token(token, "the-nonce")["sub"] == "123"
     assert calls(google, CERTS) == 2
     client._jwks_fetched_at -= JWKS_REFETCH_MIN_S + 1
-    with pytest.raises(GoogleAuthError, match="unknown key"):  # once more, then give up
+    with pytest.raises(GoogleAuthError, match=r"unknown key"):  # once more, then give up
         client.verify_id_token(sign(google, headers={"kid": "kid-3"}), "the-nonce")
     assert calls(google, CERTS) == 3
 
