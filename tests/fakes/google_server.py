@@ -81,6 +81,7 @@ class _Code:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -154,6 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_fake/state":
             return self._send(200, fake.state())
         return self._send(404, {"error": "not_found"})
+
+    def do_CONNECT(self) -> None:  # a proxy tunnel: recorded and refused, never opened
+        self.server.fake.record(("CONNECT", self.path, {}))
+        self._send(403, {"error": "no_tunnel"})
 
     def do_POST(self) -> None:
         fake = self.server.fake
