@@ -185,7 +185,7 @@ def test_login_state_is_random_and_round_trips():
     ],
 )
 def test_malformed_login_state_is_a_state_mismatch(raw):
-    with pytest.raises(GoogleAuthError, match=r"Malformed login state") as err:
+    with pytest.raises(GoogleAuthError, match=r"^Malformed login state$") as err:
         LoginState.loads(raw)
     assert err.value.code == "state_mismatch"
 
@@ -198,7 +198,7 @@ def test_check_state_needs_the_exact_state():
     login = LoginState("the-state", "n", "v")
     login.check_state("the-state")
     for presented in (None, "", "the-stat", "the-state2", "THE-STATE"):
-        with pytest.raises(GoogleAuthError, match=r"state does not match") as err:
+        with pytest.raises(GoogleAuthError, match=r"^OAuth state does not match$") as err:
             login.check_state(presented)
         assert err.value.code == "state_mismatch"
 
