@@ -98,8 +98,9 @@ def test_decision_wire_form_fields() -> None:
     ],
 )
 def test_anything_else_on_the_wire_is_refused(bad, why) -> None:
-    with pytest.raises(ValueError, match=why):
+    with pytest.raises(ValueError, match=why) as info:
         decision_from_json(bad)
+    assert str(info.value).startswith("decision: ")  # the hub's log shows what was wrong
 
 
 def test_members_only_takes_the_two_no_data_codes() -> None:
@@ -124,9 +125,14 @@ def test_a_refusal_before_any_decision_is_audited_with_a_clean_email(store) -> N
     audit_login_failure(store, "rate_limited", "b@acme.com", "1.2.3.4")
     with store.read() as s:
         [entry] = s.scalars(select(AuditEntry)).all()
-        assert (entry.action, entry.result, entry.params["ip"]) == (
-            LOGIN_ACTION, "rate_limited", "1.2.3.4"
+        assert (entry.action, entry.actor, entry.result, entry.params) == (
+            LOGIN_ACTION, "b@acme.com", "rate_limited",
+            {"email": "b@acme.com", "code": "rate_limited", "ip": "1.2.3.4"},
         )
+    audit_login_failure(store, "oauth_failed")  # before Google named anyone
+    with store.read() as s:
+        entry = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert (entry.actor, entry.params) == ("", {"email": "", "code": "oauth_failed"})
 
 
 def test_each_refusal_has_its_sentence_and_unknown_codes_a_generic_one() -> None:
