@@ -101,7 +101,7 @@ def test_user_access_is_groups_grants_and_admin(store) -> None:
             admin_views.user_access(s, 9999)
     assert access["user"]["email"] == "ann@acme.com" and access["is_admin"] is True
     assert access["groups"] == ["Admin", "Everyone", "sales"]
-    assert [(g["resource_type"], g["resource_id"]) for g in access["grants"]] == [
-        ("table", "orders"), ("dashboard", "kpi")
+    assert [(g["group"], g["resource_type"], g["resource_id"]) for g in access["grants"]] == [
+        ("sales", "table", "orders"), ("sales", "dashboard", "kpi")
     ]
     assert bob["is_admin"] is False
