@@ -129,3 +129,29 @@ def test_unknown_user_is_404(store):
     with pytest.raises(DirectoryError) as info:
         effective_access(store, 9999)
     assert info.value.status == 404
+
+
+def test_google_manages_a_mirrored_group_or_a_membership_it_made_and_lists_sort_by_name(
+    store, root
+):
+    uid = _user(
+        store,
+        "gm@example.com",
+        ("zeta", GOOGLE_SYNC_ACTOR, "admin"),  # a Google group, joined by an admin
+        ("alpha", "boss@example.com", "google_sync"),  # Google put them in a manual group
+        ("beta", "boss@example.com", "admin"),
+    )
+    _grant(store, "zeta", "dashboard", "sales")
+    _grant(store, "zeta", "table", "orders")
+    access = effective_access(store, uid, tables=TABLES, root_dir=root)
+    assert [(g["name"], g["google_managed"], g["membership_source"]) for g in access["groups"]] == [
+        ("Everyone", False, "system_seed"), ("alpha", True, "google_sync"),
+        ("beta", False, "admin"), ("zeta", True, "admin"),
+    ]
+    assert access["tables"] == [{
+        "name": "orders", "description": "about orders", "source": "src", "rows": 3,
+        "columns": [{"name": "id", "type": "INTEGER"}],
+    }]
+    assert access["dashboards"] == [
+        {"id": "sales", "title": "Sales", "path": "dashboards/sales.ipynb"}
+    ]

@@ -1,0 +1,274 @@
+"""The Google decision's wire form (hub to service), the refusal audit rows and sentences,
+and one re-check applied to a real SQLite store (`google_policy`, `google_sync`,
+`login_messages`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from jupyter_agnes.auth.google_policy import (
+    Allowed,
+    Denied,
+    decision_from_json,
+    decision_to_json,
+)
+from jupyter_agnes.auth.google_sync import (
+    LOGIN_ACTION,
+    REFRESH_ACTION,
+    LoginOutcome,
+    RefreshChange,
+    apply_google_refresh,
+    audit_login_failure,
+    login_failure_row,
+    refresh_leaves_unchanged,
+)
+from jupyter_agnes.auth.login_messages import GENERIC_LOGIN_ERROR, login_error_message
+from jupyter_agnes.store import directory
+from jupyter_agnes.store.engine import open_store
+from jupyter_agnes.store.models import AuditEntry, User, utcnow
+from jupyter_agnes.store.models import Session as UserSession
+
+G = "agnes-a@acme.com"
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(tmp_path)
+    yield s
+    s.close()
+
+
+# --- the decision over HTTP -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        Denied("not_in_allowed_group"),
+        Allowed(("a", "Admin"), True),
+        Allowed((), False, False, "directory_unavailable"),
+        Allowed(("b",), False, True, "not_in_allowed_group"),
+    ],
+)
+def test_a_decision_survives_its_wire_form(decision) -> None:
+    wire = decision_to_json(decision)
+    assert decision_from_json(wire) == decision
+    assert wire["allowed"] is isinstance(decision, Allowed)
+
+
+def test_decision_wire_form_fields() -> None:
+    assert decision_to_json(Denied("x")) == {"allowed": False, "code": "x"}
+    assert decision_to_json(Allowed(("g",), True, False, "")) == {
+        "allowed": True, "groups": ["g"], "is_admin": True, "authoritative": False,
+        "members_only": "",
+    }
+    ok = {"allowed": True, "groups": ["g"], "is_admin": False, "authoritative": True}
+    assert decision_from_json(ok) == Allowed(("g",), False, True, "")  # members_only optional
+    assert decision_from_json({"allowed": False, "code": "c" * 64}) == Denied("c" * 64)
+    assert decision_from_json({**ok, "groups": ["g" * 320] * 1000}).groups[0] == "g" * 320
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ([], "boolean 'allowed'"),
+        ({}, "boolean 'allowed'"),
+        ({"allowed": 1}, "boolean 'allowed'"),
+        ({"allowed": False}, "needs its 'code'"),
+        ({"allowed": False, "code": ""}, "needs its 'code'"),
+        ({"allowed": False, "code": 5}, "needs its 'code'"),
+        ({"allowed": False, "code": "c" * 65}, "needs its 'code'"),
+        ({"allowed": True, "is_admin": False, "authoritative": True}, "at most 1000"),
+        ({"allowed": True, "groups": "g", "is_admin": False, "authoritative": True}, "at most"),
+        ({"allowed": True, "groups": ["g"] * 1001, "is_admin": False, "authoritative": True},
+         "at most 1000"),
+        ({"allowed": True, "groups": [""], "is_admin": False, "authoritative": True},
+         "non-empty name"),
+        ({"allowed": True, "groups": [3], "is_admin": False, "authoritative": True},
+         "non-empty name"),
+        ({"allowed": True, "groups": ["g" * 321], "is_admin": False, "authoritative": True},
+         "non-empty name"),
+        ({"allowed": True, "groups": [], "is_admin": "no", "authoritative": True}, "booleans"),
+        ({"allowed": True, "groups": [], "is_admin": False, "authoritative": None}, "booleans"),
+        ({"allowed": True, "groups": [], "is_admin": False, "authoritative": True,
+          "members_only": "whatever"}, "empty or a refusal code"),
+    ],
+)
+def test_anything_else_on_the_wire_is_refused(bad, why) -> None:
+    with pytest.raises(ValueError, match=why) as info:
+        decision_from_json(bad)
+    assert str(info.value).startswith("decision: ")  # the hub's log shows what was wrong
+
+
+def test_members_only_takes_the_two_no_data_codes() -> None:
+    base = {"allowed": True, "groups": [], "is_admin": False, "authoritative": False}
+    for code in ("not_in_allowed_group", "directory_unavailable"):
+        assert decision_from_json({**base, "members_only": code}).members_only == code
+
+
+# --- refusals: the audit row and the sentence ----------------------------------------
+
+
+def test_a_refusal_before_any_decision_is_audited_with_a_clean_email(store) -> None:
+    row = login_failure_row("state_mismatch", "  Ann@ACME.com ", "9" * 70)
+    assert (row["action"], row["actor"], row["resource"], row["result"]) == (
+        LOGIN_ACTION, "ann@acme.com", "user:ann@acme.com", "state_mismatch"
+    )
+    assert row["params"] == {"email": "ann@acme.com", "code": "state_mismatch", "ip": "9" * 64}
+    bare = login_failure_row("oauth_failed")
+    assert (bare["actor"], bare["resource"]) == ("", "")
+    assert bare["params"] == {"email": "", "code": "oauth_failed"}
+    assert login_failure_row("x", "e" * 400)["actor"] == "e" * 320
+    audit_login_failure(store, "rate_limited", "b@acme.com", "1.2.3.4")
+    with store.read() as s:
+        [entry] = s.scalars(select(AuditEntry)).all()
+        assert (entry.action, entry.actor, entry.result, entry.params) == (
+            LOGIN_ACTION, "b@acme.com", "rate_limited",
+            {"email": "b@acme.com", "code": "rate_limited", "ip": "1.2.3.4"},
+        )
+    audit_login_failure(store, "oauth_failed")  # before Google named anyone
+    with store.read() as s:
+        entry = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert (entry.actor, entry.params) == ("", {"email": "", "code": "oauth_failed"})
+
+
+def test_each_refusal_has_its_sentence_and_unknown_codes_a_generic_one() -> None:
+    assert "not verified" in login_error_message("email_unverified")
+    assert "deactivated" in login_error_message("deactivated")
+    for code in (None, "", "<script>", "no-such-code"):
+        assert login_error_message(code) == GENERIC_LOGIN_ERROR == "Sign-in failed. Please try again."
+
+
+def test_a_login_outcome_is_ok_only_with_a_user() -> None:
+    assert LoginOutcome(user_id=3).ok and LoginOutcome(user_id=3).code == "ok"
+    assert not LoginOutcome(user_id=None, code="no_email").ok
+
+
+# --- one re-check on the store ----------------------------------------------------------
+
+
+def member(store, email: str, *groups: str, sessions: int = 1, **fields) -> int:
+    with store.write() as s:
+        user = directory.create_user(s, email)
+        for key, value in fields.items():
+            setattr(user, key, value)
+        for name in groups:
+            directory.add_member(s, user, directory.get_or_create_group(s, name, "t"),
+                                 "google_sync", "t")
+        directory.add_member(s, user, directory.get_or_create_group(s, "manual", "t"),
+                             "admin", "t")
+        s.flush()
+        for i in range(sessions):
+            s.add(UserSession(id=f"{email}-{i}", user_id=user.id, auth_method="google",
+                              expires_at=utcnow() + timedelta(hours=1)))
+        s.add(UserSession(id=f"{email}-old", user_id=user.id,  # expired: not counted
+                          expires_at=utcnow() - timedelta(hours=1)))
+        return user.id
+
+
+def refresh(store, uid: int, verdict):
+    with store.write() as s:
+        return apply_google_refresh(s, uid, verdict)
+
+
+def groups_of(store, uid: int) -> list[str]:
+    with store.read() as s:
+        return directory.user_group_names(s, uid)
+
+
+def refresh_rows(store) -> list[AuditEntry]:
+    with store.read() as s:
+        return list(s.scalars(select(AuditEntry).where(AuditEntry.action == REFRESH_ACTION)))
+
+
+def live_sessions(store, uid: int) -> int:
+    with store.read() as s:
+        return len(s.scalars(select(UserSession).where(
+            UserSession.user_id == uid, UserSession.revoked_at.is_(None),
+            UserSession.expires_at > utcnow())).all())
+
+
+def test_a_refusal_removes_synced_groups_and_ends_sessions_only(store) -> None:
+    uid = member(store, "a@acme.com", G, "agnes-b@acme.com", sessions=2)
+    change = refresh(store, uid, Denied("not_in_allowed_group"))
+    assert change == RefreshChange("a@acme.com", "not_in_allowed_group",
+                                   removed=(G, "agnes-b@acme.com"), sessions_revoked=2)
+    assert groups_of(store, uid) == ["Everyone", "manual"] and live_sessions(store, uid) == 0
+    [row] = refresh_rows(store)
+    assert (row.user_id, row.actor, row.resource, row.result) == (
+        uid, "system:google-refresh", "user:a@acme.com", "not_in_allowed_group"
+    )
+    assert row.params == {"reason": "not_in_allowed_group", "added": [],
+                          "removed": [G, "agnes-b@acme.com"], "sessions_revoked": 2,
+                          "deactivated": False}
+    assert refresh(store, uid, Denied("not_in_allowed_group")) is None  # nothing left to do
+    assert len(refresh_rows(store)) == 1
+
+
+def test_a_refusal_with_sessions_but_no_synced_groups_still_ends_them(store) -> None:
+    uid = member(store, "b@acme.com")
+    change = refresh(store, uid, Denied("domain_not_allowed"))
+    assert change is not None and change.removed == () and change.sessions_revoked == 1
+    assert live_sessions(store, uid) == 0
+    synced_only = member(store, "c@acme.com", G, sessions=0)
+    assert refresh(store, synced_only, Denied("x")).removed == (G,)
+
+
+def test_unknown_to_the_directory_is_deactivated(store) -> None:
+    uid = member(store, "d@acme.com", G)
+    change = refresh(store, uid, None)
+    assert change == RefreshChange("d@acme.com", "not_in_directory", removed=(G,),
+                                   sessions_revoked=1, deactivated=True)
+    with store.read() as s:
+        assert s.get(User, uid).active is False
+    assert refresh_rows(store)[0].result == "not_in_directory"
+    assert refresh(store, uid, None) is None  # inactive already: left alone
+
+
+def test_new_groups_follow_and_only_a_real_change_is_audited(store) -> None:
+    uid = member(store, "e@acme.com", G, "agnes-old@acme.com")
+    assert refresh(store, uid, Allowed((G, "agnes-old@acme.com"), False)) is None
+    assert refresh(store, uid, Allowed(("agnes-new@acme.com",), False, False)) is None
+    change = refresh(store, uid, Allowed((G, "agnes-new@acme.com", "agnes-z@acme.com"), False))
+    assert change == RefreshChange("e@acme.com", "groups_changed",
+                                   added=("agnes-new@acme.com", "agnes-z@acme.com"),
+                                   removed=("agnes-old@acme.com",))
+    assert live_sessions(store, uid) == 1  # still allowed: sessions stay
+    [row] = refresh_rows(store)
+    assert row.result == "ok" and row.params["added"] == ["agnes-new@acme.com", "agnes-z@acme.com"]
+
+
+def test_service_inactive_and_missing_users_are_never_changed(store) -> None:
+    svc = member(store, "svc@acme.com", G, is_service=True)
+    off = member(store, "off@acme.com", G, active=False)
+    for uid in (svc, off, 9999):
+        assert refresh(store, uid, Denied("not_in_allowed_group")) is None
+    assert G in groups_of(store, svc) and refresh_rows(store) == []
+
+
+def test_unchanged_verdicts_need_no_write(store) -> None:
+    same = member(store, "s@acme.com", G)
+    other = member(store, "o@acme.com", G)
+    none = member(store, "n@acme.com")
+    verdicts = [
+        (same, Allowed((G,), False)),
+        (other, Allowed((G, "agnes-b@acme.com"), False)),
+        (none, Allowed((), False, authoritative=False)),  # no data: keep what they have
+        (42, Denied("x")),
+        (43, None),
+    ]
+    with store.read() as s:
+        assert refresh_leaves_unchanged(s, verdicts) == {same, none}
+        assert refresh_leaves_unchanged(s, [(none, Allowed((), False))]) == {none}
+        assert refresh_leaves_unchanged(s, []) == set()
+
+
+def test_a_change_describes_itself_for_the_log() -> None:
+    assert RefreshChange("a@x", "groups_changed").describe() == "a@x: groups_changed"
+    full = RefreshChange("a@x", "not_in_directory", ("n1", "n2"), ("o1", "o2"), 3, True)
+    assert full.describe() == (
+        "a@x: not_in_directory; deactivated; left o1, o2; joined n1, n2; 3 session(s) revoked"
+    )
