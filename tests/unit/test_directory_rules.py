@@ -112,3 +112,80 @@ def test_emails_are_trimmed_lower_cased_and_may_be_320_long():
     assert directory.normalize_email("  Bob@Example.COM ") == "bob@example.com"
     longest = "a@" + "x" * 318
     assert directory.normalize_email(longest) == longest
+
+
+def test_revoking_sessions_keeps_when_an_earlier_revocation_was(store):
+    earlier = utcnow() - timedelta(days=2)
+    with store.write() as s:
+        dave = directory.create_user(s, "dave@example.com")
+        soon = utcnow() + timedelta(hours=1)
+        s.add(Session(id="dave-old", user_id=dave.id, expires_at=soon, revoked_at=earlier))
+        s.flush()
+        directory.revoke_user_sessions(s, dave.id)
+    with store.read() as s:
+        assert s.get(Session, "dave-old").revoked_at == earlier
+
+
+def test_grant_ids_are_1_to_500_characters_stripped():
+    assert directory.check_grant("table", "  orders ") == "orders"
+    assert directory.check_grant("table", "x" * 500) == "x" * 500
+    for bad in ("", "   ", None, "x" * 501):
+        with pytest.raises(DirectoryError) as exc:
+            directory.check_grant("table", bad)
+        assert (exc.value.code, exc.value.status) == ("invalid_resource_id", 400)
+        assert str(exc.value) == "resource_id must be 1-500 characters"
+    with pytest.raises(DirectoryError) as exc:
+        directory.check_grant("tables", "orders")
+    assert exc.value.code == "invalid_resource_type"
+
+
+def test_a_directory_error_is_a_400_invalid_unless_told():
+    err = DirectoryError("bad")
+    assert (str(err), err.code, err.status) == ("bad", "invalid", 400)
+
+
+def test_add_grant_returns_the_existing_one_and_find_grant_matches_exactly(store):
+    with store.write() as s:
+        team = directory.get_or_create_group(s, "team3", "test")
+        other = directory.get_or_create_group(s, "other3", "test")
+        first = directory.add_grant(s, team, "table", "orders", "alice")
+        assert first.assigned_by == "alice"
+        assert directory.add_grant(s, team, "table", " orders ", "bob").id == first.id
+        assert directory.find_grant(s, team, "table", "orders").id == first.id
+        assert directory.find_grant(s, other, "table", "orders") is None
+        assert directory.find_grant(s, team, "table", "people") is None
+        other_type = next(t for t in directory.RESOURCE_TYPES if t != "table")
+        assert directory.find_grant(s, team, other_type, "orders") is None
+        again = directory.add_grant(s, team, other_type, "orders", "carol")
+        assert again.id != first.id and again.assigned_by == "carol"
+
+
+def test_a_grant_added_by_a_concurrent_writer_is_a_409(store):
+    with pytest.raises(DirectoryError) as exc, store.write() as s:
+        team = directory.get_or_create_group(s, "team4", "test")
+        with s.no_autoflush:  # the other writer's row, not seen before the insert
+            s.add(Grant(group_id=team.id, resource_type="table", resource_id="t"))
+            directory.add_grant(s, team, "table", "t", "test")
+    assert (str(exc.value), exc.value.code, exc.value.status) == (
+        "Grant already exists", "grant_exists", 409)
+
+
+def test_get_or_create_user_names_a_new_user_and_returns_an_existing_one(store):
+    with store.write() as s:
+        made = directory.get_or_create_user(s, "Erin@Example.com", "Erin")
+        assert (made.email, made.name) == ("erin@example.com", "Erin")
+        assert directory.get_or_create_user(s, "erin@example.com", "Other").id == made.id
+
+
+def test_human_admins_are_active_non_service_members_of_admin(store):
+    with store.write() as s:
+        admins = directory.get_group(s, directory.ADMIN_GROUP)
+        base = directory.human_admin_count(s)
+        human = directory.create_user(s, "root1@example.com")
+        gone = directory.create_user(s, "root2@example.com")
+        robot = directory.create_user(s, "robot@example.com", is_service=True)
+        directory.create_user(s, "plain@example.com")  # only in Everyone
+        for user in (human, gone, robot):
+            directory.add_member(s, user, admins, "admin", "test")
+        directory.set_user_active(s, gone, False)
+        assert directory.human_admin_count(s) == base + 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.query import QueryError, QueryRunner, sql_sha256
 from jupyter_agnes.store.models import AuditEntry
-from tests.support.datahelpers import make_extract, user
+from tests.support.datahelpers import make_extract, make_raw_extract, meta_row, user
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,10 @@ def env(tmp_path_factory):
     make_extract(data_dir, "shop", {
         "orders": "SELECT range AS id, 'o' || range AS label FROM range(3000)",
     })
+    make_raw_extract(data_dir, "mat", meta_rows=[meta_row("m", "materialized")])
+    con = duckdb.connect(str(data_dir / "extracts" / "mat" / "extract.duckdb"))
+    con.execute("CREATE TABLE m AS SELECT range AS v FROM range(4)")
+    con.close()
     orch = SyncOrchestrator(data_dir)
     assert orch.rebuild().problems == []
     yield data_dir, orch.store
@@ -122,3 +127,13 @@ def test_a_finished_query_closes_its_cursor(env):
     assert result.to_json()["rows"] == [[1]]
     with pytest.raises(QueryError):  # the reader's cursor is gone
         result.to_json()
+
+
+def test_materialized_tables_are_read_from_the_snapshot(env):
+    """A materialized table lives in analytics.duckdb itself: the sandbox attaches the
+    snapshot read-only and exposes only that table of it."""
+    runner = in_server(env)
+    who = user("orders", "m")
+    assert runner.run(who, "SELECT sum(v) FROM m", fmt="json").to_json()["rows"] == [[6]]
+    both = "SELECT count(*) FROM orders JOIN m ON orders.id = m.v"
+    assert runner.run(who, both, fmt="json").to_json()["rows"] == [[4]]
