@@ -119,3 +119,16 @@ def test_check_cache_keeps_each_statement_under_its_own_digest():
     for sql in ("SELECT 1", "SELECT 2", longest, longest):
         cache.check(sql, frozenset(), "b")
     assert (cache.hits, len(cache)) == (1, 3)  # MAX_SQL_CHARS itself is still cached
+
+
+def test_an_error_without_words_is_named_by_its_type():
+    from jupyter_agnes.query.classify import _first_line
+
+    assert _first_line(ValueError()) == "ValueError"
+    assert _first_line(ValueError("  \n first\nsecond")) == "first"
+
+
+def test_check_cache_keeps_256_statements_by_default():
+    from jupyter_agnes.query.classify import CheckCache
+
+    assert CheckCache().size == 256 and CheckCache(-3).size == 0
