@@ -131,7 +131,12 @@ class GoogleRefresher(LoggingConfigurable):
 
     @default("requests_per_second")
     def _rps_default(self) -> float:
-        return env_float("AGNES_GOOGLE_REFRESH_RPS", DEFAULT_RPS)
+        # traitlets does not validate defaults: 0 here would mean no pacing at all
+        rps = env_float("AGNES_GOOGLE_REFRESH_RPS", DEFAULT_RPS)
+        try:
+            return positive_seconds(rps)
+        except ValueError:
+            raise TraitError(f"AGNES_GOOGLE_REFRESH_RPS must be positive, not {rps:g}") from None
 
     @validate("interval_s", "requests_per_second")
     def _positive(self, proposal: dict[str, Any]) -> float:

@@ -161,6 +161,11 @@ def test_refresher_knobs_default_from_env_and_bad_ones_fail_at_startup(store, mo
     with pytest.raises(TraitError, match="interval_s must be positive, not -1"):
         GoogleRefresher(store, GoogleOAuthSettings(), policy, interval_s=-1,
                         requests_per_second=1)
+    # a default from the environment is checked too (traitlets validates only set values)
+    for bad in ("0", "-2"):
+        monkeypatch.setenv("AGNES_GOOGLE_REFRESH_RPS", bad)
+        with pytest.raises(TraitError, match=f"AGNES_GOOGLE_REFRESH_RPS must be positive, not {bad}"):
+            _ = GoogleRefresher(store, GoogleOAuthSettings(), policy).requests_per_second
 
 
 def test_each_refresher_holds_the_lease_under_its_own_name(store) -> None:
