@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import select
 
 from jupyter_agnes.auth import admin_ops
-from jupyter_agnes.auth.grant_targets import MAX_SHOWN, KnownResources, known_resources
+from jupyter_agnes.auth.grant_targets import (
+    MAX_SHOWN,
+    KnownResources,
+    known_list,
+    known_resources,
+    shown,
+)
 from jupyter_agnes.auth.principal import Operator, Principal
 from jupyter_agnes.dashboards.index import dashboard_ids, list_dashboards, visible_dashboards
 from jupyter_agnes.paths import resolve_data_dir
@@ -195,3 +201,34 @@ def test_revoking_by_value_removes_every_spelling(store: Store) -> None:
         group_id = directory.get_group(s, "viewers").id
         left = s.scalars(select(Grant).where(Grant.group_id == group_id)).all()
     assert [(g.resource_type, g.resource_id) for g in left] == []
+
+
+def test_table_refusals_are_404_unknown_resource_with_exact_words():
+    cases = {
+        KnownResources(tables=None, dashboards=()): "No table 'orders': no tables are known "
+        "yet; run `jupyter agnes rebuild` (or `sample-data`) first",
+        KnownResources(tables=(), dashboards=()): "No table 'orders'; known tables: none",
+        KnownResources(tables=("b", "a"), dashboards=()): "No table 'orders'; known tables: a, b",
+    }
+    for known, text in cases.items():
+        exc = refusal(known, "table", "orders")
+        assert (str(exc), exc.code, exc.status) == (text, "unknown_resource", 404)
+    # a table is found whatever its case, and stored as the catalog spells it
+    assert KnownResources(tables=("Orders",), dashboards=()).canonical("table", "oRDERS") == "Orders"
+
+
+def test_a_refused_id_is_quoted_printable_and_short():
+    assert shown("sa\x00les\u202e") == "'sa?les?'"
+    assert shown("x" * 60) == repr("x" * 60)
+    assert shown("x" * 61) == repr("x" * 57 + "...")
+    assert known_list(("b", "a")) == "a, b"
+    many = tuple(f"t{i:03}" for i in range(MAX_SHOWN + 1))
+    assert known_list(many) == ", ".join(many[:MAX_SHOWN]) + " (and 1 more)"
+
+
+def test_dashboard_refusals_without_a_folder_say_none():
+    exc = refusal(KnownResources(tables=(), dashboards=()), "dashboard", "sales")
+    assert (str(exc), exc.code, exc.status) == (
+        "No dashboard 'sales'; known dashboards: none", "unknown_resource", 404)
+    exc = refusal(KNOWN, "dashboard", "../x")
+    assert (exc.code, exc.status) == ("invalid_resource_id", 400)
