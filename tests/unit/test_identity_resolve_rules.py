@@ -1,14 +1,16 @@
-"""Who a request is (`AgnesIdentityProvider.resolve`), in process: a real tornado handler,
+"""Who a request is (`AgnesIdentityProvider.resolve` and `get_user`), in process: a real tornado handler,
 a real AuthService over a SQLite store and the real rate limiter, no server. A PAT in the
 Authorization header names its owner and marks the request token-authenticated; a bad one
 is a 401 JSON answer naming the reason; once an IP is over its failure budget a bad one is
 429 with Retry-After, but a valid PAT from that IP still passes; a session cookie names its
-user; a stale cookie is cleared; no credential is nobody."""
+user; a stale cookie is cleared; no credential is nobody. A person without Lab rights
+opening a Lab page is sent to the dashboards; a script or a POST gets 403."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from asyncio import Future
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -35,6 +37,21 @@ class _Connection:  # what tornado's handler asks of the HTTP connection here
     def set_close_callback(self, callback: Any) -> None:
         return None
 
+    def write_headers(self, *args: Any, **kwargs: Any) -> Future[None]:
+        return done()
+
+    def write(self, *args: Any, **kwargs: Any) -> Future[None]:
+        return done()
+
+    def finish(self) -> None:
+        return None
+
+
+def done() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
 
 @pytest.fixture
 def services(tmp_path) -> Iterator[AgnesServices]:
@@ -50,12 +67,15 @@ def services(tmp_path) -> Iterator[AgnesServices]:
     store.close()
 
 
-def handler(services: AgnesServices, headers: dict[str, str] | None = None) -> web.RequestHandler:
-    request = httputil.HTTPServerRequest(method="GET", uri="/api/contents",
+def handler(services: AgnesServices, headers: dict[str, str] | None = None,
+            uri: str = "/api/contents", method: str = "GET") -> web.RequestHandler:
+    request = httputil.HTTPServerRequest(method=method, uri=uri,
                                          headers=httputil.HTTPHeaders(headers or {}),
                                          connection=_Connection())
     app = web.Application(**{SETTINGS_KEY: services, "base_url": "/"})
-    return web.RequestHandler(app, request)
+    made = web.RequestHandler(app, request)
+    made._transforms = []  # what tornado sets when it runs a handler (a redirect flushes)
+    return made
 
 
 def resolve(h: web.RequestHandler) -> Any:
@@ -108,3 +128,40 @@ def test_a_session_cookie_names_its_user_and_a_stale_one_is_cleared(services) ->
     assert resolve(stale) is None
     cleared = stale._new_cookie[SESSION_COOKIE]
     assert cleared.value == "" and cleared["path"] == "/"
+
+
+def get_user(h: web.RequestHandler) -> Any:
+    return asyncio.run(AgnesIdentityProvider().get_user(h))
+
+
+def test_lab_pages_send_a_person_without_lab_to_the_dashboards(services) -> None:
+    with services.store.write() as s:
+        ann = directory.create_user(s, "ann@example.com").id
+    cookie = {"Cookie": f"{SESSION_COOKIE}={services.auth.start_session(ann, 'google')[0]}"}
+    page = handler(services, cookie, uri="/lab")
+    with pytest.raises(web.Finish):
+        get_user(page)
+    assert (page.get_status(), page._headers["Location"]) == (302, "/agnes/dashboards")
+    # the same page asked by a script, or posted to, is a 403 naming where to go instead
+    pat = {"Authorization": f"Bearer {services.auth.create_token(ann, 'ci', 5).token}"}
+    for h in (handler(services, pat, uri="/lab"), handler(services, cookie, "/lab", "POST")):
+        with pytest.raises(web.HTTPError) as refused:
+            get_user(h)
+        assert refused.value.status_code == 403
+        assert h.current_user is not None  # set first: the 403 page names who is signed in
+    assert "Your dashboards are at /agnes/dashboards" in str(refused.value.log_message)
+
+
+def test_get_user_leaves_the_principal_on_the_request(services) -> None:
+    with services.store.write() as s:
+        ann = directory.create_user(s, "ann@example.com").id
+    pat = services.auth.create_token(ann, "ci", 5).token
+    h = handler(services, {"Authorization": f"Bearer {pat}"})
+    user = get_user(h)
+    assert user.username == "ann@example.com" and h.request.agnes_principal.user_id == ann
+    nobody = handler(services)
+    assert get_user(nobody) is None and nobody.request.agnes_principal is None
+    # a user already found for this request is not looked up again
+    known = handler(services, {"Authorization": "Bearer agnes_pat_" + "x" * 43})
+    known._jupyter_current_user = user
+    assert get_user(known) is user
