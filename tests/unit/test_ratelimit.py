@@ -261,3 +261,27 @@ def test_a_whole_token_is_enough_to_try_again() -> None:
     for _ in range(60):
         rl.check("k", now=0.0)
     assert rl.blocked("k", now=1.5) == 0  # one and a half
+
+
+def test_client_ip_odd_hops_and_proxy_entries() -> None:
+    # an unclosed bracket is garbage (stop at the last good hop), not a crash
+    assert client_ip("10.0.0.2", "198.51.100.7, [::1", PROXIES) == "10.0.0.2"
+    # [v6]:port ends at the first closing bracket
+    assert client_ip("10.0.0.2", "[2001:db8::1]:8]", PROXIES) == "2001:db8::1"
+    # a proxy entry with host bits set still names its network
+    assert client_ip("10.0.0.2", "198.51.100.7", ["10.0.0.1/8"]) == "198.51.100.7"
+
+
+def test_an_oversized_header_drops_its_first_hop_even_when_whole() -> None:
+    client = "198.51.100.7"
+    # exactly 4096 characters: the client's hop, then trusted proxies
+    right = client + ", 10.0.0.1" * 404 + ", 10.0.0.11" * 4
+    assert len(right) == 4096
+    # the cut-off first hop cannot be known whole, so it is dropped: all trusted, leftmost
+    assert client_ip("10.0.0.2", "6.6.6.6," + right, PROXIES) == "10.0.0.1"
+    # a partial hop first, then the client: the client is the first hop kept
+    right = "6.6," + client + ",10.0.0.1" * 450 + ",10.0.0.11" * 3
+    assert len(right) == 4096
+    assert client_ip("10.0.0.2", "9" * 100 + right, PROXIES) == client
+    # hops are split on commas, spaces or none
+    assert client_ip("10.0.0.2", "6.6.6.6," * 1000 + client + ",10.0.0.1", PROXIES) == client
