@@ -366,6 +366,13 @@ class FakeGoogle:
         self.stop()
 
     # -- scripting
+    def reset(self) -> None:
+        """Forget the users, modes, scripted answers and logged requests of earlier tests."""
+        self.modes.clear()
+        self.users.clear()
+        self.scripted.clear()
+        self.requests.clear()
+
     def set_user(
         self,
         email: str,

@@ -39,10 +39,7 @@ def google():
 
 @pytest.fixture(autouse=True)
 def _fresh_google(google):
-    google.modes.clear()
-    google.users.clear()
-    google.scripted.clear()
-    google.requests.clear()
+    google.reset()
     yield
 
 
