@@ -85,6 +85,16 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def store(data_dir: Path) -> Iterator[Store]:
+    """A migrated SQLite system store in a fresh data dir, closed after the test."""
+    from jupyter_agnes.store.engine import open_store
+
+    opened = open_store(data_dir)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def agnes_data_dir(data_dir: Path) -> Path:
     """The data dir the in-process jupyter-server (jp_serverapp) runs Agnes on."""
     return data_dir

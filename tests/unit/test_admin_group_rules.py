@@ -5,7 +5,6 @@ what REST and the CLI show, so a test names all three."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,18 +12,10 @@ from sqlalchemy import select
 
 from jupyter_agnes.auth import admin_ops
 from jupyter_agnes.auth.principal import Principal
-from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import AuditEntry, Membership
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    opened = open_store(resolve_data_dir(tmp_path))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from jupyter_agnes.auth.google_refresh import (
 )
 from jupyter_agnes.auth.google_sync import LOGIN_ACTION
 from jupyter_agnes.store import directory, leases
-from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import AuditEntry, Lease, PersonalAccessToken, User, utcnow
 from jupyter_agnes.store.models import Session as UserSession
 
@@ -86,12 +85,6 @@ def clock(monkeypatch) -> Clock:
     monkeypatch.setattr(google_refresh, "time", SimpleNamespace(monotonic=c.monotonic))
     return c
 
-
-@pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path)
-    yield s
-    s.close()
 
 
 def refresher(store, clock: Clock | None = None, **kw) -> GoogleRefresher:

@@ -27,18 +27,11 @@ from jupyter_agnes.auth.google_sync import (
 )
 from jupyter_agnes.auth.login_messages import GENERIC_LOGIN_ERROR, login_error_message
 from jupyter_agnes.store import directory
-from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import AuditEntry, User, utcnow
 from jupyter_agnes.store.models import Session as UserSession
 
 G = "agnes-a@acme.com"
 
-
-@pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path)
-    yield s
-    s.close()
 
 
 # --- the decision over HTTP -----------------------------------------------------------

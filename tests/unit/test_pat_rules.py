@@ -10,9 +10,7 @@ import pytest
 
 from jupyter_agnes.auth import pat
 from jupyter_agnes.auth.principal import SCOPES, Principal
-from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
-from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import PersonalAccessToken, utcnow
 
 
@@ -108,12 +106,6 @@ def test_stored_scopes_grant_only_names_this_version_knows():
     assert pat.scopes_from_column("") == frozenset()
     assert pat.scopes_to_column(("data", "admin")) == "data,admin"
 
-
-@pytest.fixture
-def store(tmp_path):
-    s = open_store(resolve_data_dir(tmp_path))
-    yield s
-    s.close()
 
 
 def test_a_created_pat_is_stored_by_hash_with_its_prefix_lifetime_and_scopes(store):

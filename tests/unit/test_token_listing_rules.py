@@ -11,18 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jupyter_agnes.auth.service import AuthService
-from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import PersonalAccessToken
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    opened = open_store(resolve_data_dir(tmp_path))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
