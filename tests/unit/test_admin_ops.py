@@ -318,3 +318,85 @@ def test_token_validation_and_revocation(store, admin):
     assert audit_rows(store, "token.revoke") == [
         {"user_id": None, "actor": "cli", "resource": f"token:{created.id}", "params": {}}
     ]
+
+
+# --- refusals and audit rows, exactly (text, code and status are what REST and the CLI show)
+
+
+def refusal(store: Store, op: Any, *args: Any) -> tuple[str, str, int]:
+    exc = refused(store, op, *args)
+    return str(exc), exc.code, exc.status
+
+
+def audit_of(store: Store, action: str) -> list[tuple[Any, ...]]:
+    return [tuple(row.values()) for row in audit_rows(store, action)]
+
+
+def member_of(store: Store, group: str, email: str, source: str) -> tuple[int, int]:
+    with store.write() as s:
+        user = directory.get_or_create_user(s, email)
+        g = directory.get_group(s, group)
+        s.add(Membership(user_id=user.id, group_id=g.id, source=source, added_by="test"))
+        return g.id, user.id
+
+
+def test_removing_a_membership_refuses_exactly(store, admin: Principal) -> None:
+    with store.write() as s:
+        admin_gid = directory.get_group(s, "Admin").id
+        team = admin_ops.create_group(s, admin, "team").id
+    assert refusal(store, admin_ops.remove_member, admin, team, admin.user_id) == (
+        "Membership not found", "member_not_found", 404)
+    assert refusal(store, admin_ops.remove_member, admin, 10_000, admin.user_id) == (
+        "Group not found", "group_not_found", 404)
+    _, synced = member_of(store, "team", "synced@example.com", "google_sync")
+    assert refusal(store, admin_ops.remove_member, admin, team, synced) == (
+        admin_ops.GOOGLE_MANAGED, admin_ops.GOOGLE_MANAGED, 409)
+    _, seeded = member_of(store, "team", "seeded@example.com", "system_seed")
+    assert refusal(store, admin_ops.remove_member, admin, team, seeded) == (
+        "This membership is managed by Agnes", "system_membership", 409)
+    assert refusal(store, admin_ops.remove_member, admin, admin_gid, admin.user_id) == (
+        admin_ops.LAST_ADMIN, "last_admin", 409)
+    assert audit_of(store, "group.remove_member") == []
+
+
+def test_an_admin_who_is_not_the_last_may_leave_even_if_seeded(store, admin) -> None:
+    admin_gid, seeded = member_of(store, "Admin", "second@example.com", "system_seed")
+    with store.write() as s:
+        admin_ops.remove_member(s, admin, admin_gid, seeded)
+    with store.read() as s:
+        assert s.get(Membership, (seeded, admin_gid)) is None
+        assert s.get(Membership, (admin.user_id, admin_gid)) is not None
+    assert audit_of(store, "group.remove_member") == [
+        (admin.user_id, "boss@example.com", "Admin", {"user_id": seeded})]
+    # now the one left is the last human admin
+    assert refusal(store, admin_ops.remove_member, admin, admin_gid, admin.user_id)[1] == (
+        "last_admin")
+
+
+def test_system_groups_cannot_be_edited_or_deleted(store, admin) -> None:
+    with store.read() as s:
+        everyone = directory.get_group(s, "Everyone").id
+    assert refusal(store, admin_ops.update_group, admin, everyone, "x") == (
+        "System groups cannot be renamed or edited", "system_group", 409)
+    assert refusal(store, admin_ops.delete_group, admin, everyone) == (
+        "System groups cannot be deleted", "system_group", 409)
+    assert refusal(store, admin_ops.get_grant, 10_000) == ("Grant not found", "grant_not_found",
+                                                           404)
+
+
+def test_editing_and_deleting_a_group_are_audited_by_name(store, admin) -> None:
+    with store.write() as s:
+        gid = admin_ops.create_group(s, admin, "team", "first").id
+    with store.write() as s:
+        group = admin_ops.update_group(s, admin, gid, description="second")
+        assert (group.name, group.description) == ("team", "second")
+    with store.write() as s:
+        assert admin_ops.update_group(s, admin, gid, name="crew").name == "crew"
+    with store.write() as s:
+        admin_ops.delete_group(s, admin, gid)
+    with store.read() as s:
+        assert directory.user_group_names(s, admin.user_id) == ["Admin", "Everyone"]
+    who = (admin.user_id, "boss@example.com")
+    assert audit_of(store, "group.update") == [(*who, "team", {}), (*who, "crew", {})]
+    assert audit_of(store, "group.delete") == [(*who, "crew", {})]
+    assert refusal(store, admin_ops.delete_group, admin, gid)[2] == 404
