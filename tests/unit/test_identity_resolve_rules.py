@@ -67,6 +67,13 @@ def services(tmp_path) -> Iterator[AgnesServices]:
     store.close()
 
 
+@pytest.fixture
+def ann(services: AgnesServices) -> int:
+    """A plain user (no grants): the one the credentials below belong to."""
+    with services.store.write() as s:
+        return directory.create_user(s, "ann@example.com").id
+
+
 def handler(services: AgnesServices, headers: dict[str, str] | None = None,
             uri: str = "/api/contents", method: str = "GET") -> web.RequestHandler:
     request = httputil.HTTPServerRequest(method=method, uri=uri,
@@ -88,9 +95,7 @@ def answer(h: web.RequestHandler) -> tuple[int, dict[str, Any], Any]:
     return h.get_status(), json.loads(finish.value.args[0]), h._headers
 
 
-def test_a_pat_names_its_owner_and_marks_the_request(services) -> None:
-    with services.store.write() as s:
-        ann = directory.create_user(s, "ann@example.com").id
+def test_a_pat_names_its_owner_and_marks_the_request(services, ann) -> None:
     pat = services.auth.create_token(ann, "ci", 5).token
     h = handler(services, {"Authorization": f"Bearer {pat}"})
     who = resolve(h)
@@ -100,9 +105,7 @@ def test_a_pat_names_its_owner_and_marks_the_request(services) -> None:
     assert not AgnesIdentityProvider().is_token_authenticated(handler(services))
 
 
-def test_a_bad_pat_is_401_and_over_budget_429_but_a_valid_one_still_passes(services) -> None:
-    with services.store.write() as s:
-        ann = directory.create_user(s, "ann@example.com").id
+def test_a_bad_pat_is_401_and_over_budget_429_but_a_valid_one_still_passes(services, ann) -> None:
     good = services.auth.create_token(ann, "ci", 5).token
     bad = {"Authorization": "Bearer agnes_pat_" + "x" * 43}
     status, body, headers = answer(handler(services, bad))
@@ -115,9 +118,7 @@ def test_a_bad_pat_is_401_and_over_budget_429_but_a_valid_one_still_passes(servi
     assert resolve(handler(services, {"Authorization": f"Bearer {good}"})).user_id == ann
 
 
-def test_a_session_cookie_names_its_user_and_a_stale_one_is_cleared(services) -> None:
-    with services.store.write() as s:
-        ann = directory.create_user(s, "ann@example.com").id
+def test_a_session_cookie_names_its_user_and_a_stale_one_is_cleared(services, ann) -> None:
     cookie, _ = services.auth.start_session(ann, "google")
     h = handler(services, {"Cookie": f"{SESSION_COOKIE}={cookie}"})
     who = resolve(h)
@@ -134,9 +135,7 @@ def get_user(h: web.RequestHandler) -> Any:
     return asyncio.run(AgnesIdentityProvider().get_user(h))
 
 
-def test_lab_pages_send_a_person_without_lab_to_the_dashboards(services) -> None:
-    with services.store.write() as s:
-        ann = directory.create_user(s, "ann@example.com").id
+def test_lab_pages_send_a_person_without_lab_to_the_dashboards(services, ann) -> None:
     cookie = {"Cookie": f"{SESSION_COOKIE}={services.auth.start_session(ann, 'google')[0]}"}
     page = handler(services, cookie, uri="/lab")
     with pytest.raises(web.Finish):
@@ -152,9 +151,7 @@ def test_lab_pages_send_a_person_without_lab_to_the_dashboards(services) -> None
     assert "Your dashboards are at /agnes/dashboards" in str(refused.value.log_message)
 
 
-def test_get_user_leaves_the_principal_on_the_request(services) -> None:
-    with services.store.write() as s:
-        ann = directory.create_user(s, "ann@example.com").id
+def test_get_user_leaves_the_principal_on_the_request(services, ann) -> None:
     pat = services.auth.create_token(ann, "ci", 5).token
     h = handler(services, {"Authorization": f"Bearer {pat}"})
     user = get_user(h)
