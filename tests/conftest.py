@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
     from jupyter_agnes.store.engine import Store
     from server_extension.services import AgnesServices
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# mutmut runs only in-process unit tests, and registering pytest-jupyter's fixtures cost
+# each of its ~6,600 pytest sessions 0.05 s.
+pytest_plugins = [] if "mutmut" in sys.modules else ["pytest_jupyter.jupyter_server"]
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Each test lives in the folder of what it needs; the folder is also its marker (pyproject).
@@ -87,9 +90,9 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(data_dir: Path) -> Iterator[Store]:
     """A migrated SQLite system store in a fresh data dir, closed after the test."""
-    from jupyter_agnes.store.engine import open_store
+    from tests.support.migrations import open_migrated_store
 
-    opened = open_store(data_dir)
+    opened = open_migrated_store(data_dir)
     yield opened
     opened.close()
 
