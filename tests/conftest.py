@@ -58,9 +58,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 rank[item.nodeid] = KINDS.index(kind)
     if os.environ.get("MUTANT_UNDER_TEST"):
         # mutmut runs a mutant's tests with -x in set order: in-process tests first, and the
-        # fastest files and tests first by the durations its stats recorded, so a killed
-        # mutant rarely waits for a slow test. Files stay whole (module fixtures set up once).
-        took = mutmut_test_durations()
+        # cheapest files and tests first (setup included), so a killed mutant rarely waits for
+        # a slow test. Files stay whole (module fixtures set up once).
+        took = mutmut_test_seconds()
         by_file: dict[Path, list[float]] = {}
         for item in items:
             by_file.setdefault(item.path, []).append(took.get(item.nodeid, 1.0))
@@ -69,13 +69,43 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                                      str(item.path), took.get(item.nodeid, 1.0)))
 
 
-def mutmut_test_durations() -> dict[str, float]:
-    """Seconds per test id from mutmut's stats (run from its `mutants/` copy), if any."""
-    stats = Path("mutmut-stats.json")
+# Under mutmut (cwd: its `mutants/` copy). Its own stats time only a test's call; a store or a
+# fake Google set up for the test can cost more, so the stats run also writes setup + call +
+# teardown per test here, and each mutant's session sorts by that.
+TEST_SECONDS = Path("agnes-test-seconds.json")
+_seconds_seen: dict[str, float] = {}
+_seconds_read: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        _seconds_seen[report.nodeid] = _seconds_seen.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats" and _seconds_seen:
+        merged = {**_read_json(TEST_SECONDS), **_seconds_seen}
+        TEST_SECONDS.write_text(json.dumps(merged))
+        _seconds_seen.clear()
+        # kept in this process: mutmut forks each mutant's session from it
+        _seconds_read.clear()
+        _seconds_read.update(merged)
+
+
+def mutmut_test_seconds() -> dict[str, float]:
+    """Seconds per test id, setup included (else mutmut's call-only stats), read once."""
+    if not _seconds_read:
+        _seconds_read.update(_read_json(TEST_SECONDS)
+                             or _read_json(Path("mutmut-stats.json")).get("duration_by_test", {}))
+    return _seconds_read
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return dict(json.loads(stats.read_text())["duration_by_test"])
-    except (OSError, ValueError, KeyError, TypeError):
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
         return {}
+    return found if isinstance(found, dict) else {}
 
 
 @pytest.fixture
