@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from jupyter_agnes.auth import admin_ops, admin_views
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR
@@ -19,7 +19,7 @@ from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store, open_store
-from jupyter_agnes.store.models import RESOURCE_TYPES, AuditEntry, Grant, Group, Membership
+from jupyter_agnes.store.models import RESOURCE_TYPES, AuditEntry, Grant, Group, Membership, User
 
 CLI = Operator()
 # What the grants below may name (REST and the CLI read these from the catalog and disk).
@@ -400,3 +400,185 @@ def test_editing_and_deleting_a_group_are_audited_by_name(store, admin) -> None:
     assert audit_of(store, "group.update") == [(*who, "team", {}), (*who, "crew", {})]
     assert audit_of(store, "group.delete") == [(*who, "crew", {})]
     assert refusal(store, admin_ops.delete_group, admin, gid)[2] == 404
+
+
+# --- every refusal's words, code and status at once (one store: cheap for mutation runs)
+
+
+def test_each_refusal_says_exactly_what_rest_and_the_cli_show(store, admin) -> None:
+    with store.write() as s:
+        team = admin_ops.create_group(s, admin, "team").id
+        admin_ops.create_group(s, admin, "other")
+        google = directory.get_or_create_group(s, "eng@example.com", GOOGLE_SYNC_ACTOR).id
+        admin_ops.add_member(s, admin, team, "member@example.com")
+        everyone = directory.get_group(s, "Everyone").id
+    _, synced = member_of(store, "team", "synced@example.com", "google_sync")
+    google_managed = (admin_ops.GOOGLE_MANAGED, admin_ops.GOOGLE_MANAGED, 409)
+    cases: list[tuple[Any, tuple[Any, ...], tuple[str, str, int]]] = [
+        (admin_ops.get_user, (99999,), ("User not found", "user_not_found", 404)),
+        (admin_ops.user_by_email, (" Nobody@Example.com",),
+         ("No user nobody@example.com", "user_not_found", 404)),
+        (admin_ops.get_group_by_id, (99999,), ("Group not found", "group_not_found", 404)),
+        (admin_ops.find_grants, (99999, "lab", "*"), ("Group not found", "group_not_found", 404)),
+        (admin_ops.resolve_group, (True,),
+         ("group must be a group name or id", "invalid_group", 400)),
+        (admin_ops.resolve_group, (" ",),
+         ("group must be a group name or id", "invalid_group", 400)),
+        (admin_ops.get_grant, (99999,), ("Grant not found", "grant_not_found", 404)),
+        (admin_ops.find_grants, ("team", "lab", "*"),
+         ("team has no grant lab:*", "grant_not_found", 404)),
+        (admin_ops.add_user, (CLI, "long@example.com", "n" * 201),
+         ("name must be at most 200 characters", "invalid_name", 400)),
+        (admin_ops.bootstrap_admin, (CLI, "root@example.com"), (
+            "An admin already exists; use `jupyter agnes token create`, "
+            "`jupyter agnes user add EMAIL --admin` or, for an existing user, "
+            "`jupyter agnes group add-member Admin EMAIL` instead", "admin_exists", 409)),
+        (admin_ops.set_active, (admin, admin.user_id, False),
+         ("You cannot deactivate yourself", "cannot_deactivate_self", 409)),
+        (admin_ops.set_active, (CLI, admin.user_id, False),
+         (admin_ops.LAST_ADMIN, "last_admin", 409)),
+        (admin_ops.create_group, (admin, " "),
+         ("Group name must be 1-320 characters", "invalid_group_name", 400)),
+        (admin_ops.create_group, (admin, "g" * 321),
+         ("Group name must be 1-320 characters", "invalid_group_name", 400)),
+        (admin_ops.update_group, (admin, team, " "),
+         ("Group name must be 1-320 characters", "invalid_group_name", 400)),
+        (admin_ops.update_group, (admin, team, "g" * 321),
+         ("Group name must be 1-320 characters", "invalid_group_name", 400)),
+        (admin_ops.create_group, (admin, "team "),
+         ("Group 'team' already exists", "group_exists", 409)),
+        (admin_ops.update_group, (admin, team, "other"),
+         ("Group 'other' already exists", "group_exists", 409)),
+        (admin_ops.create_group, (admin, "g", "d" * 2001),
+         ("description must be at most 2000 characters", "invalid_description", 400)),
+        (admin_ops.update_group, (admin, team, None, "d" * 2001),
+         ("description must be at most 2000 characters", "invalid_description", 400)),
+        (admin_ops.update_group, (admin, everyone, "x"),
+         ("System groups cannot be renamed or edited", "system_group", 409)),
+        (admin_ops.delete_group, (admin, everyone),
+         ("System groups cannot be deleted", "system_group", 409)),
+        (admin_ops.update_group, (admin, google, "x"), google_managed),
+        (admin_ops.delete_group, (admin, google), google_managed),
+        (admin_ops.add_member, (admin, "team", "synced@example.com"), google_managed),
+        (admin_ops.remove_member, (admin, team, synced), google_managed),
+        (admin_ops.add_member, (admin, team, "Member@Example.com"),
+         ("member@example.com is already a member of team", "already_member", 409)),
+    ]
+    got = [(op.__name__, args, refusal(store, op, *args)) for op, args, _ in cases]
+    assert got == [(op.__name__, args, want) for op, args, want in cases]
+    with store.read() as s:  # nothing refused left a trace
+        assert s.scalar(select(AuditEntry.id).where(AuditEntry.action != "group.create")
+                        .where(AuditEntry.action != "group.add_member")) is None
+
+
+def test_length_limits_allow_exactly_the_maximum(store, admin) -> None:
+    with store.write() as s:
+        user = admin_ops.add_user(s, admin, "long@example.com", "n" * admin_ops.MAX_USER_NAME)
+        group = admin_ops.create_group(s, admin, "g" * 320, "d" * 2000)
+        assert (len(user.name), len(group.name), len(group.description)) == (200, 320, 2000)
+        group = admin_ops.update_group(s, admin, group.id, "h" * 320, "e" * 2000)
+        assert (group.name, group.description) == ("h" * 320, "e" * 2000)
+
+
+def test_defaults_and_who_made_what(store, admin) -> None:
+    with store.write() as s:
+        plain = admin_ops.add_user(s, admin, "plain@example.com")
+        named = admin_ops.add_user(s, admin, "named@example.com", " Named ", admin=True)
+        assert (plain.name, named.name) == ("", "Named")
+        assert directory.user_group_names(s, plain.id) == ["Everyone"]
+        admin_gid = directory.get_group(s, "Admin").id
+        assert s.get(Membership, (named.id, admin_gid)).added_by == "boss@example.com"
+        group = admin_ops.create_group(s, admin, "team")
+        assert group.description == ""
+        grant = admin_ops.add_grant(s, admin, "team", "lab", "*", known=KNOWN)
+        assert grant.assigned_by == "boss@example.com"
+        # renaming a group to its own name is no clash with itself
+        assert admin_ops.update_group(s, admin, group.id, name="team").name == "team"
+        admin_ops.set_active(s, CLI, plain.id, False)
+        admin_ops.set_active(s, admin, plain.id, True)
+    assert [row["params"] for row in audit_rows(store, "user.add")] == [
+        {"admin": False}, {"admin": True}]
+    assert audit_of(store, "user.activate") == [
+        (admin.user_id, "boss@example.com", "plain@example.com", {})]
+
+
+def test_bootstrap_makes_or_reactivates_the_first_admin(store) -> None:
+    with store.write() as s:
+        root = admin_ops.bootstrap_admin(s, CLI, "Root@Example.com", "Root")
+        assert (root.name, root.active) == ("Root", True)
+        admin_gid = directory.get_group(s, "Admin").id
+        assert s.get(Membership, (root.id, admin_gid)).added_by == "cli"
+        root_id = root.id
+        directory.set_user_active(s, root, False)  # e.g. deactivated by hand: no admin left
+    with store.write() as s:
+        again = admin_ops.bootstrap_admin(s, CLI, "root@example.com", "Other")
+        assert (again.id, again.name, again.active, again.deactivated_at) == (
+            root_id, "Root", True, None)
+        directory.set_user_active(s, again, False)
+        fresh = admin_ops.bootstrap_admin(s, CLI, "fresh@example.com")
+        assert (fresh.name, fresh.active) == ("", True)
+        fresh_id = fresh.id
+    assert audit_of(store, "bootstrap") == [
+        (root_id, "cli", "root@example.com", {}),
+        (root_id, "cli", "root@example.com", {}),
+        (fresh_id, "cli", "fresh@example.com", {}),
+    ]
+
+
+def test_only_active_human_admins_count_for_the_last_admin_rule(store, admin) -> None:
+    admin_gid, robot = member_of(store, "Admin", "robot@example.com", "admin")
+    _, gone = member_of(store, "Admin", "gone@example.com", "admin")
+    with store.write() as s:
+        s.get(User, robot).is_service = True
+        directory.set_user_active(s, s.get(User, gone), False)
+        team = admin_ops.create_group(s, admin, "team").id
+        admin_ops.add_member(s, admin, team, admin.email)
+    with store.write() as s:
+        admin_ops.set_active(s, CLI, gone, False)  # already inactive: not an admin that counts
+        admin_ops.remove_member(s, CLI, admin_gid, robot)
+        admin_ops.remove_member(s, CLI, admin_gid, gone)
+        admin_ops.remove_member(s, CLI, team, admin.user_id)  # leaving another group is fine
+    assert [row[2:] for row in audit_of(store, "group.remove_member")] == [
+        ("Admin", {"user_id": robot}), ("Admin", {"user_id": gone}),
+        ("team", {"user_id": admin.user_id})]
+    assert refusal(store, admin_ops.remove_member, CLI, admin_gid, admin.user_id)[1] == (
+        "last_admin")
+
+
+def test_a_grant_is_the_group_s_own(store, admin) -> None:
+    with store.write() as s:
+        for name in ("a", "b"):
+            admin_ops.add_grant(s, admin, name, "table", "orders", known=KNOWN,
+                                create_missing_group=True)
+        admin_ops.create_group(s, admin, "c")
+    assert refusal(store, admin_ops.find_grants, "c", "table", "orders") == (
+        "c has no grant table:orders", "grant_not_found", 404)
+    with store.write() as s:
+        admin_ops.revoke_grant(s, admin, "a", "table", "ORDERS")
+        assert [(g["group"], g["resource_id"]) for g in admin_views.list_grants(s)] == [
+            ("b", "orders")]
+
+
+def test_the_dashboard_wildcard_has_no_path_form(store, admin) -> None:
+    """`*` opens every dashboard; an old path-form grant of a notebook that happens to be
+    called `*.ipynb` is a different grant, and revoking `*` leaves it."""
+    with store.write() as s:
+        group = admin_ops.create_group(s, admin, "team")
+        directory.add_grant(s, group, "dashboard", "dashboards/*.ipynb", "old")
+    assert refusal(store, admin_ops.find_grants, "team", "dashboard", "*")[1:] == (
+        "grant_not_found", 404)
+    with store.write() as s:
+        admin_ops.add_grant(s, admin, "team", "dashboard", "*", known=KNOWN)
+        admin_ops.revoke_grant(s, admin, "team", "dashboard", "*")
+        assert [g.resource_id for g in s.scalars(select(Grant))] == ["dashboards/*.ipynb"]
+
+
+def test_the_oldest_spelling_of_a_grant_is_the_one_reported(store, admin) -> None:
+    with store.write() as s:
+        group = admin_ops.create_group(s, admin, "team")
+        directory.add_grant(s, group, "dashboard", "dashboards/sales.ipynb", "old")
+        directory.add_grant(s, group, "dashboard", "sales", "new")
+    with pytest.raises(DirectoryError) as info, store.write() as s:
+        s.execute(text("PRAGMA reverse_unordered_selects = ON"))  # no ORDER BY, no luck
+        admin_ops.add_grant(s, admin, "team", "dashboard", "sales", known=KNOWN)
+    assert str(info.value) == "team already has grant dashboard:dashboards/sales.ipynb"

@@ -4,6 +4,7 @@ users, groups, members and grants, the listings' order and filters, a user's acc
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from jupyter_agnes.auth import admin_views
 from jupyter_agnes.store import directory
@@ -105,3 +106,20 @@ def test_user_access_is_groups_grants_and_admin(store) -> None:
         ("sales", "table", "orders"), ("sales", "dashboard", "kpi")
     ]
     assert bob["is_admin"] is False
+
+
+def test_listings_are_ordered_by_the_query_not_by_luck(store) -> None:
+    """SQLite happens to return rows by id; with its unordered scans reversed, every
+    listing must still come out in the order the API promises."""
+    with store.read() as s:
+        before = (admin_views.list_users(s), admin_views.list_groups(s),
+                  admin_views.list_grants(s))
+        s.execute(text("PRAGMA reverse_unordered_selects = ON"))
+        after = (admin_views.list_users(s), admin_views.list_groups(s),
+                 admin_views.list_grants(s))
+        ann = directory.get_user_by_email(s, "ann@acme.com")
+        grants = admin_views.user_access(s, ann.id)["grants"]
+    assert after == before
+    assert [u["id"] for u in after[0]] == sorted(u["id"] for u in after[0])
+    assert [(g["resource_type"], g["resource_id"]) for g in grants] == [
+        ("table", "orders"), ("dashboard", "kpi")]
