@@ -87,6 +87,12 @@ def test_metadata_token_then_every_page(google):
     assert len(sent(google, METADATA)) == 1  # the token is cached
 
 
+def test_a_metadata_server_failure_is_named(google):
+    google.script(METADATA, {"error": "unavailable"}, status=503)
+    with pytest.raises(GoogleAuthError, match=r"^Metadata server token: HTTP 503$"):
+        make_client(google).lookup_groups("ana@acme.com")
+
+
 def test_metadata_needs_its_flavor_header(google):
     # the fake answers 403 without `Metadata-Flavor: Google`
     resp = requests.get(google.base_url + METADATA, timeout=5)
@@ -155,7 +161,9 @@ def test_a_failure_drops_the_token_and_is_no_data(google, caplog):
     google.set_mode(directory="500")
     with caplog.at_level(logging.WARNING, logger="jupyter_agnes.auth.google"):
         assert client.fetch_groups("ana@acme.com") is None
-    assert "Directory groups: HTTP 500" in caplog.text
+    assert caplog.messages == [  # the admin's log says what failed and what it means
+        "Google Directory groups unavailable (Directory groups: HTTP 500); treating as no data"
+    ]
     google.modes.clear()
     assert client.lookup_groups("ana@acme.com") == ["g@acme.com"]
     assert len(sent(google, METADATA)) == 2  # fetched again after the failure

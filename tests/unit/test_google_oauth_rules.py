@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -15,6 +16,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from jupyter_agnes.auth import google_oauth
 from jupyter_agnes.auth.google_oauth import (
     DISCOVERY_TTL_S,
     JWKS_REFETCH_MIN_S,
@@ -380,6 +382,7 @@ def test_exchange_needs_an_id_token(google, answer):
 def test_a_valid_id_token_passes_and_keys_are_cached(google):
     client = make_client(google)
     assert client.verify_id_token(sign(google), "the-nonce")["sub"] == "123"
+    client._jwks_fetched_at -= JWKS_REFETCH_MIN_S + 1  # a known key never refetches
     assert client.verify_id_token(sign(google, sub="456"), "the-nonce")["sub"] == "456"
     assert calls(google, CERTS) == 1 and calls(google, DISCOVERY) == 1
 
@@ -568,6 +571,23 @@ def test_the_jwks_is_fetched_again_after_its_ttl(google):
     client._jwks = (fetched - JWKS_TTL_S - 0.5, keys)
     client._keys()
     assert calls(google, CERTS) == 2
+
+
+def test_the_caches_are_stale_at_exactly_their_age_limits(google, monkeypatch):
+    now = 100_000.0  # the clock stands still (an exact float: no rounding at the limits)
+    monkeypatch.setattr(google_oauth, "time", SimpleNamespace(monotonic=lambda: now))
+    client = make_client(google)
+    client.verify_id_token(sign(google), "the-nonce")
+    client._discovery = (now - DISCOVERY_TTL_S, client._discovery[1])
+    client.discovery()
+    assert calls(google, DISCOVERY) == 2
+    client._jwks = (now - JWKS_TTL_S, client._jwks[1])
+    client._keys()
+    assert calls(google, CERTS) == 2
+    client._jwks_fetched_at = now - JWKS_REFETCH_MIN_S  # an unknown kid may refetch again
+    with pytest.raises(GoogleAuthError, match=r"unknown key"):
+        client.verify_id_token(sign(google, headers={"kid": "kid-9"}), "the-nonce")
+    assert calls(google, CERTS) == 3
 
 
 def test_an_unusable_jwks_entry_before_the_signing_key_is_skipped(google):

@@ -154,9 +154,35 @@ def test_invisible_characters_in_a_google_group_skip_it(caplog) -> None:
     fetched = ["agnes-bi\u200b@acme.com", "agnes-\u202eevil@acme.com", "agnes-ok@acme.com"]
     got = decide("a@acme.com", True, "acme.com", fetched, cfg())
     assert got == Allowed(("agnes-ok@acme.com",), False)
-    assert "Skipping Google group" in caplog.text
+    # the admin's log names the group and why (repr: the invisible character shows)
+    assert caplog.messages[0] == (
+        "Skipping Google group 'agnes-bi\\u200b@acme.com': Group name may not contain "
+        "control, zero-width or bidi characters (U+200B)"
+    )
     only_bad = decide("a@acme.com", True, "acme.com", fetched[:2], cfg())
     assert only_bad == Denied("not_in_allowed_group")
+
+
+def test_the_domain_is_what_follows_the_last_at_sign() -> None:
+    """A quoted local part may hold an '@' (RFC 5321): the domain is still the last part,
+    the same one the re-check passes as the hosted domain."""
+    got = decide('"ann@home"@acme.com', True, "acme.com", ["agnes-x@acme.com"], cfg())
+    assert got == Allowed(("agnes-x@acme.com",), False)
+    assert decide("ann@acme.com@evil.com", True, "acme.com", ["agnes-x@acme.com"], cfg()) == (
+        Denied("domain_not_allowed")
+    )
+
+
+def test_group_names_are_lowercased_not_case_folded() -> None:
+    """Two Google groups stay two Agnes groups: only lower() is applied, never a folding
+    that turns 'ß' into 'ss' (and so merges or renames groups)."""
+    got = decide("a@acme.com", True, "acme.com", ["agnes-Straße@acme.com", "agnes-STRASSE@acme.com"], cfg())
+    assert got == Allowed(("agnes-strasse@acme.com", "agnes-straße@acme.com"), False)
+
+
+def test_only_blank_group_entries_are_no_data() -> None:
+    got = decide("a@acme.com", True, "acme.com", [None, "", "   "], cfg())  # type: ignore[list-item]
+    assert got == Allowed((), False, authoritative=False, members_only="not_in_allowed_group")
 
 
 def test_hostile_group_entries_ignored() -> None:

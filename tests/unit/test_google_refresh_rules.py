@@ -340,6 +340,18 @@ def test_only_active_people_with_live_credentials_vouched_for_by_google_are_aske
     assert r.users_to_check("idle@acme.com") == []
 
 
+def test_credentials_expiring_this_instant_are_not_live(store, monkeypatch) -> None:
+    """Live means what authentication accepts: an expiry of now has passed."""
+    now = utcnow()
+    monkeypatch.setattr(google_refresh, "utcnow", lambda: now)  # the clock stands still
+    by_session = synced_user(store, "s@acme.com")
+    by_pat = synced_user(store, "p@acme.com", session=None, pat=True)
+    with store.write() as s:
+        for model, uid in ((UserSession, by_session), (PersonalAccessToken, by_pat)):
+            s.scalars(select(model).where(model.user_id == uid)).one().expires_at = now
+    assert refresher(store).users_to_check() == []
+
+
 def login_audit(store, uid: int, *, age_s: float = 0, result: str = "ok",
                 action: str = LOGIN_ACTION, **params) -> None:
     with store.write() as s:
@@ -358,6 +370,34 @@ def test_recently_decided_means_decided_with_directory_data_this_interval(store)
     login_audit(store, ids[6], groups_source="directory", action="auth.google.refresh")
     r = refresher(store)
     assert r.recently_decided() == {ids[0], ids[1]}
+
+
+def test_the_last_interval_includes_its_start_and_only_users_count(store, monkeypatch):
+    now = utcnow()
+    monkeypatch.setattr(google_refresh, "utcnow", lambda: now)  # the clock stands still
+    uid = synced_user(store, "b@acme.com")
+    with store.write() as s:  # exactly one interval (10 s) ago; a row naming nobody
+        for user_id, ts in ((uid, now - timedelta(seconds=10)), (None, now)):
+            s.add(AuditEntry(ts=ts, action=LOGIN_ACTION, user_id=user_id, actor="t",
+                             resource="", params={"groups_source": "hub"}, result="ok"))
+    assert refresher(store).recently_decided() == {uid}
+
+
+def test_a_due_run_renews_its_lease_as_it_goes(store) -> None:
+    """A run that outlasts its interval keeps the lease: no second server starts one."""
+    synced_user(store, "due@acme.com")
+    r = refresher(store)
+    r.client.groups["due@acme.com"] = [ALLOWED]
+    ask = r.client.lookup_groups
+
+    def interval_over_while_asking(email: str) -> list[str]:
+        with store.write() as s:
+            s.execute(update(Lease).values(expires_at=utcnow()))
+        return ask(email)
+
+    r.client.lookup_groups = interval_over_while_asking
+    assert r.run_if_due() is not None
+    assert 9 < leases.seconds_left(store, LEASE) <= 10
 
 
 def test_run_if_due_takes_the_lease_and_skips_the_recently_decided(store) -> None:

@@ -20,6 +20,7 @@ from jupyter_agnes.auth.google_sync import (
     REFRESH_ACTION,
     LoginOutcome,
     RefreshChange,
+    apply_google_login,
     apply_google_refresh,
     audit_login_failure,
     login_failure_row,
@@ -133,6 +134,61 @@ def test_each_refusal_has_its_sentence_and_unknown_codes_a_generic_one() -> None
     assert "deactivated" in login_error_message("deactivated")
     for code in (None, "", "<script>", "no-such-code"):
         assert login_error_message(code) == GENERIC_LOGIN_ERROR == "Sign-in failed. Please try again."
+
+
+def login_rows(store) -> list[AuditEntry]:
+    with store.read() as s:
+        query = select(AuditEntry).where(AuditEntry.action == LOGIN_ACTION)
+        return list(s.scalars(query.order_by(AuditEntry.id)))
+
+
+def test_a_refusal_names_the_known_user_in_its_audit_row(store) -> None:
+    """The audit row of a refused sign-in carries the user's id when there is one (their
+    history lists it), the address as actor and resource, and the code."""
+    uid = member(store, "k@acme.com", G)
+    off = member(store, "off@acme.com", active=False)
+    out = apply_google_login(store, " K@acme.com", "", Denied("not_in_allowed_group"))
+    assert out == LoginOutcome(user_id=None, code="not_in_allowed_group")
+    apply_google_login(store, "off@acme.com", "", Allowed((G,), False), ip="10.0.0.1")
+    apply_google_login(store, "nobody@acme.com", "", Denied("domain_not_allowed"))
+    rows = login_rows(store)
+    assert [(r.user_id, r.actor, r.resource, r.result) for r in rows] == [
+        (uid, "k@acme.com", "user:k@acme.com", "not_in_allowed_group"),
+        (off, "off@acme.com", "user:off@acme.com", "deactivated"),
+        (None, "nobody@acme.com", "user:nobody@acme.com", "domain_not_allowed"),
+    ]
+    assert [r.params for r in rows] == [
+        {"removed_memberships": 1, "email": "k@acme.com", "code": "not_in_allowed_group"},
+        {"ip": "10.0.0.1", "email": "off@acme.com", "code": "deactivated"},
+        {"email": "nobody@acme.com", "code": "domain_not_allowed"},
+    ]
+
+
+def test_members_only_lets_in_anyone_with_more_than_the_automatic_everyone(store) -> None:
+    """The Directory cannot answer: a newcomer, or someone with only the automatic
+    Everyone membership, waits; any other membership (synced, an admin's, the bootstrap
+    admin's seeded Admin) keeps fail-soft. Other people's memberships do not count."""
+    no_data = Allowed((), False, authoritative=False, members_only="directory_unavailable")
+    member(store, "m@acme.com", G)
+    with store.write() as s:
+        bare = directory.create_user(s, "bare@acme.com")
+        boot = directory.create_user(s, "boot@acme.com")
+        directory.add_member(s, boot, directory.get_group(s, "Admin"), "system_seed", "system")
+        assert bare.id != boot.id
+    assert apply_google_login(store, "bare@acme.com", "", no_data).code == "directory_unavailable"
+    assert apply_google_login(store, "new@acme.com", "", no_data).code == "directory_unavailable"
+    assert apply_google_login(store, "boot@acme.com", "", no_data).ok
+    assert apply_google_login(store, "m@acme.com", "", no_data).ok
+
+
+def test_fail_soft_keeps_and_reports_only_this_users_synced_groups(store) -> None:
+    member(store, "x@acme.com", "agnes-x@acme.com")
+    uid = member(store, "y@acme.com", G)
+    out = apply_google_login(store, "y@acme.com", "", Allowed((), False, authoritative=False))
+    assert out == LoginOutcome(user_id=uid, groups=(G,))
+    params = login_rows(store)[-1].params
+    assert (params["groups"], params["groups_kept"], params["groups_source"]) == ([G], True, "none")
+    assert groups_of(store, uid) == ["Everyone", G, "manual"]
 
 
 def test_a_login_outcome_is_ok_only_with_a_user() -> None:
