@@ -137,3 +137,19 @@ def test_a_socket_on_a_voila_kernel_registers_its_dashboard(services) -> None:
         assert access.dashboard == "dashboards/sales.ipynb"
 
     asyncio.run(scenario())
+
+
+def test_a_closed_socket_is_no_longer_tracked(services) -> None:
+    with services.store.write() as s:
+        bob_id = directory.create_user(s, "bob@example.com").id
+    principal = services.auth.authenticate_session(services.auth.start_session(bob_id, "google")[0])
+    conn = open_socket({SETTINGS_KEY: services}, user_for(principal), owner=bob_id)
+
+    async def scenario() -> None:
+        conn._register()
+        assert conn.websocket_handler in services.sockets._open
+        conn.channels = {}  # no ZMQ streams were opened
+        conn.disconnect()
+        assert conn.websocket_handler not in services.sockets._open
+
+    asyncio.run(scenario())
