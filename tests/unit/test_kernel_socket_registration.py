@@ -123,7 +123,8 @@ def test_a_socket_another_provider_signed_in_is_not_tracked(services) -> None:
 
 
 def test_a_socket_on_a_voila_kernel_registers_its_dashboard(services) -> None:
-    """Revocation keeps a viewer's socket while the dashboard Voila started it for is theirs."""
+    """Revocation keeps a viewer's socket while the dashboard Voila started it for is theirs;
+    on a server where nobody runs Lab code, losing Lab does not close it."""
     with services.store.write() as s:
         bob_id = directory.create_user(s, "bob@example.com").id
     cookie, _ = services.auth.start_session(bob_id, "google")
@@ -131,10 +132,13 @@ def test_a_socket_on_a_voila_kernel_registers_its_dashboard(services) -> None:
     conn = open_socket({SETTINGS_KEY: services}, user_for(principal), owner=bob_id,
                        render="dashboards/sales.ipynb")
 
+    conn.runs_lab_code = False  # as on the hub's service, where nobody runs Lab code
+
     async def scenario() -> None:
         conn._register()
         access = services.sockets._open[conn.websocket_handler].access
-        assert access.dashboard == "dashboards/sales.ipynb"
+        assert access == SocketAccess(resource="kernels", owner_tracked=True, owner_id=bob_id,
+                                      dashboard="dashboards/sales.ipynb", lab_counts=False)
 
     asyncio.run(scenario())
 
