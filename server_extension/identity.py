@@ -115,7 +115,7 @@ class AgnesIdentityProvider(IdentityProvider):
         if principal is None:
             return None
         user = user_for(principal)
-        refusal = None
+        refusal: str | None  # every branch below decides it
         if self.is_lab_page(handler) and not rbac.may_use_server_resource(principal, "read", "lab"):
             dashboards = handler.settings.get("base_url", "/") + DASHBOARDS_PAGE
             # A person opening Lab in a browser: show what they may open. A script (bearer

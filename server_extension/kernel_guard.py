@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 from jupyter_server.services.kernels.connection.base import (
     deserialize_binary_message,
@@ -36,18 +36,32 @@ VIEWER_MESSAGE_TYPES = frozenset(
 )
 
 
+def offset_table_fits(frame: bytes, width: int, byteorder: Literal["little", "big"]) -> bool:
+    """Does a binary frame hold the table of `width`-byte offsets its first count announces?
+
+    jupyter-server's parsers trust that count: a v1 frame announcing 2**64 offsets has the
+    v1 parser loop until memory runs out, a legacy one announcing 2**31 parts builds a 2 GB
+    format string. On the event loop either would stall the server for everyone, and the
+    guard parses what a viewer sends before anything else does."""
+    count = int.from_bytes(frame[:width], byteorder)
+    return width * (count + 1) <= len(frame)
+
+
 def incoming_channel_and_type(ws_msg: Any, subprotocol: str | None) -> tuple[str, str] | None:
     """(channel, msg_type) of a client message, or None when it cannot be read."""
     try:
         if subprotocol == V1_PROTOCOL:
+            if not offset_table_fits(ws_msg, 8, "little"):
+                return None
             channel, parts = deserialize_msg_from_ws_v1(ws_msg)
             header = json.loads(parts[0])
         else:
-            msg = (
-                deserialize_binary_message(ws_msg)
-                if isinstance(ws_msg, bytes)
-                else json.loads(ws_msg)
-            )
+            if not isinstance(ws_msg, bytes):
+                msg = json.loads(ws_msg)
+            elif offset_table_fits(ws_msg, 4, "big"):
+                msg = deserialize_binary_message(ws_msg)
+            else:
+                return None
             channel, header = msg.get("channel") or "shell", msg["header"]
         return str(channel), str(header["msg_type"])
     except Exception:  # malformed input from the client: unreadable, so refused

@@ -25,6 +25,7 @@ from jupyter_agnes.auth.sessions import SESSION_COOKIE
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import open_store
+from server_extension import kernel_owners
 from server_extension.identity import AgnesIdentityProvider
 from server_extension.services import SETTINGS_KEY, AgnesServices
 
@@ -162,3 +163,42 @@ def test_get_user_leaves_the_principal_on_the_request(services, ann) -> None:
     known = handler(services, {"Authorization": "Bearer agnes_pat_" + "x" * 43})
     known._jupyter_current_user = user
     assert get_user(known) is user
+
+
+def refusal(h: web.RequestHandler) -> str:
+    with pytest.raises(web.HTTPError) as refused:
+        get_user(h)
+    assert refused.value.status_code == 403
+    assert h.current_user is not None  # set first: the 403 page names who is signed in
+    return str(refused.value.log_message)
+
+
+def test_a_lab_user_opens_lab_pages_but_a_pat_without_the_lab_scope_is_told_why(
+        services, ann) -> None:
+    with services.store.write() as s:
+        user = directory.get_user_by_email(s, "ann@example.com")
+        assert user is not None
+        directory.add_member(s, user, directory.get_group(s, "Admin"), "admin", "test")
+    cookie = {"Cookie": f"{SESSION_COOKIE}={services.auth.start_session(ann, 'google')[0]}"}
+    assert get_user(handler(services, cookie, uri="/tree")).username == "ann@example.com"
+    data_only = services.auth.create_token(ann, "ci", 5, scopes=["data"]).token
+    h = handler(services, {"Authorization": f"Bearer {data_only}"}, uri="/tree")
+    assert refusal(h) == "This token does not carry the 'lab' scope"
+
+
+def test_a_dashboard_not_shared_is_refused_and_voilas_assets_are_not(services, ann) -> None:
+    cookie = {"Cookie": f"{SESSION_COOKIE}={services.auth.start_session(ann, 'google')[0]}"}
+    page = handler(services, cookie, uri="/voila/render/dashboards/sales.ipynb")
+    assert refusal(page) == "This dashboard has not been shared with you"
+    asset = handler(services, cookie, uri="/voila/static/voila.js")
+    assert get_user(asset).username == "ann@example.com"
+
+
+def test_a_kernel_the_request_starts_is_its_users(services, ann) -> None:
+    pat = services.auth.create_token(ann, "ci", 5).token
+
+    async def requester() -> int | None:
+        await AgnesIdentityProvider().get_user(handler(services, {"Authorization": f"Bearer {pat}"}))
+        return kernel_owners._requesting_user.get()
+
+    assert asyncio.run(requester()) == ann

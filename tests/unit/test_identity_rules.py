@@ -36,6 +36,8 @@ def test_lab_pages_are_lab_paths(prefix: str) -> None:
     assert is_lab_path(BASE + prefix, BASE)
     assert is_lab_path(BASE + prefix + "/x/y.ipynb", BASE)
     assert is_lab_path(BASE + prefix + "?reset", BASE)
+    # the query ends at the first "?": one holding another (a `next` URL) is still the page
+    assert is_lab_path(BASE + prefix + "?next=/x?y", BASE)
     assert not is_lab_path(BASE + prefix + "x", BASE)  # another page sharing the prefix
     assert not is_lab_path("/" + prefix, BASE)  # not under base_url
 

@@ -17,6 +17,7 @@ from server_extension.kernel_guard import (
     V1_PROTOCOL,
     VIEWER_MESSAGE_TYPES,
     incoming_channel_and_type,
+    offset_table_fits,
 )
 
 
@@ -65,5 +66,35 @@ def test_the_v1_protocol() -> None:
     "not json", "{}", '{"header": {}}', "[]", b"\x00\x00", b"", json.dumps({"channel": "shell"}),
 ])
 def test_unreadable_messages_are_none(raw: str | bytes) -> None:
-    # (not fed to the v1 parser: it trusts the frame's count of offsets and loops on it)
     assert incoming_channel_and_type(raw, None) is None
+    assert incoming_channel_and_type(raw, V1_PROTOCOL) is None
+
+
+def test_a_v1_frame_with_many_buffers_is_read() -> None:
+    # widget messages carry binary buffers: a frame of many (here empty) parts is a message
+    header = json.dumps({"msg_type": "comm_msg"}).encode()
+    raw = serialize_msg_to_ws_v1([header, b"{}", b"{}", b"{}", *[b""] * 30], "shell")
+    assert incoming_channel_and_type(raw, V1_PROTOCOL) == ("shell", "comm_msg")
+
+
+def test_a_frame_announcing_more_offsets_than_it_holds_is_refused_at_once() -> None:
+    """jupyter-server's parsers trust the count: 2**64 - 1 v1 offsets would loop until memory
+    runs out, 2**31 - 1 legacy parts build a 2 GB format string (a viewer stalling the server)."""
+    frame = serialize_msg_to_ws_v1([json.dumps({"msg_type": "comm_msg"}).encode()], "shell")
+    assert incoming_channel_and_type(b"\xff" * 8 + frame[8:], V1_PROTOCOL) is None
+    legacy = serialize_binary_message(message("comm_msg"))
+    assert incoming_channel_and_type(b"\x7f\xff\xff\xff" + legacy[4:], None) is None
+
+
+def test_an_offset_table_fits_when_the_frame_holds_all_of_it() -> None:
+    # v1: an 8-byte little-endian count, then that many 8-byte offsets
+    v1 = (1).to_bytes(8, "little") + (16).to_bytes(8, "little")
+    assert offset_table_fits(v1, 8, "little")
+    assert not offset_table_fits(v1[:-1], 8, "little")
+    assert not offset_table_fits((2).to_bytes(8, "little") + v1[8:], 8, "little")
+    # legacy binary: a 4-byte big-endian count, then that many 4-byte offsets
+    legacy = (1).to_bytes(4, "big") + (8).to_bytes(4, "big")
+    assert offset_table_fits(legacy, 4, "big")
+    assert not offset_table_fits(legacy[:-1], 4, "big")
+    assert not offset_table_fits((2).to_bytes(4, "big") + legacy[4:], 4, "big")
+    assert not offset_table_fits(b"", 4, "big")

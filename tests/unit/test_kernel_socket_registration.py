@@ -27,6 +27,7 @@ from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import open_store
+from server_extension.dashboard_kernels import VOILA_LAUNCH_MARK
 from server_extension.identity import user_for
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.kernel_owners import OWNER_ATTRIBUTE, with_kernel_ownership
@@ -54,13 +55,17 @@ def services(tmp_path) -> Iterator[AgnesServices]:
     store.close()
 
 
-def open_socket(settings: dict[str, Any], user: Any, owner: int) -> AgnesKernelWebsocketConnection:
+def open_socket(settings: dict[str, Any], user: Any, owner: int,
+                render: str | None = None) -> AgnesKernelWebsocketConnection:
+    """A socket on a registered kernel; `render`: the dashboard Voila started it for."""
     km = with_kernel_ownership(AsyncMappingKernelManager)(
         allowed_message_types=["nothing_is_allowed"])
     kernel_id = str(uuid.uuid4())
     kernel = AsyncKernelManager(parent=km)  # registered, never started
     kernel.kernel_id = kernel_id
     setattr(kernel, OWNER_ATTRIBUTE, owner)
+    if render is not None:
+        kernel._launch_args = {"env": {VOILA_LAUNCH_MARK: "1", "SCRIPT_NAME": f"/voila/render/{render}"}}
     km._kernels[kernel_id] = kernel
     request = httputil.HTTPServerRequest(method="GET", uri=f"/api/kernels/{kernel_id}/channels",
                                          connection=_Connection())
@@ -113,5 +118,42 @@ def test_a_socket_another_provider_signed_in_is_not_tracked(services) -> None:
         unwired._register()
         assert services.sockets._open == {}
         assert foreign._sockets is None and unwired._sockets is None
+
+    asyncio.run(scenario())
+
+
+def test_a_socket_on_a_voila_kernel_registers_its_dashboard(services) -> None:
+    """Revocation keeps a viewer's socket while the dashboard Voila started it for is theirs;
+    on a server where nobody runs Lab code, losing Lab does not close it."""
+    with services.store.write() as s:
+        bob_id = directory.create_user(s, "bob@example.com").id
+    cookie, _ = services.auth.start_session(bob_id, "google")
+    principal = services.auth.authenticate_session(cookie)
+    conn = open_socket({SETTINGS_KEY: services}, user_for(principal), owner=bob_id,
+                       render="dashboards/sales.ipynb")
+
+    conn.runs_lab_code = False  # as on the hub's service, where nobody runs Lab code
+
+    async def scenario() -> None:
+        conn._register()
+        access = services.sockets._open[conn.websocket_handler].access
+        assert access == SocketAccess(resource="kernels", owner_tracked=True, owner_id=bob_id,
+                                      dashboard="dashboards/sales.ipynb", lab_counts=False)
+
+    asyncio.run(scenario())
+
+
+def test_a_closed_socket_is_no_longer_tracked(services) -> None:
+    with services.store.write() as s:
+        bob_id = directory.create_user(s, "bob@example.com").id
+    principal = services.auth.authenticate_session(services.auth.start_session(bob_id, "google")[0])
+    conn = open_socket({SETTINGS_KEY: services}, user_for(principal), owner=bob_id)
+
+    async def scenario() -> None:
+        conn._register()
+        assert conn.websocket_handler in services.sockets._open
+        conn.channels = {}  # no ZMQ streams were opened
+        conn.disconnect()
+        assert conn.websocket_handler not in services.sockets._open
 
     asyncio.run(scenario())

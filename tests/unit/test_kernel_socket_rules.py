@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
 from tornado import httputil, web
 
 from jupyter_agnes.auth.principal import ALL_SCOPES, Principal
 from server_extension.identity import user_for
-from server_extension.kernel_guard import AgnesKernelWebsocketConnection
+from server_extension.kernel_guard import V1_PROTOCOL, AgnesKernelWebsocketConnection
 
 LOG = "test-kernel-socket"
 
@@ -98,3 +100,26 @@ def test_a_viewer_never_runs_code(msg_type: str, caplog: pytest.LogCaptureFixtur
 def test_an_unreadable_message_from_a_viewer_is_dropped(
         caplog: pytest.LogCaptureFixture) -> None:
     assert not forwarded(connection(principal(lab=False)), "{not json", caplog)
+
+
+def test_a_viewer_on_the_v1_protocol(caplog: pytest.LogCaptureFixture) -> None:
+    conn = connection(principal(lab=False))
+    # the subprotocol the browser and server agreed on for this websocket
+    conn.websocket_handler.ws_connection = SimpleNamespace(selected_subprotocol=V1_PROTOCOL)
+
+    def frame(msg_type: str) -> bytes:
+        header = json.dumps({"msg_type": msg_type}).encode()
+        return serialize_msg_to_ws_v1([header, b"{}", b"{}", b"{}"], "shell")
+
+    assert forwarded(conn, frame("comm_msg"), caplog)  # type: ignore[arg-type]
+    assert not forwarded(conn, frame("execute_request"), caplog)  # type: ignore[arg-type]
+
+
+def test_the_log_names_the_dropped_type_cut_to_64_characters(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # the operator sees what a viewer tried; a client's long type does not flood the log
+    conn = connection(principal(lab=False))
+    for raw, shown in ((message("execute_request"), "execute_request"),
+                       (message("x" * 100), "x" * 64), ("{not json", "unreadable")):
+        forwarded(conn, raw, caplog)
+        assert f"Dropped a {shown!r} message from a dashboard viewer" in caplog.text

@@ -90,6 +90,14 @@ def test_a_foreign_providers_user_is_judged_by_the_requests_principal() -> None:
         assert AgnesAuthorizer().is_authorized(h, hub_user, "read", "contents") is expected
 
 
+def test_the_user_asked_about_is_judged() -> None:
+    """`is_authorized(handler, user, ...)` decides for `user`, whatever the request's own."""
+    h = handler("api/contents")
+    h.current_user = None
+    lab_user = SimpleNamespace(principal=principal(lab=True))
+    assert AgnesAuthorizer().is_authorized(h, lab_user, "read", "contents") is True
+
+
 @pytest.mark.parametrize("action", ["read", "write", "execute"])
 def test_signed_in_resources_need_no_lab(action: str) -> None:
     viewer = principal()
