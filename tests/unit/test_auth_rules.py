@@ -374,6 +374,15 @@ def test_the_cache_is_bounded_and_off_without_a_versioned_file(auth, monkeypatch
     assert memory.get("k") == (None, None)
 
 
+def test_a_closed_cache_answers_as_one_without_a_versioned_file(auth):
+    cache = PrincipalCache(auth.store.engine)
+    cache.put("k", "v", cache.get("k")[1])
+    assert cache.get("k")[0] == "v"
+    cache.close()
+    assert not cache.enabled and cache.version() is None and cache.get("k") == (None, None)
+    cache.close()  # closing twice is harmless
+
+
 def test_the_dev_user_signs_in_as_dev_and_a_nameless_group_adds_nothing(tmp_path):
     store = open_store(resolve_data_dir(tmp_path))
     dev = AuthService(store, local_dev_mode=True, local_dev_groups='[{"id": "1", "name": ""}]')
