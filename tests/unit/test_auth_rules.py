@@ -368,10 +368,11 @@ def test_the_cache_is_bounded_and_off_without_a_versioned_file(auth, monkeypatch
         assert cache.get("c")[0] is None
     finally:
         cache.close()
-    memory = PrincipalCache(create_engine("sqlite://"))
-    assert not memory.enabled and memory.version() is None
-    memory.put("k", "v", 1)
-    assert memory.get("k") == (None, None)
+    for url in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):  # every in-memory spelling
+        memory = PrincipalCache(create_engine(url))
+        assert not memory.enabled and memory.version() is None
+        memory.put("k", "v", 1)
+        assert memory.get("k") == (None, None)
 
 
 def test_a_closed_cache_answers_as_one_without_a_versioned_file(auth):
