@@ -71,10 +71,15 @@ def test_member_sees_each_grant_with_its_group_and_only_granted_tables(store, ro
     _grant(store, "sales@example.com", "table", "customers")
     _grant(store, "sales@example.com", "dashboard", "sales")
     access = effective_access(store, uid, tables=TABLES, root_dir=root)
-    assert access["user"]["email"] == "ana@example.com"
+    assert access["user"] == {"id": uid, "email": "ana@example.com", "name": "", "active": True}
     assert [g["name"] for g in access["groups"]] == ["Everyone", "analysts", "sales@example.com"]
     assert [g["google_managed"] for g in access["groups"]] == [False, False, True]
-    assert access["groups"][0]["system"] is True
+    with store.read() as s:
+        seeded = directory.get_group(s, "Everyone").description
+    assert seeded and access["groups"][0] == {
+        "name": "Everyone", "description": seeded, "system": True, "google_managed": False,
+        "membership_source": "system_seed",
+    }
     assert [
         (g["resource_type"], g["resource_id"], g["group"], g["google_managed"])
         for g in access["grants"]
@@ -154,4 +159,18 @@ def test_google_manages_a_mirrored_group_or_a_membership_it_made_and_lists_sort_
     }]
     assert access["dashboards"] == [
         {"id": "sales", "title": "Sales", "path": "dashboards/sales.ipynb"}
+    ]
+
+
+def test_a_right_given_by_two_groups_lists_both_by_group_name(store):
+    uid = _user(
+        store,
+        "two@example.com",
+        ("zeta", "boss@example.com", "admin"),
+        ("alpha", "boss@example.com", "admin"),
+    )
+    _grant(store, "zeta", "table", "orders")
+    _grant(store, "alpha", "table", "orders")
+    assert [(g["resource_id"], g["group"]) for g in effective_access(store, uid)["grants"]] == [
+        ("orders", "alpha"), ("orders", "zeta"),
     ]

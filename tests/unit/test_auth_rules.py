@@ -368,10 +368,20 @@ def test_the_cache_is_bounded_and_off_without_a_versioned_file(auth, monkeypatch
         assert cache.get("c")[0] is None
     finally:
         cache.close()
-    memory = PrincipalCache(create_engine("sqlite://"))
-    assert not memory.enabled and memory.version() is None
-    memory.put("k", "v", 1)
-    assert memory.get("k") == (None, None)
+    for url in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):  # every in-memory spelling
+        memory = PrincipalCache(create_engine(url))
+        assert not memory.enabled and memory.version() is None
+        memory.put("k", "v", 1)
+        assert memory.get("k") == (None, None)
+
+
+def test_a_closed_cache_answers_as_one_without_a_versioned_file(auth):
+    cache = PrincipalCache(auth.store.engine)
+    cache.put("k", "v", cache.get("k")[1])
+    assert cache.get("k")[0] == "v"
+    cache.close()
+    assert not cache.enabled and cache.version() is None and cache.get("k") == (None, None)
+    cache.close()  # closing twice is harmless
 
 
 def test_the_dev_user_signs_in_as_dev_and_a_nameless_group_adds_nothing(tmp_path):

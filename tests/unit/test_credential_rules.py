@@ -22,6 +22,7 @@ from jupyter_agnes.auth.sessions import (
     SecretError,
     create_session,
     load_jwt_secret,
+    revoke_session,
 )
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
@@ -102,6 +103,16 @@ def test_an_expired_unknown_or_oversized_code_signs_nobody_in(store):
         assert redeem_login_code(s, "z" * 128) == ann.id  # the longest looked up
 
 
+def test_a_login_code_is_32_random_bytes_and_any_text_is_looked_up_without_error(store):
+    ann = _user(store)
+    with store.write() as s:
+        code = create_login_code(s, ann, 5)
+    assert len(code) == 43  # secrets.token_urlsafe(32): 256 bits, like a PAT body
+    with store.write() as s:  # a lone surrogate (a URL decoded with surrogateescape)
+        assert redeem_login_code(s, "\udcff" + code[1:]) is None
+        assert redeem_login_code(s, code) == ann.id
+
+
 # --- the session secret and rows ------------------------------------------------------
 
 
@@ -147,6 +158,22 @@ def test_a_session_row_lasts_its_hours(store):
     assert len(sid) >= 32
     with store.write() as s:
         assert create_session(s, ann.id, 1, "google").ip == ""  # no address given: none kept
+
+
+def test_revoking_a_session_again_keeps_when_it_was_first_revoked(store):
+    ann = _user(store)
+    first = utcnow() - timedelta(days=1)
+    with store.write() as s:
+        sid = create_session(s, ann.id, 1, "link").id
+    with store.write() as s:
+        revoke_session(s, sid)
+        assert s.get(Session, sid).revoked_at is not None
+    with store.write() as s:
+        s.get(Session, sid).revoked_at = first
+    with store.write() as s:
+        revoke_session(s, sid)
+    with store.read() as s:
+        assert s.get(Session, sid).revoked_at == first
 
 
 # --- PATs -------------------------------------------------------------------------------

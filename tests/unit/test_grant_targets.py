@@ -54,7 +54,8 @@ def test_unknown_ids_are_refused_with_the_known_ones():
     exc = refusal(KNOWN, "dashboard", "sales.ipynb")  # a root path: not under dashboards/
     assert exc.status == 400 and "known dashboards: sales, team/kpis" in str(exc)
     exc = refusal(KNOWN, "lab", "analysts")
-    assert exc.status == 400 and "'*' only" in str(exc)
+    assert (str(exc), exc.code, exc.status) == (
+        "lab grants take '*' only: Lab access is all or nothing", "invalid_resource_id", 400)
 
 
 @pytest.mark.parametrize(
@@ -140,6 +141,7 @@ def test_known_resources_reads_the_folder(root: Path):
     assert known.tables is None and "team/kpis" in known.dashboards
     assert known.dashboards_folder == str(root / "dashboards")
     assert known_resources(["b", "a"], None) == KnownResources(("a", "b"), ())
+    assert known_resources(["b", "a"], root).tables == ("a", "b")  # a root keeps the tables
 
 
 # --- admin_ops: the path form is stored as the id, and found by either form ----------------
@@ -224,6 +226,7 @@ def test_a_refused_id_is_quoted_printable_and_short():
     assert known_list(("b", "a")) == "a, b"
     many = tuple(f"t{i:03}" for i in range(MAX_SHOWN + 1))
     assert known_list(many) == ", ".join(many[:MAX_SHOWN]) + " (and 1 more)"
+    assert known_list(many[:MAX_SHOWN]) == ", ".join(many[:MAX_SHOWN])  # all shown: no count
 
 
 def test_dashboard_refusals_without_a_folder_say_none():

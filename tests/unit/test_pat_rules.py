@@ -124,8 +124,16 @@ def test_a_created_pat_is_stored_by_hash_with_its_prefix_lifetime_and_scopes(sto
         assert pat.find_by_raw(s, made.token).id == token_id
         assert pat.find_by_raw(s, made.token + "x") is None
         model = pat.token_model(row)
-    assert model["scopes"] == ["data", "lab"] and model["prefix"] == row.prefix
-    assert model["last_used_at"] is None and model["revoked_at"] is None
+        assert model == {
+            "id": token_id, "name": "ci", "prefix": row.prefix, "user_id": uid,
+            "scopes": ["data", "lab"], "created_at": row.created_at.isoformat(),
+            "expires_at": row.expires_at.isoformat(), "last_used_at": None,
+            "last_used_ip": row.last_used_ip, "revoked_at": None,
+        }
+    with store.write() as s:
+        row = s.get(PersonalAccessToken, token_id)
+        row.revoked_at = utcnow()
+        assert pat.token_model(row)["revoked_at"] == row.revoked_at.isoformat()
 
 
 def test_the_listing_shows_the_newer_of_the_stored_and_the_pending_last_use(store):

@@ -80,7 +80,13 @@ def test_quickstarts_token_carries_every_scope(tmp_path):
     from jupyter_agnes.cli.serve import seed_admin
 
     data_dir = resolve_data_dir(tmp_path / "data")
+    # a quickstart run again: the sample data is there (generating it takes ~10 s and is
+    # not what this checks), so only the admin and the token are made
+    extract = data_dir / "extracts" / "sample" / "extract.duckdb"
+    extract.parent.mkdir(parents=True)
+    extract.touch()
     token, _ = seed_admin(data_dir, "me@example.com")
+    assert extract.stat().st_size == 0  # left as it was
     assert scopes_of(data_dir, token) == ["data", "lab", "admin"]
 
 

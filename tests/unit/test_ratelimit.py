@@ -159,6 +159,7 @@ PROXIES = parse_networks(["10.0.0.0/8", "::1", "192.168.1.5"])
         ("10.0.0.2", "198.51.100.7, 10.9.9.9", "198.51.100.7"),  # chain of trusted proxies
         ("10.0.0.2", "10.1.1.1, 10.2.2.2", "10.1.1.1"),  # all trusted: leftmost
         ("10.0.0.2", "", "10.0.0.2"),
+        ("10.0.0.2", None, "10.0.0.2"),  # a trusted proxy that sent no header
         ("10.0.0.2", " , ,", "10.0.0.2"),
         ("10.0.0.2", "garbage", "10.0.0.2"),
         ("10.0.0.2", "6.6.6.6, garbage", "10.0.0.2"),
@@ -285,3 +286,19 @@ def test_an_oversized_header_drops_its_first_hop_even_when_whole() -> None:
     assert client_ip("10.0.0.2", "9" * 100 + right, PROXIES) == client
     # hops are split on commas, spaces or none
     assert client_ip("10.0.0.2", "6.6.6.6," * 1000 + client + ",10.0.0.1", PROXIES) == client
+
+
+def test_the_real_clock_is_used_when_no_time_is_given() -> None:
+    rl = limiter(per_minute=1)
+    assert rl.check("k") == (True, 0)  # time.monotonic()
+    allowed, retry = rl.check("k")
+    assert not allowed and 0 < retry <= 60
+    assert 0 < rl.blocked("k") <= 60
+
+
+def test_changing_another_setting_keeps_the_trusted_proxies() -> None:
+    rl = limiter(trusted_proxies=["10.0.0.0/8"])
+    rl.per_minute = 5
+    rl.enabled = False
+    assert rl.client_ip("10.0.0.2", "198.51.100.7") == "198.51.100.7"
+    assert rl.per_minute == 5 and rl.check("k") == (True, 0)
