@@ -175,6 +175,7 @@ def test_get_or_create_user_names_a_new_user_and_returns_an_existing_one(store):
         made = directory.get_or_create_user(s, "Erin@Example.com", "Erin")
         assert (made.email, made.name) == ("erin@example.com", "Erin")
         assert directory.get_or_create_user(s, "erin@example.com", "Other").id == made.id
+        assert directory.get_or_create_user(s, "nameless@example.com").name == ""  # no name given
 
 
 def test_human_admins_are_active_non_service_members_of_admin(store):

@@ -9,12 +9,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from jupyter_agnes.catalog import AnalyticsConnection, Catalog, TableNotFound
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.query import QueryError, QueryRunner, sql_sha256
+from jupyter_agnes.query.sandbox import AUDIT_BACKLOG_FULL
 from jupyter_agnes.query.workers import IDLE_KEPT
+from jupyter_agnes.store.audit_queue import MAX_PENDING
 from jupyter_agnes.store.models import AuditEntry
 from tests.support.datahelpers import admin, make_extract, user
 
@@ -212,17 +214,40 @@ def test_every_query_is_audited(env):
     _, runner, store = env
     sql = "SELECT count(*) FROM orders WHERE k = 2 -- audit me"
     runner.run(user("orders", user_id=77), sql).to_json()
-    refused(runner, "SELECT * FROM secret", principal=user("orders", user_id=77))
+    refused(runner, "SELECT * FROM secret -- audit me", principal=user("orders", user_id=77))
+    both = user("orders", "secret", user_id=77)
+    runner.run(both, "SELECT count(*) FROM secret, orders").to_json()
     assert runner.flush_audit(timeout=30)
     with store.read() as s:
         rows = s.scalars(select(AuditEntry).where(AuditEntry.user_id == 77)
                          .order_by(AuditEntry.id)).all()
-    assert [r.action for r in rows] == ["query", "query"]
-    ok, bad = rows
+    assert [r.action for r in rows] == ["query", "query", "query"]
+    ok, bad, joined = rows
     assert ok.params["sql_sha256"] == sql_sha256(sql) and ok.params["rows"] == 1
     assert ok.params["duration_ms"] >= 0 and ok.result == "ok" and ok.resource == "orders"
-    assert ok.actor == "user77@example.com"
+    assert ok.actor == "user77@example.com" and ok.params["truncated"] is False
     assert bad.result == "table_not_found" and "audit me" not in str(bad.params)
+    assert bad.params["sql_sha256"] == sql_sha256("SELECT * FROM secret -- audit me")
+    assert (bad.params["rows"], bad.params["truncated"], bad.resource) == (0, False, "")
+    assert joined.resource == "orders,secret"  # every table it read, sorted
+
+
+def test_a_locked_store_holds_audit_entries_and_a_full_backlog_refuses_queries(env):
+    """flush_audit gives up at its timeout while the store cannot be written; once the
+    held entries reach the queue's bound, queries are refused (503), never run unaudited."""
+    _, runner, store = env
+    queue = store.audit_queue
+    with store.write() as s:
+        s.execute(text("SELECT 1"))  # the write transaction begins: the store's lock is ours
+        refused(runner, "SELECT * FROM secret")  # its audit entry now waits for the lock
+        assert runner.flush_audit(timeout=0.05) is False
+        queue.max_pending = 1  # the backlog is full
+        try:
+            err = refused(runner, "SELECT count(*) FROM orders")
+        finally:
+            queue.max_pending = MAX_PENDING
+    assert (err.status, err.reason, err.message) == (503, "audit_unavailable", AUDIT_BACKLOG_FULL)
+    assert runner.flush_audit(timeout=30)
 
 
 def test_a_worker_query_is_watched_until_it_ends_and_audited_as_cut(env):
