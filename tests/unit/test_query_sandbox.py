@@ -25,6 +25,7 @@ from tests.support.datahelpers import admin, make_extract, user
 def env(tmp_path_factory):
     data_dir: Path = tmp_path_factory.mktemp("q") / "data"
     data_dir.mkdir()
+    QueryRunner(data_dir).workers()  # a query worker starts up while the data is built
     make_extract(data_dir, "shop", {
         "orders": "SELECT range AS id, range % 3 AS k, 'o' || range AS label FROM range(1000)",
         "secret": "SELECT 'top secret' AS s",

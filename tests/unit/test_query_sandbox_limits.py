@@ -17,6 +17,7 @@ from tests.support.datahelpers import make_extract, user
 def runner(tmp_path_factory):
     data_dir: Path = tmp_path_factory.mktemp("limits") / "data"
     data_dir.mkdir()
+    QueryRunner(data_dir).workers()  # a query worker starts up while the data is built
     make_extract(data_dir, "s", {"a": "SELECT range AS v FROM range(10)", "b": "SELECT 1 AS w"})
     orch = SyncOrchestrator(data_dir)
     assert orch.rebuild().problems == []
