@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -214,23 +215,28 @@ def test_long_query_times_out(env):
 def test_every_query_is_audited(env):
     _, runner, store = env
     sql = "SELECT count(*) FROM orders WHERE k = 2 -- audit me"
+    began = time.perf_counter()
     runner.run(user("orders", user_id=77), sql).to_json()
+    wall_ms = (time.perf_counter() - began) * 1000
     refused(runner, "SELECT * FROM secret -- audit me", principal=user("orders", user_id=77))
     both = user("orders", "secret", user_id=77)
     runner.run(both, "SELECT count(*) FROM secret, orders").to_json()
+    refused(runner, None, principal=user("orders", user_id=77))  # not text: no digest
     assert runner.flush_audit(timeout=30)
     with store.read() as s:
         rows = s.scalars(select(AuditEntry).where(AuditEntry.user_id == 77)
                          .order_by(AuditEntry.id)).all()
-    assert [r.action for r in rows] == ["query", "query", "query"]
-    ok, bad, joined = rows
+    assert [r.action for r in rows] == ["query"] * 4
+    ok, bad, joined, unreadable = rows
     assert ok.params["sql_sha256"] == sql_sha256(sql) and ok.params["rows"] == 1
-    assert ok.params["duration_ms"] >= 0 and ok.result == "ok" and ok.resource == "orders"
+    assert 0 < ok.params["duration_ms"] <= wall_ms  # milliseconds from the query's start
+    assert ok.result == "ok" and ok.resource == "orders"
     assert ok.actor == "user77@example.com" and ok.params["truncated"] is False
     assert bad.result == "table_not_found" and "audit me" not in str(bad.params)
     assert bad.params["sql_sha256"] == sql_sha256("SELECT * FROM secret -- audit me")
     assert (bad.params["rows"], bad.params["truncated"], bad.resource) == (0, False, "")
     assert joined.resource == "orders,secret"  # every table it read, sorted
+    assert (unreadable.params["sql_sha256"], unreadable.result) == ("", "refused")
 
 
 def test_a_locked_store_holds_audit_entries_and_a_full_backlog_refuses_queries(env):

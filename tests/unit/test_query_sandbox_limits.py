@@ -108,3 +108,8 @@ def test_bad_parameters_are_refused_with_a_reason(runner, sql, params, message):
 def test_text_parameters_beyond_ascii_are_fine(runner):
     out = runner.run(user("a"), "SELECT $x", {"x": "Zürich ✓"}).to_json()
     assert out["rows"] == [["Zürich ✓"]]
+
+
+def test_a_bad_parameter_name_is_quoted_to_64_characters(runner):
+    err = refused(runner, "SELECT $x", params={"-" * 100: 1, "x": 1})
+    assert err.message == f"Invalid parameter name {'-' * 64!r}"
