@@ -97,6 +97,10 @@ def test_audit_rows_cut_long_fields_and_default_params():
     assert (len(row["resource"]), len(row["result"])) == (500, 64)
     assert row["params"] == {} and row["user_id"] is None and row["actor"] == ""
     assert directory.audit_row("x")["result"] == "ok"
+    before = utcnow()
+    row = directory.audit_row("grant.add", user_id=3, actor="a@example.com", params={"n": 1})
+    assert row["action"] == "grant.add" and row["params"] == {"n": 1} and row["user_id"] == 3
+    assert before <= row["ts"] <= utcnow()  # stamped when made
 
 
 @pytest.mark.parametrize(
@@ -106,6 +110,7 @@ def test_invalid_emails_are_refused(email):
     with pytest.raises(DirectoryError) as exc:
         directory.normalize_email(email)
     assert exc.value.code == "invalid_email" and exc.value.status == 400
+    assert str(exc.value) == f"Invalid email address: {email!r}"  # as given, not normalized
 
 
 def test_emails_are_trimmed_lower_cased_and_may_be_320_long():
