@@ -101,7 +101,8 @@ class QueryResult:
             return self._reader.read_next_batch()
         except StopIteration:
             return None
-        except (duckdb.Error, pa.ArrowException, WorkerError) as exc:
+        # DuckDB's own Arrow stream raises a failure met mid-stream as a bare OSError
+        except (duckdb.Error, pa.ArrowException, OSError, WorkerError) as exc:
             error = self._translate(exc)
             self.close("timeout" if isinstance(error, QueryTimeout) else "error")
             raise error from exc

@@ -96,7 +96,12 @@ def test_audit_rows_cut_long_fields_and_default_params():
     row = directory.audit_row("query", resource="r" * 600, result="e" * 100)
     assert (len(row["resource"]), len(row["result"])) == (500, 64)
     assert row["params"] == {} and row["user_id"] is None and row["actor"] == ""
-    assert directory.audit_row("x")["result"] == "ok"
+    bare = directory.audit_row("x")
+    assert (bare["result"], bare["resource"], bare["actor"]) == ("ok", "", "")
+    before = utcnow()
+    row = directory.audit_row("grant.add", user_id=3, actor="a@example.com", params={"n": 1})
+    assert row["action"] == "grant.add" and row["params"] == {"n": 1} and row["user_id"] == 3
+    assert before <= row["ts"] <= utcnow()  # stamped when made
 
 
 @pytest.mark.parametrize(
@@ -106,6 +111,7 @@ def test_invalid_emails_are_refused(email):
     with pytest.raises(DirectoryError) as exc:
         directory.normalize_email(email)
     assert exc.value.code == "invalid_email" and exc.value.status == 400
+    assert str(exc.value) == f"Invalid email address: {email!r}"  # as given, not normalized
 
 
 def test_emails_are_trimmed_lower_cased_and_may_be_320_long():
@@ -175,6 +181,7 @@ def test_get_or_create_user_names_a_new_user_and_returns_an_existing_one(store):
         made = directory.get_or_create_user(s, "Erin@Example.com", "Erin")
         assert (made.email, made.name) == ("erin@example.com", "Erin")
         assert directory.get_or_create_user(s, "erin@example.com", "Other").id == made.id
+        assert directory.get_or_create_user(s, "nameless@example.com").name == ""  # no name given
 
 
 def test_human_admins_are_active_non_service_members_of_admin(store):

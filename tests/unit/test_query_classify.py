@@ -128,6 +128,31 @@ def test_an_error_without_words_is_named_by_its_type():
     assert _first_line(ValueError("  \n first\nsecond")) == "first"
 
 
+def test_check_cache_counts_every_hit_and_refuses_a_lone_surrogate_as_sql_does():
+    from jupyter_agnes.query.classify import CheckCache
+
+    cache = CheckCache(size=4)
+    for _ in range(3):
+        cache.check("SELECT 1", frozenset(), "b")
+    assert (cache.hits, cache.misses) == (2, 1)
+    with pytest.raises(QueryRefused, match="lone surrogate"):  # hashed, then refused
+        cache.check("SELECT '\ud800'", frozenset(), "b")
+
+
+def test_check_cache_holds_each_granted_set_once_even_after_forgetting_old_ones():
+    """Equal granted sets (a new frozenset per request) are kept as one object, also after
+    the cache forgot the sets no entry uses any more."""
+    from jupyter_agnes.query.classify import CheckCache
+
+    cache = CheckCache(size=2)
+    for n in range(3):  # the third set goes past the bound: unused sets are forgotten
+        cache.check(f"SELECT {n}", frozenset({f"t{n}"}), "b")
+    (kept,) = [k[1] for k in cache._items if k[1] == frozenset({"t2"})]
+    for _ in range(2):
+        cache.check("SELECT 9", frozenset({"t2"}), "b")  # an equal set, another object
+    assert cache.hits == 1 and [k[1] for k in cache._items][-1] is kept
+
+
 def test_check_cache_keeps_256_statements_by_default():
     from jupyter_agnes.query.classify import CheckCache
 

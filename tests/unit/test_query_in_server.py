@@ -99,10 +99,15 @@ def test_a_failing_query_is_a_400_with_its_first_line_and_audited(env):
     assert second.result != "ok" and second.resource == "orders"
 
 
-def test_a_never_ending_query_times_out_and_the_runner_goes_on(env):
-    runner = in_server(env, timeout_s=0.05)
+# ~1.5 s on one thread, 30x the time limit: cut at the limit, but a query nobody cuts
+# ends (a test that fails, not one that hangs).
+LONG_QUERY = "SELECT count(*) FROM range(2000000000)"
+
+
+def test_a_long_query_times_out_and_the_runner_goes_on(env):
+    runner = in_server(env, timeout_s=0.05, threads_per_query=1)
     with pytest.raises(QueryError) as exc:
-        runner.run(user("orders"), "SELECT count(*) FROM range(1000000000000) a").to_json()
+        runner.run(user("orders"), LONG_QUERY).to_json()
     assert exc.value.status == 408 and "0.05 s time limit" in exc.value.message
     again = runner.run(user("orders"), "SELECT count(*) FROM orders").to_json()
     assert again["rows"] == [[3000]]
@@ -137,3 +142,29 @@ def test_materialized_tables_are_read_from_the_snapshot(env):
     assert runner.run(who, "SELECT sum(v) FROM m", fmt="json").to_json()["rows"] == [[6]]
     both = "SELECT count(*) FROM orders JOIN m ON orders.id = m.v"
     assert runner.run(who, both, fmt="json").to_json()["rows"] == [[4]]
+
+
+def test_a_query_is_watched_from_its_start_until_it_ends(env):
+    """Each running query holds one watchdog deadline; it is given back when the rows are
+    done and when the query fails before any row, so finished queries never pile up."""
+    from jupyter_agnes.query.watchdog import watchdog
+
+    runner = in_server(env)
+    before = watchdog().pending()
+    result = runner.run(user("orders"), "SELECT id FROM orders")
+    assert watchdog().pending() == before + 1
+    assert len(result.to_json()["rows"]) == 3000
+    assert watchdog().pending() == before
+    with pytest.raises(QueryError):
+        runner.run(user("orders"), "SELECT nope FROM orders")
+    assert watchdog().pending() == before
+
+
+def test_an_error_while_rows_stream_is_a_400_with_its_first_line(env):
+    runner = in_server(env)
+    sql = "SELECT CASE WHEN id < 2999 THEN id ELSE error('boom') END AS x FROM orders"
+    for fmt in ("arrow", "json"):
+        result = runner.run(user("orders"), sql, fmt=fmt)  # the error comes with the rows
+        with pytest.raises(QueryError) as exc:
+            result.to_json()
+        assert exc.value.status == 400 and exc.value.message == "Invalid Input Error: boom"

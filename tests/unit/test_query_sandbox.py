@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from jupyter_agnes.catalog import AnalyticsConnection, Catalog, TableNotFound
 from jupyter_agnes.orchestrator import SyncOrchestrator
 from jupyter_agnes.query import QueryError, QueryRunner, sql_sha256
+from jupyter_agnes.query.sandbox import AUDIT_BACKLOG_FULL
+from jupyter_agnes.query.workers import IDLE_KEPT
+from jupyter_agnes.store.audit_queue import MAX_PENDING
 from jupyter_agnes.store.models import AuditEntry
 from tests.support.datahelpers import admin, make_extract, user
 
@@ -22,6 +26,7 @@ from tests.support.datahelpers import admin, make_extract, user
 def env(tmp_path_factory):
     data_dir: Path = tmp_path_factory.mktemp("q") / "data"
     data_dir.mkdir()
+    QueryRunner(data_dir).workers()  # a query worker starts up while the data is built
     make_extract(data_dir, "shop", {
         "orders": "SELECT range AS id, range % 3 AS k, 'o' || range AS label FROM range(1000)",
         "secret": "SELECT 'top secret' AS s",
@@ -193,10 +198,15 @@ def test_arrow_stream_and_csv(env):
     assert csv.decode().splitlines() == ['"id","label"', '0,"o0"', '1,"o1"']
 
 
-def test_never_ending_query_times_out(env):
+# ~1.5 s on one thread, 15x the time limit: cut at the limit, but a query nobody cuts
+# ends (a test that fails, not one that hangs).
+LONG_QUERY = "SELECT count(*) FROM range({n})"
+
+
+def test_long_query_times_out(env):
     data_dir, _, store = env
-    fast = QueryRunner(data_dir, store=store, timeout_s=0.5)
-    err = refused(fast, "SELECT count(*) FROM range(1000000000000) a, range(1000) b")
+    fast = QueryRunner(data_dir, store=store, timeout_s=0.1, threads_per_query=1)
+    err = refused(fast, LONG_QUERY.format(n=2_000_000_000))
     assert err.status == 408 and "time limit" in err.message
     # the sandbox is still usable afterwards
     assert fast.run(user("orders"), "SELECT count(*) FROM orders").to_json()["rows"] == [[1000]]
@@ -205,18 +215,93 @@ def test_never_ending_query_times_out(env):
 def test_every_query_is_audited(env):
     _, runner, store = env
     sql = "SELECT count(*) FROM orders WHERE k = 2 -- audit me"
+    began = time.perf_counter()
     runner.run(user("orders", user_id=77), sql).to_json()
-    refused(runner, "SELECT * FROM secret", principal=user("orders", user_id=77))
+    wall_ms = (time.perf_counter() - began) * 1000
+    refused(runner, "SELECT * FROM secret -- audit me", principal=user("orders", user_id=77))
+    both = user("orders", "secret", user_id=77)
+    runner.run(both, "SELECT count(*) FROM secret, orders").to_json()
+    refused(runner, None, principal=user("orders", user_id=77))  # not text: no digest
     assert runner.flush_audit(timeout=30)
     with store.read() as s:
         rows = s.scalars(select(AuditEntry).where(AuditEntry.user_id == 77)
                          .order_by(AuditEntry.id)).all()
-    assert [r.action for r in rows] == ["query", "query"]
-    ok, bad = rows
+    assert [r.action for r in rows] == ["query"] * 4
+    ok, bad, joined, unreadable = rows
     assert ok.params["sql_sha256"] == sql_sha256(sql) and ok.params["rows"] == 1
-    assert ok.params["duration_ms"] >= 0 and ok.result == "ok" and ok.resource == "orders"
-    assert ok.actor == "user77@example.com"
+    assert 0 < ok.params["duration_ms"] <= wall_ms  # milliseconds from the query's start
+    assert ok.result == "ok" and ok.resource == "orders"
+    assert ok.actor == "user77@example.com" and ok.params["truncated"] is False
     assert bad.result == "table_not_found" and "audit me" not in str(bad.params)
+    assert bad.params["sql_sha256"] == sql_sha256("SELECT * FROM secret -- audit me")
+    assert (bad.params["rows"], bad.params["truncated"], bad.resource) == (0, False, "")
+    assert joined.resource == "orders,secret"  # every table it read, sorted
+    assert (unreadable.params["sql_sha256"], unreadable.result) == ("", "refused")
+
+
+def test_a_locked_store_holds_audit_entries_and_a_full_backlog_refuses_queries(env):
+    """flush_audit gives up at its timeout while the store cannot be written; once the
+    held entries reach the queue's bound, queries are refused (503), never run unaudited."""
+    _, runner, store = env
+    queue = store.audit_queue
+    with store.write() as s:
+        s.execute(text("SELECT 1"))  # the write transaction begins: the store's lock is ours
+        refused(runner, "SELECT * FROM secret")  # its audit entry now waits for the lock
+        assert runner.flush_audit(timeout=0.05) is False
+        queue.max_pending = 1  # the backlog is full
+        try:
+            err = refused(runner, "SELECT count(*) FROM orders")
+        finally:
+            queue.max_pending = MAX_PENDING
+    assert (err.status, err.reason, err.message) == (503, "audit_unavailable", AUDIT_BACKLOG_FULL)
+    assert runner.flush_audit(timeout=30)
+
+
+def test_a_worker_query_is_watched_until_it_ends_and_audited_as_cut(env):
+    """One watchdog deadline per running query, given back when its rows are done or when
+    it fails in its worker; a cut result is audited as truncated."""
+    from jupyter_agnes.query.watchdog import watchdog
+
+    _, runner, store = env
+    who = user("orders", user_id=78)
+    before = watchdog().pending()
+    result = runner.run(who, "SELECT id FROM orders", limit=5)
+    assert watchdog().pending() == before + 1
+    assert len(result.to_json()["rows"]) == 5 and result.truncated
+    assert watchdog().pending() == before
+    bad = refused(runner, "SELECT CAST(label AS INT) FROM orders", principal=who)
+    assert bad.status == 400 and bad.message.startswith("Conversion Error")
+    assert watchdog().pending() == before
+    assert runner.flush_audit(timeout=30)
+    with store.read() as s:
+        cut, failed = s.scalars(select(AuditEntry).where(AuditEntry.user_id == 78)
+                                .order_by(AuditEntry.id)).all()
+    assert (cut.params["rows"], cut.params["truncated"], cut.result) == (5, True, "ok")
+    assert (failed.params["truncated"], failed.result) == (False, "bad_query")
+
+
+def test_worker_text_answers_keep_duckdb_types_and_the_byte_cap(env):
+    """JSON and CSV bodies stop at max_bytes even when no string value fills them (numbers
+    only: the worker's own cap counts string bytes); Arrow answers have no byte cap."""
+    data_dir, runner, store = env
+    small = QueryRunner(data_dir, store=store, max_bytes=1024, max_memory=runner.max_memory)
+    body = b"".join(small.run(user("orders"), "SELECT id, k FROM orders", fmt="json").iter_json())
+    assert len(body) <= 1024 and b'"truncated": true' in body
+    csv = small.run(user("orders"), "SELECT id, k FROM orders", fmt="csv")
+    assert len(b"".join(csv.iter_csv())) <= 1024 and csv.truncated
+    arrow = small.run(user("orders"), "SELECT id, k FROM orders").to_json()
+    assert len(arrow["rows"]) == 1000 and arrow["truncated"] is False
+    dated = runner.run(user("orders"), "SELECT DATE '2024-02-03' AS d", fmt="json").to_json()
+    assert dated["types"] == ["DATE"] and dated["rows"] == [["2024-02-03"]]
+
+
+def test_a_worker_error_while_rows_stream_is_a_400_with_its_first_line(env):
+    _, runner, _ = env
+    sql = "SELECT CASE WHEN range < 200000 THEN range ELSE error('boom') END FROM range(300000)"
+    result = runner.run(user("orders"), sql)  # the first rows are on their way
+    with pytest.raises(QueryError) as exc:
+        result.to_json()
+    assert exc.value.status == 400 and exc.value.message == "Invalid Input Error: boom"
 
 
 def test_catalog_filters_by_grant_and_hides_paths(env):
@@ -259,13 +344,14 @@ def test_runner_is_thread_safe(env):
 
     def work():
         try:
-            for _ in range(20):
+            for _ in range(10):
                 rows = runner.run(user("orders"), "SELECT count(*) FROM orders").to_json()["rows"]
                 assert rows == [[1000]]
         except Exception as exc:  # collected and asserted below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(6)]
+    # as many threads as the pool keeps idle workers: more would time worker start-ups
+    threads = [threading.Thread(target=work) for _ in range(IDLE_KEPT)]
     for t in threads:
         t.start()
     for t in threads:
@@ -341,11 +427,12 @@ def test_open_queries_use_the_one_watchdog_thread_not_timers(env):
     from jupyter_agnes.query.watchdog import THREAD_NAME, watchdog
 
     _, runner, _ = env
-    open_results = [runner.run(user("orders"), "SELECT * FROM orders") for _ in range(5)]
+    # as many open at once as the pool keeps workers: more would time worker start-ups
+    open_results = [runner.run(user("orders"), "SELECT * FROM orders") for _ in range(IDLE_KEPT)]
     timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
     dogs = [t for t in threading.enumerate() if t.name == THREAD_NAME]
     assert timers == [] and len(dogs) == 1
-    assert watchdog().pending() >= 5
+    assert watchdog().pending() >= IDLE_KEPT
     for result in open_results:
         assert len(result.to_json()["rows"]) == 1000
     open_results[0].close()  # closing twice is harmless
@@ -387,17 +474,16 @@ def test_concurrent_timeouts_all_fire_from_the_one_watchdog(env):
     from jupyter_agnes.query.watchdog import watchdog
 
     data_dir, _, store = env
-    fast = QueryRunner(data_dir, store=store, timeout_s=0.3)
+    fast = QueryRunner(data_dir, store=store, timeout_s=0.1, threads_per_query=1)
     statuses: list[int] = []
 
-    def endless(n: int) -> None:
+    def too_long(n: int) -> None:
         try:
-            fast.run(user("orders"), f"SELECT count(*) FROM range(1000000000000) a, "
-                     f"range({1000 + n}) b").to_json()
+            fast.run(user("orders"), LONG_QUERY.format(n=2_000_000_000 + n)).to_json()
         except QueryError as exc:
             statuses.append(exc.status)
 
-    threads = [threading.Thread(target=endless, args=(n,)) for n in range(3)]
+    threads = [threading.Thread(target=too_long, args=(n,)) for n in range(3)]
     for t in threads:
         t.start()
     for t in threads:

@@ -17,6 +17,7 @@ from tests.support.datahelpers import make_extract, user
 def runner(tmp_path_factory):
     data_dir: Path = tmp_path_factory.mktemp("limits") / "data"
     data_dir.mkdir()
+    QueryRunner(data_dir).workers()  # a query worker starts up while the data is built
     make_extract(data_dir, "s", {"a": "SELECT range AS v FROM range(10)", "b": "SELECT 1 AS w"})
     orch = SyncOrchestrator(data_dir)
     assert orch.rebuild().problems == []
@@ -107,3 +108,8 @@ def test_bad_parameters_are_refused_with_a_reason(runner, sql, params, message):
 def test_text_parameters_beyond_ascii_are_fine(runner):
     out = runner.run(user("a"), "SELECT $x", {"x": "Zürich ✓"}).to_json()
     assert out["rows"] == [["Zürich ✓"]]
+
+
+def test_a_bad_parameter_name_is_quoted_to_64_characters(runner):
+    err = refused(runner, "SELECT $x", params={"-" * 100: 1, "x": 1})
+    assert err.message == f"Invalid parameter name {'-' * 64!r}"
