@@ -67,7 +67,7 @@ def test_the_first_use_is_written_with_the_time_and_ip_it_happened(store, servic
 
 
 def test_each_token_remembers_its_own_ips(store, service):
-    (raw_a, id_a), (raw_b, id_b) = new_token(service, "a"), new_token(service, "b")
+    (raw_a, id_a), (raw_b, _) = new_token(service, "a"), new_token(service, "b")
     service.authenticate_bearer(raw_a, "10.0.0.1")
     service.authenticate_bearer(raw_b, "10.0.0.2")  # b's first IP: nothing new to b
     service.authenticate_bearer(raw_a, "10.0.0.2")  # new to a

@@ -12,9 +12,11 @@ from jupyter_agnes.auth.pat import DEFAULT_SCOPES, hash_token, validate_scopes
 from jupyter_agnes.auth.principal import ALL_SCOPES
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.cli import main
+from jupyter_agnes.cli.serve import seed_admin
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.engine import open_store
+from tests.support.datahelpers import make_extract
 from tests.support.migrations import head_revision, sqlite_store_at
 
 OLD_PAT = "agnes_pat_" + "A" * 43
@@ -77,9 +79,8 @@ def test_cli_tokens_default_to_data_and_bootstrap_carries_every_scope(tmp_path, 
 
 
 def test_quickstarts_token_carries_every_scope(tmp_path):
-    from jupyter_agnes.cli.serve import seed_admin
-
     data_dir = resolve_data_dir(tmp_path / "data")
+    make_extract(data_dir, "sample", {"orders": "SELECT 1 AS id"})  # no 1 M-row generation
     token, _ = seed_admin(data_dir, "me@example.com")
     assert scopes_of(data_dir, token) == ["data", "lab", "admin"]
 

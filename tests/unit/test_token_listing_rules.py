@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from jupyter_agnes.auth.principal import Operator
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store
-from jupyter_agnes.store.models import PersonalAccessToken
+from jupyter_agnes.store.models import AuditEntry, PersonalAccessToken
 
 
 @pytest.fixture
@@ -109,4 +111,13 @@ def test_the_operators_first_token_carries_exactly_the_scopes_held(store, servic
     assert scopes == {plain: ["data"], admin: ["data", "lab", "admin"]}
     with pytest.raises(DirectoryError) as exc:
         service.create_all_scopes_token(10_000, "nobody")
-    assert (exc.value.status, exc.value.code) == (404, "user_not_found")
+    assert (str(exc.value), exc.value.status, exc.value.code) == (
+        "User not found", 404, "user_not_found")
+
+
+def test_the_operators_first_token_names_who_made_it(store, service) -> None:
+    root = user(store, "root@example.com", admin=True)
+    made = service.create_all_scopes_token(root, "bootstrap", Operator())  # as the CLI does
+    with store.read() as s:
+        row = s.scalars(select(AuditEntry).where(AuditEntry.action == "token.create")).one()
+        assert (row.user_id, row.actor, row.resource) == (None, "cli", f"token:{made.id}")
