@@ -146,3 +146,18 @@ def test_a_background_write_waits_out_a_lock_though_requests_wait_briefly(store,
         other.rollback()
     service.wait_for_recorded_uses()
     assert last_use_of(store, token_id)[1] == "10.0.0.1"
+
+
+def test_shutdown_lets_a_queued_write_finish_before_its_own(store, service):
+    raw, token_id = new_token(service)
+    other = lock_store(store)
+    service.authenticate_bearer(raw, "10.0.0.1")  # its write now waits for the lock
+    store.default_wait_s = 0.001  # a server's: the flush's own write would not wait
+    valve = threading.Timer(0.05, other.rollback)  # the other process commits soon
+    valve.start()
+    try:
+        service.flush_last_use()  # waits for the queued write, then finds the store free
+    finally:
+        valve.cancel()
+        other.rollback()
+    assert last_use_of(store, token_id) == (service.last_use.latest(token_id)[0], "10.0.0.1")
