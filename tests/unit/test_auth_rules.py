@@ -287,6 +287,19 @@ def test_unknown_revoked_and_deactivated_pats_say_why(auth):
     assert auth.load_principal(uid, "session") is None
 
 
+def test_a_pat_found_expired_says_so_and_a_live_one_carries_only_its_scopes(auth, monkeypatch):
+    uid = _user(auth, "scopes@example.com")
+    with auth.store.write() as s:  # an Admin: every scope is held, a PAT carries its own
+        directory.add_member(s, directory.get_user_by_email(s, "scopes@example.com"),
+                             directory.get_group(s, directory.ADMIN_GROUP), "admin", "test")
+    data_only, lab = auth.create_token(uid, "d", 5), auth.create_token(uid, "l", 5, scopes=["lab"])
+    assert auth.authenticate_bearer(data_only.token, "10.0.0.1").scopes == {"data"}
+    _clock_at(monkeypatch, lab.expires_at + timedelta(seconds=1))  # never loaded before
+    with pytest.raises(AuthFailure) as exc:
+        auth.authenticate_bearer(lab.token, "10.0.0.1")
+    assert exc.value.reason == TOKEN_EXPIRED
+
+
 def test_a_deactivated_scheduler_user_is_refused(auth):
     from jupyter_agnes.auth.service import ACCOUNT_DEACTIVATED
     from jupyter_agnes.store.models import User

@@ -161,3 +161,17 @@ def test_shutdown_lets_a_queued_write_finish_before_its_own(store, service):
         valve.cancel()
         other.rollback()
     assert last_use_of(store, token_id) == (service.last_use.latest(token_id)[0], "10.0.0.1")
+
+
+def test_a_restarted_service_knows_the_ip_last_stored(store, service):
+    raw, token_id = new_token(service)
+    service.authenticate_bearer(raw, "10.0.0.1")
+    service.close()
+    again = AuthService(store)  # a restart: only the stored last use is left
+    try:
+        again.authenticate_bearer(raw, "10.0.0.2")  # new, next to the stored 10.0.0.1
+        again.authenticate_bearer(raw, "10.0.0.1")
+        again.wait_for_recorded_uses()
+    finally:
+        again.close()
+    assert [ip for *_, ip in new_ip_audits(store)] == ["10.0.0.2"]
