@@ -81,6 +81,13 @@ def test_the_scheduler_user_is_seeded_by_the_system_into_admin(auth):
         assert (member.source, member.added_by) == ("system_seed", "system")
 
 
+def test_no_scheduler_user_without_a_usable_scheduler_token(store):
+    for token in ("", "s" * 31):  # none, or too short to be used
+        AuthService(store, scheduler_token=token).close()
+    with store.read() as s:
+        assert directory.get_user_by_email(s, directory.SCHEDULER_EMAIL) is None
+
+
 def test_a_pat_or_a_foreign_api_token_cannot_mint_pats_but_a_session_can(auth):
     uid = _user(auth, "minter@example.com")
     token = auth.create_token(uid, "t", 5).token
