@@ -81,11 +81,16 @@ def test_the_scheduler_user_is_seeded_by_the_system_into_admin(auth):
         assert (member.source, member.added_by) == ("system_seed", "system")
 
 
-def test_no_scheduler_user_without_a_usable_scheduler_token(store):
+def test_a_scheduler_token_is_used_from_32_characters_and_seeds_its_user(store):
     for token in ("", "s" * 31):  # none, or too short to be used
         AuthService(store, scheduler_token=token).close()
     with store.read() as s:
         assert directory.get_user_by_email(s, directory.SCHEDULER_EMAIL) is None
+    service = AuthService(store, scheduler_token="s" * 32)
+    try:
+        assert service.authenticate_bearer("s" * 32, "127.0.0.1").auth == "scheduler"
+    finally:
+        service.close()
 
 
 def test_a_pat_or_a_foreign_api_token_cannot_mint_pats_but_a_session_can(auth):
