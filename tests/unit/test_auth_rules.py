@@ -81,9 +81,13 @@ def test_the_scheduler_user_is_seeded_by_the_system_into_admin(auth):
         assert (member.source, member.added_by) == ("system_seed", "system")
 
 
-def test_a_scheduler_token_is_used_from_32_characters_and_seeds_its_user(store):
-    for token in ("", "s" * 31):  # none, or too short to be used
-        AuthService(store, scheduler_token=token).close()
+def test_a_scheduler_token_is_used_from_32_characters_and_seeds_its_user(store, caplog):
+    with caplog.at_level("WARNING", "jupyter_agnes.auth"):
+        for token in ("", "s" * 31):  # none, or too short to be used
+            AuthService(store, scheduler_token=token).close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "SCHEDULER_API_TOKEN is shorter than 32 characters; ignoring it"
+    ]
     with store.read() as s:
         assert directory.get_user_by_email(s, directory.SCHEDULER_EMAIL) is None
     service = AuthService(store, scheduler_token="s" * 32)
