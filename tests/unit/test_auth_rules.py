@@ -274,6 +274,16 @@ def test_an_oversized_or_non_ascii_bearer_is_malformed(auth):
     with pytest.raises(AuthFailure) as exc:
         auth.authenticate_bearer(longest, "10.0.0.1")
     assert exc.value.reason == TOKEN_MALFORMED
+    # The bound holds before any comparison: even a (mis)configured scheduler secret that
+    # long, or with a non-ASCII character, is never read.
+    for secret in ("s" * (MAX_CREDENTIAL_LEN + 1), "é" * 40):
+        odd = AuthService(auth.store, scheduler_token=secret)
+        try:
+            with pytest.raises(AuthFailure) as exc:
+                odd.authenticate_bearer(secret, "10.0.0.1")
+            assert exc.value.reason == TOKEN_MALFORMED
+        finally:
+            odd.close()
 
 
 def test_unknown_revoked_and_deactivated_pats_say_why(auth):
