@@ -72,6 +72,31 @@ def test_the_scheduler_token_cannot_mint_pats(auth):
     assert auth.list_tokens() == []
 
 
+def test_the_scheduler_user_is_seeded_by_the_system_into_admin(auth):
+    scheduler = auth.authenticate_bearer(SCHEDULER_SECRET, "127.0.0.1")
+    assert (scheduler.email, scheduler.name) == (directory.SCHEDULER_EMAIL, "Scheduler")
+    with auth.store.read() as s:
+        admins = directory.get_group(s, directory.ADMIN_GROUP)
+        member = s.get(directory.Membership, (scheduler.user_id, admins.id))
+        assert (member.source, member.added_by) == ("system_seed", "system")
+
+
+def test_a_scheduler_token_is_used_from_32_characters_and_seeds_its_user(store, caplog):
+    with caplog.at_level("WARNING", "jupyter_agnes.auth"):
+        for token in ("", "s" * 31):  # none, or too short to be used
+            AuthService(store, scheduler_token=token).close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "SCHEDULER_API_TOKEN is shorter than 32 characters; ignoring it"
+    ]
+    with store.read() as s:
+        assert directory.get_user_by_email(s, directory.SCHEDULER_EMAIL) is None
+    service = AuthService(store, scheduler_token="s" * 32)
+    try:
+        assert service.authenticate_bearer("s" * 32, "127.0.0.1").auth == "scheduler"
+    finally:
+        service.close()
+
+
 def test_a_pat_or_a_foreign_api_token_cannot_mint_pats_but_a_session_can(auth):
     uid = _user(auth, "minter@example.com")
     token = auth.create_token(uid, "t", 5).token
@@ -249,6 +274,16 @@ def test_an_oversized_or_non_ascii_bearer_is_malformed(auth):
     with pytest.raises(AuthFailure) as exc:
         auth.authenticate_bearer(longest, "10.0.0.1")
     assert exc.value.reason == TOKEN_MALFORMED
+    # The bound holds before any comparison: even a (mis)configured scheduler secret that
+    # long, or with a non-ASCII character, is never read.
+    for secret in ("s" * (MAX_CREDENTIAL_LEN + 1), "é" * 40):
+        odd = AuthService(auth.store, scheduler_token=secret)
+        try:
+            with pytest.raises(AuthFailure) as exc:
+                odd.authenticate_bearer(secret, "10.0.0.1")
+            assert exc.value.reason == TOKEN_MALFORMED
+        finally:
+            odd.close()
 
 
 def test_unknown_revoked_and_deactivated_pats_say_why(auth):
@@ -276,6 +311,19 @@ def test_unknown_revoked_and_deactivated_pats_say_why(auth):
         auth.start_session(uid, "test")
     assert exc.value.reason == ACCOUNT_DEACTIVATED
     assert auth.load_principal(uid, "session") is None
+
+
+def test_a_pat_found_expired_says_so_and_a_live_one_carries_only_its_scopes(auth, monkeypatch):
+    uid = _user(auth, "scopes@example.com")
+    with auth.store.write() as s:  # an Admin: every scope is held, a PAT carries its own
+        directory.add_member(s, directory.get_user_by_email(s, "scopes@example.com"),
+                             directory.get_group(s, directory.ADMIN_GROUP), "admin", "test")
+    data_only, lab = auth.create_token(uid, "d", 5), auth.create_token(uid, "l", 5, scopes=["lab"])
+    assert auth.authenticate_bearer(data_only.token, "10.0.0.1").scopes == {"data"}
+    _clock_at(monkeypatch, lab.expires_at + timedelta(seconds=1))  # never loaded before
+    with pytest.raises(AuthFailure) as exc:
+        auth.authenticate_bearer(lab.token, "10.0.0.1")
+    assert exc.value.reason == TOKEN_EXPIRED
 
 
 def test_a_deactivated_scheduler_user_is_refused(auth):
@@ -344,7 +392,8 @@ def test_token_listings_are_newest_first_and_per_owner(auth):
     auth.revoke_token(first.id, ann, operator)
     with pytest.raises(DirectoryError) as exc:
         auth.revoke_token(first.id, ann, operator)
-    assert (exc.value.status, exc.value.code) == (409, "token_revoked")
+    assert (str(exc.value), exc.value.status, exc.value.code) == (
+        "Token already revoked", 409, "token_revoked")
     with pytest.raises(DirectoryError) as exc:
         auth.revoke_token("no-such-token", None, operator)
     assert (exc.value.status, exc.value.code) == (404, "token_not_found")
@@ -391,6 +440,38 @@ def test_the_dev_user_signs_in_as_dev_and_a_nameless_group_adds_nothing(tmp_path
         principal = dev.dev_principal()
         assert principal is not None and principal.auth == "dev" and principal.is_admin
         assert set(principal.groups) == {directory.ADMIN_GROUP, directory.EVERYONE_GROUP}
+    finally:
+        dev.close()
+        store.close()
+
+
+def test_the_dev_user_and_its_groups_are_seeded_in_the_name_of_local_dev(tmp_path, caplog):
+    from sqlalchemy import select
+
+    from jupyter_agnes.store.models import Group, Membership
+
+    store = open_store(resolve_data_dir(tmp_path))
+    dev = AuthService(store, local_dev_mode=True,
+                      local_dev_groups='[{"id": "g1", "name": "Analysts"}]')
+    try:
+        principal = dev.dev_principal()
+        assert principal is not None and principal.name == "Local developer"
+        with store.read() as s:
+            rows = s.execute(
+                select(Group.name, Group.created_by, Membership.source, Membership.added_by)
+                .join(Membership, Membership.group_id == Group.id)
+                .where(Membership.user_id == principal.user_id)
+            ).all()
+        assert sorted(rows) == [
+            (directory.ADMIN_GROUP, "system", "system_seed", "system:local-dev"),
+            ("Analysts", "system:local-dev", "system_seed", "system:local-dev"),
+            (directory.EVERYONE_GROUP, "system", "system_seed", "system"),
+        ]
+        with caplog.at_level("WARNING", "jupyter_agnes.auth"):
+            AuthService(store, local_dev_mode=True, local_dev_groups="Analysts").close()
+        assert [r.getMessage() for r in caplog.records] == [
+            'LOCAL_DEV_GROUPS is not a JSON array of {"id","name"}; ignoring it'
+        ]
     finally:
         dev.close()
         store.close()

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from jupyter_agnes.auth.principal import Operator
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import Store
-from jupyter_agnes.store.models import PersonalAccessToken
+from jupyter_agnes.store.models import AuditEntry, PersonalAccessToken
 
 
 @pytest.fixture
@@ -49,19 +51,33 @@ def test_an_own_token_lasts_the_days_asked(store, service) -> None:
         assert abs(row.expires_at - row.created_at - timedelta(days=days)) < timedelta(seconds=5)
 
 
+def tied_pair(store: Store, service: AuthService, owner: int, rising: bool) -> list[str]:
+    """Two of `owner`'s tokens whose ids rise (or fall) in the order they were made: with
+    one pair of each, a tie ordered by creation, either way round, shows."""
+    first = service.create_token(owner, "first", 5).id
+    while True:
+        second = service.create_token(owner, "second", 5).id
+        if (first < second) == rising:
+            return [first, second]
+        with store.write() as s:  # ids are random: make another
+            s.delete(s.get(PersonalAccessToken, second))
+
+
 def test_listing_is_newest_first_ties_by_id_and_per_owner(store, service) -> None:
     ann, bob = user(store, "ann@example.com"), user(store, "bob@example.com")
-    ids = [service.create_token(ann, f"t{i}", 5).id for i in range(3)]
+    oldest = service.create_token(ann, "oldest", 5).id
+    rising, falling = (tied_pair(store, service, ann, way) for way in (True, False))
     other = service.create_token(bob, "bobs", 5).id
     base = datetime(2026, 1, 1, tzinfo=UTC)
-    stamps = {ids[0]: base, ids[1]: base + timedelta(hours=1), ids[2]: base + timedelta(hours=1),
-              other: base + timedelta(hours=2)}
+    stamps = {oldest: base, other: base + timedelta(hours=3)}
+    stamps |= {token_id: base + timedelta(hours=1) for token_id in rising}
+    stamps |= {token_id: base + timedelta(hours=2) for token_id in falling}
     with store.write() as s:
         for token_id, when in stamps.items():
             s.get(PersonalAccessToken, token_id).created_at = when
-    tie = sorted(ids[1:])
-    assert [t["id"] for t in service.list_tokens(ann)] == [*tie, ids[0]]
-    assert [t["id"] for t in service.list_tokens()] == [other, *tie, ids[0]]
+    mine = [*sorted(falling), *sorted(rising), oldest]
+    assert [t["id"] for t in service.list_tokens(ann)] == mine
+    assert [t["id"] for t in service.list_tokens()] == [other, *mine]
     assert [t["id"] for t in service.list_tokens(bob)] == [other]
 
 
@@ -109,4 +125,13 @@ def test_the_operators_first_token_carries_exactly_the_scopes_held(store, servic
     assert scopes == {plain: ["data"], admin: ["data", "lab", "admin"]}
     with pytest.raises(DirectoryError) as exc:
         service.create_all_scopes_token(10_000, "nobody")
-    assert (exc.value.status, exc.value.code) == (404, "user_not_found")
+    assert (str(exc.value), exc.value.status, exc.value.code) == (
+        "User not found", 404, "user_not_found")
+
+
+def test_the_operators_first_token_names_who_made_it(store, service) -> None:
+    root = user(store, "root@example.com", admin=True)
+    made = service.create_all_scopes_token(root, "bootstrap", Operator())  # as the CLI does
+    with store.read() as s:
+        row = s.scalars(select(AuditEntry).where(AuditEntry.action == "token.create")).one()
+        assert (row.user_id, row.actor, row.resource) == (None, "cli", f"token:{made.id}")
