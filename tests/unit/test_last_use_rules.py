@@ -115,6 +115,7 @@ def test_a_busy_store_keeps_the_use_in_memory_until_shutdown(store, service, mon
     monkeypatch.setattr(service_module, "BACKGROUND_WAIT_S", 0.01)
     store.default_wait_s = 0.01
     other = lock_store(store)
+    caplog.clear()  # only what the use below logs
     try:
         with caplog.at_level(logging.WARNING, "jupyter_agnes.auth"):
             service.authenticate_bearer(raw, "10.0.0.1")
