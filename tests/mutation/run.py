@@ -26,6 +26,8 @@ from collections import Counter
 from fnmatch import fnmatch
 from pathlib import Path
 
+from accepted import explained, short_name
+
 # mutmut's words for a mutant's fate; a timeout or a crash (segfault) is a kill: the mutant
 # hung or broke the tests (classify's parse-only DuckDB connection crashes when mutated).
 KILLED = {"killed", "timeout", "segfault"}
@@ -100,6 +102,16 @@ def per_module(fates: dict[str, str]) -> dict[str, tuple[int, int]]:
     return {module: (k, n) for module, (k, n) in tally.items()}
 
 
+def report_unexplained(survivors: list[str]) -> None:
+    """Which survivors docs/mutation/ does not explain (see tests/mutation/accepted.py)."""
+    cited = explained(Path(__file__).parents[2] / "docs" / "mutation")
+    unexplained = [name for name in survivors if short_name(name) not in cited]
+    print(f"\n{len(survivors) - len(unexplained)} of {len(survivors)} survivors are explained "
+          "in docs/mutation/; not explained:")
+    for name in unexplained:
+        print(f"  {name}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("patterns", nargs="*", help="mutant name globs (default: all)")
@@ -121,6 +133,7 @@ def main() -> int:
     survivors = sorted(name for name, fate in tested.items() if fate not in KILLED)
 
     print_diffs(survivors, tested)
+    report_unexplained(survivors)
     score = 100.0 * killed / len(tested) if tested else 0.0
     print("\nkilled / run per module:")
     for module, (module_killed, module_run) in sorted(per_module(tested).items()):
