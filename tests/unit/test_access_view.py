@@ -16,7 +16,8 @@ from jupyter_agnes.orchestrator.contract import TableMeta
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.engine import Store
+from tests.support.migrations import open_migrated_store
 
 
 def _table(name: str) -> TableMeta:
@@ -30,7 +31,7 @@ TABLES = {n: _table(n) for n in ("customers", "orders", "secret")}
 
 @pytest.fixture
 def store(tmp_path) -> Iterator[Store]:
-    store = open_store(resolve_data_dir(tmp_path / "data"))
+    store = open_migrated_store(resolve_data_dir(tmp_path / "data"))
     yield store
     store.close()
 

@@ -18,8 +18,9 @@ from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import RESOURCE_TYPES, AuditEntry, Grant, Group, Membership, User
+from tests.support.migrations import open_migrated_store
 
 CLI = Operator()
 # What the grants below may name (REST and the CLI read these from the catalog and disk).
@@ -28,7 +29,7 @@ KNOWN = KnownResources(tables=("orders", "t"), dashboards=("sales", "team/kpis")
 
 @pytest.fixture
 def store(tmp_path) -> Iterator[Store]:
-    store = open_store(resolve_data_dir(tmp_path))
+    store = open_migrated_store(resolve_data_dir(tmp_path))
     yield store
     store.close()
 

@@ -9,13 +9,13 @@ from sqlalchemy import text
 from jupyter_agnes.auth import admin_views
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import Grant, Membership
+from tests.support.migrations import open_migrated_store
 
 
 @pytest.fixture
 def store(tmp_path):
-    s = open_store(tmp_path)
+    s = open_migrated_store(tmp_path)
     with s.write() as w:
         ann = directory.create_user(w, "ann@acme.com", "Ann")
         bob = directory.create_user(w, "bob@acme.com", "Bob", is_service=True)

@@ -18,13 +18,14 @@ from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
 from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import utcnow
+from tests.support.migrations import open_migrated_store
 
 SCHEDULER_SECRET = "s" * 40
 
 
 @pytest.fixture
 def auth(tmp_path):
-    store = open_store(resolve_data_dir(tmp_path))
+    store = open_migrated_store(resolve_data_dir(tmp_path))
     service = AuthService(store, scheduler_token=SCHEDULER_SECRET)
     yield service
     service.close()
@@ -434,7 +435,7 @@ def test_a_closed_cache_answers_as_one_without_a_versioned_file(auth):
 
 
 def test_the_dev_user_signs_in_as_dev_and_a_nameless_group_adds_nothing(tmp_path):
-    store = open_store(resolve_data_dir(tmp_path))
+    store = open_migrated_store(resolve_data_dir(tmp_path))
     dev = AuthService(store, local_dev_mode=True, local_dev_groups='[{"id": "1", "name": ""}]')
     try:
         principal = dev.dev_principal()

@@ -26,13 +26,14 @@ from jupyter_agnes.auth.sessions import (
 )
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
-from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import LoginCode, Session, User, utcnow
+from tests.support.migrations import open_migrated_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(resolve_data_dir(tmp_path))
+    opened = open_migrated_store(resolve_data_dir(tmp_path))
     yield opened
     opened.close()
 

@@ -20,8 +20,8 @@ from jupyter_agnes.store.directory import (
     get_user_by_email,
     user_group_names,
 )
-from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import AuditEntry, Group, Membership
+from tests.support.migrations import open_migrated_store
 
 ADMIN_G = "agnes-admins@acme.com"
 EVERYONE_G = "all-staff@acme.com"
@@ -211,7 +211,7 @@ def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store(tmp_path):
-    s = open_store(tmp_path)
+    s = open_migrated_store(tmp_path)
     yield s
     s.close()
 

@@ -23,6 +23,7 @@ from jupyter_agnes.store import directory, leases
 from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import AuditEntry, Lease, User, utcnow
 from tests.fakes.google_server import FakeGoogle
+from tests.support.migrations import open_migrated_store
 
 ALLOWED = "agnes-analysts@acme.com"
 
@@ -42,7 +43,7 @@ def _fresh_google(google):
 
 @pytest.fixture
 def store(tmp_path):
-    s = open_store(tmp_path)
+    s = open_migrated_store(tmp_path)
     yield s
     s.close()
 

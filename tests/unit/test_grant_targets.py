@@ -23,8 +23,9 @@ from jupyter_agnes.dashboards.index import dashboard_ids, list_dashboards, visib
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.engine import Store, open_store
+from jupyter_agnes.store.engine import Store
 from jupyter_agnes.store.models import Grant
+from tests.support.migrations import open_migrated_store
 
 REPO = Path(__file__).resolve().parents[2]
 KNOWN = KnownResources(tables=("orders", "customers"), dashboards=("sales", "team/kpis"))
@@ -149,7 +150,7 @@ def test_known_resources_reads_the_folder(root: Path):
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(resolve_data_dir(tmp_path / "data"))
+    store = open_migrated_store(resolve_data_dir(tmp_path / "data"))
     yield store
     store.close()
 

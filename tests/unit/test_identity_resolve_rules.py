@@ -24,10 +24,10 @@ from jupyter_agnes.auth.service import TOKEN_UNKNOWN, AuthService
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
-from jupyter_agnes.store.engine import open_store
 from server_extension import kernel_owners
 from server_extension.identity import AgnesIdentityProvider
 from server_extension.services import SETTINGS_KEY, AgnesServices
+from tests.support.migrations import open_migrated_store
 
 IP = "203.0.113.5"
 
@@ -56,7 +56,7 @@ def done() -> Future[None]:
 
 @pytest.fixture
 def services(tmp_path) -> Iterator[AgnesServices]:
-    store = open_store(resolve_data_dir(tmp_path))
+    store = open_migrated_store(resolve_data_dir(tmp_path))
     auth = AuthService(store)
     pools = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
     made = AgnesServices(tmp_path, store, auth, RateLimiter(per_minute=3), None, None, None,

@@ -26,13 +26,13 @@ from jupyter_agnes.auth.revocation import SocketAccess
 from jupyter_agnes.auth.service import AuthService
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
-from jupyter_agnes.store.engine import open_store
 from server_extension.dashboard_kernels import VOILA_LAUNCH_MARK
 from server_extension.identity import user_for
 from server_extension.kernel_guard import AgnesKernelWebsocketConnection
 from server_extension.kernel_owners import OWNER_ATTRIBUTE, with_kernel_ownership
 from server_extension.services import SETTINGS_KEY, AgnesServices
 from server_extension.socket_revocation import OpenSockets
+from tests.support.migrations import open_migrated_store
 
 from .test_kernel_socket_rules import _Connection
 
@@ -41,7 +41,7 @@ LOG = "test-kernel-socket-registration"
 
 @pytest.fixture
 def services(tmp_path) -> Iterator[AgnesServices]:
-    store = open_store(resolve_data_dir(tmp_path))
+    store = open_migrated_store(resolve_data_dir(tmp_path))
     auth = AuthService(store)
     pools = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
     sockets = OpenSockets(auth)
