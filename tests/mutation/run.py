@@ -71,6 +71,24 @@ def mutant_sources() -> dict[str, Path]:
     return found
 
 
+def seconds_by_function() -> Counter[str]:
+    """Seconds the last run spent on each function's mutants (mutmut's `durations_by_key`)."""
+    spent: Counter[str] = Counter()
+    for meta in Path("mutants").rglob("*.py.meta"):
+        for name, seconds in json.loads(meta.read_text()).get("durations_by_key", {}).items():
+            spent[name.rsplit("__mutmut_", 1)[0]] += seconds
+    return spent
+
+
+def print_slowest(count: int = 10) -> None:
+    """Where the run's time went: the functions whose mutants took longest, all tests included."""
+    spent = seconds_by_function()
+    total = sum(spent.values())
+    print(f"\n{total / 60:.0f} minutes of tests in all; the {count} costliest functions:")
+    for function, seconds in spent.most_common(count):
+        print(f"  {seconds:7.0f} s  {function}")
+
+
 def print_diffs(names: list[str], fates: dict[str, str]) -> None:
     """Each mutant's diff, read in this process (`mutmut show` costs 1.5 s a mutant)."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
@@ -107,7 +125,7 @@ def report_unexplained(survivors: list[str]) -> None:
     cited = explained(Path(__file__).parents[2] / "docs" / "mutation")
     unexplained = [name for name in survivors if short_name(name) not in cited]
     print(f"\n{len(survivors) - len(unexplained)} of {len(survivors)} survivors are explained "
-          "in docs/mutation/; not explained:")
+          "in docs/mutation/" + ("; not explained:" if unexplained else ""))
     for name in unexplained:
         print(f"  {name}")
 
@@ -134,6 +152,7 @@ def main() -> int:
 
     print_diffs(survivors, tested)
     report_unexplained(survivors)
+    print_slowest()
     score = 100.0 * killed / len(tested) if tested else 0.0
     print("\nkilled / run per module:")
     for module, (module_killed, module_run) in sorted(per_module(tested).items()):
