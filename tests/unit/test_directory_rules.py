@@ -12,14 +12,14 @@ from sqlalchemy import select
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import Grant, LoginCode, Session, utcnow
+from tests.support.migrations import open_migrated_store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """One store for the module (a migration costs a second): each test its own names."""
-    store = open_store(resolve_data_dir(tmp_path_factory.mktemp("directory")))
+    """One store for the module (a copy of the migrated template): each test its own names."""
+    store = open_migrated_store(resolve_data_dir(tmp_path_factory.mktemp("directory")))
     yield store
     store.close()
 
