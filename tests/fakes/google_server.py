@@ -50,6 +50,20 @@ def new_rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+_process_keys: list[rsa.RSAPrivateKey] = []
+
+
+def process_keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    """The fake's signing, forging and service-account keys, made once per process.
+
+    Three 2048-bit keys cost ~0.8 s; made for every fake they were most of a Google test
+    module's setup, and mutmut pays each module's setup again for every mutant (its forked
+    test sessions inherit keys made in the parent). Fakes in one process share them."""
+    while len(_process_keys) < 3:
+        _process_keys.append(new_rsa_key())
+    return _process_keys[0], _process_keys[1], _process_keys[2]
+
+
 def private_pem(key: rsa.RSAPrivateKey) -> str:
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -320,10 +334,9 @@ class FakeGoogle:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.key = new_rsa_key()
+        # the forger signs "forged" tokens under the real kid
+        self.key, self.forger, self.service_account_key = process_keys()
         self.kid = "fake-kid-1"
-        self.forger = new_rsa_key()  # signs "forged" tokens under the real kid
-        self.service_account_key = new_rsa_key()
         self.service_account_public_key = self.service_account_key.public_key()
         self.service_account_email = "agnes-dir@fake-project.iam.gserviceaccount.com"
         self.client_id = CLIENT_ID
