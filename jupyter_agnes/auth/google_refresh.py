@@ -237,7 +237,7 @@ class GoogleRefresher(LoggingConfigurable):
             groups = self.client.lookup_groups(email)
         except DirectoryUserNotFound:
             return None
-        domain = email.rsplit("@", 1)[-1]  # a Workspace account's hosted domain
+        domain = email.rpartition("@")[2]  # a Workspace account's hosted domain
         return decide(email, True, domain, groups, self.policy, empty_is_answer=True)
 
     def run(
