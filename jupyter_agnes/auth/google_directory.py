@@ -103,7 +103,7 @@ class DirectoryGroupsMixin:
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
             raise GoogleAuthError("Directory token: no access_token")
-        expires = data.get("expires_in", 300)
+        expires = data.get("expires_in")
         lifetime = float(expires) if isinstance(expires, int | float) else 300.0
         with self._lock:
             self._directory_token = (now + max(0.0, lifetime - 60.0), token)

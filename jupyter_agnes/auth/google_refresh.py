@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 from traitlets import Float, TraitError, default, validate
 from traitlets.config import LoggingConfigurable
 
@@ -181,24 +181,14 @@ class GoogleRefresher(LoggingConfigurable):
             UserSession.revoked_at.is_(None),
             UserSession.expires_at > now,
         )
-        has_session = select(UserSession.id).where(live_session).exists()
-        has_google_session = (
-            select(UserSession.id).where(live_session, UserSession.auth_method == "google").exists()
+        has_session = exists().where(live_session)
+        has_google_session = exists().where(live_session, UserSession.auth_method == "google")
+        has_pat = exists().where(
+            PersonalAccessToken.user_id == User.id,
+            PersonalAccessToken.revoked_at.is_(None),
+            PersonalAccessToken.expires_at > now,
         )
-        has_pat = (
-            select(PersonalAccessToken.id)
-            .where(
-                PersonalAccessToken.user_id == User.id,
-                PersonalAccessToken.revoked_at.is_(None),
-                PersonalAccessToken.expires_at > now,
-            )
-            .exists()
-        )
-        has_synced = (
-            select(Membership.user_id)
-            .where(Membership.user_id == User.id, Membership.source == GOOGLE_SYNC)
-            .exists()
-        )
+        has_synced = exists().where(Membership.user_id == User.id, Membership.source == GOOGLE_SYNC)
         query = select(User.id, User.email).where(
             User.active.is_(True),
             User.is_service.is_(False),
@@ -237,7 +227,7 @@ class GoogleRefresher(LoggingConfigurable):
             groups = self.client.lookup_groups(email)
         except DirectoryUserNotFound:
             return None
-        domain = email.rsplit("@", 1)[-1]  # a Workspace account's hosted domain
+        domain = email.rpartition("@")[2]  # a Workspace account's hosted domain
         return decide(email, True, domain, groups, self.policy, empty_is_answer=True)
 
     def run(

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 
+from jupyter_agnes.auth import google_directory, google_http
 from jupyter_agnes.auth.google_directory import (
     DIRECTORY_SCOPE,
     JWT_BEARER,
@@ -187,6 +189,17 @@ def test_a_token_is_reused_until_a_minute_before_it_expires(google, answer, cach
     assert len(sent(google, METADATA)) == (1 if cached else 2)
 
 
+def test_a_token_is_stale_at_exactly_a_minute_before_it_expires(google, monkeypatch):
+    now = 100_000.0  # the clock stands still (an exact float: no rounding at the limit)
+    monkeypatch.setattr(google_directory, "time", SimpleNamespace(monotonic=lambda: now))
+    google.script(METADATA, {"access_token": "t", "expires_in": 60})
+    google.script(GROUPS, {"groups": []})
+    client = make_client(google)
+    client.lookup_groups("ana@acme.com")
+    client.lookup_groups("ana@acme.com")
+    assert len(sent(google, METADATA)) == 2
+
+
 @pytest.mark.parametrize("expires_in", [None, "3600"])
 def test_a_token_without_a_numeric_lifetime_counts_as_five_minutes(google, expires_in):
     google.script(METADATA, {"access_token": "t", "expires_in": expires_in})
@@ -343,6 +356,14 @@ def test_the_body_is_capped_at_one_mebibyte(google):
         call(google, "/p")
 
 
+def test_an_oversized_body_is_refused_as_it_streams_in_not_once_it_ended(google):
+    # 3 MiB announced, half of it sent, then a stall: the cap is reached before the stall,
+    # without holding the whole answer in memory or waiting for its end
+    google.script("/p", b" " * (3 * MAX_BODY), piece=3 * MAX_BODY // 2, pause_s=30.0)
+    with pytest.raises(GoogleAuthError, match=r"^Probe: response too large$"):
+        call(google, "/p", timeout=0.5)
+
+
 def test_a_hang_is_a_timeout(google):
     google.set_mode(directory="hang")
     with pytest.raises(GoogleAuthError, match=r"^Probe: timed out after 0.05s$"):
@@ -362,6 +383,15 @@ def test_a_slow_drip_is_cut_at_twice_the_timeout(google):
         call(google, "/p", timeout=0.1)
     google.script("/p", b'{"a": "' + b"x" * 140_000 + b'"}', piece=70_000, pause_s=0.04)
     assert call(google, "/p", timeout=0.1)  # two pauses fit in 0.2 s
+
+
+def test_a_body_complete_at_exactly_twice_the_timeout_is_in_time(google, monkeypatch):
+    start = 100_000.0  # an exact float: no rounding at the limit
+    readings = iter([start])  # the call starts; every later reading is the deadline itself
+    clock = SimpleNamespace(monotonic=lambda: next(readings, start + 2 * 1.0))
+    monkeypatch.setattr(google_http, "time", clock)
+    google.script("/p", {"a": 1})
+    assert call(google, "/p", timeout=1.0) == {"a": 1}
 
 
 def test_no_connection_is_named_by_its_type():

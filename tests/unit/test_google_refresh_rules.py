@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select, update
 from traitlets import TraitError
+from traitlets.config import LoggingConfigurable
 
 from jupyter_agnes.auth import google_refresh
 from jupyter_agnes.auth.google_directory import DirectoryUserNotFound
@@ -161,6 +162,13 @@ def test_refresher_knobs_default_from_env_and_bad_ones_fail_at_startup(store, mo
             _ = GoogleRefresher(store, GoogleOAuthSettings(), policy).requests_per_second
 
 
+def test_in_the_server_the_re_check_logs_to_the_servers_log(store) -> None:
+    """Created by the server extension (`parent=`), its lines go where the server's go."""
+    server = LoggingConfigurable(log=logging.getLogger("agnes.test.server"))
+    r = GoogleRefresher(store, GoogleOAuthSettings(), GooglePolicyConfig(), parent=server)
+    assert r.log is server.log
+
+
 def test_each_refresher_holds_the_lease_under_its_own_name(store) -> None:
     a, b = refresher(store), refresher(store)
     assert a.holder != b.holder and a.holder.count(":") == 2
@@ -212,8 +220,10 @@ def test_a_run_longer_than_the_interval_says_which_knob_to_raise(store, clock, c
     with caplog.at_level(logging.WARNING, "jupyter_agnes.auth.google"):
         report = r.run(users, spread=False)
     assert report.seconds == 2.0
-    [line] = [m for m in caplog.messages if "took" in m]
-    assert "took 2 s, longer than AGNES_HUB_REFRESH_S=1" in line and "(now 1)" in line
+    assert [m for m in caplog.messages if "took" in m] == [
+        "Google re-check took 2 s, longer than AGNES_HUB_REFRESH_S=1: raise "
+        "AGNES_GOOGLE_REFRESH_RPS (now 1) or the interval"
+    ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, "jupyter_agnes.auth.google"):
         assert r.run(users[:2], spread=False).seconds == 1.0  # as long as the interval: fine
@@ -244,8 +254,10 @@ def test_an_outage_stops_the_run_and_is_logged_once(store, caplog) -> None:
         report = r.run(users, spread=False)
     assert len(r.client.asked) == 5 and report.unavailable == 7 and report.checked == 0
     assert report.last_error == "Directory: 500 for u5@acme.com"
-    [line] = caplog.messages
-    assert "could not answer (Directory: 500 for u5@acme.com); 7 user(s)" in line
+    assert caplog.messages == [  # the operator's one line: why, how many, what it means
+        "Google re-check: the Directory could not answer (Directory: 500 for u5@acme.com); "
+        "7 user(s) not re-checked, unchanged until the next run"
+    ]
 
 
 def test_failures_not_in_a_row_do_not_stop_the_run(store) -> None:
@@ -302,7 +314,7 @@ def test_a_run_stops_when_another_server_took_the_lease(store, caplog) -> None:
         s.execute(update(Lease).values(holder="other"))
     with caplog.at_level(logging.WARNING, "jupyter_agnes.auth.google"):
         assert r.run(users, spread=False, keep_lease=True).checked == 50
-    assert any("another server took over" in m for m in caplog.messages)
+    assert caplog.messages == ["Google re-check: another server took over; stopping here"]
     assert r.run(users, spread=False).checked == 60  # a run without the lease (the CLI)
 
 
