@@ -197,7 +197,7 @@ def decide(
     periodic re-check, which has just seen the Directory answer for this very user) no
     groups is an answer like any other.
     """
-    address = (email or "").strip().lower()
+    address = email.strip().lower() if email else None
     if not address or "@" not in address or address.startswith("@"):
         return Denied(NO_EMAIL)
     if email_verified is not True:
