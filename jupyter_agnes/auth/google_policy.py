@@ -153,7 +153,7 @@ def decision_from_json(data: object) -> Decision:
 
 
 def _domain_of(email: str) -> str:
-    return email.rsplit("@", 1)[-1]
+    return email.rpartition("@")[2]
 
 
 def map_group(group_email: str, config: GooglePolicyConfig) -> str | None:
@@ -197,14 +197,14 @@ def decide(
     periodic re-check, which has just seen the Directory answer for this very user) no
     groups is an answer like any other.
     """
-    address = (email or "").strip().lower()
+    address = email.strip().lower() if email else None
     if not address or "@" not in address or address.startswith("@"):
         return Denied(NO_EMAIL)
     if email_verified is not True:
         return Denied(EMAIL_UNVERIFIED)
     if config.allowed_domains:
         allowed = {d.lower() for d in config.allowed_domains}
-        hd = (hosted_domain or "").strip().lower()
+        hd = hosted_domain.strip().lower() if hosted_domain else None  # None: no Workspace
         # Both must match: a consumer Google account can carry a verified
         # company-domain address, but only a Workspace account has a company `hd`.
         if _domain_of(address) not in allowed or hd not in allowed:

@@ -7,10 +7,11 @@ memberships always survive a sync.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR, Allowed, Decision, Denied
@@ -36,6 +37,7 @@ log = logging.getLogger("jupyter_agnes.auth.google")
 LOGIN_ACTION = "auth.google.login"
 DEACTIVATED = "deactivated"
 GOOGLE_SYNC = "google_sync"
+NAME_MAX = 200  # users.name is a String(200)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class LoginOutcome:
 def synced_group_names(s: Session, user_id: int) -> set[str]:
     rows = s.scalars(
         select(Group.name)
-        .join(Membership, Membership.group_id == Group.id)
+        .join(Membership)  # the one foreign key between them
         .where(Membership.user_id == user_id, Membership.source == GOOGLE_SYNC)
     )
     return set(rows)
@@ -66,16 +68,19 @@ def is_existing_member(s: Session, user: User) -> bool:
     Google, or given by an admin)? Only such a person keeps the fail-soft rule while the
     Directory cannot answer."""
     everyone = select(Group.id).where(Group.name == EVERYONE_GROUP).scalar_subquery()
-    row = s.scalar(
-        select(Membership.group_id)
+    held = (
+        exists()
         .where(Membership.user_id == user.id)
         .where((Membership.group_id != everyone) | (Membership.source != "system_seed"))
-        .limit(1)
     )
-    return row is not None
+    return bool(s.scalar(select(held)))
 
 
-def remove_synced_memberships(s: Session, user_id: int, keep_group_ids: set[int]) -> int:
+def remove_synced_memberships(
+    s: Session, user_id: int, keep_group_ids: Collection[int] = ()
+) -> int:
+    """Delete the user's google_sync memberships but those of `keep_group_ids` (default: all);
+    how many went."""
     query = delete(Membership).where(
         Membership.user_id == user_id, Membership.source == GOOGLE_SYNC
     )
@@ -102,10 +107,10 @@ def replace_synced_memberships(s: Session, user: User, group_names: tuple[str, .
 
 
 def _google_display_name(name: str, email: str) -> str:
-    """Google's display name under the rule every name follows (`names`); one the rule
-    refuses is dropped with a warning, never a failed sign-in."""
+    """Google's display name under the rule every name follows (`names`), cut to what the
+    store holds; one the rule refuses is dropped with a warning, never a failed sign-in."""
     try:
-        return clean_display_name(name or "")
+        return clean_display_name(name or "")[:NAME_MAX]
     except DirectoryError as exc:
         log.warning("Ignoring the Google display name of %s: %s", email, exc)
         return ""
@@ -140,12 +145,10 @@ def apply_google_login(
     params: dict[str, Any] = {"ip": ip[:64]} if ip else {}
     with store.write() as s:
         if isinstance(decision, Denied):
-            user = None
-            if decision.revokes_synced and raw_email:
-                user = get_user_by_email(s, raw_email)
-                if user is not None:
-                    removed = remove_synced_memberships(s, user.id, set())
-                    params["removed_memberships"] = removed
+            speaks_for_google = decision.revokes_synced and raw_email
+            user = get_user_by_email(s, raw_email) if speaks_for_google else None
+            if user is not None:
+                params["removed_memberships"] = remove_synced_memberships(s, user.id)
             return _refuse(s, raw_email, decision.code, user, params)
 
         assert isinstance(decision, Allowed)
@@ -162,8 +165,8 @@ def apply_google_login(
         if user is None:
             user = create_user(s, email_n, name)
             created = True
-        elif name and user.name != name[:200]:
-            user.name = name[:200]
+        elif name and user.name != name:
+            user.name = name
 
         if decision.authoritative:
             replace_synced_memberships(s, user, decision.groups)
@@ -264,7 +267,7 @@ def refresh_leaves_unchanged(
     synced: dict[int, set[str]] = {uid: set() for uid in allowed}
     rows = s.execute(
         select(Membership.user_id, Group.name)
-        .join(Group, Group.id == Membership.group_id)
+        .join(Group)
         .where(Membership.user_id.in_(list(allowed)), Membership.source == GOOGLE_SYNC)
     )
     for uid, name in rows:
@@ -296,7 +299,7 @@ def apply_google_refresh(
         )
     else:
         sessions = _live_session_count(s, user.id)
-        remove_synced_memberships(s, user.id, set())
+        remove_synced_memberships(s, user.id)
         if verdict is None:
             set_user_active(s, user, False)  # ends sessions and login links; PATs fail
             change = RefreshChange(

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from jupyter_agnes.auth.admin_views import list_members
 from jupyter_agnes.auth.google_policy import (
     Allowed,
     Denied,
@@ -28,7 +29,7 @@ from jupyter_agnes.auth.google_sync import (
 )
 from jupyter_agnes.auth.login_messages import GENERIC_LOGIN_ERROR, login_error_message
 from jupyter_agnes.store import directory
-from jupyter_agnes.store.models import AuditEntry, User, utcnow
+from jupyter_agnes.store.models import AuditEntry, Membership, User, utcnow
 from jupyter_agnes.store.models import Session as UserSession
 
 G = "agnes-a@acme.com"
@@ -321,3 +322,102 @@ def test_a_change_describes_itself_for_the_log() -> None:
     assert full.describe() == (
         "a@x: not_in_directory; deactivated; left o1, o2; joined n1, n2; 3 session(s) revoked"
     )
+
+
+# --- a sign-in's audit row, its log lines and the stored name ---------------------------
+
+
+def test_a_sign_in_audits_the_address_the_groups_their_source_and_a_new_account(store) -> None:
+    """The hub's door passes no `groups_source`: its groups came from the Directory."""
+    out = apply_google_login(store, " New@ACME.com", "New", Allowed((G,), False), ip="10.0.0.9")
+    apply_google_login(store, "new@acme.com", "New", Allowed((G,), False), groups_source="mock")
+    first, second = login_rows(store)
+    assert (first.user_id, first.actor, first.resource, first.result) == (
+        out.user_id, "new@acme.com", "user:new@acme.com", "ok"
+    )
+    assert first.params == {"ip": "10.0.0.9", "groups": [G], "groups_source": "directory",
+                            "created": True, "email": "new@acme.com", "code": "ok"}
+    assert second.params == {"groups": [G], "groups_source": "mock",
+                             "email": "new@acme.com", "code": "ok"}
+
+
+@pytest.mark.parametrize(
+    "email, ip, code, actor, params",
+    [
+        (None, "", "no_email", "", {}),
+        # both cut to their columns: audit_log.actor holds 320, an address at most 320 too
+        ("A" * 330 + "@acme.com", "9" * 70, "domain_not_allowed", "a" * 320, {"ip": "9" * 64}),
+        ("x@acme.com", "1.2.3.4", "not_in_allowed_group", "x@acme.com", {"ip": "1.2.3.4"}),
+    ],
+)
+def test_a_refusal_row_holds_the_cut_address_and_ip(store, email, ip, code, actor, params) -> None:
+    apply_google_login(store, email, "", Denied(code), ip=ip)
+    [row] = login_rows(store)
+    assert (row.user_id, row.actor, row.resource, row.result) == (None, actor, f"user:{actor}", code)
+    assert row.params == {**params, "email": actor, "code": code}
+
+
+def test_a_refusal_counts_the_synced_memberships_it_removed_even_none(store) -> None:
+    uid = member(store, "k@acme.com")  # only the automatic Everyone and an admin's `manual`
+    apply_google_login(store, "k@acme.com", "", Denied("not_in_allowed_group"))
+    [row] = login_rows(store)
+    assert (row.user_id, row.params["removed_memberships"]) == (uid, 0)
+    assert groups_of(store, uid) == ["Everyone", "manual"]
+
+
+def test_a_members_only_refusal_names_the_known_user(store) -> None:
+    with store.write() as s:
+        uid = directory.create_user(s, "bare@acme.com").id
+    no_data = Allowed((), False, authoritative=False, members_only="not_in_allowed_group")
+    assert not apply_google_login(store, "bare@acme.com", "", no_data).ok
+    [row] = login_rows(store)
+    assert (row.user_id, row.result) == (uid, "not_in_allowed_group")
+
+
+def warnings_logged(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "jupyter_agnes.auth.google" and r.levelname == "WARNING"]
+
+
+def test_what_a_sign_in_drops_or_keeps_is_logged_for_the_operator(store, caplog) -> None:
+    caplog.set_level("WARNING", "jupyter_agnes.auth.google")
+    bad = Allowed(("agnes-x\u200b@acme.com", G), False)
+    apply_google_login(store, "a@acme.com", "Ann\u202e", bad)
+    apply_google_login(store, "a@acme.com", "Ann", Allowed((), False, authoritative=False))
+    refused = "may not contain control, zero-width or bidi characters"
+    assert warnings_logged(caplog) == [
+        f"Ignoring the Google display name of a@acme.com: name {refused} (U+202E)",
+        f"Skipping Google group 'agnes-x\\u200b@acme.com': Group name {refused} (U+200B)",
+        "Google group data unavailable for a@acme.com; keeping previous synced memberships",
+    ]
+
+
+def stored_name(store, email: str) -> str:
+    with store.read() as s:
+        return directory.get_user_by_email(s, email).name
+
+
+def test_the_stored_name_follows_google_cut_to_200_and_no_name_keeps_it(store) -> None:
+    steps = [("", ""), ("Ann", "Ann"), ("Ann B", "Ann B"), ("", "Ann B"), ("n" * 250, "n" * 200)]
+    for given, kept in steps:  # the first: a newcomer without a Google name
+        apply_google_login(store, "a@acme.com", given, Allowed((), False))
+        assert stored_name(store, "a@acme.com") == kept, given
+    apply_google_login(store, "b@acme.com", "m" * 250, Allowed((), False))
+    assert stored_name(store, "b@acme.com") == "m" * 200
+
+
+def test_a_kept_synced_membership_keeps_its_date_and_the_sync_as_who_added_it(store) -> None:
+    """The admin's member list shows who added each member and since when: a sign-in that
+    still lists a group leaves that row as it was."""
+    uid = apply_google_login(store, "a@acme.com", "", Allowed((G,), False)).user_id
+    since = utcnow() - timedelta(days=30)
+    with store.write() as s:
+        s.get(Membership, (uid, directory.get_group(s, G).id)).added_at = since
+    apply_google_login(store, "a@acme.com", "", Allowed((G, "agnes-b@acme.com"), False))
+    with store.read() as s:
+        kept = list_members(s, directory.get_group(s, G).id)
+        new = list_members(s, directory.get_group(s, "agnes-b@acme.com").id)
+    assert [(m["added_by"], m["added_at"]) for m in kept] == [
+        ("system:google-sync", since.isoformat())
+    ]
+    assert [(m["source"], m["added_by"]) for m in new] == [("google_sync", "system:google-sync")]
