@@ -19,7 +19,7 @@ class AgnesAuthorizer(Authorizer):
             return False
         if not kernel_in_path_allowed(handler, principal):  # someone else's kernel
             return False
-        if rbac.may_use_server_resource(principal, action, resource):
+        if rbac.may_use_server_resource(principal, resource):
             return True
         # A viewer's one way to a kernel: the one Voila started for their dashboard.
         return resource == "kernels" and kernel_request_allowed(handler, principal)

@@ -17,6 +17,7 @@ from server_extension.kernel_owners import note_requester
 from server_extension.lab_workspaces import workspace_gate
 from server_extension.request_helpers import (
     DASHBOARDS_PAGE,
+    base_url,
     clear_session_cookie,
     client_ip,
     reject_credential,
@@ -46,7 +47,7 @@ def is_page_view(handler: web.RequestHandler) -> bool:
     request = handler.request
     if request.method not in ("GET", "HEAD") or "Upgrade" in request.headers:
         return False
-    base = handler.settings.get("base_url", "/")
+    base = base_url(handler)
     rel = request.path[len(base) :] if request.path.startswith(base) else request.path
     return not _NOT_PAGE_SEGMENTS.intersection(rel.split("/"))
 
@@ -116,8 +117,8 @@ class AgnesIdentityProvider(IdentityProvider):
             return None
         user = user_for(principal)
         refusal: str | None  # every branch below decides it
-        if self.is_lab_page(handler) and not rbac.may_use_server_resource(principal, "read", "lab"):
-            dashboards = handler.settings.get("base_url", "/") + DASHBOARDS_PAGE
+        if self.is_lab_page(handler) and not rbac.may_use_server_resource(principal, "lab"):
+            dashboards = base_url(handler) + DASHBOARDS_PAGE
             # A person opening Lab in a browser: show what they may open. A script (bearer
             # token) or an API call keeps its 403.
             if is_page_view(handler) and not self.is_token_authenticated(handler):
@@ -141,7 +142,7 @@ class AgnesIdentityProvider(IdentityProvider):
     @staticmethod
     def is_lab_page(handler: web.RequestHandler) -> bool:
         # JupyterLab's page handlers carry no @authorized check of their own.
-        return is_lab_path(handler.request.path, handler.settings.get("base_url", "/"))
+        return is_lab_path(handler.request.path, base_url(handler))
 
     async def resolve(self, handler: web.RequestHandler) -> Principal | None:
         """The request's principal (the hub's service provider adds the hub's credentials)."""
@@ -170,7 +171,6 @@ class AgnesIdentityProvider(IdentityProvider):
                     reject_rate_limited(handler, wait, "bearer")
                 limiter.check((ip, "bearer"))
                 reject_credential(handler, failure.reason)
-                raise AssertionError("unreachable") from failure
             handler._token_authenticated = True  # type: ignore[attr-defined]
             return principal
         cookie = handler.get_cookie(SESSION_COOKIE)

@@ -81,9 +81,7 @@ class AgnesKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
         if not self.runs_lab_code:
             return True
         principal = self._principal or self._handler_principal()
-        return principal is not None and not rbac.may_use_server_resource(
-            principal, "execute", "kernels"
-        )
+        return principal is not None and not rbac.may_use_server_resource(principal, "kernels")
 
     def connect(self) -> asyncio.Future[None] | None:
         self._register()

@@ -27,7 +27,7 @@ from tornado import web
 
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
-from server_extension.request_helpers import principal_of
+from server_extension.request_helpers import base_url, principal_of
 
 FOREIGN_WORKSPACE = "This workspace belongs to another user"
 
@@ -43,7 +43,7 @@ def workspace_gate(handler: web.RequestHandler, principal: Principal) -> str | N
     """For the identity provider: redirect a Lab page that would open the shared
     workspace to the principal's own; a refusal message for another user's personal
     workspace through the API; None otherwise."""
-    base = handler.settings.get("base_url", "/")
+    base = base_url(handler)
     path = handler.request.path
     if not path.startswith(base):
         return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from tornado import web
 
@@ -19,6 +20,11 @@ from server_extension.services import agnes_services
 
 RATE_LIMITED_ACTION = "auth.rate_limited"
 DASHBOARDS_PAGE = "agnes/dashboards"  # relative to base_url
+
+
+def base_url(handler: web.RequestHandler) -> str:
+    """The server's base_url (`/` when a handler's settings name none)."""
+    return handler.settings.get("base_url", "/")
 
 
 def landing_page(principal: Principal | None) -> str:
@@ -59,7 +65,7 @@ def shown_email(handler: web.RequestHandler, principal: Principal) -> str | None
     return principal.email if page_may_name_user(mode) else None
 
 
-def finish_json(handler: web.RequestHandler, status: int, body: dict, **headers: str) -> None:
+def finish_json(handler: web.RequestHandler, status: int, body: dict, **headers: str) -> NoReturn:
     """Replace whatever was prepared with this JSON answer and stop the request."""
     handler.clear()
     handler.set_status(status)
@@ -70,7 +76,7 @@ def finish_json(handler: web.RequestHandler, status: int, body: dict, **headers:
     raise web.Finish(json.dumps(body))
 
 
-def reject_credential(handler: web.RequestHandler, reason: str) -> None:
+def reject_credential(handler: web.RequestHandler, reason: str) -> NoReturn:
     """Answer 401 JSON on any path (API or HTML) and stop the request."""
     finish_json(
         handler,
@@ -97,7 +103,7 @@ def audit_rate_limited(handler: web.RequestHandler, route: str) -> None:
     )
 
 
-def reject_rate_limited(handler: web.RequestHandler, retry_after: int, route: str) -> None:
+def reject_rate_limited(handler: web.RequestHandler, retry_after: int, route: str) -> NoReturn:
     audit_rate_limited(handler, route)
     finish_json(
         handler,
@@ -118,11 +124,10 @@ def spend_rate_limit(handler: web.RequestHandler, route: str) -> None:
 
 
 def set_session_cookie(handler: web.RequestHandler, value: str, expires: datetime) -> None:
-    base_url = handler.settings.get("base_url", "/")
     handler.set_cookie(
         SESSION_COOKIE,
         value,
-        path=base_url,
+        path=base_url(handler),
         expires=expires,
         httponly=True,
         samesite="Lax",
@@ -131,7 +136,7 @@ def set_session_cookie(handler: web.RequestHandler, value: str, expires: datetim
 
 
 def clear_session_cookie(handler: web.RequestHandler) -> None:
-    handler.clear_cookie(SESSION_COOKIE, path=handler.settings.get("base_url", "/"))
+    handler.clear_cookie(SESSION_COOKIE, path=base_url(handler))
 
 
 def server_root_dir(handler: web.RequestHandler) -> Path:

@@ -19,6 +19,7 @@ from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from server_extension.dashboard_kernels import is_voila_launch, launch_env
 from server_extension.kernel_owners import may_use_kernel_id
+from server_extension.request_helpers import base_url
 
 VOILA_PREFIX = "voila"
 # Package assets (JS, CSS, themes, templates): the same for everyone signed in.
@@ -31,7 +32,7 @@ _KERNEL_ROUTE = re.compile(rf"api/kernels/({_KERNEL_ID})(?:/channels)?")
 
 def relative_path(handler: web.RequestHandler) -> str | None:
     """The request path below base_url, still percent-encoded; None if outside it."""
-    base = handler.settings.get("base_url", "/")
+    base = base_url(handler)
     path = handler.request.path
     return path[len(base) :] if path.startswith(base) else None
 
@@ -93,7 +94,7 @@ def voila_kernel_dashboard(handler: web.RequestHandler, kernel_id: str) -> str |
     if env is None or not is_voila_launch(kernel):
         return None
     script = str(env.get("SCRIPT_NAME", ""))
-    prefix = handler.settings.get("base_url", "/") + VOILA_PREFIX + "/render/"
+    prefix = base_url(handler) + VOILA_PREFIX + "/render/"
     if not script.startswith(prefix):
         return None
     return unquote(script[len(prefix) :])

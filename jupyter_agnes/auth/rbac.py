@@ -49,11 +49,10 @@ def may_ask_llm(principal: Principal) -> bool:
     return principal.lab_access
 
 
-def may_use_server_resource(principal: Principal, action: str, resource: str) -> bool:
-    """The authorizer's rule for core jupyter-server resources.
-
-    Anything unknown (another extension's resource) is treated like Lab: granted or not.
-    """
+def may_use_server_resource(principal: Principal, resource: str) -> bool:
+    """The authorizer's rule for core jupyter-server resources, whatever the action
+    (read, write, execute): Lab decides, as for anything unknown (another extension's
+    resource); a few resources every signed-in user may use."""
     return principal.lab_access or resource in SIGNED_IN_RESOURCES
 
 

@@ -58,7 +58,7 @@ def may_keep(principal: Principal | None, access: SocketAccess) -> bool:
         return False
     if access.owner_tracked and not rbac.may_use_kernel(principal, access.owner_id):
         return False
-    if access.lab_counts and rbac.may_use_server_resource(principal, "execute", access.resource):
+    if access.lab_counts and rbac.may_use_server_resource(principal, access.resource):
         return True
     return (
         access.resource == "kernels"

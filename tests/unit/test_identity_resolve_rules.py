@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from tornado import httputil, web
 
 from jupyter_agnes.auth.ratelimit import RateLimiter
@@ -24,8 +25,10 @@ from jupyter_agnes.auth.service import TOKEN_UNKNOWN, AuthService
 from jupyter_agnes.auth.sessions import SESSION_COOKIE
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
+from jupyter_agnes.store.models import AuditEntry
 from server_extension import kernel_owners
 from server_extension.identity import AgnesIdentityProvider
+from server_extension.lab_workspaces import FOREIGN_WORKSPACE
 from server_extension.services import SETTINGS_KEY, AgnesServices
 from tests.support.migrations import open_migrated_store
 
@@ -76,11 +79,12 @@ def ann(services: AgnesServices) -> int:
 
 
 def handler(services: AgnesServices, headers: dict[str, str] | None = None,
-            uri: str = "/api/contents", method: str = "GET") -> web.RequestHandler:
+            uri: str = "/api/contents", method: str = "GET",
+            base_url: str = "/") -> web.RequestHandler:
     request = httputil.HTTPServerRequest(method=method, uri=uri,
                                          headers=httputil.HTTPHeaders(headers or {}),
                                          connection=_Connection())
-    app = web.Application(**{SETTINGS_KEY: services, "base_url": "/"})
+    app = web.Application(**{SETTINGS_KEY: services, "base_url": base_url})
     made = web.RequestHandler(app, request)
     made._transforms = []  # what tornado sets when it runs a handler (a redirect flushes)
     return made
@@ -119,6 +123,19 @@ def test_a_bad_pat_is_401_and_over_budget_429_but_a_valid_one_still_passes(servi
     assert resolve(handler(services, {"Authorization": f"Bearer {good}"})).user_id == ann
 
 
+def test_an_ip_over_budget_is_audited_once_as_a_bearer_refusal(services, ann) -> None:
+    bad = {"Authorization": "Bearer agnes_pat_" + "x" * 43}
+    statuses = [answer(handler(services, bad))[0] for _ in range(6)]
+    assert statuses == [401] * 3 + [429] * 3
+    assert services.store.audit_queue.flush(timeout=30)
+    with services.store.read() as s:
+        rows = [(e.action, e.resource, e.params, e.result) for e in s.scalars(select(AuditEntry))
+                if e.action == "auth.rate_limited"]
+    # the first refusal per client and route each minute, naming the route
+    assert rows == [("auth.rate_limited", "route:bearer",
+                     {"ip": IP, "route": "bearer", "per_minute": 3}, "rate_limited")]
+
+
 def test_a_session_cookie_names_its_user_and_a_stale_one_is_cleared(services, ann) -> None:
     cookie, _ = services.auth.start_session(ann, "google")
     h = handler(services, {"Cookie": f"{SESSION_COOKIE}={cookie}"})
@@ -152,6 +169,49 @@ def test_lab_pages_send_a_person_without_lab_to_the_dashboards(services, ann) ->
     assert "Your dashboards are at /agnes/dashboards" in str(refused.value.log_message)
 
 
+def session(services: AgnesServices, user_id: int) -> dict[str, str]:
+    return {"Cookie": f"{SESSION_COOKIE}={services.auth.start_session(user_id, 'google')[0]}"}
+
+
+def test_the_dashboards_named_are_under_the_servers_base_url(services, ann) -> None:
+    page = handler(services, session(services, ann), uri="/base/lab", base_url="/base/")
+    with pytest.raises(web.Finish):
+        get_user(page)
+    assert (page.get_status(), page._headers["Location"]) == (302, "/base/agnes/dashboards")
+    posted = handler(services, session(services, ann), "/base/lab", "POST", base_url="/base/")
+    assert refusal(posted) == (
+        "Lab access requires a lab grant. Your dashboards are at /base/agnes/dashboards")
+
+
+def make_admin(services: AgnesServices, email: str) -> None:
+    with services.store.write() as s:
+        user = directory.get_user_by_email(s, email)
+        assert user is not None
+        directory.add_member(s, user, directory.get_group(s, "Admin"), "admin", "test")
+
+
+def test_lab_opens_the_users_own_workspace_and_not_another_users(services, ann) -> None:
+    with services.store.write() as s:
+        bob = directory.create_user(s, "bob@example.com").id
+    make_admin(services, "bob@example.com")
+    page = handler(services, session(services, bob), uri="/lab/tree/a.ipynb?reset")
+    with pytest.raises(web.Finish):
+        get_user(page)
+    assert (page.get_status(), page._headers["Location"]) == (
+        302, f"/lab/workspaces/agnes-user-{bob}/tree/a.ipynb?reset")
+    # an admin may use anyone's workspace; a Lab user without Admin only their own
+    with services.store.write() as s:
+        user = directory.get_user_by_email(s, "ann@example.com")
+        assert user is not None
+        analysts = directory.get_or_create_group(s, "Analysts", "test")
+        directory.add_member(s, user, analysts, "admin", "test")
+        directory.add_grant(s, analysts, "lab", "*", "test")
+    own = handler(services, session(services, ann), f"/lab/api/workspaces/agnes-user-{ann}", "PUT")
+    assert get_user(own).username == "ann@example.com"
+    other = handler(services, session(services, ann), f"/lab/api/workspaces/agnes-user-{bob}", "PUT")
+    assert refusal(other) == FOREIGN_WORKSPACE
+
+
 def test_get_user_leaves_the_principal_on_the_request(services, ann) -> None:
     pat = services.auth.create_token(ann, "ci", 5).token
     h = handler(services, {"Authorization": f"Bearer {pat}"})
@@ -175,11 +235,8 @@ def refusal(h: web.RequestHandler) -> str:
 
 def test_a_lab_user_opens_lab_pages_but_a_pat_without_the_lab_scope_is_told_why(
         services, ann) -> None:
-    with services.store.write() as s:
-        user = directory.get_user_by_email(s, "ann@example.com")
-        assert user is not None
-        directory.add_member(s, user, directory.get_group(s, "Admin"), "admin", "test")
-    cookie = {"Cookie": f"{SESSION_COOKIE}={services.auth.start_session(ann, 'google')[0]}"}
+    make_admin(services, "ann@example.com")
+    cookie = session(services, ann)
     assert get_user(handler(services, cookie, uri="/tree")).username == "ann@example.com"
     data_only = services.auth.create_token(ann, "ci", 5, scopes=["data"]).token
     h = handler(services, {"Authorization": f"Bearer {data_only}"}, uri="/tree")
