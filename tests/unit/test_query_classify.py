@@ -84,6 +84,8 @@ def test_show_is_refused_with_where_to_look_instead():
         ("SELECT 1\x00", "sql contains a NUL byte"),
         ("SELECT '\ud800'", "sql holds a lone surrogate, which is not text"),
         ("SELECT " + "(" * 101 + "1" + ")" * 101, "sql nests brackets deeper than 100 levels"),
+        # deep without brackets: DuckDB's parse tree is deeper than Python recurses
+        ("SELECT " + " + ".join(["1"] * 900), "sql is nested too deeply"),
     ],
 )
 def test_input_guards(sql, message):
@@ -157,3 +159,17 @@ def test_check_cache_keeps_256_statements_by_default():
     from jupyter_agnes.query.classify import CheckCache
 
     assert CheckCache().size == 256 and CheckCache(-3).size == 0
+
+
+def test_each_thread_parses_on_one_database_of_its_own():
+    import threading
+
+    from jupyter_agnes.query.classify import _parser
+
+    mine = _parser()
+    assert _parser() is mine  # made once, not per check
+    theirs = []
+    worker = threading.Thread(target=lambda: theirs.append(_parser()))
+    worker.start()
+    worker.join()
+    assert theirs[0] is not mine
