@@ -32,6 +32,12 @@ def test_referenced_tables_refuses_what_is_not_a_read():
         referenced_tables("INSERT INTO t VALUES (1)")
 
 
+def test_referenced_tables_cuts_a_parse_error_to_500_characters():
+    with pytest.raises(QueryRefused) as exc:
+        referenced_tables("SELEC" + "x" * 2000)  # the error quotes the whole token
+    assert exc.value.message.startswith("syntax error") and len(exc.value.message) == 500
+
+
 def test_referenced_tables_lists_base_tables_lower_cased_without_ctes():
     sql = 'WITH c AS (SELECT 1) SELECT * FROM "Orders" JOIN main.People ON true, c'
     assert referenced_tables(sql) == {"orders", "people"}
@@ -167,9 +173,8 @@ def test_each_thread_parses_on_one_database_of_its_own():
     from jupyter_agnes.query.classify import _parser
 
     mine = _parser()
-    assert _parser() is mine  # made once, not per check
-    theirs = []
-    worker = threading.Thread(target=lambda: theirs.append(_parser()))
+    seen = []  # in a new thread: the first call makes its database, the second reuses it
+    worker = threading.Thread(target=lambda: seen.extend((_parser(), _parser())))
     worker.start()
     worker.join()
-    assert theirs[0] is not mine
+    assert seen[0] is seen[1] and seen[0] is not mine and _parser() is mine
