@@ -99,7 +99,7 @@ def check_query(sql: str, granted: set[str] | frozenset[str]) -> CheckedQuery:
         raise QueryRefused("sql contains a NUL byte")
     if not sql.isascii():
         try:
-            sql.encode("utf-8")
+            sql.encode()  # UTF-8
         except UnicodeEncodeError as exc:
             raise QueryRefused("sql holds a lone surrogate, which is not text") from exc
     if nesting_depth(sql) > MAX_SQL_NESTING:
@@ -245,7 +245,7 @@ class CheckCache:
         if not isinstance(sql, str) or len(sql) > self.MAX_SQL_CHARS or self.size == 0:
             return check_query(sql, granted)
         if digest is None:
-            digest = hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
+            digest = hashlib.sha256(sql.encode(errors="surrogatepass")).hexdigest()
         key = (digest, granted, build_id)
         with self._lock:
             hit = self._items.get(key)

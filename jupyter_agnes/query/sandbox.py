@@ -52,7 +52,7 @@ def default_max_memory(max_bytes: int) -> int:
 
 
 def sql_sha256(sql: str) -> str:
-    return hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(sql.encode(errors="surrogatepass")).hexdigest()
 
 
 def sandbox_setup(
@@ -151,7 +151,7 @@ def _unicode_ok(value: Any) -> bool:
     if not isinstance(value, str) or value.isascii():
         return True
     try:
-        value.encode("utf-8")
+        value.encode()  # UTF-8
     except UnicodeEncodeError:
         return False
     return True
@@ -279,7 +279,7 @@ class QueryRunner(Configurable):
         started: float,
         digest: str,
         tables: list[str],
-        fmt: str = "arrow",
+        fmt: str,
     ) -> QueryResult:
         dog = watchdog()  # one thread for all timeouts, not a Timer thread per query
         token = dog.watch(self.timeout_s, cursor.interrupt)

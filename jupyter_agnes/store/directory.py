@@ -143,7 +143,7 @@ def add_member(s: Session, user: User, group: Group, source: str, added_by: str)
 def user_group_names(s: Session, user_id: int) -> list[str]:
     rows = s.scalars(
         select(Group.name)
-        .join(Membership, Membership.group_id == Group.id)
+        .join(Membership)  # ON the one foreign key between them
         .where(Membership.user_id == user_id)
         .order_by(Group.name)
     )
@@ -155,8 +155,8 @@ def human_admin_count(s: Session) -> int:
         s.scalar(
             select(func.count())
             .select_from(Membership)
-            .join(User, User.id == Membership.user_id)
-            .join(Group, Group.id == Membership.group_id)
+            .join(User)  # each ON the one foreign key between the tables
+            .join(Group)
             .where(Group.name == ADMIN_GROUP, User.active.is_(True), User.is_service.is_(False))
         )
         or 0

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
-from jupyter_agnes.store.models import Grant, LoginCode, Session, utcnow
+from jupyter_agnes.store.models import Grant, Group, LoginCode, Session, utcnow
 from tests.support.migrations import open_migrated_store
 
 
@@ -196,3 +196,46 @@ def test_human_admins_are_active_non_service_members_of_admin(store):
             directory.add_member(s, user, admins, "admin", "test")
         directory.set_user_active(s, gone, False)
         assert directory.human_admin_count(s) == base + 1
+
+
+def test_a_new_group_records_who_made_it_and_an_existing_one_is_returned_as_is(store):
+    with store.write() as s:
+        made = directory.get_or_create_group(s, "  synced@example.com ", "google-sync")
+        assert (made.name, made.created_by, made.description) == (
+            "synced@example.com", "google-sync", "")  # trimmed, no description unless given
+        described = directory.get_or_create_group(s, "described", "admin@example.com", "Team")
+        assert (described.created_by, described.description) == ("admin@example.com", "Team")
+        again = directory.get_or_create_group(s, "synced@example.com", "someone-else", "New")
+        assert again.id == made.id and (again.created_by, again.description) == (
+            "google-sync", "")
+        longest = directory.get_or_create_group(s, "g" * 320, "test")
+        assert longest.name == "g" * 320
+
+
+@pytest.mark.parametrize("name", ["", "   ", None, "g" * 321])
+def test_a_group_name_must_be_1_to_320_characters(store, name):
+    with store.write() as s:
+        before = s.scalar(select(func.count()).select_from(Group))
+        with pytest.raises(DirectoryError) as exc:
+            directory.get_or_create_group(s, name, "test")
+        assert (str(exc.value), exc.value.code, exc.value.status) == (
+            "Group name must be 1-320 characters", "invalid_group_name", 400)
+        assert s.scalar(select(func.count()).select_from(Group)) == before  # none made
+
+
+def test_directory_errors_name_what_they_refused(store):
+    with store.write() as s:
+        frank = directory.create_user(s, "frank@example.com", "F" * 250)
+        assert frank.name == "F" * 200  # a long display name is cut to fit
+        with pytest.raises(DirectoryError) as exc:
+            directory.create_user(s, " Frank@Example.com")
+        assert (str(exc.value), exc.value.code, exc.value.status) == (
+            "User frank@example.com already exists", "user_exists", 409)
+        with pytest.raises(DirectoryError) as exc:
+            directory.get_group(s, "no such group")
+        assert (str(exc.value), exc.value.code, exc.value.status) == (
+            "Group 'no such group' not found", "group_not_found", 404)
+        everyone = directory.get_group(s, directory.EVERYONE_GROUP)
+        with pytest.raises(DirectoryError) as exc:
+            directory.add_member(s, frank, everyone, "manual", "test")
+        assert (str(exc.value), exc.value.code) == ("Unknown membership source 'manual'", "invalid")

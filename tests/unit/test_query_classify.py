@@ -32,6 +32,12 @@ def test_referenced_tables_refuses_what_is_not_a_read():
         referenced_tables("INSERT INTO t VALUES (1)")
 
 
+def test_referenced_tables_cuts_a_parse_error_to_500_characters():
+    with pytest.raises(QueryRefused) as exc:
+        referenced_tables("SELEC" + "x" * 2000)  # the error quotes the whole token
+    assert exc.value.message.startswith("syntax error") and len(exc.value.message) == 500
+
+
 def test_referenced_tables_lists_base_tables_lower_cased_without_ctes():
     sql = 'WITH c AS (SELECT 1) SELECT * FROM "Orders" JOIN main.People ON true, c'
     assert referenced_tables(sql) == {"orders", "people"}
@@ -84,6 +90,8 @@ def test_show_is_refused_with_where_to_look_instead():
         ("SELECT 1\x00", "sql contains a NUL byte"),
         ("SELECT '\ud800'", "sql holds a lone surrogate, which is not text"),
         ("SELECT " + "(" * 101 + "1" + ")" * 101, "sql nests brackets deeper than 100 levels"),
+        # deep without brackets: DuckDB's parse tree is deeper than Python recurses
+        ("SELECT " + " + ".join(["1"] * 900), "sql is nested too deeply"),
     ],
 )
 def test_input_guards(sql, message):
@@ -157,3 +165,16 @@ def test_check_cache_keeps_256_statements_by_default():
     from jupyter_agnes.query.classify import CheckCache
 
     assert CheckCache().size == 256 and CheckCache(-3).size == 0
+
+
+def test_each_thread_parses_on_one_database_of_its_own():
+    import threading
+
+    from jupyter_agnes.query.classify import _parser
+
+    mine = _parser()
+    seen = []  # in a new thread: the first call makes its database, the second reuses it
+    worker = threading.Thread(target=lambda: seen.extend((_parser(), _parser())))
+    worker.start()
+    worker.join()
+    assert seen[0] is seen[1] and seen[0] is not mine and _parser() is mine

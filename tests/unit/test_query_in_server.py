@@ -4,6 +4,7 @@ timeouts and audit entries as in a worker, on the runner's own locked-down datab
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import duckdb
@@ -168,3 +169,31 @@ def test_an_error_while_rows_stream_is_a_400_with_its_first_line(env):
         with pytest.raises(QueryError) as exc:
             result.to_json()
         assert exc.value.status == 400 and exc.value.message == "Invalid Input Error: boom"
+
+
+def test_a_runner_given_no_store_audits_to_the_store_in_its_data_dir(env):
+    data_dir, store = env
+    runner = QueryRunner(data_dir, max_memory=0)
+    try:
+        with pytest.raises(QueryError) as exc:
+            runner.run(user("orders", user_id=43), "SELECT * FROM secret")
+        assert (exc.value.status, exc.value.reason) == (404, "table_not_found")
+        assert runner.flush_audit()
+    finally:
+        if runner.store is not None:
+            runner.store.close()
+    with store.read() as s:
+        (row,) = s.scalars(select(AuditEntry).where(AuditEntry.user_id == 43))
+    assert (row.action, row.result, row.actor) == ("query", "table_not_found", "user43@example.com")
+
+
+def test_a_query_is_audited_with_its_milliseconds_to_the_microsecond(env):
+    runner = in_server(env, timeout_s=0.05, threads_per_query=1)
+    began = time.perf_counter()
+    with pytest.raises(QueryError):
+        runner.run(user("orders", user_id=44), LONG_QUERY).to_json()
+    wall_ms = (time.perf_counter() - began) * 1000
+    (row,) = audited(runner, 44)
+    took = row.params["duration_ms"]
+    assert 50 <= took <= wall_ms  # from the query's start to its end, at least the time limit
+    assert isinstance(took, float) and took == round(took, 3)  # not whole milliseconds
