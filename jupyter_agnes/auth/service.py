@@ -81,6 +81,12 @@ def _principal_of(
     )
 
 
+def _owner_rights(s: Any, owner: User) -> Principal:
+    """The owner's rights as such, through no credential: what a new token's scopes are
+    checked against (`scopes_held`)."""
+    return _principal_of(s, owner, "pat", "", ALL_SCOPES)
+
+
 @dataclass(frozen=True)
 class _CachedPat:
     principal: Principal
@@ -183,7 +189,7 @@ class AuthService(Configurable):
             items = json.loads(raw)
             names = [str(item["name"]) for item in items if isinstance(item, dict)]
             if not isinstance(items, list) or not all(names):
-                raise ValueError("expected a list of objects with a name")
+                raise ValueError  # caught below: one warning for every malformed value
             return names
         except (ValueError, KeyError, TypeError):
             log.warning('LOCAL_DEV_GROUPS is not a JSON array of {"id","name"}; ignoring it')
@@ -404,7 +410,7 @@ class AuthService(Configurable):
             owner = s.get(User, user_id)
             if owner is None:
                 raise DirectoryError("User not found", "user_not_found", 404)
-            rights = _principal_of(s, owner, "pat", "", ALL_SCOPES)
+            rights = _owner_rights(s, owner)
             refusal = pats.scope_refusal(rights, clean_scopes)
             if refusal is not None:
                 raise DirectoryError(refusal, "scope_not_held")
@@ -428,7 +434,7 @@ class AuthService(Configurable):
             owner = s.get(User, user_id)
             if owner is None:
                 raise DirectoryError("User not found", "user_not_found", 404)
-            held = _principal_of(s, owner, "pat", "", ALL_SCOPES).scopes_held()
+            held = _owner_rights(s, owner).scopes_held()
         return self.create_token(user_id, name, None, actor, [x for x in SCOPES if x in held])
 
     def create_own_token(
