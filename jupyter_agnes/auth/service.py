@@ -12,7 +12,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -228,9 +228,10 @@ class AuthService(Configurable):
             key = f"email:{auth}:{directory.normalize_email(email)}"
         except directory.DirectoryError:
             return None
+        cached: Principal | None
         cached, version = self._cache.get(key)
         if cached is not None:
-            return cast(Principal, cached)
+            return cached
         try:
             with self.store.read() as s:
                 row = directory.get_user_by_email(s, email)
