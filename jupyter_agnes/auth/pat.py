@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import secrets
@@ -24,8 +23,7 @@ LAST_USED_WRITE_INTERVAL_S = 60.0
 
 
 def generate_pat() -> str:
-    body = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-    return PAT_PREFIX + body
+    return PAT_PREFIX + secrets.token_urlsafe(32)  # 43 base64url characters, unpadded
 
 
 def hash_token(raw: str) -> str:

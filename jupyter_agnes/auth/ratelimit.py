@@ -41,7 +41,7 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     if value.startswith("[") and "]" in value:  # [v6]:port
         value = value[1 : value.index("]")]
     elif value.count(":") == 1:  # v4:port
-        value = value.split(":", 1)[0]
+        value = value.partition(":")[0]
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:

@@ -12,7 +12,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -79,6 +79,12 @@ def _principal_of(
         credential_id=credential_id,
         scopes=scopes,
     )
+
+
+def _owner_rights(s: Any, owner: User) -> Principal:
+    """The owner's rights as such, through no credential: what a new token's scopes are
+    checked against (`scopes_held`)."""
+    return _principal_of(s, owner, "pat", "", ALL_SCOPES)
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,7 @@ class AuthService(Configurable):
             items = json.loads(raw)
             names = [str(item["name"]) for item in items if isinstance(item, dict)]
             if not isinstance(items, list) or not all(names):
-                raise ValueError("expected a list of objects with a name")
+                raise ValueError  # caught below: one warning for every malformed value
             return names
         except (ValueError, KeyError, TypeError):
             log.warning('LOCAL_DEV_GROUPS is not a JSON array of {"id","name"}; ignoring it')
@@ -222,9 +228,10 @@ class AuthService(Configurable):
             key = f"email:{auth}:{directory.normalize_email(email)}"
         except directory.DirectoryError:
             return None
+        cached: Principal | None
         cached, version = self._cache.get(key)
         if cached is not None:
-            return cast(Principal, cached)
+            return cached
         try:
             with self.store.read() as s:
                 row = directory.get_user_by_email(s, email)
@@ -404,7 +411,7 @@ class AuthService(Configurable):
             owner = s.get(User, user_id)
             if owner is None:
                 raise DirectoryError("User not found", "user_not_found", 404)
-            rights = _principal_of(s, owner, "pat", "", ALL_SCOPES)
+            rights = _owner_rights(s, owner)
             refusal = pats.scope_refusal(rights, clean_scopes)
             if refusal is not None:
                 raise DirectoryError(refusal, "scope_not_held")
@@ -428,7 +435,7 @@ class AuthService(Configurable):
             owner = s.get(User, user_id)
             if owner is None:
                 raise DirectoryError("User not found", "user_not_found", 404)
-            held = _principal_of(s, owner, "pat", "", ALL_SCOPES).scopes_held()
+            held = _owner_rights(s, owner).scopes_held()
         return self.create_token(user_id, name, None, actor, [x for x in SCOPES if x in held])
 
     def create_own_token(

@@ -502,3 +502,78 @@ def test_an_own_token_carries_the_scopes_asked_and_its_revoke_names_who(auth):
     with auth.store.read() as s:
         row = s.scalars(select(AuditEntry).where(AuditEntry.action == "token.revoke")).one()
         assert (row.user_id, row.actor, row.resource) == (uid, me.email, f"token:{token.id}")
+
+
+def _audit_rows(auth: AuthService, action: str) -> list[tuple]:
+    from sqlalchemy import select
+
+    from jupyter_agnes.store.models import AuditEntry
+
+    with auth.store.read() as s:
+        rows = s.scalars(select(AuditEntry).where(AuditEntry.action == action)
+                         .order_by(AuditEntry.id)).all()
+        return [(e.user_id, e.actor, e.resource, e.params) for e in rows]
+
+
+def test_a_session_keeps_and_audits_how_and_from_where_it_started(auth):
+    from sqlalchemy import select
+
+    from jupyter_agnes.store.models import Session as SessionRow
+
+    uid = _user(auth, "starter@example.com")
+    by_link, link_ends = auth.start_session(uid, "login_link", "10.1.2.3")
+    by_google, _ = auth.start_session(uid, "google")  # no address known: none is made up
+    assert link_ends - utcnow() <= timedelta(hours=auth.session_hours)
+    claims = [jwt.decode(c, auth.signing_secret, ["HS256"]) for c in (by_link, by_google)]
+    assert {c["sub"] for c in claims} == {str(uid)}  # the cookie names its user and session
+    with auth.store.read() as s:
+        rows = {r.id: (r.user_id, r.auth_method, r.ip, r.expires_at)
+                for r in s.scalars(select(SessionRow))}
+    assert [rows[c["sid"]][:3] for c in claims] == [
+        (uid, "login_link", "10.1.2.3"), (uid, "google", "")]
+    assert rows[claims[0]["sid"]][3] == link_ends
+    assert _audit_rows(auth, "session.start") == [
+        (uid, "starter@example.com", "", {"method": method, "ip": ip})
+        for method, ip in (("login_link", "10.1.2.3"), ("google", ""))
+    ]
+
+
+def test_a_token_made_for_its_owner_is_audited_as_theirs_by_nobody_else(auth):
+    uid = _user(auth, "self@example.com")
+    created = auth.create_token(uid, "cli", 5)
+    assert _audit_rows(auth, "token.create") == [
+        (uid, "", f"token:{created.id}", {"name": "cli", "owner_id": uid, "scopes": ["data"]})
+    ]
+
+
+def test_a_refused_token_request_says_what_is_wrong(auth):
+    uid = _user(auth, "asker@example.com")
+    for user_id, days, message in (
+        (uid + 100, 5, "User not found"),
+        (uid, "30", "expires_in_days must be an integer"),
+        (uid, True, "expires_in_days must be an integer"),
+        (uid, 0, "expires_in_days must be positive"),
+    ):
+        with pytest.raises(DirectoryError) as exc:
+            auth.create_token(user_id, "t", days)
+        assert str(exc.value) == message
+
+
+def test_a_scheduler_secret_of_the_longest_credential_is_read(auth):
+    from jupyter_agnes.auth.service import MAX_CREDENTIAL_LEN
+
+    secret = "s" * MAX_CREDENTIAL_LEN
+    longest = AuthService(auth.store, scheduler_token=secret)
+    try:
+        principal = longest.authenticate_bearer(secret, "127.0.0.1")
+        # a shared secret, no row of its own: no session or PAT id to revoke or to track
+        assert (principal.auth, principal.credential_id) == ("scheduler", "")
+    finally:
+        longest.close()
+
+
+def test_a_postgresql_store_gets_the_cache_without_a_private_connection():
+    from sqlalchemy import create_engine
+
+    engine = create_engine("postgresql+psycopg://agnes@localhost/agnes")  # never connected
+    assert PrincipalCache(engine).enabled

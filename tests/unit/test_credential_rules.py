@@ -274,3 +274,9 @@ def test_a_login_code_ends_at_its_expiry_instant(store, monkeypatch):
     monkeypatch.setattr(credentials, "utcnow", lambda: expires_at - timedelta(seconds=1))
     with store.write() as s:
         assert redeem_login_code(s, code) == ann.id
+
+
+def test_without_a_secret_or_a_data_dir_the_refusal_names_the_setting(tmp_path):
+    with pytest.raises(SecretError) as exc:
+        load_jwt_secret("", None)
+    assert str(exc.value) == "No AGNES_JWT_SECRET and no data dir to keep a generated one in"
