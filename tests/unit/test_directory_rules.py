@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from jupyter_agnes.paths import resolve_data_dir
 from jupyter_agnes.store import directory
 from jupyter_agnes.store.directory import DirectoryError
+from jupyter_agnes.store.engine import open_store
 from jupyter_agnes.store.models import Grant, Group, LoginCode, Session, utcnow
 from tests.support.migrations import open_migrated_store
 
@@ -239,3 +240,30 @@ def test_directory_errors_name_what_they_refused(store):
         with pytest.raises(DirectoryError) as exc:
             directory.add_member(s, frank, everyone, "manual", "test")
         assert (str(exc.value), exc.value.code) == ("Unknown membership source 'manual'", "invalid")
+
+
+def test_a_new_store_seeds_the_system_groups_with_their_descriptions(tmp_path):
+    """Seeded by `open_store` itself on a new file (the template copy already holds them), as
+    the admin pages list them; a group of the same name made earlier is left as it was."""
+    fresh = open_store(resolve_data_dir(tmp_path / "fresh"))
+    try:
+        with fresh.read() as s:
+            seeded = {
+                g.name: (g.description, g.is_system, g.created_by)
+                for g in s.scalars(select(Group).where(Group.name.in_(directory.SYSTEM_GROUPS)))
+            }
+        assert seeded == {
+            name: (description, True, "system")
+            for name, description in directory.SYSTEM_GROUPS.items()
+        }
+        with fresh.write() as s:
+            admins = s.scalar(select(Group).where(Group.name == directory.ADMIN_GROUP))
+            admins.description = "ours"
+        directory.seed_system_groups(fresh)
+        with fresh.read() as s:
+            assert s.scalar(select(Group.description).where(
+                Group.name == directory.ADMIN_GROUP)) == "ours"
+            assert s.scalar(select(func.count()).select_from(Group).where(
+                Group.name.in_(directory.SYSTEM_GROUPS))) == len(directory.SYSTEM_GROUPS)
+    finally:
+        fresh.close()
