@@ -60,17 +60,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # mutmut runs a mutant's tests with -x in set order: in-process tests first, and the
         # cheapest files and tests first (setup included), so a killed mutant rarely waits for
         # a slow test. Files stay whole (module fixtures set up once).
-        # A file's cost to open is its dearest setup (a module fixture's query worker or fake
-        # Google is paid by whichever test runs first), so files cheap to open go first.
-        took, setup = mutmut_test_seconds(), _setup_seconds_read
+        took = mutmut_test_seconds()
         by_file: dict[Path, list[float]] = {}
-        opening: dict[Path, float] = {}
         for item in items:
             by_file.setdefault(item.path, []).append(took.get(item.nodeid, 1.0))
-            opening[item.path] = max(opening.get(item.path, 0.0), setup.get(item.nodeid, 0.0))
-        file_cost = {path: opening[path] + sum(times) / len(times)
-                     for path, times in by_file.items()}
-        items.sort(key=lambda item: (rank.get(item.nodeid, len(KINDS)), file_cost[item.path],
+        file_mean = {path: sum(times) / len(times) for path, times in by_file.items()}
+        items.sort(key=lambda item: (rank.get(item.nodeid, len(KINDS)), file_mean[item.path],
                                      str(item.path), took.get(item.nodeid, 1.0)))
 
 
@@ -78,30 +73,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # fake Google set up for the test can cost more, so the stats run also writes setup + call +
 # teardown per test here, and each mutant's session sorts by that.
 TEST_SECONDS = Path("agnes-test-seconds.json")
-SETUP_SECONDS = Path("agnes-setup-seconds.json")
 _seconds_seen: dict[str, float] = {}
 _seconds_read: dict[str, float] = {}
-_setup_seen: dict[str, float] = {}
-_setup_seconds_read: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if os.environ.get("MUTANT_UNDER_TEST") == "stats":
         _seconds_seen[report.nodeid] = _seconds_seen.get(report.nodeid, 0.0) + report.duration
-        if report.when == "setup":
-            _setup_seen[report.nodeid] = report.duration
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if os.environ.get("MUTANT_UNDER_TEST") == "stats" and _seconds_seen:
-        # kept in this process too: mutmut forks each mutant's session from it
-        for path, seen, kept in ((TEST_SECONDS, _seconds_seen, _seconds_read),
-                                 (SETUP_SECONDS, _setup_seen, _setup_seconds_read)):
-            merged = {**_read_json(path), **seen}
-            path.write_text(json.dumps(merged))
-            seen.clear()
-            kept.clear()
-            kept.update(merged)
+        merged = {**_read_json(TEST_SECONDS), **_seconds_seen}
+        TEST_SECONDS.write_text(json.dumps(merged))
+        _seconds_seen.clear()
+        # kept in this process: mutmut forks each mutant's session from it
+        _seconds_read.clear()
+        _seconds_read.update(merged)
 
 
 def mutmut_test_seconds() -> dict[str, float]:
@@ -109,7 +97,6 @@ def mutmut_test_seconds() -> dict[str, float]:
     if not _seconds_read:
         _seconds_read.update(_read_json(TEST_SECONDS)
                              or _read_json(Path("mutmut-stats.json")).get("duration_by_test", {}))
-        _setup_seconds_read.update(_read_json(SETUP_SECONDS))
     return _seconds_read
 
 
