@@ -18,6 +18,7 @@ from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR, Allowed, Decisio
 from jupyter_agnes.auth.names import clean_display_name, clean_group_name
 from jupyter_agnes.store.directory import (
     EVERYONE_GROUP,
+    NAME_MAX,
     DirectoryError,
     add_member,
     audit,
@@ -37,7 +38,6 @@ log = logging.getLogger("jupyter_agnes.auth.google")
 LOGIN_ACTION = "auth.google.login"
 DEACTIVATED = "deactivated"
 GOOGLE_SYNC = "google_sync"
-NAME_MAX = 200  # users.name is a String(200)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ SYSTEM_GROUPS = {
     EVERYONE_GROUP: "Every signed-in user.",
 }
 SCHEDULER_EMAIL = "scheduler@system.local"
+NAME_MAX = 200  # users.name is a String(200); longer display names are cut to it
 
 
 class DirectoryError(ValueError):
@@ -71,7 +72,7 @@ def create_user(s: Session, email: str, name: str = "", is_service: bool = False
     email = normalize_email(email)
     if s.scalar(select(User.id).where(User.email == email)) is not None:
         raise DirectoryError(f"User {email} already exists", "user_exists", 409)
-    user = User(email=email, name=name[:200], is_service=is_service)
+    user = User(email=email, name=name[:NAME_MAX], is_service=is_service)
     s.add(user)
     s.flush()
     add_member(s, user, get_group(s, EVERYONE_GROUP), "system_seed", "system")
