@@ -3,7 +3,6 @@ one fresh data dir, an environment without Agnes knobs, and kind markers from fo
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from jupyter_agnes import envknobs
+from tests.support import mutmut_order
 
 if TYPE_CHECKING:
     from jupyter_agnes.auth.service import AuthService
@@ -56,56 +56,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if kind in KINDS:
                 item.add_marker(kind)
                 rank[item.nodeid] = KINDS.index(kind)
-    if os.environ.get("MUTANT_UNDER_TEST"):
-        # mutmut runs a mutant's tests with -x in set order: in-process tests first, and the
-        # cheapest files and tests first (setup included), so a killed mutant rarely waits for
-        # a slow test. Files stay whole (module fixtures set up once).
-        took = mutmut_test_seconds()
-        by_file: dict[Path, list[float]] = {}
-        for item in items:
-            by_file.setdefault(item.path, []).append(took.get(item.nodeid, 1.0))
-        file_mean = {path: sum(times) / len(times) for path, times in by_file.items()}
-        items.sort(key=lambda item: (rank.get(item.nodeid, len(KINDS)), file_mean[item.path],
-                                     str(item.path), took.get(item.nodeid, 1.0)))
-
-
-# Under mutmut (cwd: its `mutants/` copy). Its own stats time only a test's call; a store or a
-# fake Google set up for the test can cost more, so the stats run also writes setup + call +
-# teardown per test here, and each mutant's session sorts by that.
-TEST_SECONDS = Path("agnes-test-seconds.json")
-_seconds_seen: dict[str, float] = {}
-_seconds_read: dict[str, float] = {}
+    if mutmut_order.mutant_under_test():
+        mutmut_order.order_items(items, rank)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
-        _seconds_seen[report.nodeid] = _seconds_seen.get(report.nodeid, 0.0) + report.duration
+    mutmut_order.note_report(report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if os.environ.get("MUTANT_UNDER_TEST") == "stats" and _seconds_seen:
-        merged = {**_read_json(TEST_SECONDS), **_seconds_seen}
-        TEST_SECONDS.write_text(json.dumps(merged))
-        _seconds_seen.clear()
-        # kept in this process: mutmut forks each mutant's session from it
-        _seconds_read.clear()
-        _seconds_read.update(merged)
-
-
-def mutmut_test_seconds() -> dict[str, float]:
-    """Seconds per test id, setup included (else mutmut's call-only stats), read once."""
-    if not _seconds_read:
-        _seconds_read.update(_read_json(TEST_SECONDS)
-                             or _read_json(Path("mutmut-stats.json")).get("duration_by_test", {}))
-    return _seconds_read
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+    mutmut_order.save_seconds()
 
 
 @pytest.fixture
