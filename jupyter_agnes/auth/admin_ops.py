@@ -38,13 +38,11 @@ from jupyter_agnes.auth.grant_targets import KnownResources
 from jupyter_agnes.auth.names import clean_display_name, clean_group_name, lookup_group_name
 from jupyter_agnes.auth.principal import Actor
 from jupyter_agnes.store import directory
-from jupyter_agnes.store.directory import ADMIN_GROUP, DirectoryError
+from jupyter_agnes.store.directory import ADMIN_GROUP, GROUP_NAME_MAX, NAME_MAX, DirectoryError
 from jupyter_agnes.store.models import Grant, Group, Membership, User
 
 LAST_ADMIN = "Cannot remove the last human admin"
 GOOGLE_MANAGED = "google_managed_readonly"
-MAX_USER_NAME = 200
-MAX_GROUP_NAME = 320
 MAX_DESCRIPTION = 2000
 
 
@@ -102,7 +100,7 @@ def _same_grant_ids(resource_type: str, resource_id: str) -> list[str]:
     ids = [resource_id]
     if resource_type == "dashboard":
         ident = rbac.canonical_dashboard_grant(resource_id)
-        path = rbac.dashboard_path(ident) if ident and ident != "*" else None
+        path = rbac.dashboard_path(ident) if ident else None
         ids += [i for i in (ident, path) if i and i not in ids]
     return ids
 
@@ -160,8 +158,8 @@ def _is_last_human_admin(s: Session, user: User) -> bool:
 def add_user(s: Session, actor: Actor, email: str, name: str = "", *, admin: bool = False) -> User:
     """A new user (409 if the email is taken), in Everyone, and in Admin if `admin`."""
     name = clean_display_name(name)
-    if len(name) > MAX_USER_NAME:
-        raise DirectoryError(f"name must be at most {MAX_USER_NAME} characters", "invalid_name")
+    if len(name) > NAME_MAX:
+        raise DirectoryError(f"name must be at most {NAME_MAX} characters", "invalid_name")
     user = directory.create_user(s, email, name)
     if admin:
         directory.add_member(s, user, directory.get_group(s, ADMIN_GROUP), "admin", actor.email)
@@ -207,9 +205,9 @@ def set_active(s: Session, actor: Actor, user_id: int, active: bool) -> User:
 
 def _group_name(s: Session, name: str, renaming: Group | None = None) -> str:
     name = clean_group_name(name)  # NFKC; no invisible characters; no fake `Admin`
-    if not name or len(name) > MAX_GROUP_NAME:
+    if not name or len(name) > GROUP_NAME_MAX:
         raise DirectoryError(
-            f"Group name must be 1-{MAX_GROUP_NAME} characters", "invalid_group_name"
+            f"Group name must be 1-{GROUP_NAME_MAX} characters", "invalid_group_name"
         )
     clash = select(Group.id).where(Group.name == name)
     if renaming is not None:

@@ -15,7 +15,13 @@ from traitlets.config import Configurable
 
 from jupyter_agnes.auth.names import clean_group_name
 from jupyter_agnes.envknobs import env_list, env_str
-from jupyter_agnes.store.directory import ADMIN_GROUP, EVERYONE_GROUP, DirectoryError
+from jupyter_agnes.store.directory import (
+    ADMIN_GROUP,
+    EMAIL_MAX,
+    EVERYONE_GROUP,
+    GROUP_NAME_MAX,
+    DirectoryError,
+)
 
 log = logging.getLogger("jupyter_agnes.auth.google")
 
@@ -23,12 +29,14 @@ GOOGLE_SYNC_ACTOR = "system:google-sync"
 
 # Refusal codes; the login page has a sentence for each.
 NO_EMAIL = "no_email"
+EMAIL_UNUSABLE = "email_unusable"
 EMAIL_UNVERIFIED = "email_unverified"
 DOMAIN_NOT_ALLOWED = "domain_not_allowed"
 NOT_IN_ALLOWED_GROUP = "not_in_allowed_group"
 DIRECTORY_UNAVAILABLE = "directory_unavailable"
 POLICY_CODES = (
     NO_EMAIL,
+    EMAIL_UNUSABLE,
     EMAIL_UNVERIFIED,
     DOMAIN_NOT_ALLOWED,
     NOT_IN_ALLOWED_GROUP,
@@ -114,7 +122,6 @@ class Denied:
 
 Decision = Allowed | Denied
 MAX_GROUPS = 1000  # far more than any person's kept groups
-MAX_GROUP_NAME = 320
 
 
 def decision_to_json(decision: Decision) -> dict[str, object]:
@@ -142,7 +149,7 @@ def decision_from_json(data: object) -> Decision:
     groups, is_admin, authoritative = (data.get(k) for k in ("groups", "is_admin", "authoritative"))
     if not isinstance(groups, list) or len(groups) > MAX_GROUPS:
         raise ValueError(f"decision: 'groups' is a list of at most {MAX_GROUPS} names")
-    if not all(isinstance(g, str) and 0 < len(g) <= MAX_GROUP_NAME for g in groups):
+    if not all(isinstance(g, str) and 0 < len(g) <= GROUP_NAME_MAX for g in groups):
         raise ValueError("decision: every group is a non-empty name")
     if not isinstance(is_admin, bool) or not isinstance(authoritative, bool):
         raise ValueError("decision: 'is_admin' and 'authoritative' are booleans")
@@ -200,6 +207,9 @@ def decide(
     address = email.strip().lower() if email else None
     if not address or "@" not in address or address.startswith("@"):
         return Denied(NO_EMAIL)
+    if len(address) > EMAIL_MAX or any(c.isspace() for c in address):
+        # an address the store refuses; cut to fit, it would sign in as another address
+        return Denied(EMAIL_UNUSABLE)
     if email_verified is not True:
         return Denied(EMAIL_UNVERIFIED)
     if config.allowed_domains:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from jupyter_agnes.auth.google_policy import GOOGLE_SYNC_ACTOR, Allowed, Decision, Denied
 from jupyter_agnes.auth.names import clean_display_name, clean_group_name
 from jupyter_agnes.store.directory import (
+    EMAIL_MAX,
     EVERYONE_GROUP,
     NAME_MAX,
     DirectoryError,
@@ -141,7 +142,7 @@ def apply_google_login(
     groups_source: str = "directory",
 ) -> LoginOutcome:
     """Create/refresh the user and their synced groups per `decision`; audit either way."""
-    raw_email = (email or "").strip().lower()[:320]
+    raw_email = (email or "").strip().lower()[:EMAIL_MAX]
     params: dict[str, Any] = {"ip": ip[:64]} if ip else {}
     with store.write() as s:
         if isinstance(decision, Denied):
@@ -195,7 +196,7 @@ def apply_google_login(
 def login_failure_row(code: str, email: str = "", ip: str = "") -> dict[str, Any]:
     """The audit row of a refusal before any policy decision (bad state, OAuth error,
     Google not configured, rate limited)."""
-    email = (email or "").strip().lower()[:320]
+    email = (email or "").strip().lower()[:EMAIL_MAX]
     params: dict[str, Any] = {"email": email, "code": code}
     if ip:
         params["ip"] = ip[:64]

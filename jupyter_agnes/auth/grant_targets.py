@@ -23,7 +23,6 @@ from jupyter_agnes.auth import rbac
 from jupyter_agnes.store.directory import DirectoryError
 
 MAX_SHOWN = 20  # known ids listed in a refusal
-EVERYTHING = "*"
 
 
 def shown(resource_id: str) -> str:
@@ -53,13 +52,13 @@ class KnownResources:
         """The id to store for `(resource_type, resource_id)`, or a DirectoryError (404 for
         an unknown id, 400 for one that cannot name anything) listing the known ones."""
         if resource_type == "lab":
-            if resource_id != EVERYTHING:
+            if resource_id != rbac.EVERY:
                 raise DirectoryError(
                     "lab grants take '*' only: Lab access is all or nothing",
                     "invalid_resource_id",
                 )
             return resource_id
-        if resource_id == EVERYTHING:
+        if resource_id == rbac.EVERY:
             return resource_id
         if resource_type == "table":
             return self._table(resource_id)

@@ -7,6 +7,7 @@ __all__ = ["LOGIN_ERRORS", "login_error_message"]
 
 LOGIN_ERRORS = {
     "no_email": "Your Google account did not share an email address.",
+    "email_unusable": "Your Google email address cannot be used to sign in here.",
     "email_unverified": "Your Google email address is not verified.",
     "domain_not_allowed": "Your email domain is not allowed to sign in here.",
     "not_in_allowed_group": "You are not a member of a Google group that may use Agnes.",

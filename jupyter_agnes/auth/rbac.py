@@ -26,6 +26,8 @@ LAB_RESOURCES = frozenset(
         "csp",
     }
 )
+# A grant's resource id that names every resource of its type.
+EVERY = "*"
 # Harmless to anyone signed in: identity and the user's own settings.
 SIGNED_IN_RESOURCES = frozenset({"identity"})
 
@@ -92,7 +94,8 @@ def dashboard_id(path: str) -> str | None:
     if norm is None or not norm.startswith(prefix) or not norm.endswith(NOTEBOOK_SUFFIX):
         return None
     ident = norm[len(prefix) : -len(NOTEBOOK_SUFFIX)]
-    return ident if ident and not ident.endswith("/") else None
+    # `dashboards/*.ipynb` is no dashboard: its id would be the grant of every dashboard
+    return ident if ident and not ident.endswith("/") and ident != EVERY else None
 
 
 def dashboard_path(ident: str) -> str | None:
@@ -106,7 +109,7 @@ def dashboard_path(ident: str) -> str | None:
 def granted_dashboard_path(resource_id: str) -> str | None:
     """The notebook a stored `dashboard` grant names: an id, or (older grants) a path;
     None for `*` (every dashboard) and for anything malformed."""
-    if resource_id == "*":
+    if resource_id == EVERY:
         return None
     if resource_id.endswith(NOTEBOOK_SUFFIX):
         return normalize_dashboard_path(resource_id)
@@ -117,7 +120,7 @@ def canonical_dashboard_grant(resource_id: str) -> str | None:
     """How a new `dashboard` grant is stored: the id, for an id or for the path form of a
     notebook under dashboards/ (`dashboards/sales.ipynb` -> `sales`); `*` stays `*`.
     None when it names no dashboard (another folder, `..`, control characters)."""
-    if resource_id == "*":
+    if resource_id == EVERY:
         return resource_id
     if resource_id.endswith(NOTEBOOK_SUFFIX):
         return dashboard_id(resource_id)

@@ -33,6 +33,8 @@ SYSTEM_GROUPS = {
 }
 SCHEDULER_EMAIL = "scheduler@system.local"
 NAME_MAX = 200  # users.name is a String(200); longer display names are cut to it
+EMAIL_MAX = 320  # the longest address a user may have (RFC 3696: 64 + @ + 255)
+GROUP_NAME_MAX = 320  # groups.name is a String(320)
 
 
 class DirectoryError(ValueError):
@@ -46,7 +48,7 @@ class DirectoryError(ValueError):
 
 def normalize_email(email: str) -> str:
     value = (email or "").strip().lower()
-    if not value or "@" not in value or len(value) > 320 or any(c.isspace() for c in value):
+    if not value or "@" not in value or len(value) > EMAIL_MAX or any(c.isspace() for c in value):
         raise DirectoryError(f"Invalid email address: {email!r}", "invalid_email")
     return value
 
@@ -120,8 +122,10 @@ def get_group(s: Session, name: str) -> Group:
 
 def get_or_create_group(s: Session, name: str, created_by: str, description: str = "") -> Group:
     name = (name or "").strip()
-    if not name or len(name) > 320:
-        raise DirectoryError("Group name must be 1-320 characters", "invalid_group_name")
+    if not name or len(name) > GROUP_NAME_MAX:
+        raise DirectoryError(
+            f"Group name must be 1-{GROUP_NAME_MAX} characters", "invalid_group_name"
+        )
     group = s.scalar(select(Group).where(Group.name == name))
     if group is None:
         group = Group(name=name, description=description, created_by=created_by)

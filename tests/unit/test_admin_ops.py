@@ -474,7 +474,7 @@ def test_each_refusal_says_exactly_what_rest_and_the_cli_show(store, admin) -> N
 
 def test_length_limits_allow_exactly_the_maximum(store, admin) -> None:
     with store.write() as s:
-        user = admin_ops.add_user(s, admin, "long@example.com", "n" * admin_ops.MAX_USER_NAME)
+        user = admin_ops.add_user(s, admin, "long@example.com", "n" * directory.NAME_MAX)
         group = admin_ops.create_group(s, admin, "g" * 320, "d" * 2000)
         assert (len(user.name), len(group.name), len(group.description)) == (200, 320, 2000)
         group = admin_ops.update_group(s, admin, group.id, "h" * 320, "e" * 2000)

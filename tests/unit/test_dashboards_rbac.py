@@ -128,6 +128,18 @@ def test_an_id_never_ends_in_the_notebook_suffix_and_a_wildcard_names_no_file():
     assert rbac.granted_dashboard_path("*") is None
 
 
+def test_a_notebook_named_like_the_wildcard_is_no_dashboard_and_grants_nothing_more():
+    """Its id would be `*`, the grant of every dashboard: granting the notebook must not
+    grant them all, and a `*` grant must not name one file."""
+    assert rbac.dashboard_id("dashboards/*.ipynb") is None
+    assert rbac.dashboard_id("dashboards/team/*.ipynb") == "team/*"  # `*` only as the whole id
+    assert rbac.canonical_dashboard_grant("dashboards/*.ipynb") is None
+    assert rbac.dashboard_path("*") is None
+    only_sales = who(("dashboard", "sales"))
+    assert not rbac.may_open_dashboard(only_sales, "dashboards/*.ipynb")
+    assert rbac.may_open_dashboard(who(("dashboard", "*")), "dashboards/sales.ipynb")
+
+
 def test_lab_reads_any_file_and_only_dashboard_grants_share_a_folder():
     assert rbac.may_read_dashboard_file(who(("lab", "*")), "private/salaries.png")
     assert not rbac.may_read_dashboard_file(who(("table", "sales")), "dashboards/logo.png")

@@ -13,6 +13,7 @@ from jupyter_agnes.auth.google_policy import (
     decide,
 )
 from jupyter_agnes.auth.google_sync import apply_google_login
+from jupyter_agnes.auth.login_messages import login_error_message
 from jupyter_agnes.store.directory import (
     add_member,
     get_group,
@@ -20,7 +21,7 @@ from jupyter_agnes.store.directory import (
     get_user_by_email,
     user_group_names,
 )
-from jupyter_agnes.store.models import AuditEntry, Group, Membership
+from jupyter_agnes.store.models import AuditEntry, Group, Membership, User
 from tests.support.migrations import open_migrated_store
 
 ADMIN_G = "agnes-admins@acme.com"
@@ -44,6 +45,33 @@ def cfg(**kw: object) -> GooglePolicyConfig:
 @pytest.mark.parametrize("email", [None, "", "   ", "no-at-sign", "@acme.com"])
 def test_missing_email(email: str | None) -> None:
     assert decide(email, True, "acme.com", ["agnes-x@acme.com"], cfg()) == Denied("no_email")
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["a" * 312 + "@acme.com", "  " + "a" * 312 + "@acme.com", "a b@acme.com", "a@acme.com\tx"],
+)
+def test_an_address_the_store_refuses_is_refused_not_cut(email: str) -> None:
+    """Over 320 characters (or with a space inside) an address cut to fit would be another
+    one; it is refused before any other check, with its own code and sentence."""
+    assert decide(email, True, "acme.com", ["agnes-x@acme.com"], cfg()) == Denied("email_unusable")
+    assert "cannot be used" in login_error_message("email_unusable")
+
+
+def test_an_address_of_320_characters_signs_in() -> None:
+    email = "a" * 311 + "@acme.com"
+    got = decide(email, True, "acme.com", ["agnes-x@acme.com"], cfg())
+    assert isinstance(got, Allowed)
+
+
+def test_an_unusable_address_creates_nobody_and_is_audited_cut(store) -> None:
+    email = "b" * 400 + "@acme.com"
+    decision = decide(email, True, "acme.com", ["agnes-x@acme.com"], cfg())
+    out = apply_google_login(store, email, "", decision)
+    assert (out.user_id, out.code) == (None, "email_unusable")
+    with store.read() as s:
+        assert s.scalar(select(User).where(User.email.startswith("bbb"))) is None
+    assert audits(store)[-1][:2] == ("b" * 320, "email_unusable")
 
 
 @pytest.mark.parametrize("verified", [False, None, "true", 1])
@@ -367,3 +395,12 @@ def test_groups_visible_through_user_group_names(store) -> None:
     out = apply_google_login(store, "a@acme.com", "", Allowed(("agnes-x@acme.com",), False))
     with store.read() as s:
         assert user_group_names(s, out.user_id) == ["Everyone", "agnes-x@acme.com"]
+
+
+def test_every_policy_refusal_has_its_own_sentence() -> None:
+    from jupyter_agnes.auth.google_policy import POLICY_CODES
+    from jupyter_agnes.auth.login_messages import GENERIC_LOGIN_ERROR
+
+    sentences = [login_error_message(code) for code in POLICY_CODES]
+    assert GENERIC_LOGIN_ERROR not in sentences
+    assert len(set(sentences)) == len(POLICY_CODES)
