@@ -20,6 +20,7 @@ from server_extension.request_helpers import (
     base_url,
     clear_session_cookie,
     client_ip,
+    path_below_base,
     reject_credential,
     reject_rate_limited,
 )
@@ -47,8 +48,9 @@ def is_page_view(handler: web.RequestHandler) -> bool:
     request = handler.request
     if request.method not in ("GET", "HEAD") or "Upgrade" in request.headers:
         return False
-    base = base_url(handler)
-    rel = request.path[len(base) :] if request.path.startswith(base) else request.path
+    rel = path_below_base(handler)
+    if rel is None:
+        rel = request.path
     return not _NOT_PAGE_SEGMENTS.intersection(rel.split("/"))
 
 

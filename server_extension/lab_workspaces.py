@@ -27,7 +27,7 @@ from tornado import web
 
 from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
-from server_extension.request_helpers import base_url, principal_of
+from server_extension.request_helpers import base_url, path_below_base, principal_of
 
 FOREIGN_WORKSPACE = "This workspace belongs to another user"
 
@@ -43,11 +43,10 @@ def workspace_gate(handler: web.RequestHandler, principal: Principal) -> str | N
     """For the identity provider: redirect a Lab page that would open the shared
     workspace to the principal's own; a refusal message for another user's personal
     workspace through the API; None otherwise."""
-    base = base_url(handler)
-    path = handler.request.path
-    if not path.startswith(base):
+    rel = path_below_base(handler)
+    if rel is None:
         return None
-    rel = path[len(base) :]
+    base = base_url(handler)
     if handler.request.method in ("GET", "HEAD"):
         page = _DEFAULT_WORKSPACE_PAGE.fullmatch(rel)
         named = None if page else _NAMED_WORKSPACE_PAGE.fullmatch(rel)

@@ -27,6 +27,13 @@ def base_url(handler: web.RequestHandler) -> str:
     return handler.settings.get("base_url", "/")
 
 
+def path_below_base(handler: web.RequestHandler) -> str | None:
+    """The request path below base_url, still percent-encoded; None if outside it."""
+    base = base_url(handler)
+    path = handler.request.path
+    return path[len(base) :] if path.startswith(base) else None
+
+
 def landing_page(principal: Principal | None) -> str:
     """Where a signed-in user starts, relative to base_url: Lab, or their dashboards
     (Lab would only refuse a user without a `lab` grant)."""

@@ -19,7 +19,7 @@ from jupyter_agnes.auth import rbac
 from jupyter_agnes.auth.principal import Principal
 from server_extension.dashboard_kernels import is_voila_launch, launch_env
 from server_extension.kernel_owners import may_use_kernel_id
-from server_extension.request_helpers import base_url
+from server_extension.request_helpers import base_url, path_below_base
 
 VOILA_PREFIX = "voila"
 # Package assets (JS, CSS, themes, templates): the same for everyone signed in.
@@ -30,20 +30,13 @@ _VOILA_KERNEL_ROUTE = re.compile(rf"/(?:api/shutdown|execution)/({_KERNEL_ID})")
 _KERNEL_ROUTE = re.compile(rf"api/kernels/({_KERNEL_ID})(?:/channels)?")
 
 
-def relative_path(handler: web.RequestHandler) -> str | None:
-    """The request path below base_url, still percent-encoded; None if outside it."""
-    base = base_url(handler)
-    path = handler.request.path
-    return path[len(base) :] if path.startswith(base) else None
-
-
 def is_voila_path(rel: str) -> bool:
     return rel == VOILA_PREFIX or rel.startswith(VOILA_PREFIX + "/")
 
 
 def voila_decision(handler: web.RequestHandler, principal: Principal) -> bool | None:
     """True/False for a Voila route; None when the request is not for Voila."""
-    rel = relative_path(handler)
+    rel = path_below_base(handler)
     if rel is None or not is_voila_path(rel):
         return None
     sub = rel[len(VOILA_PREFIX) :]
@@ -65,7 +58,7 @@ def kernel_request_allowed(handler: web.RequestHandler, principal: Principal) ->
     kernel that Voila started to render a dashboard the principal may open."""
     if handler.request.method != "GET":
         return False
-    rel = relative_path(handler)
+    rel = path_below_base(handler)
     match = _KERNEL_ROUTE.fullmatch(rel or "")
     return bool(match) and _may_use_kernel(handler, principal, match.group(1))
 
