@@ -493,5 +493,12 @@ class AuthService(Configurable):
                     row.last_used_at, row.last_used_ip = when, ip[:64]
 
     def close(self) -> None:
-        self.flush_last_use()
-        self._cache.close()
+        try:
+            self.flush_last_use()
+        except OperationalError as exc:
+            # the store is gone or stuck (disk unmounted, file removed, a lock held past the
+            # wait): the held stamps are lost, not the rest of the shutdown
+            log.warning("could not write the last use of %d tokens at shutdown: %s",
+                        len(self.last_use.snapshot()), exc.orig)
+        finally:
+            self._cache.close()

@@ -8,6 +8,7 @@ test_store; these let `make mutation` decide these rules without them.)"""
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -176,3 +177,21 @@ def test_a_restarted_service_knows_the_ip_last_stored(store, service):
     finally:
         again.close()
     assert [ip for *_, ip in new_ip_audits(store)] == ["10.0.0.2"]
+
+
+def test_a_store_gone_at_shutdown_loses_the_held_uses_not_the_shutdown(store, caplog):
+    """Shutdown with the data dir gone (a disk unmounted first): the uses held in memory are
+    logged as lost, and the rest of close (the principal cache) still happens."""
+    service = AuthService(store)
+    raw, token_id = new_token(service)
+    service.authenticate_bearer(raw, "10.0.0.1")
+    service.wait_for_recorded_uses()
+    service.last_use.note(token_id, "10.0.0.2")  # within the minute: held in memory
+    store.engine.dispose()
+    shutil.rmtree(store.data_dir)
+    with caplog.at_level(logging.WARNING, "jupyter_agnes.auth"):
+        service.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not write the last use of 1 tokens at shutdown: unable to open database file"
+    ]
+    assert service._cache._conn is None
