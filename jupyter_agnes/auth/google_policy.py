@@ -17,10 +17,10 @@ from jupyter_agnes.auth.names import clean_group_name
 from jupyter_agnes.envknobs import env_list, env_str
 from jupyter_agnes.store.directory import (
     ADMIN_GROUP,
-    EMAIL_MAX,
     EVERYONE_GROUP,
     GROUP_NAME_MAX,
     DirectoryError,
+    normalize_email,
 )
 
 log = logging.getLogger("jupyter_agnes.auth.google")
@@ -207,8 +207,9 @@ def decide(
     address = email.strip().lower() if email else None
     if not address or "@" not in address or address.startswith("@"):
         return Denied(NO_EMAIL)
-    if len(address) > EMAIL_MAX or any(c.isspace() for c in address):
-        # an address the store refuses; cut to fit, it would sign in as another address
+    try:
+        normalize_email(address)
+    except DirectoryError:  # the store's own rule; cut to fit, it would be another address
         return Denied(EMAIL_UNUSABLE)
     if email_verified is not True:
         return Denied(EMAIL_UNVERIFIED)

@@ -7,13 +7,14 @@ from sqlalchemy import select
 
 from jupyter_agnes.auth.google_policy import (
     GOOGLE_SYNC_ACTOR,
+    POLICY_CODES,
     Allowed,
     Denied,
     GooglePolicyConfig,
     decide,
 )
 from jupyter_agnes.auth.google_sync import apply_google_login
-from jupyter_agnes.auth.login_messages import login_error_message
+from jupyter_agnes.auth.login_messages import GENERIC_LOGIN_ERROR, login_error_message
 from jupyter_agnes.store.directory import (
     add_member,
     get_group,
@@ -398,9 +399,6 @@ def test_groups_visible_through_user_group_names(store) -> None:
 
 
 def test_every_policy_refusal_has_its_own_sentence() -> None:
-    from jupyter_agnes.auth.google_policy import POLICY_CODES
-    from jupyter_agnes.auth.login_messages import GENERIC_LOGIN_ERROR
-
     sentences = [login_error_message(code) for code in POLICY_CODES]
     assert GENERIC_LOGIN_ERROR not in sentences
     assert len(set(sentences)) == len(POLICY_CODES)
